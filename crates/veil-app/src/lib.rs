@@ -1,0 +1,116 @@
+//! Veil's domain services: customers, users and sessions, and the key hierarchy.
+//!
+//! [`Veil`] is the one handle the HTTP layer and the CLI hold. It owns the [`veil_store::Store`] and the unwrapped
+//! [`keys::Keyring`]; every operation takes an [`users::Actor`] and decides what that actor may see. Reads return
+//! masked views computed at write time; decryption lives only in [`customers::reveal`].
+
+use std::sync::{Arc, RwLock};
+
+use veil_store::Store;
+
+pub mod customers;
+pub mod demo;
+pub mod demo_data;
+pub mod error;
+pub mod ids;
+pub mod keys;
+pub mod users;
+
+pub use error::{AppError, AppResult, FieldError};
+pub use ids::{CustomerId, UserId};
+pub use keys::{Keyring, MasterKeySource};
+pub use users::{Actor, Role};
+pub use veil_store::{Backend, DatabaseUrl, SensitiveField, StoreError};
+
+/// The application: storage plus keys. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Veil {
+    store: Store,
+    keyring: RwLock<Arc<Keyring>>,
+}
+
+impl Veil {
+    /// Connects, migrates and sets up the key hierarchy of a new database (or opens an existing one with
+    /// the same master key).
+    pub async fn initialise(store: Store, source: &MasterKeySource) -> AppResult<Veil> {
+        store.migrate().await?;
+        let keyring = Keyring::initialise(&store, source).await?;
+        Ok(Veil::with_keyring(store, keyring))
+    }
+
+    /// Opens an initialised database, proving the master key matches.
+    pub async fn open(store: Store, source: &MasterKeySource) -> AppResult<Veil> {
+        store.migrate().await?;
+        let keyring = Keyring::open(&store, source).await?;
+        Ok(Veil::with_keyring(store, keyring))
+    }
+
+    fn with_keyring(store: Store, keyring: Keyring) -> Veil {
+        Veil {
+            store,
+            keyring: RwLock::new(Arc::new(keyring)),
+        }
+    }
+
+    /// The storage handle.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The current keyring.
+    pub fn keyring(&self) -> Arc<Keyring> {
+        self.keyring
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn replace_keyring(&self, keyring: Keyring) {
+        *self
+            .keyring
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(keyring);
+    }
+
+    /// Re-reads the keyring (another process rotated keys).
+    pub async fn reload_keyring(&self) -> AppResult<()> {
+        let keyring = self.keyring().reload(&self.store).await?;
+        self.replace_keyring(keyring);
+        Ok(())
+    }
+
+    /// Rotates the key-encryption key (re-wrapping every data key) and retires versions no longer used.
+    pub async fn rotate_keys(
+        &self,
+        progress: &dyn keys::Progress,
+    ) -> AppResult<(keys::RotationReport, Vec<i64>)> {
+        let (keyring, report) = keys::rotate_kek(&self.store, &self.keyring(), progress).await?;
+        self.replace_keyring(keyring);
+        let retired = keys::retire_unused_keks(&self.store, &self.keyring()).await?;
+        Ok((report, retired))
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Today's date in China Standard Time (UTC+8), for "not in the future" checks.
+pub fn today() -> veil_pii::Date {
+    use chrono::Datelike;
+    let china = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
+    let now = chrono::Utc::now().with_timezone(&china);
+    veil_pii::Date {
+        year: now.year(),
+        month: now.month(),
+        day: now.day(),
+    }
+}
+
+/// RFC 3339 (UTC, milliseconds) for a Unix-ms timestamp.
+pub fn format_time(unix_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(unix_ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,419 @@
+//! Staff users, roles, passwords (Argon2id) and opaque bearer tokens (stored as SHA-256 hashes, with expiry).
+
+use std::fmt;
+use std::str::FromStr;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use veil_store::{StoreError, TokenRow, UserRow};
+use zeroize::Zeroizing;
+
+use crate::error::{AppError, AppResult, FieldError};
+use crate::ids::UserId;
+use crate::{format_time, now_ms, Veil};
+
+/// How long a bearer token lives.
+pub const TOKEN_LIFETIME_MS: i64 = 12 * 60 * 60 * 1000;
+/// Shortest accepted password.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// Staff roles (see `interface.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Users and settings; customer data masked like anyone else.
+    Admin,
+    /// Data-protection officer: approves unmask requests, reads the audit log.
+    Dpo,
+    /// Customers of their team.
+    Manager,
+    /// Customers they own.
+    Sales,
+    /// Customers linked to their tickets.
+    Service,
+    /// Audit log, read-only.
+    Auditor,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 6] = [
+        Role::Admin,
+        Role::Dpo,
+        Role::Manager,
+        Role::Sales,
+        Role::Service,
+        Role::Auditor,
+    ];
+
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Dpo => "dpo",
+            Role::Manager => "manager",
+            Role::Sales => "sales",
+            Role::Service => "service",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == text)
+            .ok_or_else(|| {
+                format!(
+                    "unknown role {text:?}; expected one of {}",
+                    Role::ALL.map(Role::as_str).join(", ")
+                )
+            })
+    }
+}
+
+/// The authenticated caller of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// Who.
+    pub user_id: UserId,
+    /// Login name.
+    pub username: String,
+    /// Role.
+    pub role: Role,
+    /// Team, if any.
+    pub team: Option<String>,
+}
+
+/// A password. Zeroized on drop, redacted in `Debug`, never serialised.
+#[derive(Clone)]
+pub struct Password(Zeroizing<String>);
+
+impl Password {
+    /// Wraps a password.
+    pub fn new(password: String) -> Self {
+        Password(Zeroizing::new(password))
+    }
+
+    /// A random 20-character password (for generated accounts).
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 15];
+        OsRng.fill_bytes(&mut bytes);
+        Password::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The password text — only to show a generated password once to the person who asked for it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("Password(<redacted>)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Password {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Password::new)
+    }
+}
+
+/// A bearer token, shown once at login. Redacted in `Debug`.
+#[derive(Clone)]
+pub struct BearerToken(Zeroizing<String>);
+
+impl BearerToken {
+    /// The token text, for the login response only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("BearerToken(<redacted>)")
+    }
+}
+
+/// A user as listed (no password hash).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserView {
+    /// User id.
+    #[schema(value_type = String)]
+    pub id: UserId,
+    /// Login name.
+    pub username: String,
+    /// Role.
+    pub role: Role,
+    /// Team.
+    pub team: Option<String>,
+    /// Disabled accounts cannot log in.
+    pub disabled: bool,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A successful login.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The bearer token.
+    pub token: BearerToken,
+    /// Unix ms.
+    pub expires_at: i64,
+    /// Who logged in.
+    pub actor: Actor,
+}
+
+fn hash_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn hash_password(password: &Password) -> AppResult<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.expose().as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| AppError::Internal(format!("password hashing failed: {error}")))
+}
+
+fn verify_password(password: &Password, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.expose().as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A PHC hash of a random password, verified against when the username does not exist, so that response time does
+/// not reveal which usernames exist.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password(&Password::generate()).unwrap_or_default())
+}
+
+fn validate_username(username: &str) -> AppResult<()> {
+    let ok = (3..=64).contains(&username.len())
+        && username
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || "._-".contains(character));
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::Validation(vec![FieldError::new(
+            "username",
+            "invalid",
+            "3 to 64 characters: letters, digits, '.', '_' or '-'",
+        )]))
+    }
+}
+
+fn validate_password(password: &Password) -> AppResult<()> {
+    if password.expose().chars().count() < MIN_PASSWORD_CHARS {
+        return Err(AppError::Validation(vec![FieldError::new(
+            "password",
+            "too_short",
+            format!("must be at least {MIN_PASSWORD_CHARS} characters"),
+        )]));
+    }
+    Ok(())
+}
+
+fn actor_of(row: &UserRow) -> AppResult<Actor> {
+    Ok(Actor {
+        user_id: row
+            .id
+            .parse()
+            .map_err(|_| AppError::Internal("malformed user id in database".to_owned()))?,
+        username: row.username.clone(),
+        role: row.role.parse().map_err(AppError::Internal)?,
+        team: row.team.clone(),
+    })
+}
+
+fn user_view(row: &UserRow) -> AppResult<UserView> {
+    let actor = actor_of(row)?;
+    Ok(UserView {
+        id: actor.user_id,
+        username: actor.username,
+        role: actor.role,
+        team: actor.team,
+        disabled: row.disabled,
+        created_at: format_time(row.created_at),
+    })
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| AppError::Internal(error.to_string()))
+}
+
+impl Veil {
+    /// Adds a user with the given password (hashed with Argon2id).
+    pub async fn add_user(
+        &self,
+        username: &str,
+        role: Role,
+        team: Option<&str>,
+        password: &Password,
+    ) -> AppResult<UserView> {
+        validate_username(username)?;
+        validate_password(password)?;
+        let password = password.clone();
+        let password_hash = blocking(move || hash_password(&password)).await??;
+        let now = now_ms();
+        let row = UserRow {
+            id: UserId::new().to_string(),
+            username: username.to_owned(),
+            password_hash,
+            role: role.as_str().to_owned(),
+            team: team.map(str::to_owned),
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store()
+            .insert_user(&row)
+            .await
+            .map_err(|error| match error {
+                StoreError::Conflict(_) => {
+                    AppError::Conflict(format!("username {username} is taken"))
+                }
+                other => other.into(),
+            })?;
+        tracing::info!(user = %row.id, role = role.as_str(), "user added");
+        user_view(&row)
+    }
+
+    /// All users.
+    pub async fn list_users(&self) -> AppResult<Vec<UserView>> {
+        self.store()
+            .list_users()
+            .await?
+            .iter()
+            .map(user_view)
+            .collect()
+    }
+
+    /// Sets a new password (and re-enables the account); ends all its sessions.
+    pub async fn reset_password(&self, username: &str, password: &Password) -> AppResult<()> {
+        validate_password(password)?;
+        let user = self
+            .store()
+            .user_by_username(username)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let password = password.clone();
+        let hash = blocking(move || hash_password(&password)).await??;
+        let now = now_ms();
+        self.store()
+            .update_user_credentials(&user.id, &hash, false, now)
+            .await?;
+        self.store().revoke_user_tokens(&user.id, now).await?;
+        Ok(())
+    }
+
+    /// Disables an account and ends all its sessions at once.
+    pub async fn disable_user(&self, username: &str) -> AppResult<()> {
+        let user = self
+            .store()
+            .user_by_username(username)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let now = now_ms();
+        self.store()
+            .update_user_credentials(&user.id, &user.password_hash, true, now)
+            .await?;
+        self.store().revoke_user_tokens(&user.id, now).await?;
+        tracing::info!(user = %user.id, "user disabled");
+        Ok(())
+    }
+
+    /// Checks a username and password and issues a bearer token.
+    pub async fn login(&self, username: &str, password: &Password) -> AppResult<Session> {
+        let user = self.store().user_by_username(username).await?;
+        let hash = user
+            .as_ref()
+            .filter(|user| !user.disabled)
+            .map(|user| user.password_hash.clone())
+            .unwrap_or_else(|| dummy_hash().to_owned());
+        let candidate = password.clone();
+        let verified = blocking(move || verify_password(&candidate, &hash)).await?;
+        let user = match user {
+            Some(user) if verified && !user.disabled => user,
+            _ => {
+                tracing::warn!("login failed");
+                return Err(AppError::Unauthenticated);
+            }
+        };
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(bytes.as_mut());
+        let token = BearerToken(Zeroizing::new(format!(
+            "veil_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref())
+        )));
+        let now = now_ms();
+        let expires_at = now + TOKEN_LIFETIME_MS;
+        self.store()
+            .insert_token(&TokenRow {
+                token_hash: hash_token(token.expose()),
+                user_id: user.id.clone(),
+                created_at: now,
+                expires_at,
+            })
+            .await?;
+        let actor = actor_of(&user)?;
+        tracing::info!(user = %actor.user_id, "login");
+        Ok(Session {
+            token,
+            expires_at,
+            actor,
+        })
+    }
+
+    /// The actor behind a bearer token, if it is valid, unexpired, unrevoked and its user enabled.
+    pub async fn authenticate(&self, token: &str) -> AppResult<Actor> {
+        let user = self
+            .store()
+            .user_by_token(&hash_token(token), now_ms())
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        actor_of(&user)
+    }
+
+    /// Revokes a bearer token (logout).
+    pub async fn logout(&self, token: &str) -> AppResult<()> {
+        self.store()
+            .revoke_token(&hash_token(token), now_ms())
+            .await?;
+        Ok(())
+    }
+
+    /// The actor for a username (CLI operations run as a named user).
+    pub async fn actor_by_username(&self, username: &str) -> AppResult<Actor> {
+        let user = self
+            .store()
+            .user_by_username(username)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        actor_of(&user)
+    }
+}

@@ -1,0 +1,612 @@
+//! Customer rows: for every sensitive field the ciphertext, the masked display value and (for searchable fields)
+//! the blind index, plus the non-sensitive profile. Reads that serve lists and searches select masked columns only.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use sqlx::Row;
+
+use crate::keyring::CustomerKeyRow;
+use crate::{with_pool, Store, StoreError, StoreResult};
+
+/// The sensitive fields of a customer, each stored as ciphertext + masked value (+ blind index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SensitiveField {
+    /// Full name.
+    Name,
+    /// Date of birth.
+    BirthDate,
+    /// Mobile number.
+    Phone,
+    /// Resident ID number.
+    IdNumber,
+    /// Email address.
+    Email,
+    /// Postal address.
+    Address,
+    /// Bank card number.
+    BankCard,
+}
+
+impl SensitiveField {
+    /// Every sensitive field, in column order.
+    pub const ALL: [SensitiveField; 7] = [
+        SensitiveField::Name,
+        SensitiveField::BirthDate,
+        SensitiveField::Phone,
+        SensitiveField::IdNumber,
+        SensitiveField::Email,
+        SensitiveField::Address,
+        SensitiveField::BankCard,
+    ];
+
+    /// The JSON and column-prefix name (`phone`, `id_number`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SensitiveField::Name => "name",
+            SensitiveField::BirthDate => "birth_date",
+            SensitiveField::Phone => "phone",
+            SensitiveField::IdNumber => "id_number",
+            SensitiveField::Email => "email",
+            SensitiveField::Address => "address",
+            SensitiveField::BankCard => "bank_card",
+        }
+    }
+
+    /// Parses a field name.
+    pub fn parse(name: &str) -> Option<SensitiveField> {
+        SensitiveField::ALL
+            .into_iter()
+            .find(|field| field.as_str() == name)
+    }
+
+    /// Whether the field has a blind index for exact search and de-duplication.
+    pub fn has_blind_index(self) -> bool {
+        matches!(
+            self,
+            SensitiveField::Phone
+                | SensitiveField::IdNumber
+                | SensitiveField::Email
+                | SensitiveField::BankCard
+        )
+    }
+
+    fn ciphertext_column(self) -> &'static str {
+        match self {
+            SensitiveField::Name => "name_ct",
+            SensitiveField::BirthDate => "birth_date_ct",
+            SensitiveField::Phone => "phone_ct",
+            SensitiveField::IdNumber => "id_number_ct",
+            SensitiveField::Email => "email_ct",
+            SensitiveField::Address => "address_ct",
+            SensitiveField::BankCard => "bank_card_ct",
+        }
+    }
+
+    fn masked_column(self) -> &'static str {
+        match self {
+            SensitiveField::Name => "name_masked",
+            SensitiveField::BirthDate => "birth_date_masked",
+            SensitiveField::Phone => "phone_masked",
+            SensitiveField::IdNumber => "id_number_masked",
+            SensitiveField::Email => "email_masked",
+            SensitiveField::Address => "address_masked",
+            SensitiveField::BankCard => "bank_card_masked",
+        }
+    }
+
+    fn blind_index_column(self) -> Option<&'static str> {
+        match self {
+            SensitiveField::Phone => Some("phone_bidx"),
+            SensitiveField::IdNumber => Some("id_number_bidx"),
+            SensitiveField::Email => Some("email_bidx"),
+            SensitiveField::BankCard => Some("bank_card_bidx"),
+            _ => None,
+        }
+    }
+}
+
+/// What is stored for one sensitive value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    /// AEAD ciphertext bound to table, record, field and key version.
+    pub ciphertext: Vec<u8>,
+    /// Display value computed at write time.
+    pub masked: String,
+    /// Blind index, for searchable fields.
+    pub blind_index: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SealedValue {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SealedValue")
+            .field("ciphertext_len", &self.ciphertext.len())
+            .field("masked", &self.masked)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The non-sensitive part of a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerProfile {
+    /// `male`, `female`, or other declared values.
+    pub gender: Option<String>,
+    /// JSON array of strings.
+    pub tags: String,
+    /// Owning user id.
+    pub owner_id: Option<String>,
+    /// Owning team.
+    pub team: Option<String>,
+    /// Lead source.
+    pub source: Option<String>,
+    /// Industry template.
+    pub industry: Option<String>,
+    /// JSON object of free-form attributes.
+    pub attributes: String,
+    /// Creation time, Unix ms.
+    pub created_at: i64,
+    /// Last change, Unix ms.
+    pub updated_at: i64,
+}
+
+/// A whole customer as stored (ciphertexts included): for writes and for the reveal path.
+#[derive(Debug, Clone)]
+pub struct CustomerRow {
+    /// Customer id (UUIDv7 text).
+    pub id: String,
+    /// Version of the customer's data key the ciphertexts are sealed under.
+    pub dek_version: i64,
+    /// The sensitive values present.
+    pub values: BTreeMap<SensitiveField, SealedValue>,
+    /// The rest.
+    pub profile: CustomerProfile,
+}
+
+/// A customer as lists and searches see it: masked values only, no ciphertext.
+#[derive(Debug, Clone)]
+pub struct MaskedCustomerRow {
+    /// Customer id.
+    pub id: String,
+    /// Masked display value of each present sensitive field.
+    pub masked: BTreeMap<SensitiveField, String>,
+    /// The rest.
+    pub profile: CustomerProfile,
+}
+
+/// Restricts which customers a query may see.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerScope {
+    /// Only customers owned by this user.
+    pub owner_id: Option<String>,
+    /// Only customers of one of these teams.
+    pub teams: Option<Vec<String>>,
+}
+
+const PROFILE_COLUMNS: [&str; 9] = [
+    "gender",
+    "tags",
+    "owner_id",
+    "team",
+    "source",
+    "industry",
+    "attributes",
+    "created_at",
+    "updated_at",
+];
+
+fn all_columns() -> Vec<&'static str> {
+    let mut columns = vec!["id", "dek_version"];
+    for field in SensitiveField::ALL {
+        columns.push(field.ciphertext_column());
+        columns.push(field.masked_column());
+        columns.extend(field.blind_index_column());
+    }
+    columns.extend(PROFILE_COLUMNS);
+    columns
+}
+
+fn masked_select() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let mut columns = vec!["id"];
+        columns.extend(SensitiveField::ALL.map(SensitiveField::masked_column));
+        columns.extend(PROFILE_COLUMNS);
+        format!("SELECT {} FROM customer", columns.join(", "))
+    })
+}
+
+fn full_select() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| format!("SELECT {} FROM customer", all_columns().join(", ")))
+}
+
+fn insert_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let columns = all_columns();
+        let placeholders: Vec<String> = (1..=columns.len()).map(|n| format!("${n}")).collect();
+        format!(
+            "INSERT INTO customer ({}) VALUES ({})",
+            columns.join(", "),
+            placeholders.join(", ")
+        )
+    })
+}
+
+fn update_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let columns = all_columns();
+        let assignments: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(index, column)| format!("{column} = ${}", index + 1))
+            .collect();
+        format!(
+            "UPDATE customer SET {} WHERE id = $1 AND updated_at = ${}",
+            assignments.join(", "),
+            columns.len() + 1
+        )
+    })
+}
+
+/// Binds every column of `$row` in [`all_columns`] order onto `$query`.
+macro_rules! bind_customer {
+    ($query:expr, $row:expr) => {{
+        let mut query = $query.bind(&$row.id).bind($row.dek_version);
+        for field in SensitiveField::ALL {
+            let value = $row.values.get(&field);
+            query = query
+                .bind(value.map(|value| value.ciphertext.as_slice()))
+                .bind(value.map(|value| value.masked.as_str()));
+            if field.blind_index_column().is_some() {
+                query = query.bind(value.and_then(|value| value.blind_index.as_deref()));
+            }
+        }
+        let profile = &$row.profile;
+        query
+            .bind(profile.gender.as_deref())
+            .bind(profile.tags.as_str())
+            .bind(profile.owner_id.as_deref())
+            .bind(profile.team.as_deref())
+            .bind(profile.source.as_deref())
+            .bind(profile.industry.as_deref())
+            .bind(profile.attributes.as_str())
+            .bind(profile.created_at)
+            .bind(profile.updated_at)
+    }};
+}
+
+macro_rules! profile_from_row {
+    ($row:expr) => {
+        CustomerProfile {
+            gender: $row.try_get("gender")?,
+            tags: $row.try_get("tags")?,
+            owner_id: $row.try_get("owner_id")?,
+            team: $row.try_get("team")?,
+            source: $row.try_get("source")?,
+            industry: $row.try_get("industry")?,
+            attributes: $row.try_get("attributes")?,
+            created_at: $row.try_get("created_at")?,
+            updated_at: $row.try_get("updated_at")?,
+        }
+    };
+}
+
+macro_rules! masked_from_row {
+    ($row:expr) => {
+        (|| -> Result<MaskedCustomerRow, sqlx::Error> {
+            let mut masked = BTreeMap::new();
+            for field in SensitiveField::ALL {
+                let value: Option<String> = $row.try_get(field.masked_column())?;
+                if let Some(value) = value {
+                    masked.insert(field, value);
+                }
+            }
+            Ok(MaskedCustomerRow {
+                id: $row.try_get("id")?,
+                masked,
+                profile: profile_from_row!($row),
+            })
+        })()
+    };
+}
+
+macro_rules! full_from_row {
+    ($row:expr) => {
+        (|| -> Result<CustomerRow, sqlx::Error> {
+            let mut values = BTreeMap::new();
+            for field in SensitiveField::ALL {
+                let ciphertext: Option<Vec<u8>> = $row.try_get(field.ciphertext_column())?;
+                let masked: Option<String> = $row.try_get(field.masked_column())?;
+                let blind_index: Option<Vec<u8>> = match field.blind_index_column() {
+                    Some(column) => $row.try_get(column)?,
+                    None => None,
+                };
+                if let (Some(ciphertext), Some(masked)) = (ciphertext, masked) {
+                    values.insert(
+                        field,
+                        SealedValue {
+                            ciphertext,
+                            masked,
+                            blind_index,
+                        },
+                    );
+                }
+            }
+            Ok(CustomerRow {
+                id: $row.try_get("id")?,
+                dek_version: $row.try_get("dek_version")?,
+                values,
+                profile: profile_from_row!($row),
+            })
+        })()
+    };
+}
+
+/// Builds the WHERE clause for a scope, numbering placeholders from `next_placeholder`.
+fn scope_clause(scope: &CustomerScope, next_placeholder: &mut usize, clauses: &mut Vec<String>) {
+    if scope.owner_id.is_some() {
+        clauses.push(format!("owner_id = ${next_placeholder}"));
+        *next_placeholder += 1;
+    }
+    if let Some(teams) = &scope.teams {
+        if teams.is_empty() {
+            clauses.push("1 = 0".to_owned());
+        } else {
+            let placeholders: Vec<String> = teams
+                .iter()
+                .map(|_| {
+                    let placeholder = format!("${next_placeholder}");
+                    *next_placeholder += 1;
+                    placeholder
+                })
+                .collect();
+            clauses.push(format!("team IN ({})", placeholders.join(", ")));
+        }
+    }
+}
+
+macro_rules! bind_scope {
+    ($query:expr, $scope:expr) => {{
+        let mut query = $query;
+        if let Some(owner_id) = &$scope.owner_id {
+            query = query.bind(owner_id.as_str());
+        }
+        if let Some(teams) = &$scope.teams {
+            for team in teams {
+                query = query.bind(team.as_str());
+            }
+        }
+        query
+    }};
+}
+
+impl Store {
+    /// Inserts customers with their wrapped data keys, all in one transaction.
+    pub async fn insert_customers(
+        &self,
+        customers: &[(CustomerRow, CustomerKeyRow)],
+    ) -> StoreResult<()> {
+        let sql = insert_sql();
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for (row, key) in customers {
+                bind_customer!(sqlx::query(sql), row)
+                    .execute(&mut *tx)
+                    .await?;
+                // The key is only accepted under a KEK that is still active, so a process holding a stale
+                // keyring cannot wrap new data keys under a version that a rotation is retiring.
+                let inserted = sqlx::query(
+                    "INSERT INTO customer_key (customer_id, dek_version, kek_version, wrapped, created_at, updated_at) \
+                     SELECT $1, $2, $3, $4, $5, $5 WHERE EXISTS \
+                     (SELECT 1 FROM keyring WHERE purpose = 'kek' AND version = $3 AND state = 'active')",
+                )
+                .bind(&key.customer_id)
+                .bind(key.dek_version)
+                .bind(key.kek_version)
+                .bind(&key.wrapped)
+                .bind(row.profile.created_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted != 1 {
+                    return Err(StoreError::StaleKey);
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Replaces a customer row, provided nobody changed it since `expected_updated_at`.
+    pub async fn update_customer(
+        &self,
+        row: &CustomerRow,
+        expected_updated_at: i64,
+    ) -> StoreResult<()> {
+        let result = with_pool!(self, |pool| {
+            bind_customer!(sqlx::query(update_sql()), row)
+                .bind(expected_updated_at)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        if result == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::StaleWrite)
+        }
+    }
+
+    /// Deletes a customer and its data key (crypto-shredding) and records the erasure, in one transaction.
+    /// Returns whether the customer existed.
+    pub async fn erase_customer(
+        &self,
+        customer_id: &str,
+        erased_by: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let existed = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM customer_key WHERE customer_id = $1")
+                .bind(customer_id)
+                .execute(&mut *tx)
+                .await?;
+            let deleted = sqlx::query("DELETE FROM customer WHERE id = $1")
+                .bind(customer_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if deleted == 1 {
+                sqlx::query(
+                    "INSERT INTO erasure (customer_id, erased_by, erased_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (customer_id) DO NOTHING",
+                )
+                .bind(customer_id)
+                .bind(erased_by)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok::<bool, sqlx::Error>(deleted == 1)
+        })?;
+        Ok(existed)
+    }
+
+    /// A whole customer row, ciphertexts included.
+    pub async fn customer_row(&self, customer_id: &str) -> StoreResult<Option<CustomerRow>> {
+        let sql = format!("{} WHERE id = $1", full_select());
+        let row = with_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(customer_id)
+                .fetch_optional(pool)
+                .await?
+                .map(|row| full_from_row!(row))
+        });
+        Ok(row.transpose()?)
+    }
+
+    /// One customer's masked view.
+    pub async fn masked_customer(
+        &self,
+        customer_id: &str,
+    ) -> StoreResult<Option<MaskedCustomerRow>> {
+        let sql = format!("{} WHERE id = $1", masked_select());
+        let row = with_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(customer_id)
+                .fetch_optional(pool)
+                .await?
+                .map(|row| masked_from_row!(row))
+        });
+        Ok(row.transpose()?)
+    }
+
+    /// A page of masked customers in `scope`, newest first, starting after the cursor id `before`.
+    pub async fn list_masked_customers(
+        &self,
+        scope: &CustomerScope,
+        before: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<MaskedCustomerRow>> {
+        let mut clauses = Vec::new();
+        let mut next_placeholder = 1;
+        scope_clause(scope, &mut next_placeholder, &mut clauses);
+        if before.is_some() {
+            clauses.push(format!("id < ${next_placeholder}"));
+            next_placeholder += 1;
+        }
+        let where_clause = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "{}{where_clause} ORDER BY id DESC LIMIT ${next_placeholder}",
+            masked_select()
+        );
+        let rows = with_pool!(self, |pool| {
+            let mut query = bind_scope!(sqlx::query(&sql), scope);
+            if let Some(before) = before {
+                query = query.bind(before);
+            }
+            query
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| masked_from_row!(row))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(rows)
+    }
+
+    /// Masked customers in `scope` whose `field` has the given blind index, newest first.
+    pub async fn find_by_blind_index(
+        &self,
+        field: SensitiveField,
+        blind_index: &[u8],
+        scope: &CustomerScope,
+        limit: i64,
+    ) -> StoreResult<Vec<MaskedCustomerRow>> {
+        let Some(column) = field.blind_index_column() else {
+            return Ok(Vec::new());
+        };
+        let mut clauses = vec![format!("{column} = $1")];
+        let mut next_placeholder = 2;
+        scope_clause(scope, &mut next_placeholder, &mut clauses);
+        let sql = format!(
+            "{} WHERE {} ORDER BY id DESC LIMIT ${next_placeholder}",
+            masked_select(),
+            clauses.join(" AND ")
+        );
+        let rows = with_pool!(self, |pool| {
+            bind_scope!(sqlx::query(&sql).bind(blind_index), scope)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| masked_from_row!(row))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(rows)
+    }
+
+    /// Ids of customers (any scope) whose `field` has the given blind index, excluding `except`.
+    /// Used for de-duplication, which must see across owners.
+    pub async fn customer_ids_by_blind_index(
+        &self,
+        field: SensitiveField,
+        blind_index: &[u8],
+        except: Option<&str>,
+    ) -> StoreResult<Vec<String>> {
+        let Some(column) = field.blind_index_column() else {
+            return Ok(Vec::new());
+        };
+        let sql = format!(
+            "SELECT id FROM customer WHERE {column} = $1 AND id <> $2 ORDER BY id LIMIT 10"
+        );
+        let ids = with_pool!(self, |pool| {
+            sqlx::query_scalar::<_, String>(&sql)
+                .bind(blind_index)
+                .bind(except.unwrap_or(""))
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(ids)
+    }
+
+    /// Number of customers.
+    pub async fn count_customers(&self) -> StoreResult<i64> {
+        let count = with_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM customer")
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(count)
+    }
+}

@@ -1,0 +1,289 @@
+//! Persistence for Veil: one [`Store`] over SQLite (the embedded default) or PostgreSQL.
+//!
+//! The store knows tables and columns, never keys or plaintext: it receives ciphertext, masked display values
+//! and blind indexes already computed by the layers above, and gives them back. Every query is written once with
+//! `$N` placeholders (which both SQLite and PostgreSQL accept) and run against whichever pool is configured; the
+//! schemas are kept column-for-column identical, one migrations folder per backend.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub mod customers;
+pub mod keyring;
+pub mod users;
+
+pub use customers::{
+    CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow, SealedValue, SensitiveField,
+};
+pub use keyring::{CustomerKeyRow, KeyringRow, MasterKeyMeta};
+pub use users::{TokenRow, UserRow};
+
+/// Runs `$body` with `$pool` bound to the concrete pool of `$store`, compiling the body once per backend.
+macro_rules! with_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// Errors of the storage layer. Messages never contain row contents or passwords.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL is not one Veil understands.
+    #[error("unsupported database URL {0}: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(DatabaseUrl),
+    /// The database could not be reached or opened.
+    #[error("cannot connect to the database at {url}: {source}")]
+    Connect {
+        /// Where we tried (password hidden).
+        url: DatabaseUrl,
+        /// Why it failed.
+        source: sqlx::Error,
+    },
+    /// Applying migrations failed.
+    #[error("applying schema migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A uniqueness constraint was violated.
+    #[error("a record with the same unique value already exists ({0})")]
+    Conflict(String),
+    /// An update lost a race with another writer.
+    #[error("the record was changed by someone else; reload and retry")]
+    StaleWrite,
+    /// A data key was wrapped under a key-encryption key that is no longer active; reload the keyring and retry.
+    #[error("the key-encryption key is no longer active (keys were rotated); reload and retry")]
+    StaleKey,
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(database_error) = &error {
+            if database_error.is_unique_violation() {
+                return StoreError::Conflict(
+                    database_error
+                        .constraint()
+                        .unwrap_or("unique constraint")
+                        .to_owned(),
+                );
+            }
+        }
+        StoreError::Database(error)
+    }
+}
+
+/// Result type of the store.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A database URL whose `Debug` and `Display` hide the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+
+    /// The URL with its password, for the driver only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Which backend the URL selects.
+    pub fn backend(&self) -> Option<Backend> {
+        if self.0.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if self.0.starts_with("postgres://") || self.0.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    fn redacted(&self) -> String {
+        let Some(scheme_end) = self.0.find("://") else {
+            return self.0.clone();
+        };
+        let authority_start = scheme_end + 3;
+        let rest = &self.0[authority_start..];
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.find(':') {
+                    Some(colon) => format!(
+                        "{}{}:***{}",
+                        &self.0[..authority_start],
+                        &userinfo[..colon],
+                        &self.0[authority_start + at..]
+                    ),
+                    None => self.0.clone(),
+                }
+            }
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+/// The two supported database engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file (the default).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A connection pool of either backend.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    /// SQLite.
+    Sqlite(sqlx::SqlitePool),
+    /// PostgreSQL.
+    Postgres(sqlx::PgPool),
+}
+
+/// The handle every repository method hangs off. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Connects to the database at `url` (creating an SQLite file if needed). Does not migrate.
+    pub async fn connect(url: &DatabaseUrl) -> StoreResult<Store> {
+        let connect_error = |source| StoreError::Connect {
+            url: url.clone(),
+            source,
+        };
+        let pool = match url.backend() {
+            Some(Backend::Sqlite) => {
+                let options = SqliteConnectOptions::from_str(url.expose())
+                    .map_err(connect_error)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10))
+                    // Freed pages are overwritten with zeros, so deleted ciphertext does not linger in the file.
+                    .pragma("secure_delete", "ON");
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .map_err(connect_error)?;
+                Pool::Sqlite(pool)
+            }
+            Some(Backend::Postgres) => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(url.expose())
+                    .await
+                    .map_err(connect_error)?;
+                Pool::Postgres(pool)
+            }
+            None => return Err(StoreError::UnsupportedUrl(url.clone())),
+        };
+        Ok(Store { pool })
+    }
+
+    /// Applies the backend's pending migrations.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match &self.pool {
+            Pool::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Pool::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Which backend this store runs on.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The underlying pool, for tests and maintenance tasks that inspect raw storage.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Writes the SQLite WAL back into the main file (no-op on PostgreSQL).
+    pub async fn checkpoint(&self) -> StoreResult<()> {
+        if let Pool::Sqlite(pool) = &self.pool {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Closes every connection in the pool.
+    pub async fn close(&self) {
+        with_pool!(self, |pool| pool.close().await)
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        with_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_hides_password() {
+        let url = DatabaseUrl::new("postgres://veil:s3cret@db.internal:5432/veil");
+        assert_eq!(url.to_string(), "postgres://veil:***@db.internal:5432/veil");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        let plain = DatabaseUrl::new("postgres://postgres@127.0.0.1/test");
+        assert_eq!(plain.to_string(), "postgres://postgres@127.0.0.1/test");
+        assert_eq!(plain.backend(), Some(Backend::Postgres));
+        assert_eq!(
+            DatabaseUrl::new("sqlite://./veil-data/veil.db").backend(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(DatabaseUrl::new("mysql://x").backend(), None);
+    }
+}
