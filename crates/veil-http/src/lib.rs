@@ -1,1 +1,198 @@
-//! placeholder
+//! Veil's HTTP API: an axum [`Router`] built by [`app`], with problem+json errors, bearer authentication and an
+//! OpenAPI document generated from the handlers.
+//!
+//! Request logging records method, route template, status and latency — never the query string or body, since
+//! searches carry phone and ID numbers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use veil_app::Veil;
+
+pub mod auth;
+pub mod customers;
+pub mod error;
+pub mod extract;
+
+pub use error::{ApiError, ApiResult, Problem};
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The application.
+    pub veil: Arc<Veil>,
+    /// Request counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// State around an opened [`Veil`].
+    pub fn new(veil: Arc<Veil>) -> Self {
+        AppState {
+            veil,
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+}
+
+/// Request counters by status class. Labels never carry request data.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    responses: [AtomicU64; 5],
+    duration_micros: AtomicU64,
+}
+
+impl Metrics {
+    fn record(&self, status: StatusCode, micros: u64) {
+        let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
+        self.responses[class].fetch_add(1, Ordering::Relaxed);
+        self.duration_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::from(
+            "# HELP veil_http_responses_total HTTP responses by status class.\n\
+             # TYPE veil_http_responses_total counter\n",
+        );
+        for (index, counter) in self.responses.iter().enumerate() {
+            out.push_str(&format!(
+                "veil_http_responses_total{{class=\"{}xx\"}} {}\n",
+                index + 1,
+                counter.load(Ordering::Relaxed)
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP veil_http_request_duration_seconds_sum Total time spent serving requests.\n\
+             # TYPE veil_http_request_duration_seconds_sum counter\n\
+             veil_http_request_duration_seconds_sum {:.6}\n",
+            self.duration_micros.load(Ordering::Relaxed) as f64 / 1e6
+        ));
+        out
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Veil", description = "Privacy-first CRM: masked by default, unmasked only through governance."),
+    modifiers(&BearerScheme),
+    tags((name = "auth"), (name = "customers"), (name = "system"))
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Liveness and database reachability.
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200), (status = 503, body = Problem)))]
+async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    state.veil.store().ping().await.map_err(|error| {
+        tracing::error!(%error, "health check: database unreachable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            "database unreachable",
+        )
+    })?;
+    Ok(Json(serde_json::json!({
+        "status": "ok",
+        "database": state.veil.store().backend().as_str(),
+    })))
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, content_type = "text/plain")))]
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// The routes and the OpenAPI document describing them.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(utoipa_axum::routes!(healthz))
+        .routes(utoipa_axum::routes!(metrics))
+        .merge(auth::router())
+        .merge(customers::router())
+        .split_for_parts()
+}
+
+/// The whole HTTP application: the test seam and what `veil serve` runs.
+pub fn app(state: AppState) -> Router {
+    let (router, openapi) = routes();
+    let openapi = Arc::new(openapi);
+    router
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let openapi = openapi.clone();
+                async move { Json(openapi.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::not_found() })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe,
+        ))
+        .with_state(state)
+}
+
+/// Logs and counts each request by route template (never the raw URI: query strings carry PII) and adds
+/// security headers.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "<unmatched>".to_owned());
+    let mut response = next.run(request).await;
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .record(response.status(), elapsed.as_micros() as u64);
+    tracing::info!(
+        %method,
+        route,
+        status = response.status().as_u16(),
+        micros = elapsed.as_micros() as u64,
+        "request"
+    );
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    response
+}

@@ -1,1 +1,541 @@
-fn main() {}
+//! The `veil` binary: parses the command line, resolves configuration, starts tracing and calls the libraries.
+//! Exit codes are decided in one place ([`main`]): 0 success, 1 failure, 2 usage error (clap).
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use veil_app::keys::{self, MasterKeySource};
+use veil_app::users::{Password, Role};
+use veil_app::{AppError, Veil};
+use veil_pii::PiiKind;
+
+mod config;
+
+use config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(name = "veil", version, about = "Veil — a privacy-first CRM: masked by default, unmasked only through governance.")]
+struct Cli {
+    /// Data directory [env: VEIL_DATA_DIR] [default: ./veil-data]
+    #[arg(long, global = true, env = "VEIL_DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://… [env: VEIL_DATABASE_URL]
+    #[arg(long, global = true, env = "VEIL_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the data directory, master key, schema and first admin (prints a one-time password).
+    Init,
+    /// Run the HTTP server (API).
+    Serve {
+        /// Listen address [env: VEIL_LISTEN] [default: 127.0.0.1:8080]
+        #[arg(long, env = "VEIL_LISTEN")]
+        listen: Option<String>,
+    },
+    /// Initialise a fresh data directory with demo data if it is empty, then serve.
+    Demo {
+        /// Listen address [env: VEIL_LISTEN]
+        #[arg(long, env = "VEIL_LISTEN")]
+        listen: Option<String>,
+        /// How many synthetic customers to create in an empty database.
+        #[arg(long, default_value_t = 2000)]
+        customers: usize,
+        /// Seed the data and print the accounts, but do not start the server.
+        #[arg(long)]
+        no_serve: bool,
+    },
+    /// Apply schema migrations to the configured database.
+    Migrate,
+    /// Manage staff users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Key versions and rotation.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Personal-data detection and validation.
+    #[command(subcommand)]
+    Pii(PiiCommand),
+    /// Print the default masked display of a value.
+    Mask {
+        /// PII kind (cn_id, cn_mobile, email, bank_card, …).
+        #[arg(long)]
+        kind: String,
+        /// The value.
+        value: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; reads the password from stdin with --password-stdin, or prints a generated one.
+    Add {
+        /// Login name.
+        username: String,
+        /// admin, dpo, manager, sales, service or auditor.
+        #[arg(long)]
+        role: String,
+        /// Team name.
+        #[arg(long)]
+        team: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Disable a user and end all their sessions.
+    Disable {
+        /// Login name.
+        username: String,
+    },
+    /// Set a new password (generated unless --password-stdin) and end all sessions.
+    ResetPassword {
+        /// Login name.
+        username: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Show key versions and how many data keys each wraps.
+    Status,
+    /// Rotate the key-encryption key: re-wrap every customer data key (resumable), retire the old version.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum PiiCommand {
+    /// Exit 0 if VALUE is a valid KIND, 1 if not; --format json prints the details.
+    Validate {
+        /// PII kind.
+        #[arg(long)]
+        kind: String,
+        /// The value.
+        value: String,
+    },
+}
+
+fn main() -> ExitCode {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command()
+        .after_help(config::settings_help())
+        .get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Pure commands need no configuration, database or runtime.
+    match &cli.command {
+        Command::Pii(PiiCommand::Validate { kind, value }) => {
+            return pii_validate(kind, value, cli.format)
+        }
+        Command::Mask { kind, value } => return mask(kind, value),
+        _ => {}
+    }
+    let listen = match &cli.command {
+        Command::Serve { listen } | Command::Demo { listen, .. } => listen.clone(),
+        _ => None,
+    };
+    let config = Config::resolve(Overrides {
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone(),
+        listen,
+    })?;
+    init_tracing(&config.log);
+    for name in config::unknown_env_vars() {
+        tracing::warn!(variable = %name, "unknown VEIL_* environment variable ignored (typo?)");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run_async(cli, config))
+}
+
+fn parse_kind(kind: &str) -> anyhow::Result<PiiKind> {
+    kind.parse::<PiiKind>()
+        .map_err(|error| anyhow::anyhow!("{error}"))
+}
+
+fn pii_validate(kind: &str, value: &str, format: Format) -> anyhow::Result<ExitCode> {
+    let kind = parse_kind(kind)?;
+    let result = veil_pii::validate(kind, value, veil_app::today());
+    let valid = result.is_ok();
+    if format == Format::Json {
+        let json = match &result {
+            Ok(validated) => serde_json::json!({
+                "kind": kind.as_str(),
+                "valid": true,
+                "masked": veil_mask::default_display(kind, &validated.normalized),
+                "details": details_json(&validated.details),
+            }),
+            Err(invalid) => serde_json::json!({
+                "kind": kind.as_str(),
+                "valid": false,
+                "reason": invalid.reason.code(),
+                "message": invalid.to_string(),
+            }),
+        };
+        println!("{json}");
+    } else {
+        match &result {
+            Ok(validated) => println!(
+                "valid {} ({})",
+                kind.as_str(),
+                veil_mask::default_display(kind, &validated.normalized)
+            ),
+            Err(invalid) => println!("invalid: {invalid}"),
+        }
+    }
+    Ok(if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Details that are not themselves the identifying value (region, birth date, sex, card length…).
+fn details_json(details: &veil_pii::Details) -> serde_json::Value {
+    match details {
+        veil_pii::Details::CnId(info) => serde_json::json!({
+            "region_code": info.region_code,
+            "province": info.province,
+            "birth_date": info.birth_date.to_string(),
+            "sex": info.sex.as_str(),
+            "legacy_15": info.legacy_15,
+        }),
+        veil_pii::Details::BankCard { length, .. } => serde_json::json!({ "length": length }),
+        _ => serde_json::json!({}),
+    }
+}
+
+fn mask(kind: &str, value: &str) -> anyhow::Result<ExitCode> {
+    let kind = parse_kind(kind)?;
+    let masked = match veil_pii::validate(kind, value, veil_app::today()) {
+        Ok(validated) => veil_mask::default_display(kind, &validated.normalized),
+        // Fail safe: a value that does not fit its kind is masked entirely.
+        Err(_) => veil_mask::default_display(kind, ""),
+    };
+    println!("{masked}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn connect(config: &Config) -> anyhow::Result<veil_store::Store> {
+    if config.database_url.backend() == Some(veil_app::Backend::Sqlite) {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
+    }
+    Ok(veil_store::Store::connect(&config.database_url).await?)
+}
+
+/// Checks the key file up front so that permission problems are reported with their fix.
+fn check_master_key(config: &Config) -> anyhow::Result<()> {
+    if let MasterKeySource::File(path) = &config.master_key {
+        keys::read_master_key_file(path)?;
+    }
+    Ok(())
+}
+
+async fn open(config: &Config) -> anyhow::Result<Veil> {
+    check_master_key(config)?;
+    let store = connect(config).await?;
+    Veil::open(store, &config.master_key)
+        .await
+        .map_err(|error| match error {
+            AppError::NotInitialised => anyhow::anyhow!(
+                "the database at {} is not initialised: run `veil init` (or `veil demo`) first",
+                config.database_url
+            ),
+            other => other.into(),
+        })
+}
+
+/// Creates the data directory and key file if needed and initialises the database. Returns whether it was new.
+async fn initialise(config: &Config) -> anyhow::Result<(Veil, bool)> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let store = connect(config).await?;
+    store.migrate().await?;
+    let fresh = store.master_key_meta().await?.is_none();
+    if let MasterKeySource::File(path) = &config.master_key {
+        if fresh && !path.exists() {
+            keys::create_master_key_file(path)?;
+        }
+    }
+    check_master_key(config)?;
+    let veil = Veil::initialise(store, &config.master_key).await?;
+    Ok((veil, fresh))
+}
+
+fn read_password_stdin() -> anyhow::Result<Password> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(Password::new(password))
+}
+
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new(message: &'static str) -> Bar {
+        let bar = if std::io::stderr().is_terminal() {
+            ProgressBar::new(0)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(message);
+        Bar(bar)
+    }
+}
+
+impl keys::Progress for Bar {
+    fn update(&self, done: u64, total: u64) {
+        self.0.set_length(total);
+        self.0.set_position(done);
+    }
+}
+
+async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
+    let json = cli.format == Format::Json;
+    match cli.command {
+        Command::Init => {
+            let (veil, fresh) = initialise(&config).await?;
+            if !fresh {
+                println!("already initialised: {}", config.database_url);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let password = Password::generate();
+            veil.add_user("admin", Role::Admin, None, &password).await?;
+            println!("initialised {}", config.database_url);
+            if let MasterKeySource::File(_) = &config.master_key {
+                println!(
+                    "master key: {} (mode 0600 — back it up separately from the database)",
+                    config.master_key_file.display()
+                );
+            }
+            println!("first admin: admin / {}  (shown once; change it with `veil user reset-password admin`)", password.expose());
+        }
+        Command::Migrate => {
+            let store = connect(&config).await?;
+            store.migrate().await?;
+            println!("migrations applied to {}", config.database_url);
+        }
+        Command::Serve { .. } => {
+            let veil = open(&config).await?;
+            serve(Arc::new(veil), &config.listen, None).await?;
+        }
+        Command::Demo {
+            customers,
+            no_serve,
+            ..
+        } => {
+            let (veil, _) = initialise(&config).await?;
+            let accounts = veil_app::demo::ensure_demo_accounts(&veil).await?;
+            if veil.count_customers().await? == 0 && customers > 0 {
+                let bar = Bar::new("creating demo customers");
+                veil_app::demo::seed_customers(&veil, customers, &bar).await?;
+                bar.0.finish_and_clear();
+                eprintln!("created {customers} synthetic customers");
+            }
+            let mut banner = String::from("Demo accounts (passwords are new on every `veil demo` run):\n");
+            for account in &accounts {
+                banner.push_str(&format!(
+                    "  {:<8} {:<8} {}\n",
+                    account.username,
+                    account.role.as_str(),
+                    account.password.expose()
+                ));
+            }
+            if no_serve {
+                println!("{banner}");
+            } else {
+                serve(Arc::new(veil), &config.listen, Some(banner)).await?;
+            }
+        }
+        Command::User(command) => user_command(&config, command, json).await?,
+        Command::Keys(command) => {
+            let veil = open(&config).await?;
+            match command {
+                KeysCommand::Status => {
+                    let status = keys::key_status(veil.store()).await?;
+                    if json {
+                        println!("{}", serde_json::to_string(&status)?);
+                    } else {
+                        println!("master key source: {}", status.master_key_source);
+                        println!("current key-encryption key: v{}", status.current_kek_version);
+                        for version in status.kek_versions {
+                            println!("  v{:<4} {:<9} wraps {} data keys", version.version, version.state, version.data_keys);
+                        }
+                    }
+                }
+                KeysCommand::Rotate => {
+                    let bar = Bar::new("re-wrapping data keys");
+                    let (report, retired) = veil.rotate_keys(&bar).await?;
+                    bar.0.finish_and_clear();
+                    if json {
+                        println!("{}", serde_json::json!({"rotation": report, "retired": retired}));
+                    } else {
+                        println!(
+                            "key-encryption key now v{} ({} data keys re-wrapped{}); retired: {:?}",
+                            report.new_version,
+                            report.rewrapped,
+                            if report.resumed { ", resumed an interrupted rotation" } else { "" },
+                            retired
+                        );
+                    }
+                }
+            }
+        }
+        Command::Pii(_) | Command::Mask { .. } => unreachable!("handled before configuration"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn user_command(config: &Config, command: UserCommand, json: bool) -> anyhow::Result<()> {
+    let veil = open(config).await?;
+    match command {
+        UserCommand::Add {
+            username,
+            role,
+            team,
+            password_stdin,
+        } => {
+            let role: Role = role.parse().map_err(|error: String| anyhow::anyhow!(error))?;
+            let (password, generated) = if password_stdin {
+                (read_password_stdin()?, false)
+            } else {
+                (Password::generate(), true)
+            };
+            let user = veil
+                .add_user(&username, role, team.as_deref(), &password)
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string(&user)?);
+            } else {
+                println!("added {} ({}) id {}", user.username, user.role, user.id);
+            }
+            if generated {
+                println!("password: {}  (shown once)", password.expose());
+            }
+        }
+        UserCommand::List => {
+            let users = veil.list_users().await?;
+            if json {
+                println!("{}", serde_json::to_string(&users)?);
+            } else {
+                for user in users {
+                    println!(
+                        "{:<20} {:<8} {:<14} {}{}",
+                        user.username,
+                        user.role,
+                        user.team.as_deref().unwrap_or("-"),
+                        user.id,
+                        if user.disabled { "  (disabled)" } else { "" }
+                    );
+                }
+            }
+        }
+        UserCommand::Disable { username } => {
+            veil.disable_user(&username).await?;
+            println!("disabled {username}; all sessions ended");
+        }
+        UserCommand::ResetPassword {
+            username,
+            password_stdin,
+        } => {
+            let (password, generated) = if password_stdin {
+                (read_password_stdin()?, false)
+            } else {
+                (Password::generate(), true)
+            };
+            veil.reset_password(&username, &password).await?;
+            println!("password of {username} reset; all sessions ended");
+            if generated {
+                println!("password: {}  (shown once)", password.expose());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn serve(veil: Arc<Veil>, listen: &str, banner: Option<String>) -> anyhow::Result<()> {
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => listener,
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => bail!(
+            "cannot listen on {listen}: the address is already in use; stop the other process or pass --listen HOST:PORT (or set VEIL_LISTEN)"
+        ),
+        Err(error) => return Err(error).with_context(|| format!("cannot listen on {listen}")),
+    };
+    let address = listener.local_addr()?;
+    let app = veil_http::app(veil_http::AppState::new(veil));
+    println!("Veil listening on http://{address}  (API under /api/v1, OpenAPI at /api/openapi.json)");
+    if let Some(banner) = banner {
+        println!("{banner}");
+        println!("Try: curl -s http://{address}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"username\":\"sales\",\"password\":\"…\"}}'");
+    }
+    tracing::info!(%address, "serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("server error")?;
+    Ok(())
+}
+

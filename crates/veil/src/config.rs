@@ -1,0 +1,287 @@
+//! Configuration: command-line flags > environment variables > `veil.toml` in the data directory > defaults.
+//!
+//! Every setting is declared once in [`SETTINGS`] (name, environment variable, default, doc); `docs/configuration.md`
+//! is checked against it by a test.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use veil_app::keys::Passphrase;
+use veil_app::{DatabaseUrl, MasterKeySource};
+
+/// One configuration setting.
+pub struct Setting {
+    /// Key in `veil.toml` (empty if it cannot be set there).
+    pub toml_key: &'static str,
+    /// Environment variable.
+    pub env: &'static str,
+    /// Default, as documented.
+    pub default: &'static str,
+    /// What it does.
+    pub doc: &'static str,
+}
+
+/// Every setting Veil reads.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        toml_key: "",
+        env: "VEIL_DATA_DIR",
+        default: "./veil-data",
+        doc: "Data directory (SQLite database, master key, veil.toml). Flag: --data-dir.",
+    },
+    Setting {
+        toml_key: "database_url",
+        env: "VEIL_DATABASE_URL",
+        default: "sqlite://<data dir>/veil.db",
+        doc: "Database URL; postgres://… selects PostgreSQL. Flag: --database-url. Also VEIL_DATABASE_URL_FILE.",
+    },
+    Setting {
+        toml_key: "listen",
+        env: "VEIL_LISTEN",
+        default: "127.0.0.1:8080",
+        doc: "Address the HTTP server listens on. Flag: --listen.",
+    },
+    Setting {
+        toml_key: "master_key_file",
+        env: "VEIL_MASTER_KEY_FILE",
+        default: "<data dir>/master.key",
+        doc: "Master key file (32 random bytes, base64), mode 0600, created by `veil init`.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_MASTER_PASSPHRASE",
+        default: "unset",
+        doc: "Derive the master key from this passphrase (Argon2id) instead of a key file. Also VEIL_MASTER_PASSPHRASE_FILE.",
+    },
+    Setting {
+        toml_key: "log",
+        env: "VEIL_LOG",
+        default: "info",
+        doc: "Log filter (tracing EnvFilter syntax, e.g. `info,veil_http=debug`).",
+    },
+];
+
+/// The configuration table for `veil --help`, generated from [`SETTINGS`].
+pub fn settings_help() -> String {
+    let mut out = String::from("Configuration (flags > environment > veil.toml in the data dir > defaults):\n");
+    for setting in SETTINGS {
+        let toml = if setting.toml_key.is_empty() {
+            String::new()
+        } else {
+            format!(" (veil.toml: {})", setting.toml_key)
+        };
+        out.push_str(&format!(
+            "  {}{toml}\n      {} [default: {}]\n",
+            setting.env, setting.doc, setting.default
+        ));
+    }
+    out
+}
+
+/// Environment variables Veil knows besides [`SETTINGS`] (the `_FILE` variants and the test database).
+const OTHER_KNOWN_ENV: &[&str] = &[
+    "VEIL_DATABASE_URL_FILE",
+    "VEIL_MASTER_PASSPHRASE_FILE",
+    "VEIL_TEST_DATABASE_URL",
+];
+
+/// `veil.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlConfig {
+    database_url: Option<String>,
+    listen: Option<String>,
+    master_key_file: Option<PathBuf>,
+    log: Option<String>,
+}
+
+/// Values given on the command line (already merged with the environment by clap).
+#[derive(Debug, Default)]
+pub struct Overrides {
+    /// --data-dir / VEIL_DATA_DIR.
+    pub data_dir: Option<PathBuf>,
+    /// --database-url / VEIL_DATABASE_URL.
+    pub database_url: Option<String>,
+    /// --listen / VEIL_LISTEN.
+    pub listen: Option<String>,
+}
+
+/// The resolved configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database URL (password redacted in Debug/Display).
+    pub database_url: DatabaseUrl,
+    /// Listen address.
+    pub listen: String,
+    /// Where the master key comes from.
+    pub master_key: MasterKeySource,
+    /// The key file path, when the key comes from a file.
+    pub master_key_file: PathBuf,
+    /// Log filter.
+    pub log: String,
+}
+
+fn env_value(name: &str) -> anyhow::Result<Option<String>> {
+    if let Ok(value) = std::env::var(name) {
+        if !value.is_empty() {
+            return Ok(Some(value));
+        }
+    }
+    let file_variable = format!("{name}_FILE");
+    if let Ok(path) = std::env::var(&file_variable) {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {file_variable}={path}"))?;
+        return Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()));
+    }
+    Ok(None)
+}
+
+/// Names of `VEIL_*` variables in the environment that Veil does not know (probably typos).
+pub fn unknown_env_vars() -> Vec<String> {
+    std::env::vars()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("VEIL_"))
+        .filter(|name| {
+            !SETTINGS.iter().any(|setting| setting.env == name) && !OTHER_KNOWN_ENV.contains(&name.as_str())
+        })
+        .collect()
+}
+
+fn read_toml(data_dir: &Path) -> anyhow::Result<TomlConfig> {
+    let path = data_dir.join("veil.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).with_context(|| format!("invalid {}", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(TomlConfig::default()),
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+impl Config {
+    /// Resolves every setting.
+    pub fn resolve(overrides: Overrides) -> anyhow::Result<Config> {
+        let data_dir = overrides
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("./veil-data"));
+        let file = read_toml(&data_dir)?;
+        let database_url = match overrides.database_url.or(env_value("VEIL_DATABASE_URL")?) {
+            Some(url) => url,
+            None => match file.database_url {
+                Some(url) => url,
+                None => format!("sqlite://{}", data_dir.join("veil.db").display()),
+            },
+        };
+        let database_url = DatabaseUrl::new(database_url);
+        if database_url.backend().is_none() {
+            bail!("unsupported database URL {database_url}: use sqlite://PATH or postgres://USER@HOST/DB");
+        }
+        let listen = overrides
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let master_key_file = env_value("VEIL_MASTER_KEY_FILE")?
+            .map(PathBuf::from)
+            .or(file.master_key_file)
+            .unwrap_or_else(|| data_dir.join("master.key"));
+        let master_key = match env_value("VEIL_MASTER_PASSPHRASE")? {
+            Some(passphrase) => {
+                if passphrase.chars().count() < 12 {
+                    bail!("VEIL_MASTER_PASSPHRASE must be at least 12 characters");
+                }
+                MasterKeySource::Passphrase(Passphrase::new(passphrase))
+            }
+            None => MasterKeySource::File(master_key_file.clone()),
+        };
+        let log = env_value("VEIL_LOG")?
+            .or(file.log)
+            .unwrap_or_else(|| "info".to_owned());
+        Ok(Config {
+            data_dir,
+            database_url,
+            listen,
+            master_key,
+            master_key_file,
+            log,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_is_read_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("veil.toml"),
+            "listen = \"127.0.0.1:9999\"\ndatabase_url = \"sqlite://elsewhere.db\"\n",
+        )
+        .unwrap();
+        let from_file = Config::resolve(Overrides {
+            data_dir: Some(dir.path().to_owned()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.listen, "127.0.0.1:9999");
+        let flagged = Config::resolve(Overrides {
+            data_dir: Some(dir.path().to_owned()),
+            listen: Some("127.0.0.1:7000".to_owned()),
+            database_url: Some("sqlite://flag.db".to_owned()),
+        })
+        .unwrap();
+        assert_eq!(flagged.listen, "127.0.0.1:7000");
+        assert_eq!(flagged.database_url.expose(), "sqlite://flag.db");
+    }
+
+    #[test]
+    fn defaults_follow_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::resolve(Overrides {
+            data_dir: Some(dir.path().to_owned()),
+            database_url: None,
+            listen: None,
+        })
+        .unwrap();
+        assert_eq!(config.master_key_file, dir.path().join("master.key"));
+        assert_eq!(config.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn unknown_toml_keys_and_bad_urls_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("veil.toml"), "lisen = \"x\"\n").unwrap();
+        let error = Config::resolve(Overrides {
+            data_dir: Some(dir.path().to_owned()),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("veil.toml"), "{error:#}");
+        let other = tempfile::tempdir().unwrap();
+        let error = Config::resolve(Overrides {
+            data_dir: Some(other.path().to_owned()),
+            database_url: Some("mysql://u:secret@h/db".to_owned()),
+            listen: None,
+        })
+        .unwrap_err();
+        let message = format!("{error:#}");
+        assert!(message.contains("unsupported database URL"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
+    }
+
+    #[test]
+    fn every_setting_is_documented() {
+        let doc = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md"),
+        )
+        .expect("docs/configuration.md exists");
+        for setting in SETTINGS {
+            assert!(doc.contains(setting.env), "{} missing from docs/configuration.md", setting.env);
+            if !setting.toml_key.is_empty() {
+                assert!(doc.contains(setting.toml_key), "{} missing", setting.toml_key);
+            }
+        }
+    }
+}
