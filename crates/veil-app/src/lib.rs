@@ -16,6 +16,11 @@ pub mod ids;
 pub mod keys;
 pub mod users;
 
+#[cfg(test)]
+mod suite;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 pub use error::{AppError, AppResult, FieldError};
 pub use ids::{CustomerId, UserId};
 pub use keys::{Keyring, MasterKeySource};

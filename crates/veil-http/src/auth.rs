@@ -54,7 +54,10 @@ pub async fn login(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
-    let session = state.veil.login(&request.username, &request.password).await?;
+    let session = state
+        .veil
+        .login(&request.username, &request.password)
+        .await?;
     Ok(Json(LoginResponse {
         token: session.token.expose().to_owned(),
         expires_at: veil_app::format_time(session.expires_at),

@@ -110,7 +110,9 @@ pub async fn get_customer(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CustomerView>> {
-    Ok(Json(state.veil.get_customer(&user.actor, parse_id(&id)?).await?))
+    Ok(Json(
+        state.veil.get_customer(&user.actor, parse_id(&id)?).await?,
+    ))
 }
 
 /// Changes some fields; `null` clears a field.

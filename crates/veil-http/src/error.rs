@@ -76,7 +76,12 @@ impl ApiError {
 
     /// 400 for a body or query string that cannot be parsed at all.
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "Malformed request", detail)
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "Malformed request",
+            detail,
+        )
     }
 
     /// 404.

@@ -2,8 +2,8 @@
 //! [`CurrentUser`], which every protected handler takes so that forgetting authentication does not compile.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use veil_app::{Actor, AppError};
 

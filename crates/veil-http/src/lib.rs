@@ -155,10 +155,7 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .fallback(|| async { ApiError::not_found() })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            observe,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
@@ -189,10 +186,10 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
     );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

@@ -12,6 +12,8 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use sqlx;
+
 pub mod customers;
 pub mod keyring;
 pub mod users;

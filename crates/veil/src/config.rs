@@ -64,7 +64,9 @@ pub const SETTINGS: &[Setting] = &[
 
 /// The configuration table for `veil --help`, generated from [`SETTINGS`].
 pub fn settings_help() -> String {
-    let mut out = String::from("Configuration (flags > environment > veil.toml in the data dir > defaults):\n");
+    let mut out = String::from(
+        "Configuration (flags > environment > veil.toml in the data dir > defaults):\n",
+    );
     for setting in SETTINGS {
         let toml = if setting.toml_key.is_empty() {
             String::new()
@@ -145,7 +147,8 @@ pub fn unknown_env_vars() -> Vec<String> {
         .map(|(name, _)| name)
         .filter(|name| name.starts_with("VEIL_"))
         .filter(|name| {
-            !SETTINGS.iter().any(|setting| setting.env == name) && !OTHER_KNOWN_ENV.contains(&name.as_str())
+            !SETTINGS.iter().any(|setting| setting.env == name)
+                && !OTHER_KNOWN_ENV.contains(&name.as_str())
         })
         .collect()
 }
@@ -278,9 +281,17 @@ mod tests {
         )
         .expect("docs/configuration.md exists");
         for setting in SETTINGS {
-            assert!(doc.contains(setting.env), "{} missing from docs/configuration.md", setting.env);
+            assert!(
+                doc.contains(setting.env),
+                "{} missing from docs/configuration.md",
+                setting.env
+            );
             if !setting.toml_key.is_empty() {
-                assert!(doc.contains(setting.toml_key), "{} missing", setting.toml_key);
+                assert!(
+                    doc.contains(setting.toml_key),
+                    "{} missing",
+                    setting.toml_key
+                );
             }
         }
     }

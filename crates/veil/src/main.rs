@@ -18,7 +18,11 @@ mod config;
 use config::{Config, Overrides};
 
 #[derive(Parser)]
-#[command(name = "veil", version, about = "Veil — a privacy-first CRM: masked by default, unmasked only through governance.")]
+#[command(
+    name = "veil",
+    version,
+    about = "Veil — a privacy-first CRM: masked by default, unmasked only through governance."
+)]
 struct Cli {
     /// Data directory [env: VEIL_DATA_DIR] [default: ./veil-data]
     #[arg(long, global = true, env = "VEIL_DATA_DIR")]
@@ -393,7 +397,8 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 bar.0.finish_and_clear();
                 eprintln!("created {customers} synthetic customers");
             }
-            let mut banner = String::from("Demo accounts (passwords are new on every `veil demo` run):\n");
+            let mut banner =
+                String::from("Demo accounts (passwords are new on every `veil demo` run):\n");
             for account in &accounts {
                 banner.push_str(&format!(
                     "  {:<8} {:<8} {}\n",
@@ -418,9 +423,15 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                         println!("{}", serde_json::to_string(&status)?);
                     } else {
                         println!("master key source: {}", status.master_key_source);
-                        println!("current key-encryption key: v{}", status.current_kek_version);
+                        println!(
+                            "current key-encryption key: v{}",
+                            status.current_kek_version
+                        );
                         for version in status.kek_versions {
-                            println!("  v{:<4} {:<9} wraps {} data keys", version.version, version.state, version.data_keys);
+                            println!(
+                                "  v{:<4} {:<9} wraps {} data keys",
+                                version.version, version.state, version.data_keys
+                            );
                         }
                     }
                 }
@@ -429,13 +440,20 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                     let (report, retired) = veil.rotate_keys(&bar).await?;
                     bar.0.finish_and_clear();
                     if json {
-                        println!("{}", serde_json::json!({"rotation": report, "retired": retired}));
+                        println!(
+                            "{}",
+                            serde_json::json!({"rotation": report, "retired": retired})
+                        );
                     } else {
                         println!(
                             "key-encryption key now v{} ({} data keys re-wrapped{}); retired: {:?}",
                             report.new_version,
                             report.rewrapped,
-                            if report.resumed { ", resumed an interrupted rotation" } else { "" },
+                            if report.resumed {
+                                ", resumed an interrupted rotation"
+                            } else {
+                                ""
+                            },
                             retired
                         );
                     }
@@ -456,7 +474,9 @@ async fn user_command(config: &Config, command: UserCommand, json: bool) -> anyh
             team,
             password_stdin,
         } => {
-            let role: Role = role.parse().map_err(|error: String| anyhow::anyhow!(error))?;
+            let role: Role = role
+                .parse()
+                .map_err(|error: String| anyhow::anyhow!(error))?;
             let (password, generated) = if password_stdin {
                 (read_password_stdin()?, false)
             } else {
@@ -524,7 +544,9 @@ async fn serve(veil: Arc<Veil>, listen: &str, banner: Option<String>) -> anyhow:
     };
     let address = listener.local_addr()?;
     let app = veil_http::app(veil_http::AppState::new(veil));
-    println!("Veil listening on http://{address}  (API under /api/v1, OpenAPI at /api/openapi.json)");
+    println!(
+        "Veil listening on http://{address}  (API under /api/v1, OpenAPI at /api/openapi.json)"
+    );
     if let Some(banner) = banner {
         println!("{banner}");
         println!("Try: curl -s http://{address}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"username\":\"sales\",\"password\":\"…\"}}'");
@@ -538,4 +560,3 @@ async fn serve(veil: Arc<Veil>, listen: &str, banner: Option<String>) -> anyhow:
         .context("server error")?;
     Ok(())
 }
-

@@ -1,0 +1,153 @@
+//! Test harness: a real, initialised Veil on a temporary SQLite file or in a private PostgreSQL schema.
+//!
+//! PostgreSQL comes from `VEIL_TEST_DATABASE_URL`. Without it the PostgreSQL variant of a test is skipped — except
+//! when `CI` is set, where a missing or unreachable server fails the test instead.
+
+use std::path::PathBuf;
+
+use veil_store::sqlx;
+use veil_store::{DatabaseUrl, Store};
+
+use crate::keys::{create_master_key_file, MasterKeySource};
+use crate::users::{Actor, Password, Role};
+use crate::Veil;
+
+/// One test's database and the Veil opened on it.
+pub struct Harness {
+    /// The application under test.
+    pub veil: Veil,
+    /// The database URL (for opening a second instance on the same data).
+    pub url: DatabaseUrl,
+    /// The master key source.
+    pub master: MasterKeySource,
+    /// Temporary directory (SQLite file, key file); removed on drop.
+    pub dir: tempfile::TempDir,
+    /// PostgreSQL: the admin pool and private schema to drop at the end.
+    postgres: Option<(sqlx::PgPool, String)>,
+}
+
+/// Reads `VEIL_TEST_DATABASE_URL`; `None` means skip (never under CI).
+pub fn postgres_test_url() -> Option<String> {
+    match std::env::var("VEIL_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var_os("CI").is_some() {
+                panic!("CI is set but VEIL_TEST_DATABASE_URL is not: PostgreSQL tests must run under CI");
+            }
+            eprintln!("VEIL_TEST_DATABASE_URL not set: skipping the PostgreSQL variant");
+            None
+        }
+    }
+}
+
+impl Harness {
+    /// A fresh SQLite-backed Veil.
+    pub async fn sqlite() -> Harness {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = DatabaseUrl::new(format!("sqlite://{}", dir.path().join("veil.db").display()));
+        Harness::open(dir, url, None).await
+    }
+
+    /// A fresh PostgreSQL-backed Veil in its own schema, or `None` when PostgreSQL tests are skipped.
+    pub async fn postgres() -> Option<Harness> {
+        let base = postgres_test_url()?;
+        let admin = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&base)
+            .await
+            .unwrap_or_else(|error| panic!("cannot reach the PostgreSQL test server: {error}"));
+        let schema = format!("veil_test_{}", uuid::Uuid::now_v7().simple());
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .expect("create test schema");
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = DatabaseUrl::new(format!("{base}{separator}options[search_path]={schema}"));
+        let dir = tempfile::tempdir().expect("temporary directory");
+        Some(Harness::open(dir, url, Some((admin, schema))).await)
+    }
+
+    async fn open(
+        dir: tempfile::TempDir,
+        url: DatabaseUrl,
+        postgres: Option<(sqlx::PgPool, String)>,
+    ) -> Harness {
+        let key_path: PathBuf = dir.path().join("master.key");
+        create_master_key_file(&key_path).expect("master key file");
+        let master = MasterKeySource::File(key_path);
+        let store = Store::connect(&url).await.expect("connect");
+        let veil = Veil::initialise(store, &master).await.expect("initialise");
+        Harness {
+            veil,
+            url,
+            master,
+            dir,
+            postgres,
+        }
+    }
+
+    /// Opens a second, independent Veil on the same database (another server process, in effect).
+    pub async fn reopen(&self) -> Veil {
+        let store = Store::connect(&self.url).await.expect("connect");
+        Veil::open(store, &self.master).await.expect("open")
+    }
+
+    /// Adds a user and returns the actor.
+    pub async fn actor(&self, username: &str, role: Role, team: Option<&str>) -> Actor {
+        self.veil
+            .add_user(
+                username,
+                role,
+                team,
+                &Password::new("correct horse battery".to_owned()),
+            )
+            .await
+            .expect("add user");
+        self.veil.actor_by_username(username).await.expect("actor")
+    }
+
+    /// The SQLite database file, if this is SQLite.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        self.postgres
+            .is_none()
+            .then(|| self.dir.path().join("veil.db"))
+    }
+
+    /// Closes pools and drops the PostgreSQL schema.
+    pub async fn finish(self) {
+        self.veil.store().close().await;
+        if let Some((admin, schema)) = self.postgres {
+            let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&admin)
+                .await;
+            admin.close().await;
+        }
+    }
+}
+
+/// Runs an async test body once against SQLite and once against PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, |$harness:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $harness = $crate::testing::Harness::sqlite().await;
+                $body
+                $harness.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some($harness) = $crate::testing::Harness::postgres().await else {
+                    return;
+                };
+                $body
+                $harness.finish().await;
+            }
+        }
+    };
+}
