@@ -1,0 +1,605 @@
+//! HTTP tests: the real router driven in-process with `tower::ServiceExt::oneshot`, over SQLite and PostgreSQL.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, Once, OnceLock};
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use veil_app::both_backends;
+use veil_app::testing::Harness;
+use veil_app::users::{Password, Role};
+use veil_http::{app, AppState};
+
+const PASSWORD: &str = "correct horse battery";
+const NAME: &str = "司马相如";
+const PHONE: &str = "13987654321";
+const ID_NUMBER: &str = "330106197312210034";
+const EMAIL: &str = "xiangru.sima@example.com";
+const BANK_CARD: &str = "6222021234567890128";
+
+/// Every log line of the test process, to prove no plaintext is ever logged.
+fn captured_logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        captured_logs().lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        tracing_subscriber::fmt()
+            .with_env_filter("trace")
+            .with_writer(|| LogWriter)
+            .with_ansi(false)
+            .init();
+    });
+}
+
+struct Client {
+    router: Router,
+}
+
+struct Reply {
+    status: StatusCode,
+    content_type: String,
+    body: Value,
+    raw: String,
+}
+
+impl Client {
+    async fn new(harness: &Harness) -> Client {
+        capture_logs();
+        // The harness owns the Veil; the router gets a second handle on the same database and keys.
+        let veil = Arc::new(harness.reopen().await);
+        Client {
+            router: app(AppState::new(veil)),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        self.send_request(request).await
+    }
+
+    async fn send_request(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let raw = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            content_type,
+            body,
+            raw,
+        }
+    }
+
+    async fn login(&self, username: &str) -> String {
+        let reply = self
+            .send(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": username, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.raw);
+        reply.body["token"].as_str().unwrap().to_owned()
+    }
+}
+
+async fn add_user(harness: &Harness, username: &str, role: Role, team: Option<&str>) {
+    harness
+        .veil
+        .add_user(username, role, team, &Password::new(PASSWORD.to_owned()))
+        .await
+        .unwrap();
+}
+
+fn full_customer() -> Value {
+    json!({
+        "name": NAME, "phone": PHONE, "id_number": ID_NUMBER, "email": EMAIL,
+        "address": "浙江省杭州市西湖区文三路100号2幢301室", "bank_card": BANK_CARD,
+        "tags": ["vip"], "source": "官网", "industry": "finance", "attributes": {"risk_level": "C3"}
+    })
+}
+
+fn assert_problem(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.raw);
+    assert_eq!(
+        reply.content_type, "application/problem+json",
+        "{}",
+        reply.raw
+    );
+    assert_eq!(reply.body["code"], code, "{}", reply.raw);
+    assert_eq!(reply.body["status"], status.as_u16());
+    assert!(
+        reply.body["title"].is_string()
+            && reply.body["detail"].is_string()
+            && reply.body["type"].is_string()
+    );
+}
+
+fn assert_no_plaintext(text: &str, what: &str) {
+    for value in [
+        NAME,
+        PHONE,
+        ID_NUMBER,
+        EMAIL,
+        BANK_CARD,
+        "文三路100号",
+        "330106197312210035",
+    ] {
+        assert!(!text.contains(value), "{value} found in {what}");
+    }
+}
+
+both_backends!(create_list_get_are_masked, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    let client = Client::new(&harness).await;
+    let token = client.login("sally").await;
+    let created = client
+        .send(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&token),
+            Some(full_customer()),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    assert_no_plaintext(&created.raw, "the create response");
+    let body = &created.body;
+    assert_eq!(body["name"], "司马**");
+    assert_eq!(body["phone"], "139****4321");
+    assert_eq!(body["id_number"], "330106********0034");
+    assert_eq!(body["email"], "x***@example.com");
+    assert_eq!(body["address"], "浙江省杭州市西湖区****");
+    assert_eq!(
+        body["birth_date"], "1973-**-**",
+        "birth date derived from the ID number"
+    );
+    assert_eq!(body["gender"], "male");
+    assert_eq!(body["team"], "east");
+    assert_eq!(body["tags"], json!(["vip"]));
+    let masked: Vec<&str> = body["masked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for field in [
+        "name",
+        "phone",
+        "id_number",
+        "email",
+        "address",
+        "bank_card",
+        "birth_date",
+    ] {
+        assert!(masked.contains(&field), "{field} not listed as masked");
+    }
+    let id = body["id"].as_str().unwrap().to_owned();
+
+    let list = client
+        .send(
+            Method::GET,
+            "/api/v1/customers?limit=10",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+    assert_no_plaintext(&list.raw, "the list");
+    let one = client
+        .send(
+            Method::GET,
+            &format!("/api/v1/customers/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert_eq!(one.body["phone"], "139****4321");
+    assert_no_plaintext(&one.raw, "the get response");
+
+    // Exact search with the number written another way; the query string never reaches the logs.
+    let found = client
+        .send(
+            Method::GET,
+            "/api/v1/customers?phone=%2B86%20139-8765-4321",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.raw);
+    assert_eq!(found.body["items"][0]["id"], id.as_str());
+    let by_id = client
+        .send(
+            Method::GET,
+            &format!("/api/v1/customers?id_number={ID_NUMBER}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(by_id.body["items"].as_array().unwrap().len(), 1);
+    let two = client
+        .send(
+            Method::GET,
+            &format!("/api/v1/customers?phone={PHONE}&email={EMAIL}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_problem(&two, StatusCode::BAD_REQUEST, "bad_request");
+    let bad_search = client
+        .send(
+            Method::GET,
+            "/api/v1/customers?phone=12345",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_problem(
+        &bad_search,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    assert!(logs.contains("/api/v1/customers"), "request logging is on");
+    assert_no_plaintext(&logs, "the logs");
+});
+
+both_backends!(bad_input_is_422_per_field_and_writes_nothing, |harness| {
+    add_user(&harness, "sally", Role::Sales, None).await;
+    let client = Client::new(&harness).await;
+    let token = client.login("sally").await;
+    let cases = [
+        (
+            "id_number",
+            json!({"name": "张三", "id_number": "330106197312210035"}),
+        ),
+        (
+            "id_number",
+            json!({"name": "张三", "id_number": "330106197302300034"}),
+        ),
+        ("phone", json!({"name": "张三", "phone": "1398765432"})),
+        ("phone", json!({"name": "张三", "phone": "10987654321"})),
+        ("email", json!({"name": "张三", "email": "not-an-email"})),
+        (
+            "bank_card",
+            json!({"name": "张三", "bank_card": "6222021234567890123"}),
+        ),
+        ("name", json!({"phone": PHONE})),
+    ];
+    for (field, body) in cases {
+        let before = harness.veil.count_customers().await.unwrap();
+        let reply = client
+            .send(Method::POST, "/api/v1/customers", Some(&token), Some(body))
+            .await;
+        assert_problem(
+            &reply,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+        let errors = reply.body["errors"].as_array().unwrap();
+        assert!(
+            errors.iter().any(|error| error["field"] == field),
+            "{field}: {}",
+            reply.raw
+        );
+        assert_no_plaintext(&reply.raw, "a validation error");
+        assert_eq!(
+            harness.veil.count_customers().await.unwrap(),
+            before,
+            "{field}: nothing written"
+        );
+    }
+    // Several problems are reported at once.
+    let many = client
+        .send(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&token),
+            Some(json!({"name": "张三", "phone": "1", "email": "x"})),
+        )
+        .await;
+    assert_eq!(
+        many.body["errors"].as_array().unwrap().len(),
+        2,
+        "{}",
+        many.raw
+    );
+    // Malformed JSON is a 400, an unknown field a 422; neither writes.
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/customers")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{\"name\": "))
+        .unwrap();
+    let broken = client.send_request(request).await;
+    assert_problem(&broken, StatusCode::BAD_REQUEST, "bad_request");
+    request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/customers")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"name": "张三", "mobile": PHONE}).to_string(),
+        ))
+        .unwrap();
+    let unknown = client.send_request(request).await;
+    assert_problem(&unknown, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+    assert_eq!(harness.veil.count_customers().await.unwrap(), 0);
+});
+
+both_backends!(duplicates_are_409_naming_the_existing_customer, |harness| {
+    add_user(&harness, "sally", Role::Sales, None).await;
+    let client = Client::new(&harness).await;
+    let token = client.login("sally").await;
+    let first = client
+        .send(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&token),
+            Some(full_customer()),
+        )
+        .await;
+    let existing = first.body["id"].as_str().unwrap().to_owned();
+    let same_phone = json!({"name": "另一位", "phone": "139 8765 4321"});
+    let duplicate = client
+        .send(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&token),
+            Some(same_phone.clone()),
+        )
+        .await;
+    assert_problem(&duplicate, StatusCode::CONFLICT, "duplicate");
+    assert_eq!(duplicate.body["existing_customer_id"], existing.as_str());
+    assert_eq!(duplicate.body["field"], "phone");
+    assert_no_plaintext(&duplicate.raw, "the duplicate error");
+    let same_id = json!({"name": "又一位", "id_number": ID_NUMBER});
+    let duplicate = client
+        .send(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&token),
+            Some(same_id),
+        )
+        .await;
+    assert_eq!(duplicate.body["field"], "id_number");
+    let forced = client
+        .send(
+            Method::POST,
+            "/api/v1/customers?allow_duplicate=true",
+            Some(&token),
+            Some(same_phone),
+        )
+        .await;
+    assert_eq!(forced.status, StatusCode::CREATED, "{}", forced.raw);
+    assert_eq!(harness.veil.count_customers().await.unwrap(), 2);
+});
+
+both_backends!(authentication_and_scopes, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "sam", Role::Sales, Some("east")).await;
+    add_user(&harness, "mona", Role::Manager, Some("east")).await;
+    add_user(&harness, "dan", Role::Dpo, None).await;
+    let client = Client::new(&harness).await;
+    let anonymous = client
+        .send(Method::GET, "/api/v1/customers", None, None)
+        .await;
+    assert_problem(&anonymous, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let forged = client
+        .send(Method::GET, "/api/v1/customers", Some("veil_forged"), None)
+        .await;
+    assert_problem(&forged, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let wrong = client
+        .send(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "sally", "password": "nope nope nope"})),
+        )
+        .await;
+    assert_problem(&wrong, StatusCode::UNAUTHORIZED, "unauthenticated");
+
+    let sally = client.login("sally").await;
+    let sam = client.login("sam").await;
+    let mona = client.login("mona").await;
+    let dan = client.login("dan").await;
+    let me = client
+        .send(Method::GET, "/api/v1/auth/me", Some(&sally), None)
+        .await;
+    assert_eq!(me.body["role"], "sales");
+    let created = client
+        .send(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&sally),
+            Some(full_customer()),
+        )
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/customers/{id}");
+
+    // Another salesperson: the record does not exist for them, in every verb and in search.
+    assert_problem(
+        &client.send(Method::GET, &path, Some(&sam), None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_problem(
+        &client
+            .send(
+                Method::PATCH,
+                &path,
+                Some(&sam),
+                Some(json!({"tags": ["x"]})),
+            )
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_problem(
+        &client.send(Method::DELETE, &path, Some(&sam), None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let probe = client
+        .send(
+            Method::GET,
+            &format!("/api/v1/customers?phone={PHONE}"),
+            Some(&sam),
+            None,
+        )
+        .await;
+    assert_eq!(probe.body["items"], json!([]));
+    // The DPO reads no customer data by default.
+    assert_problem(
+        &client
+            .send(Method::GET, "/api/v1/customers", Some(&dan), None)
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    // The owner may edit but not erase; the team manager may erase.
+    let patched = client
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&sally),
+            Some(json!({"phone": "13700001111", "tags": ["vip", "回访"]})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.raw);
+    assert_eq!(patched.body["phone"], "137****1111");
+    assert_problem(
+        &client.send(Method::DELETE, &path, Some(&sally), None).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_eq!(
+        client
+            .send(Method::GET, &path, Some(&mona), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        client
+            .send(Method::DELETE, &path, Some(&mona), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_problem(
+        &client.send(Method::GET, &path, Some(&sally), None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_problem(
+        &client
+            .send(
+                Method::GET,
+                "/api/v1/customers/not-a-uuid",
+                Some(&sally),
+                None,
+            )
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+
+    // Logout ends the token at once.
+    assert_eq!(
+        client
+            .send(Method::POST, "/api/v1/auth/logout", Some(&sally), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_problem(
+        &client
+            .send(Method::GET, "/api/v1/customers", Some(&sally), None)
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    );
+});
+
+both_backends!(system_endpoints_and_openapi, |harness| {
+    let client = Client::new(&harness).await;
+    let health = client.send(Method::GET, "/healthz", None, None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.body["status"], "ok");
+    let metrics = client.send(Method::GET, "/metrics", None, None).await;
+    assert!(
+        metrics
+            .raw
+            .contains("veil_http_responses_total{class=\"2xx\"}"),
+        "{}",
+        metrics.raw
+    );
+    let missing = client.send(Method::GET, "/nope", None, None).await;
+    assert_problem(&missing, StatusCode::NOT_FOUND, "not_found");
+    let openapi = client
+        .send(Method::GET, "/api/openapi.json", None, None)
+        .await;
+    assert_eq!(openapi.status, StatusCode::OK);
+    let paths = openapi.body["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/customers",
+        "/api/v1/customers/{id}",
+        "/api/v1/auth/login",
+        "/healthz",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert!(paths["/api/v1/customers/{id}"]["delete"].is_object());
+    assert!(openapi.body["components"]["schemas"]["CustomerView"].is_object());
+});
