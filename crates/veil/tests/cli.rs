@@ -1,0 +1,201 @@
+//! The `veil` binary as a user runs it: start-up errors with their fixes, init, pure PII commands.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn veil(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veil"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("VEIL_DATABASE_URL")
+        .env_remove("VEIL_MASTER_PASSPHRASE")
+        .env_remove("VEIL_MASTER_KEY_FILE")
+        .env("VEIL_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run veil")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn init_creates_a_private_key_and_prints_the_admin_password_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = veil(&data, &["init"]);
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(
+        text(&first).contains("first admin: admin / "),
+        "{}",
+        text(&first)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let second = veil(&data, &["init"]);
+    assert!(second.status.success());
+    assert!(text(&second).contains("already initialised"));
+    assert!(!text(&second).contains("first admin"));
+    let users = veil(&data, &["--format", "json", "user", "list"]);
+    let listed: serde_json::Value = serde_json::from_slice(&users.stdout).unwrap();
+    assert_eq!(listed[0]["username"], "admin");
+    assert_eq!(listed[0]["role"], "admin");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_readable_by_others_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(veil(&data, &["init"]).status.success());
+    let key = data.join("master.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = veil(&data, &["user", "list"]);
+    assert!(!refused.status.success());
+    let message = text(&refused);
+    assert!(
+        message.contains("accessible by group or others"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("chmod 600 {}", key.display())),
+        "{message}"
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(veil(&data, &["user", "list"]).status.success());
+}
+
+#[test]
+fn a_missing_key_or_database_says_what_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = veil(&dir.path().join("empty"), &["user", "list"]);
+    assert!(!missing.status.success());
+    assert!(text(&missing).contains("veil init"), "{}", text(&missing));
+}
+
+#[test]
+fn a_wrong_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(veil(&data, &["init"]).status.success());
+    let other = dir.path().join("other");
+    assert!(veil(&other, &["init"]).status.success());
+    let output = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["--data-dir"])
+        .arg(&data)
+        .args(["user", "list"])
+        .env("VEIL_MASTER_KEY_FILE", other.join("master.key"))
+        .env_remove("VEIL_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("master key does not match"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn an_unreachable_database_is_named_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let output = veil(
+        dir.path(),
+        &[
+            "--database-url",
+            "postgres://veil:hunter2secret@127.0.0.1:1/veil",
+            "migrate",
+        ],
+    );
+    assert!(!output.status.success());
+    let message = text(&output);
+    assert!(
+        message.contains("cannot connect to the database"),
+        "{message}"
+    );
+    assert!(
+        message.contains("postgres://veil:***@127.0.0.1:1/veil"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2secret"), "{message}");
+}
+
+#[test]
+fn a_port_in_use_is_reported_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(veil(&data, &["init"]).status.success());
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = veil(&data, &["serve", "--listen", &address]);
+    assert!(!output.status.success());
+    let message = text(&output);
+    assert!(message.contains("already in use"), "{message}");
+    assert!(message.contains("--listen"), "{message}");
+}
+
+#[test]
+fn pii_validate_exit_codes_and_details() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = veil(
+        dir.path(),
+        &[
+            "--format",
+            "json",
+            "pii",
+            "validate",
+            "--kind",
+            "cn_id",
+            "11010119840227615X",
+        ],
+    );
+    // 11010119840227615X has a wrong check digit (the right one is 1).
+    assert_eq!(valid.status.code(), Some(1), "{}", text(&valid));
+    let ok = veil(
+        dir.path(),
+        &[
+            "--format",
+            "json",
+            "pii",
+            "validate",
+            "--kind",
+            "cn_id",
+            "110101198402276151",
+        ],
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let details: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(details["details"]["birth_date"], "1984-02-27");
+    assert_eq!(details["details"]["sex"], "male");
+    assert_eq!(details["details"]["region_code"], "110101");
+    assert_eq!(details["masked"], "110101********6151");
+    let mobile = veil(
+        dir.path(),
+        &["mask", "--kind", "cn_mobile", "+86 138 1234 5678"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&mobile.stdout).trim(),
+        "138****5678"
+    );
+    let junk = veil(dir.path(), &["mask", "--kind", "cn_mobile", "hello"]);
+    assert!(!String::from_utf8_lossy(&junk.stdout).contains("hello"));
+    let unknown = veil(dir.path(), &["pii", "validate", "--kind", "nope", "x"]);
+    assert!(!unknown.status.success());
+}
