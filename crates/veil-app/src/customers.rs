@@ -5,7 +5,7 @@
 //! table/record/field/key version, masked display, blind index) → one transaction inserting the row and its
 //! wrapped data key. Reads return [`CustomerView`], built from masked columns only: they never decrypt.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -608,7 +608,13 @@ impl Veil {
         Ok(())
     }
 
-    async fn resolve_ownership(&self, actor: &Actor, profile: &mut ProfileInput) -> AppResult<()> {
+    /// Fills in and checks owner and team. `owner_teams` caches owners already looked up (batches).
+    async fn resolve_ownership(
+        &self,
+        actor: &Actor,
+        profile: &mut ProfileInput,
+        owner_teams: &mut HashMap<UserId, Option<String>>,
+    ) -> AppResult<()> {
         match (actor.role, profile.owner) {
             (Role::Sales, Some(owner)) if owner != actor.user_id => {
                 return Err(AppError::Forbidden(
@@ -619,15 +625,26 @@ impl Veil {
             _ => {}
         }
         let owner = profile.owner.unwrap_or(actor.user_id);
-        let owner_row = self
-            .store()
-            .user_by_id(&owner.to_string())
-            .await?
-            .ok_or_else(|| {
-                AppError::Validation(vec![FieldError::new("owner", "unknown", "no such user")])
-            })?;
+        let owner_team = match owner_teams.get(&owner) {
+            Some(team) => team.clone(),
+            None => {
+                let owner_row = self
+                    .store()
+                    .user_by_id(&owner.to_string())
+                    .await?
+                    .ok_or_else(|| {
+                        AppError::Validation(vec![FieldError::new(
+                            "owner",
+                            "unknown",
+                            "no such user",
+                        )])
+                    })?;
+                owner_teams.insert(owner, owner_row.team.clone());
+                owner_row.team
+            }
+        };
         if profile.team.is_none() {
-            profile.team = owner_row.team;
+            profile.team = owner_team;
         }
         if actor.role == Role::Manager && actor.team.is_some() && profile.team != actor.team {
             return Err(AppError::Forbidden(
@@ -716,7 +733,8 @@ impl Veil {
     ) -> AppResult<CustomerView> {
         self.scope_for(actor)?;
         let mut customer = validate_input(input).map_err(AppError::Validation)?;
-        self.resolve_ownership(actor, &mut customer.profile).await?;
+        self.resolve_ownership(actor, &mut customer.profile, &mut HashMap::new())
+            .await?;
         if !allow_duplicate {
             let probe = self.seal_customer(&customer, 0).0;
             self.check_duplicates(
@@ -740,6 +758,7 @@ impl Veil {
     ) -> AppResult<Vec<CustomerId>> {
         self.scope_for(actor)?;
         let mut customers = Vec::with_capacity(inputs.len());
+        let mut owner_teams = HashMap::new();
         for (index, input) in inputs.iter().enumerate() {
             let mut customer = validate_input(input).map_err(|errors| {
                 AppError::Validation(
@@ -752,7 +771,8 @@ impl Veil {
                         .collect(),
                 )
             })?;
-            self.resolve_ownership(actor, &mut customer.profile).await?;
+            self.resolve_ownership(actor, &mut customer.profile, &mut owner_teams)
+                .await?;
             customers.push(customer);
         }
         let sealed = self.insert_sealed(&customers).await?;
