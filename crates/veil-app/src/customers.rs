@@ -509,9 +509,10 @@ impl Veil {
     fn scope_for(&self, actor: &Actor) -> AppResult<CustomerScope> {
         match actor.role {
             Role::Admin => Ok(CustomerScope::default()),
+            // A manager without a team manages nobody's customers (not everybody's).
             Role::Manager => Ok(CustomerScope {
                 owner_id: None,
-                teams: actor.team.clone().map(|team| vec![team]),
+                teams: Some(actor.team.clone().into_iter().collect()),
             }),
             Role::Sales => Ok(CustomerScope {
                 owner_id: Some(actor.user_id.to_string()),
@@ -736,9 +737,27 @@ impl Veil {
         self.resolve_ownership(actor, &mut customer.profile, &mut HashMap::new())
             .await?;
         if !allow_duplicate {
-            let probe = self.seal_customer(&customer, 0).0;
+            let keyring = self.keyring();
+            let probe: BTreeMap<SensitiveField, SealedValue> =
+                [SensitiveField::Phone, SensitiveField::IdNumber]
+                    .into_iter()
+                    .filter_map(|field| {
+                        customer.values.get(&field).map(|normalized| {
+                            let blind_index =
+                                keyring.blind_indexer().index(field.as_str(), normalized);
+                            (
+                                field,
+                                SealedValue {
+                                    ciphertext: Vec::new(),
+                                    masked: String::new(),
+                                    blind_index: Some(blind_index.to_vec()),
+                                },
+                            )
+                        })
+                    })
+                    .collect();
             self.check_duplicates(
-                &probe.values,
+                &probe,
                 None,
                 &[SensitiveField::Phone, SensitiveField::IdNumber],
             )
@@ -980,8 +999,8 @@ impl Veil {
             .customer_key(&row.id)
             .await?
             .ok_or_else(|| AppError::Internal("customer has no data key".to_owned()))?;
+        let dek = self.unwrap_customer_key(&key_row).await?;
         let keyring = self.keyring();
-        let dek = keyring.unwrap_customer_key(&key_row)?;
         let cipher = FieldCipher::new(&dek);
         let mut changed_searchable = Vec::new();
         for (field, value) in new_values {

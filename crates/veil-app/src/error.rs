@@ -10,7 +10,7 @@ use crate::ids::CustomerId;
 pub struct FieldError {
     /// The JSON field name.
     pub field: String,
-    /// A stable machine code, e.g. `invalid_checksum`.
+    /// A stable machine code, e.g. `bad_checksum`.
     pub code: String,
     /// A human message that does not repeat the value.
     pub message: String,

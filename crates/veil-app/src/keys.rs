@@ -61,7 +61,7 @@ pub enum KeyFileError {
     #[error("master key file {0} does not exist: run `veil init` to create it, or set VEIL_MASTER_KEY_FILE")]
     Missing(PathBuf),
     /// The file exists but cannot be read.
-    #[error("cannot read master key file {path}: {source}")]
+    #[error("cannot read master key file {path}")]
     Unreadable {
         /// The file.
         path: PathBuf,
@@ -80,7 +80,7 @@ pub enum KeyFileError {
     #[error("master key file {0} does not contain a base64-encoded 32-byte key")]
     Malformed(PathBuf),
     /// The file could not be created.
-    #[error("cannot create master key file {path}: {source}")]
+    #[error("cannot create master key file {path}")]
     Create {
         /// The file.
         path: PathBuf,
@@ -385,6 +385,11 @@ impl Keyring {
                 dek,
             ),
         }
+    }
+
+    /// Whether this keyring holds KEK `version` (a newer one may have been created by another process).
+    pub fn has_kek(&self, version: i64) -> bool {
+        self.keks.contains_key(&version)
     }
 
     /// Unwraps a customer's data key.

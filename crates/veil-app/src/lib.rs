@@ -84,6 +84,18 @@ impl Veil {
         Ok(())
     }
 
+    /// Unwraps a customer's data key, re-reading the keyring first if another process rotated keys since we
+    /// loaded it.
+    pub async fn unwrap_customer_key(
+        &self,
+        key_row: &veil_store::CustomerKeyRow,
+    ) -> AppResult<veil_mask::SecretKey> {
+        if !self.keyring().has_kek(key_row.kek_version) {
+            self.reload_keyring().await?;
+        }
+        self.keyring().unwrap_customer_key(key_row)
+    }
+
     /// Rotates the key-encryption key (re-wrapping every data key) and retires versions no longer used.
     pub async fn rotate_keys(
         &self,

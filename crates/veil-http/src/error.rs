@@ -36,7 +36,7 @@ pub struct Problem {
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    problem: Problem,
+    problem: Box<Problem>,
 }
 
 impl ApiError {
@@ -44,7 +44,7 @@ impl ApiError {
     pub fn new(status: StatusCode, code: &str, title: &str, detail: impl Into<String>) -> Self {
         ApiError {
             status,
-            problem: Problem {
+            problem: Box::new(Problem {
                 problem_type: format!("urn:veil:problem:{code}"),
                 title: title.to_owned(),
                 status: status.as_u16(),
@@ -53,7 +53,7 @@ impl ApiError {
                 errors: Vec::new(),
                 existing_customer_id: None,
                 field: None,
-            },
+            }),
         }
     }
 
@@ -120,7 +120,7 @@ impl From<AppError> for ApiError {
                     "duplicate",
                     "Duplicate customer",
                     format!(
-                        "customer {existing} already has this {field}; pass allow_duplicate=true to create anyway"
+                        "customer {existing} already has this {field}; pass allow_duplicate=true to save anyway"
                     ),
                 );
                 api.problem.existing_customer_id = Some(existing.to_string());
@@ -157,7 +157,7 @@ impl From<AppError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.problem).unwrap_or_default();
+        let body = serde_json::to_vec(self.problem.as_ref()).unwrap_or_default();
         let mut response = (self.status, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -21,19 +21,94 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => {
                 use axum::extract::rejection::JsonRejection;
-                // serde's messages name the field and position, never the value.
                 Err(match rejection {
                     JsonRejection::JsonDataError(error) => ApiError::new(
                         axum::http::StatusCode::UNPROCESSABLE_ENTITY,
                         "invalid_body",
                         "Invalid request body",
-                        error.body_text(),
+                        describe_without_values(&error.body_text()),
                     ),
+                    JsonRejection::JsonSyntaxError(error) => {
+                        ApiError::bad_request(describe_without_values(&error.body_text()))
+                    }
                     other => ApiError::bad_request(other.body_text()),
                 })
             }
         }
     }
+}
+
+/// serde's messages quote offending values (`invalid type: string "138…"`); keep the field path and what was
+/// expected, drop every quoted value, so a rejected phone number is never echoed back or logged.
+pub fn describe_without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quote: Option<char> = None;
+    for character in message.chars() {
+        match quote {
+            Some(open) if character == open => {
+                out.push('…');
+                out.push(character);
+                quote = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(character);
+                if character == '"' {
+                    quote = Some('"');
+                }
+            }
+        }
+    }
+    if quote.is_some() {
+        out.push('…');
+    }
+    // Numbers and booleans are unquoted: `invalid type: integer `13812345678``.
+    let mut cleaned = String::with_capacity(out.len());
+    let mut inside_backticks = false;
+    let mut segment = String::new();
+    for character in out.chars() {
+        if character == '`' {
+            if inside_backticks {
+                // Field names are backticked too (`unknown field `mobile``): keep identifiers, drop values.
+                if segment.chars().all(|c| c.is_ascii_alphabetic() || c == '_') {
+                    cleaned.push_str(&segment);
+                } else {
+                    cleaned.push('…');
+                }
+                segment.clear();
+            }
+            inside_backticks = !inside_backticks;
+            cleaned.push(character);
+        } else if inside_backticks {
+            segment.push(character);
+        } else {
+            cleaned.push(character);
+        }
+    }
+    if inside_backticks {
+        cleaned.push('…');
+    }
+    let digits_scrubbed: String = {
+        // Any run of 5+ digits that survived (unquoted numbers) is replaced.
+        let mut result = String::with_capacity(cleaned.len());
+        let mut run = String::new();
+        for character in cleaned.chars().chain(std::iter::once(' ')) {
+            if character.is_ascii_digit() {
+                run.push(character);
+            } else {
+                if run.len() >= 5 {
+                    result.push('…');
+                } else {
+                    result.push_str(&run);
+                }
+                run.clear();
+                result.push(character);
+            }
+        }
+        result.pop();
+        result
+    };
+    digits_scrubbed
 }
 
 /// A query string; a wrong shape is a 400 as problem+json.
@@ -46,7 +121,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| ApiQuery(value))
-            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+            .map_err(|rejection| {
+                ApiError::bad_request(describe_without_values(&rejection.body_text()))
+            })
     }
 }
 
@@ -82,5 +159,32 @@ impl FromRequestParts<AppState> for CurrentUser {
             actor,
             token: token.to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_without_values;
+
+    #[test]
+    fn values_are_not_echoed() {
+        for (message, forbidden, kept) in [
+            (
+                "Failed to deserialize the JSON body into the target type: tags: invalid type: string \"13812345678\", expected a sequence at line 1 column 24",
+                "13812345678",
+                "expected a sequence",
+            ),
+            (
+                "phone: invalid type: integer `13812345678`, expected a string at line 1 column 20",
+                "13812345678",
+                "expected a string",
+            ),
+            ("unknown field `mobile`, expected one of `name`, `phone`", "§", "`mobile`"),
+            ("name: invalid type: string \"张三\", expected a sequence", "张三", "name"),
+        ] {
+            let cleaned = describe_without_values(message);
+            assert!(!cleaned.contains(forbidden), "{cleaned}");
+            assert!(cleaned.contains(kept), "{cleaned}");
+        }
     }
 }

@@ -137,7 +137,8 @@ impl FieldCipher {
 
     /// Encrypts `plaintext` with a fresh random nonce, authenticating `aad`.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        // A CSPRNG seeded from the OS (ChaCha, reseeded periodically) instead of one system call per field.
+        let nonce = Aes256Gcm::generate_nonce(&mut rand::thread_rng());
         let ciphertext = self
             .cipher
             .encrypt(

@@ -221,17 +221,40 @@ fn full_select() -> &'static str {
     SQL.get_or_init(|| format!("SELECT {} FROM customer", all_columns().join(", ")))
 }
 
-fn insert_sql() -> &'static str {
-    static SQL: OnceLock<String> = OnceLock::new();
-    SQL.get_or_init(|| {
-        let columns = all_columns();
-        let placeholders: Vec<String> = (1..=columns.len()).map(|n| format!("${n}")).collect();
-        format!(
-            "INSERT INTO customer ({}) VALUES ({})",
-            columns.join(", "),
-            placeholders.join(", ")
-        )
-    })
+/// Rows per multi-row INSERT: few round trips, far below SQLite's and PostgreSQL's bound-parameter limits.
+const ROWS_PER_INSERT: usize = 100;
+
+/// `rows` groups of `columns` placeholders. SQLite gets anonymous `?`: with numbered parameters it looks every
+/// name up linearly on each bind, which makes a many-row statement quadratic.
+fn placeholder_rows(backend: crate::Backend, rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let placeholders: Vec<String> = (1..=columns)
+                .map(|column| match backend {
+                    crate::Backend::Sqlite => "?".to_owned(),
+                    crate::Backend::Postgres => format!("${}", row * columns + column),
+                })
+                .collect();
+            format!("({})", placeholders.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn insert_sql(backend: crate::Backend, rows: usize) -> String {
+    let columns = all_columns();
+    format!(
+        "INSERT INTO customer ({}) VALUES {}",
+        columns.join(", "),
+        placeholder_rows(backend, rows, columns.len())
+    )
+}
+
+fn key_insert_sql(backend: crate::Backend, rows: usize) -> String {
+    format!(
+        "INSERT INTO customer_key (customer_id, dek_version, kek_version, wrapped, created_at, updated_at) VALUES {}",
+        placeholder_rows(backend, rows, 6)
+    )
 }
 
 fn update_sql() -> &'static str {
@@ -390,29 +413,50 @@ impl Store {
         &self,
         customers: &[(CustomerRow, CustomerKeyRow)],
     ) -> StoreResult<()> {
-        let sql = insert_sql();
+        let mut kek_versions: Vec<i64> = customers.iter().map(|(_, key)| key.kek_version).collect();
+        kek_versions.sort_unstable();
+        kek_versions.dedup();
+        // The keys are only accepted under a KEK that is still active, so a process holding a stale keyring
+        // cannot wrap new data keys under a version that a rotation is retiring. On PostgreSQL the check takes
+        // a share lock on the keyring row, so a rotation cannot retire it before this transaction commits; on
+        // SQLite the write transaction already excludes the rotation's writes.
+        let backend = self.backend();
+        let kek_check = match backend {
+            crate::Backend::Sqlite => {
+                "SELECT version FROM keyring WHERE purpose = 'kek' AND version = $1 AND state = 'active'"
+            }
+            crate::Backend::Postgres => {
+                "SELECT version FROM keyring WHERE purpose = 'kek' AND version = $1 AND state = 'active' FOR SHARE"
+            }
+        };
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            for (row, key) in customers {
-                bind_customer!(sqlx::query(sql), row)
-                    .execute(&mut *tx)
+            for chunk in customers.chunks(ROWS_PER_INSERT) {
+                let sql = insert_sql(backend, chunk.len());
+                let mut query = sqlx::query(&sql);
+                for (row, _) in chunk {
+                    query = bind_customer!(query, row);
+                }
+                query.execute(&mut *tx).await?;
+                let sql = key_insert_sql(backend, chunk.len());
+                let mut query = sqlx::query(&sql);
+                for (row, key) in chunk {
+                    query = query
+                        .bind(&key.customer_id)
+                        .bind(key.dek_version)
+                        .bind(key.kek_version)
+                        .bind(&key.wrapped)
+                        .bind(row.profile.created_at)
+                        .bind(row.profile.created_at);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            for version in &kek_versions {
+                let active: Option<i64> = sqlx::query_scalar(kek_check)
+                    .bind(*version)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                // The key is only accepted under a KEK that is still active, so a process holding a stale
-                // keyring cannot wrap new data keys under a version that a rotation is retiring.
-                let inserted = sqlx::query(
-                    "INSERT INTO customer_key (customer_id, dek_version, kek_version, wrapped, created_at, updated_at) \
-                     SELECT $1, $2, $3, $4, $5, $5 WHERE EXISTS \
-                     (SELECT 1 FROM keyring WHERE purpose = 'kek' AND version = $3 AND state = 'active')",
-                )
-                .bind(&key.customer_id)
-                .bind(key.dek_version)
-                .bind(key.kek_version)
-                .bind(&key.wrapped)
-                .bind(row.profile.created_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if inserted != 1 {
+                if active.is_none() {
                     return Err(StoreError::StaleKey);
                 }
             }

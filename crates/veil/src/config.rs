@@ -127,10 +127,13 @@ pub struct Config {
 }
 
 fn env_value(name: &str) -> anyhow::Result<Option<String>> {
-    if let Ok(value) = std::env::var(name) {
-        if !value.is_empty() {
-            return Ok(Some(value));
-        }
+    Ok(std::env::var(name).ok().filter(|value| !value.is_empty()))
+}
+
+/// A secret setting: from `NAME`, or from the file named by `NAME_FILE` (Docker/Kubernetes secrets).
+fn secret_env_value(name: &str) -> anyhow::Result<Option<String>> {
+    if let Some(value) = env_value(name)? {
+        return Ok(Some(value));
     }
     let file_variable = format!("{name}_FILE");
     if let Ok(path) = std::env::var(&file_variable) {
@@ -156,7 +159,19 @@ pub fn unknown_env_vars() -> Vec<String> {
 fn read_toml(data_dir: &Path) -> anyhow::Result<TomlConfig> {
     let path = data_dir.join("veil.toml");
     match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).with_context(|| format!("invalid {}", path.display())),
+        // toml's own message quotes the offending line, which may hold a database password: report the
+        // position and the problem only.
+        Ok(text) => toml::from_str(&text).map_err(|error: toml::de::Error| {
+            let line = error
+                .span()
+                .map(|span| text[..span.start.min(text.len())].lines().count().max(1))
+                .unwrap_or(0);
+            anyhow::anyhow!(
+                "invalid {} (line {line}): {}",
+                path.display(),
+                error.message()
+            )
+        }),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(TomlConfig::default()),
         Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
     }
@@ -169,7 +184,10 @@ impl Config {
             .data_dir
             .unwrap_or_else(|| PathBuf::from("./veil-data"));
         let file = read_toml(&data_dir)?;
-        let database_url = match overrides.database_url.or(env_value("VEIL_DATABASE_URL")?) {
+        let database_url = match overrides
+            .database_url
+            .or(secret_env_value("VEIL_DATABASE_URL")?)
+        {
             Some(url) => url,
             None => match file.database_url {
                 Some(url) => url,
@@ -184,11 +202,12 @@ impl Config {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        // A relative key path in veil.toml is relative to the data directory, not the working directory.
         let master_key_file = env_value("VEIL_MASTER_KEY_FILE")?
             .map(PathBuf::from)
-            .or(file.master_key_file)
+            .or(file.master_key_file.map(|path| data_dir.join(path)))
             .unwrap_or_else(|| data_dir.join("master.key"));
-        let master_key = match env_value("VEIL_MASTER_PASSPHRASE")? {
+        let master_key = match secret_env_value("VEIL_MASTER_PASSPHRASE")? {
             Some(passphrase) => {
                 if passphrase.chars().count() < 12 {
                     bail!("VEIL_MASTER_PASSPHRASE must be at least 12 characters");

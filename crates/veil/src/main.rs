@@ -162,6 +162,7 @@ fn init_tracing(filter: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -389,7 +390,18 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             no_serve,
             ..
         } => {
-            let (veil, _) = initialise(&config).await?;
+            let (veil, fresh) = initialise(&config).await?;
+            if fresh {
+                veil.store()
+                    .put_setting("demo", "true", veil_app::now_ms())
+                    .await?;
+            } else if veil.store().setting("demo").await?.as_deref() != Some("true") {
+                bail!(
+                    "the database at {} was not created by `veil demo`; refusing to reset its accounts. \
+                     Use `veil serve`, or point --data-dir at an empty directory for a demo",
+                    config.database_url
+                );
+            }
             let accounts = veil_app::demo::ensure_demo_accounts(&veil).await?;
             if veil.count_customers().await? == 0 && customers > 0 {
                 let bar = Bar::new("creating demo customers");
@@ -486,12 +498,16 @@ async fn user_command(config: &Config, command: UserCommand, json: bool) -> anyh
                 .add_user(&username, role, team.as_deref(), &password)
                 .await?;
             if json {
-                println!("{}", serde_json::to_string(&user)?);
+                let mut value = serde_json::to_value(&user)?;
+                if generated {
+                    value["password"] = serde_json::Value::from(password.expose());
+                }
+                println!("{value}");
             } else {
                 println!("added {} ({}) id {}", user.username, user.role, user.id);
-            }
-            if generated {
-                println!("password: {}  (shown once)", password.expose());
+                if generated {
+                    println!("password: {}  (shown once)", password.expose());
+                }
             }
         }
         UserCommand::List => {
@@ -553,10 +569,31 @@ async fn serve(veil: Arc<Veil>, listen: &str, banner: Option<String>) -> anyhow:
     }
     tracing::info!(%address, "serving");
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server error")?;
     Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (service managers), so in-flight requests finish.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
 }

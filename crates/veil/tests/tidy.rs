@@ -36,11 +36,16 @@ fn no_debug_macros_and_no_printing_in_libraries() {
             !source.contains(&debug_macro),
             "{relative} contains a debug macro"
         );
-        let library_source = relative.contains("/src/") && !relative.starts_with("crates/veil/");
-        if library_source {
+        let binary =
+            relative.starts_with("crates/veil/") || relative.starts_with("crates/veil-bench/");
+        if relative.contains("/src/") && !binary {
+            // Standard error is fine (test harness notes); standard output belongs to the binary.
+            let without_stderr = source
+                .replace(&["eprint", "ln!("].concat(), "")
+                .replace(&["eprint", "!("].concat(), "");
             for print in &print_macros {
                 assert!(
-                    !source.contains(print.as_str()),
+                    !without_stderr.contains(print.as_str()),
                     "{relative} prints to stdout; libraries return values or log"
                 );
             }

@@ -95,3 +95,10 @@ CREATE TABLE erasure (
     erased_by    TEXT,
     erased_at    BIGINT  NOT NULL
 );
+
+-- Small named facts about this database (e.g. that `veil demo` created it).
+CREATE TABLE setting (
+    name        TEXT    PRIMARY KEY,
+    value       TEXT    NOT NULL,
+    updated_at  BIGINT  NOT NULL
+);
