@@ -408,6 +408,41 @@ impl Keyring {
     }
 }
 
+/// Re-wraps the keyring (every live KEK version and the blind-index key) under a new master key, and replaces the
+/// check value, in one transaction. Data keys and field ciphertexts are untouched. Returns the new keyring.
+pub async fn replace_master_key(
+    store: &Store,
+    keyring: &Keyring,
+    new_source: &MasterKeySource,
+) -> AppResult<Keyring> {
+    let (source_name, salt) = match new_source {
+        MasterKeySource::File(_) => ("file", None),
+        MasterKeySource::Passphrase(_) => ("passphrase", Some(crypto::generate_salt().to_vec())),
+    };
+    let new_master = resolve_master(new_source, salt.as_deref()).await?;
+    let mut rewrapped = Vec::new();
+    for row in store.keyring_rows().await? {
+        let Some(wrapped) = &row.wrapped else {
+            continue;
+        };
+        let aad = keyring_aad(&row.purpose, row.version);
+        let key = crypto::unwrap_key(&keyring.master, &aad, wrapped)?;
+        rewrapped.push(KeyringRow {
+            wrapped: Some(crypto::wrap_key(&new_master, &aad, &key)),
+            ..row
+        });
+    }
+    let meta = MasterKeyMeta {
+        source: source_name.to_owned(),
+        salt,
+        check_blob: crypto::seal(&new_master, &check_aad(), CHECK_PLAINTEXT),
+    };
+    store
+        .replace_master_key(&rewrapped, &meta, now_ms())
+        .await?;
+    Keyring::load(store, new_master).await
+}
+
 /// Progress of a long key operation, reported after each batch.
 pub trait Progress {
     /// `done` of `total` items processed.

@@ -96,6 +96,13 @@ impl Veil {
         self.keyring().unwrap_customer_key(key_row)
     }
 
+    /// Replaces the master key (new key file or passphrase): re-wraps the keyring only.
+    pub async fn replace_master_key(&self, new_source: &MasterKeySource) -> AppResult<()> {
+        let keyring = keys::replace_master_key(&self.store, &self.keyring(), new_source).await?;
+        self.replace_keyring(keyring);
+        Ok(())
+    }
+
     /// Rotates the key-encryption key (re-wrapping every data key) and retires versions no longer used.
     pub async fn rotate_keys(
         &self,

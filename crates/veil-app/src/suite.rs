@@ -919,3 +919,66 @@ async fn passphrase_master_key_round_trip() {
     ));
     let _ = CustomerScope::default();
 }
+
+both_backends!(master_key_replacement_rewraps_the_keyring_only, |harness| {
+    let admin = harness.actor("boss", Role::Admin, None).await;
+    for index in 0..3 {
+        harness
+            .veil
+            .create_customer(
+                &admin,
+                &customer("钱七", &format!("1350000{index:04}")),
+                true,
+            )
+            .await
+            .unwrap();
+    }
+    let before: Vec<_> = harness
+        .veil
+        .store()
+        .customer_keys_below_kek(i64::MAX, 100)
+        .await
+        .unwrap();
+    let new_key = harness.dir.path().join("new.key");
+    crate::keys::create_master_key_file(&new_key).unwrap();
+    let new_source = crate::MasterKeySource::File(new_key);
+    harness.veil.replace_master_key(&new_source).await.unwrap();
+    // Data keys were not touched; the keyring now opens only under the new master key.
+    let after: Vec<_> = harness
+        .veil
+        .store()
+        .customer_keys_below_kek(i64::MAX, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        before
+            .iter()
+            .map(|row| row.wrapped.clone())
+            .collect::<Vec<_>>(),
+        after
+            .iter()
+            .map(|row| row.wrapped.clone())
+            .collect::<Vec<_>>()
+    );
+    let old = Veil::open(
+        veil_store::Store::connect(&harness.url).await.unwrap(),
+        &harness.master,
+    )
+    .await;
+    assert!(matches!(old, Err(AppError::WrongMasterKey)), "{old:?}");
+    let reopened = Veil::open(
+        veil_store::Store::connect(&harness.url).await.unwrap(),
+        &new_source,
+    )
+    .await
+    .unwrap();
+    assert_eq!(verify_all_decrypt(&reopened).await.unwrap(), 3);
+    // The running instance keeps working too.
+    harness
+        .veil
+        .create_customer(&admin, &customer("孙八", "13500009999"), true)
+        .await
+        .unwrap();
+    assert_eq!(verify_all_decrypt(&reopened).await.unwrap(), 4);
+    reopened.store().close().await;
+});

@@ -152,6 +152,41 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces the master key: every keyring row re-wrapped and the new check value, in one transaction, so a
+    /// crash leaves the database wholly under the old key or wholly under the new one.
+    pub async fn replace_master_key(
+        &self,
+        rows: &[KeyringRow],
+        meta: &MasterKeyMeta,
+        now: i64,
+    ) -> StoreResult<()> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for row in rows {
+                sqlx::query(
+                    "UPDATE keyring SET wrapped = $3, updated_at = $4 WHERE purpose = $1 AND version = $2",
+                )
+                .bind(&row.purpose)
+                .bind(row.version)
+                .bind(&row.wrapped)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query(
+                "UPDATE master_key_meta SET source = $1, salt = $2, check_blob = $3, updated_at = $4 WHERE id = 1",
+            )
+            .bind(&meta.source)
+            .bind(&meta.salt)
+            .bind(&meta.check_blob)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// The wrapped data key of one customer.
     pub async fn customer_key(&self, customer_id: &str) -> StoreResult<Option<CustomerKeyRow>> {
         let row = with_pool!(self, |pool| {

@@ -86,6 +86,7 @@ const OTHER_KNOWN_ENV: &[&str] = &[
     "VEIL_DATABASE_URL_FILE",
     "VEIL_MASTER_PASSPHRASE_FILE",
     "VEIL_TEST_DATABASE_URL",
+    "VEIL_NEW_MASTER_PASSPHRASE",
 ];
 
 /// `veil.toml`.

@@ -125,6 +125,9 @@ enum KeysCommand {
     Status,
     /// Rotate the key-encryption key: re-wrap every customer data key (resumable), retire the old version.
     Rotate,
+    /// Replace the master key: a new key file (or the passphrase in VEIL_NEW_MASTER_PASSPHRASE); re-wraps the
+    /// keyring only, in one transaction.
+    RotateMaster,
 }
 
 #[derive(Subcommand)]
@@ -447,6 +450,7 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                         }
                     }
                 }
+                KeysCommand::RotateMaster => rotate_master(&config, &veil, json).await?,
                 KeysCommand::Rotate => {
                     let bar = Bar::new("re-wrapping data keys");
                     let (report, retired) = veil.rotate_keys(&bar).await?;
@@ -475,6 +479,82 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Pii(_) | Command::Mask { .. } => unreachable!("handled before configuration"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn rotate_master(config: &Config, veil: &Veil, json: bool) -> anyhow::Result<()> {
+    let new_passphrase = std::env::var("VEIL_NEW_MASTER_PASSPHRASE")
+        .ok()
+        .filter(|value| !value.is_empty());
+    if let Some(passphrase) = new_passphrase {
+        if passphrase.chars().count() < 12 {
+            bail!("VEIL_NEW_MASTER_PASSPHRASE must be at least 12 characters");
+        }
+        veil.replace_master_key(&MasterKeySource::Passphrase(keys::Passphrase::new(
+            passphrase,
+        )))
+        .await?;
+        if json {
+            println!("{}", serde_json::json!({"master_key_source": "passphrase"}));
+        } else {
+            println!(
+                "master key replaced; from now on set VEIL_MASTER_PASSPHRASE to the new passphrase"
+            );
+        }
+        return Ok(());
+    }
+    let current = &config.master_key_file;
+    let mut staged = current.clone().into_os_string();
+    staged.push(".new");
+    let staged = std::path::PathBuf::from(staged);
+    if staged.exists() {
+        bail!(
+            "{} exists: an earlier rotation was interrupted. If `veil keys status` works with the current key, \
+             delete it and retry; otherwise the database is under the new key: move it to {}",
+            staged.display(),
+            current.display()
+        );
+    }
+    keys::create_master_key_file(&staged)?;
+    if let Err(error) = veil
+        .replace_master_key(&MasterKeySource::File(staged.clone()))
+        .await
+    {
+        // Nothing was committed: the database is still under the current key.
+        let _ = std::fs::remove_file(&staged);
+        return Err(error.into());
+    }
+    let mut retired = current.clone().into_os_string();
+    retired.push(format!(".retired-{}", veil_app::now_ms() / 1000));
+    let retired = std::path::PathBuf::from(retired);
+    if current.exists() {
+        std::fs::rename(current, &retired).with_context(|| {
+            format!(
+                "the database is under the new key in {}; move it to {} by hand",
+                staged.display(),
+                current.display()
+            )
+        })?;
+    }
+    std::fs::rename(&staged, current).with_context(|| {
+        format!(
+            "the database is under the new key in {}; move it to {} by hand",
+            staged.display(),
+            current.display()
+        )
+    })?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"master_key_file": current, "retired_key_file": retired})
+        );
+    } else {
+        println!(
+            "master key replaced: {} (old key moved to {}; destroy it once you no longer need to restore older backups)",
+            current.display(),
+            retired.display()
+        );
+    }
+    Ok(())
 }
 
 async fn user_command(config: &Config, command: UserCommand, json: bool) -> anyhow::Result<()> {

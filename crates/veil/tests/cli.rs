@@ -199,3 +199,41 @@ fn pii_validate_exit_codes_and_details() {
     let unknown = veil(dir.path(), &["pii", "validate", "--kind", "nope", "x"]);
     assert!(!unknown.status.success());
 }
+
+#[test]
+fn master_key_rotation_swaps_the_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(veil(&data, &["demo", "--no-serve", "--customers", "20"])
+        .status
+        .success());
+    let old_key = std::fs::read(data.join("master.key")).unwrap();
+    let rotated = veil(&data, &["keys", "rotate-master"]);
+    assert!(rotated.status.success(), "{}", text(&rotated));
+    let new_key = std::fs::read(data.join("master.key")).unwrap();
+    assert_ne!(old_key, new_key);
+    let retired: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("master.key.retired-")
+        })
+        .collect();
+    assert_eq!(retired.len(), 1);
+    assert_eq!(std::fs::read(retired[0].path()).unwrap(), old_key);
+    // Everything opens under the new key, and a KEK rotation re-wraps all 20 data keys.
+    let status = veil(&data, &["keys", "rotate"]);
+    assert!(status.status.success(), "{}", text(&status));
+    assert!(
+        text(&status).contains("20 data keys re-wrapped"),
+        "{}",
+        text(&status)
+    );
+    let json = veil(&data, &["--format", "json", "keys", "status"]);
+    let status: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(status["current_kek_version"], 2);
+    assert_eq!(status["kek_versions"][0]["state"], "retired");
+}
