@@ -24,10 +24,10 @@ use config::{Config, Overrides};
     about = "Veil — a privacy-first CRM: masked by default, unmasked only through governance."
 )]
 struct Cli {
-    /// Data directory [env: VEIL_DATA_DIR] [default: ./veil-data]
+    /// Data directory [default: ./veil-data]
     #[arg(long, global = true, env = "VEIL_DATA_DIR")]
     data_dir: Option<std::path::PathBuf>,
-    /// Database URL: sqlite://PATH or postgres://… [env: VEIL_DATABASE_URL]
+    /// Database URL: sqlite://PATH or postgres://…
     #[arg(long, global = true, env = "VEIL_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// Output format.
@@ -49,13 +49,13 @@ enum Command {
     Init,
     /// Run the HTTP server (API).
     Serve {
-        /// Listen address [env: VEIL_LISTEN] [default: 127.0.0.1:8080]
+        /// Listen address [default: 127.0.0.1:8080]
         #[arg(long, env = "VEIL_LISTEN")]
         listen: Option<String>,
     },
     /// Initialise a fresh data directory with demo data if it is empty, then serve.
     Demo {
-        /// Listen address [env: VEIL_LISTEN]
+        /// Listen address
         #[arg(long, env = "VEIL_LISTEN")]
         listen: Option<String>,
         /// How many synthetic customers to create in an empty database.
