@@ -262,7 +262,8 @@ struct ProfileInput {
     team: Option<String>,
     source: Option<String>,
     industry: Option<String>,
-    attributes: serde_json::Map<String, serde_json::Value>,
+    /// Serialised JSON object.
+    attributes: String,
 }
 
 fn validate_sensitive(
@@ -345,32 +346,27 @@ fn validate_tags(tags: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
     out
 }
 
-fn validate_attributes(
-    value: &serde_json::Value,
-    errors: &mut Vec<FieldError>,
-) -> serde_json::Map<String, serde_json::Value> {
-    match value {
-        serde_json::Value::Object(map) => {
-            if value.to_string().len() > MAX_ATTRIBUTES_BYTES {
-                errors.push(FieldError::new(
-                    "attributes",
-                    "too_large",
-                    format!("at most {MAX_ATTRIBUTES_BYTES} bytes of JSON"),
-                ));
-                serde_json::Map::new()
-            } else {
-                map.clone()
-            }
-        }
-        _ => {
-            errors.push(FieldError::new(
-                "attributes",
-                "invalid",
-                "must be a JSON object",
-            ));
-            serde_json::Map::new()
-        }
+/// Checks that attributes are a JSON object of bounded size and returns its serialised form (serialised once).
+fn validate_attributes(value: &serde_json::Value, errors: &mut Vec<FieldError>) -> String {
+    const EMPTY: &str = "{}";
+    if !value.is_object() {
+        errors.push(FieldError::new(
+            "attributes",
+            "invalid",
+            "must be a JSON object",
+        ));
+        return EMPTY.to_owned();
     }
+    let json = value.to_string();
+    if json.len() > MAX_ATTRIBUTES_BYTES {
+        errors.push(FieldError::new(
+            "attributes",
+            "too_large",
+            format!("at most {MAX_ATTRIBUTES_BYTES} bytes of JSON"),
+        ));
+        return EMPTY.to_owned();
+    }
+    json
 }
 
 /// Reconciles birth date and gender with what the resident ID number encodes.
@@ -466,7 +462,7 @@ pub fn validate_input(input: &CustomerInput) -> Result<ValidatedCustomer, Vec<Fi
             .attributes
             .as_ref()
             .map(|value| validate_attributes(value, &mut errors))
-            .unwrap_or_default(),
+            .unwrap_or_else(|| "{}".to_owned()),
     };
     if errors.is_empty() {
         Ok(ValidatedCustomer { values, profile })
@@ -695,7 +691,7 @@ impl Veil {
                 team: profile.team.clone(),
                 source: profile.source.clone(),
                 industry: profile.industry.clone(),
-                attributes: serde_json::Value::Object(profile.attributes.clone()).to_string(),
+                attributes: profile.attributes.clone(),
                 created_at: now,
                 updated_at: now,
             },
@@ -981,8 +977,7 @@ impl Veil {
             }
         }
         if let Some(attributes) = &patch.attributes {
-            profile.attributes =
-                serde_json::Value::Object(validate_attributes(attributes, &mut errors)).to_string();
+            profile.attributes = validate_attributes(attributes, &mut errors);
         }
         if actor.role == Role::Manager && actor.team.is_some() && profile.team != actor.team {
             errors.push(FieldError::new(

@@ -14,6 +14,8 @@ pub mod demo_data;
 pub mod error;
 pub mod ids;
 pub mod keys;
+pub mod notes;
+pub mod policies;
 pub mod users;
 
 #[cfg(test)]

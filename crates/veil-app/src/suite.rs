@@ -982,3 +982,132 @@ both_backends!(master_key_replacement_rewraps_the_keyring_only, |harness| {
     assert_eq!(verify_all_decrypt(&reopened).await.unwrap(), 4);
     reopened.store().close().await;
 });
+
+both_backends!(
+    notes_are_masked_on_write_and_sealed_under_the_customer_key,
+    |harness| {
+        let sales = harness.actor("sally", Role::Sales, Some("east")).await;
+        let other = harness.actor("sam", Role::Sales, Some("east")).await;
+        let created = harness
+            .veil
+            .create_customer(&sales, &customer("周九", "13600001234"), false)
+            .await
+            .unwrap();
+        let text = format!("客户来电，手机{PHONE}，身份证{ID_NUMBER}，邮箱{EMAIL}。订单号20261129000013812345678已发货。");
+        let note = harness
+            .veil
+            .add_note(
+                &sales,
+                created.id,
+                &crate::notes::NoteInput { body: text.clone() },
+            )
+            .await
+            .unwrap();
+        assert!(note.body.contains("139****5678"), "{}", note.body);
+        assert!(note.body.contains("110101********6151"), "{}", note.body);
+        assert!(
+            note.body.contains("20261129000013812345678"),
+            "order numbers are not personal data: {}",
+            note.body
+        );
+        assert_no_plaintext(note.body.as_bytes(), "the masked note");
+        let kinds: Vec<&str> = note.pii.iter().map(|span| span.kind.as_str()).collect();
+        assert!(
+            kinds.contains(&"cn_mobile") && kinds.contains(&"cn_id") && kinds.contains(&"email"),
+            "{kinds:?}"
+        );
+        for span in &note.pii {
+            let shown: String = note
+                .body
+                .chars()
+                .skip(span.start)
+                .take(span.end - span.start)
+                .collect();
+            assert!(shown.contains('*'), "span {span:?} points at {shown}");
+        }
+        // Only readers of the customer read its notes.
+        assert!(matches!(
+            harness.veil.list_notes(&other, created.id, None, 50).await,
+            Err(AppError::NotFound)
+        ));
+        let listed = harness
+            .veil
+            .list_notes(&sales, created.id, None, 50)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].body, note.body);
+        // The originals open with the customer's key, and only with it.
+        let rows = harness
+            .veil
+            .store()
+            .list_notes(&created.id.to_string(), None, 10)
+            .await
+            .unwrap();
+        let key_row = harness
+            .veil
+            .store()
+            .customer_key(&created.id.to_string())
+            .await
+            .unwrap()
+            .unwrap();
+        let dek = harness.veil.unwrap_customer_key(&key_row).await.unwrap();
+        let spans = crate::notes::open_spans(&dek, &rows[0], key_row.dek_version).unwrap();
+        assert!(spans
+            .iter()
+            .any(|(kind, value)| *kind == veil_pii::PiiKind::CnMobile && value.as_str() == PHONE));
+        let stranger = veil_mask::SecretKey::generate();
+        assert!(crate::notes::open_spans(&stranger, &rows[0], key_row.dek_version).is_err());
+        // Nothing of the note's plaintext is at rest.
+        if let Some(path) = harness.sqlite_path() {
+            harness.veil.store().checkpoint().await.unwrap();
+            let mut bytes = Vec::new();
+            sealed_row_of(&mut bytes, &path);
+            sealed_row_of(&mut bytes, &path.with_extension("db-wal"));
+            assert_no_plaintext(&bytes, "the SQLite file after a note");
+        } else {
+            let veil_store::Pool::Postgres(pool) = harness.veil.store().pool() else {
+                unreachable!()
+            };
+            let dump: Option<String> =
+                sqlx::query_scalar("SELECT string_agg(t::text, '|') FROM customer_note t")
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+            assert_no_plaintext(dump.unwrap_or_default().as_bytes(), "the PostgreSQL notes");
+        }
+        // Erasing the customer erases the notes.
+        let admin = harness.actor("root", Role::Admin, None).await;
+        harness
+            .veil
+            .delete_customer(&admin, created.id)
+            .await
+            .unwrap();
+        assert!(harness
+            .veil
+            .store()
+            .list_notes(&created.id.to_string(), None, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        // Empty and oversized notes are refused.
+        let again = harness
+            .veil
+            .create_customer(&sales, &customer("吴十", "13600004321"), false)
+            .await
+            .unwrap();
+        for body in [
+            String::new(),
+            "   ".to_owned(),
+            "字".repeat(crate::notes::MAX_NOTE_CHARS + 1),
+        ] {
+            assert!(matches!(
+                harness
+                    .veil
+                    .add_note(&sales, again.id, &crate::notes::NoteInput { body })
+                    .await,
+                Err(AppError::Validation(_))
+            ));
+        }
+    }
+);

@@ -8,6 +8,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use veil_app::customers::{CustomerInput, CustomerPage, CustomerPatch, CustomerView, ExactSearch};
+use veil_app::notes::{NoteInput, NoteView};
 use veil_app::{CustomerId, SensitiveField};
 
 use crate::error::{ApiError, ApiResult, Problem};
@@ -152,9 +153,61 @@ pub async fn delete_customer(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Note list parameters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NoteParams {
+    /// Cursor: the id of the last note of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// A customer's notes, newest first, with personal data masked in place.
+#[utoipa::path(get, path = "/api/v1/customers/{id}/notes", tag = "customers",
+    params(("id" = String, Path, description = "Customer id"), NoteParams),
+    responses((status = 200, body = Vec<NoteView>), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn list_notes(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<NoteParams>,
+) -> ApiResult<Json<Vec<NoteView>>> {
+    let id = parse_id(&id)?;
+    Ok(Json(
+        state
+            .veil
+            .list_notes(
+                &user.actor,
+                id,
+                params.cursor.as_deref(),
+                params.limit.unwrap_or(50),
+            )
+            .await?,
+    ))
+}
+
+/// Adds a note. Phone numbers, ID numbers, cards, emails, names and addresses in it are found, masked in the
+/// stored text, and their originals sealed under the customer's key.
+#[utoipa::path(post, path = "/api/v1/customers/{id}/notes", tag = "customers",
+    params(("id" = String, Path, description = "Customer id")), request_body = NoteInput,
+    responses((status = 201, body = NoteView), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn add_note(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<NoteInput>,
+) -> ApiResult<(StatusCode, Json<NoteView>)> {
+    let id = parse_id(&id)?;
+    let note = state.veil.add_note(&user.actor, id, &input).await?;
+    Ok((StatusCode::CREATED, Json(note)))
+}
+
 /// The customer routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_customers, create_customer))
         .routes(routes!(get_customer, update_customer, delete_customer))
+        .routes(routes!(list_notes, add_note))
 }

@@ -31,7 +31,7 @@ const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
 /// Errors of the cryptographic layer. None of them carries key material or plaintext.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
     /// The ciphertext was altered, moved to another record or field, or sealed under another key.
     #[error(

@@ -23,12 +23,24 @@ use veil_pii::PiiKind;
 ///
 /// When the kept characters would cover the whole value, every counted character is masked instead, so the
 /// operator never reveals a value by being given too short an input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// In a policy document it reads `{"op": "mask", "keep_leading": 3, "keep_trailing": 4}`; `mask_char` defaults to
+/// `*` and `keep_separators` to false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MaskSpec {
+    #[serde(default)]
     pub keep_leading: usize,
+    #[serde(default)]
     pub keep_trailing: usize,
+    #[serde(default = "default_mask_char")]
     pub mask_char: char,
+    #[serde(default)]
     pub keep_separators: bool,
+}
+
+fn default_mask_char() -> char {
+    DEFAULT_MASK_CHAR
 }
 
 /// The character every default display masks with.
@@ -119,7 +131,7 @@ const MAX_NAME_CHARS: usize = 64;
 const MAX_ADMIN_LEVEL_CHARS: usize = 16;
 
 /// How many administrative levels (province, city, district) an address display may keep.
-const MAX_ADMIN_LEVELS: usize = 3;
+pub(crate) const MAX_ADMIN_LEVELS: usize = 3;
 
 fn is_separator(character: char) -> bool {
     matches!(character, ' ' | '-' | '(' | ')' | '/' | '@' | '.')
@@ -215,7 +227,9 @@ fn display_cn_mobile(value: &str) -> Option<String> {
 fn display_cn_id(value: &str) -> Option<String> {
     let bytes = value.as_bytes();
     match bytes.len() {
-        18 if all_ascii_digits(&value[..17])
+        // Bytes, not `&value[..17]`: 18 bytes of other scripts need not have a character boundary at 17 (a
+        // property test found the panic).
+        18 if bytes[..17].iter().all(u8::is_ascii_digit)
             && (bytes[17].is_ascii_digit() || bytes[17] == b'X' || bytes[17] == b'x') =>
         {
             Some(mask(value, &CN_ID))
@@ -322,7 +336,8 @@ fn display_hk_id(value: &str) -> Option<String> {
     let (digits, check) = if let Some(inner) = rest.strip_suffix(')') {
         let (digits, check) = inner.split_once('(')?;
         (digits, check)
-    } else if rest.len() == 7 {
+    } else if rest.len() == 7 && rest.is_ascii() {
+        // ASCII only: byte 6 must be a character boundary (a property test found a panic on 7 bytes such as `12345é`).
         rest.split_at(6)
     } else {
         return None;
@@ -465,12 +480,25 @@ fn is_below_district(character: char) -> bool {
 /// ending in an [`is_admin_marker`] character (consecutive markers are one level: `杭州市` not `杭州` + `市`).
 /// Returns its length in bytes, 0 when no level is recognised.
 fn admin_prefix_len(value: &str) -> usize {
+    let (ends, count) = admin_level_ends(value);
+    if count == 0 {
+        0
+    } else {
+        ends[count - 1]
+    }
+}
+
+/// The byte offsets where each recognised administrative level of an address ends (province, city, district),
+/// and how many were recognised: `北京市朝阳区建国路` → `([9, 18, _], 2)`. Shared by the display and by the
+/// `generalize` operator (address → province or city).
+pub(crate) fn admin_level_ends(value: &str) -> ([usize; MAX_ADMIN_LEVELS], usize) {
     let characters: Vec<(usize, char)> = value
         .char_indices()
         .take(MAX_ADMIN_LEVELS * (MAX_ADMIN_LEVEL_CHARS + 1))
         .collect();
+    let mut ends = [0usize; MAX_ADMIN_LEVELS];
+    let mut count = 0;
     let mut position = 0;
-    let mut prefix_end_byte = 0;
     for _ in 0..MAX_ADMIN_LEVELS {
         // A level needs at least one character before its marker (`市中区`, not `市`).
         let window_end = (position + MAX_ADMIN_LEVEL_CHARS).min(characters.len());
@@ -492,11 +520,12 @@ fn admin_prefix_len(value: &str) -> usize {
             end += 1;
         }
         position = end;
-        prefix_end_byte = characters
+        ends[count] = characters
             .get(end)
             .map_or(value.len(), |&(byte_index, _)| byte_index);
+        count += 1;
     }
-    prefix_end_byte
+    (ends, count)
 }
 
 /// Keeps the province/city/district prefix and masks the rest as [`ADDRESS_REST_MASK`]:
@@ -610,6 +639,8 @@ mod tests {
                 ("11010119840227615", FULL_MASK),
                 ("1101011984022761XX", FULL_MASK),
                 ("11010119840227615Y", FULL_MASK),
+                ("1234567890123456\u{e9}", FULL_MASK),
+                ("\u{11217}\u{201b}$\u{fb3c}\u{113c2}\u{3193}", FULL_MASK),
             ],
         );
     }
@@ -797,6 +828,8 @@ mod tests {
                 ("A123456A", "A*****6A"),
                 ("A123456(B)", FULL_MASK),
                 ("123456(7)", FULL_MASK),
+                (" \u{a01}\u{fe76}", FULL_MASK),
+                ("A12345\u{e9}", FULL_MASK),
             ],
         );
     }

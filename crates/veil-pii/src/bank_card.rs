@@ -82,7 +82,9 @@ pub fn luhn_check_digit(payload: &str) -> Option<u8> {
 /// use [`validate`] for user input.
 pub fn luhn_valid(number: &str) -> bool {
     let bytes = number.as_bytes();
-    bytes.len() >= 2 && bytes.iter().all(u8::is_ascii_digit) && luhn_sum(bytes, false) % 10 == 0
+    bytes.len() >= 2
+        && bytes.iter().all(u8::is_ascii_digit)
+        && luhn_sum(bytes, false).is_multiple_of(10)
 }
 
 /// Validates a bank card number; see the module documentation.

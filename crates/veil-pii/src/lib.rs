@@ -20,6 +20,21 @@
 //! }
 //! assert!(validate(PiiKind::CnMobile, "+86 120 8728 1353", today).is_err());
 //! ```
+//!
+//! [`scan`] finds personal data in free text (notes, `veil pii scan`) and reports [`Span`]s with
+//! char and byte offsets, validity and a confidence; see the [`scan`](mod@scan) module.
+//!
+//! ```
+//! use veil_pii::{scan, Date, PiiKind};
+//!
+//! let today = Date::new(2026, 11, 29).unwrap();
+//! let spans = scan("客户张浩然，手机138 1234 5678，订单号2026112913812345678", today);
+//! let kinds: Vec<_> = spans.iter().map(|s| (s.kind, s.start, s.end, s.valid)).collect();
+//! assert_eq!(
+//!     kinds,
+//!     [(PiiKind::PersonName, 2, 5, true), (PiiKind::CnMobile, 8, 21, true)]
+//! );
+//! ```
 
 pub mod kind;
 pub use kind::PiiKind;
@@ -41,5 +56,7 @@ pub mod email;
 pub mod hk_id;
 pub mod hk_macau_permit;
 pub mod person_name;
+pub mod scan;
+pub use scan::{scan, Scanner, Span};
 pub mod tw_permit;
 pub mod uscc;

@@ -4,7 +4,7 @@
 //! Every single-value line must be accepted exactly when `valid` is true. Lines whose note starts
 //! with `STRICT:` are invalid only under the structural checks (province prefix, USCC authority,
 //! embedded organisation code); `veil-pii` implements those, so they must be rejected too.
-//! `free_text` lines wait for the scanner and are only counted.
+//! `free_text` lines are only counted here: `tests/corpus.rs` scores the scanner on them.
 
 use std::path::PathBuf;
 
@@ -111,7 +111,8 @@ fn shared_vectors() {
 }
 
 /// The spans of `free_text` lines, cut out of their text, must validate as their `valid` flag
-/// says: a check of the validators on realistic in-context spellings, until the scanner exists.
+/// says: a check of the validators on realistic in-context spellings (the scanner itself is
+/// scored on these lines by `tests/corpus.rs`).
 #[test]
 fn free_text_spans_validate_individually() {
     let Ok(text) = std::fs::read_to_string(vectors_path()) else {

@@ -16,12 +16,16 @@ pub use sqlx;
 
 pub mod customers;
 pub mod keyring;
+pub mod notes;
+pub mod policies;
 pub mod users;
 
 pub use customers::{
     CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow, SealedValue, SensitiveField,
 };
 pub use keyring::{CustomerKeyRow, KeyringRow, MasterKeyMeta};
+pub use notes::NoteRow;
+pub use policies::PolicyRow;
 pub use users::{TokenRow, UserRow};
 
 /// Runs `$body` with `$pool` bound to the concrete pool of `$store`, compiling the body once per backend.
@@ -50,7 +54,7 @@ pub enum StoreError {
         source: sqlx::Error,
     },
     /// Applying migrations failed.
-    #[error("applying schema migrations failed: {0}")]
+    #[error("applying schema migrations failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A uniqueness constraint was violated.
     #[error("a record with the same unique value already exists ({0})")]

@@ -73,6 +73,9 @@ enum Command {
     /// Key versions and rotation.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Masking policies: show, preview, record a change.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Personal-data detection and validation.
     #[command(subcommand)]
     Pii(PiiCommand),
@@ -131,7 +134,43 @@ enum KeysCommand {
 }
 
 #[derive(Subcommand)]
+enum PolicyCommand {
+    /// Print the policy in force (JSON) and its history.
+    Show,
+    /// Show how synthetic sample customers look to a role (or in an export profile) under the policy in force,
+    /// or under the policy in FILE.
+    Preview {
+        /// Role to preview (admin, dpo, manager, sales, service, auditor, or a custom role).
+        #[arg(long, default_value = "sales")]
+        role: String,
+        /// Preview an export profile (masked, pseudonymised, unmasked) instead of a role's display.
+        #[arg(long)]
+        profile: Option<String>,
+        /// A policy document to preview instead of the one in force.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+    },
+    /// Record a new policy version from FILE (admin; the reason is kept with the change).
+    Set {
+        /// The policy document (JSON).
+        file: std::path::PathBuf,
+        /// Why the policy changes.
+        #[arg(long)]
+        reason: String,
+        /// The admin recording the change.
+        #[arg(long = "as", default_value = "admin")]
+        actor: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum PiiCommand {
+    /// Find personal data in text (FILE, or standard input) and print each line masked; with --format json one
+    /// object per line: {"line": N, "spans": [{"kind", "start", "end", "masked", "valid", "confidence"}]}.
+    Scan {
+        /// The text file (UTF-8); standard input when absent.
+        file: Option<std::path::PathBuf>,
+    },
     /// Exit 0 if VALUE is a valid KIND, 1 if not; --format json prints the details.
     Validate {
         /// PII kind.
@@ -177,6 +216,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return pii_validate(kind, value, cli.format)
         }
         Command::Mask { kind, value } => return mask(kind, value),
+        Command::Pii(PiiCommand::Scan { file }) => return pii_scan(file.as_deref(), cli.format),
         _ => {}
     }
     let listen = match &cli.command {
@@ -239,6 +279,50 @@ fn pii_validate(kind: &str, value: &str, format: Format) -> anyhow::Result<ExitC
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn pii_scan(file: Option<&std::path::Path>, format: Format) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let reader: Box<dyn BufRead> = match file {
+        Some(path) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let scanner = veil_pii::scan::Scanner::new();
+    let today = veil_app::today();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut spans = Vec::new();
+    for (index, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("line {} is not valid UTF-8", index + 1))?;
+        spans.clear();
+        scanner.scan_into(&line, today, &mut spans);
+        if format == Format::Json {
+            let found: Vec<serde_json::Value> = spans
+                .iter()
+                .map(|span| {
+                    serde_json::json!({
+                        "kind": span.kind.as_str(),
+                        "start": span.start,
+                        "end": span.end,
+                        "masked": veil_mask::default_display(span.kind, span.normalized.as_deref().unwrap_or("")),
+                        "valid": span.valid,
+                        "confidence": (f64::from(span.confidence) * 100.0).round() / 100.0,
+                    })
+                })
+                .collect();
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"line": index + 1, "spans": found})
+            )?;
+        } else {
+            writeln!(out, "{}", veil_app::notes::mask_text(&line).body)?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Details that are not themselves the identifying value (region, birth date, sex, card length…).
@@ -429,6 +513,7 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             }
         }
         Command::User(command) => user_command(&config, command, json).await?,
+        Command::Policy(command) => policy_command(&config, command, json).await?,
         Command::Keys(command) => {
             let veil = open(&config).await?;
             match command {
@@ -553,6 +638,130 @@ async fn rotate_master(config: &Config, veil: &Veil, json: bool) -> anyhow::Resu
             current.display(),
             retired.display()
         );
+    }
+    Ok(())
+}
+
+async fn policy_command(config: &Config, command: PolicyCommand, json: bool) -> anyhow::Result<()> {
+    use veil_mask::policy::{self, ExportProfile, Policy};
+    let veil = open(config).await?;
+    match command {
+        PolicyCommand::Show => {
+            let (version, policy) = veil.current_policy().await?;
+            let history = veil.store().policy_history().await?;
+            if json {
+                let document: serde_json::Value = serde_json::from_str(&policy.to_json())?;
+                println!(
+                    "{}",
+                    serde_json::json!({"version": version, "document": document})
+                );
+            } else {
+                println!(
+                    "masking policy v{version}{}",
+                    if version == 0 {
+                        " (built-in default)"
+                    } else {
+                        ""
+                    }
+                );
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(
+                        &policy.to_json()
+                    )?)?
+                );
+                for row in history {
+                    println!(
+                        "  v{} {} by {} — {}",
+                        row.version,
+                        veil_app::format_time(row.created_at),
+                        row.created_by.as_deref().unwrap_or("-"),
+                        row.reason
+                    );
+                }
+            }
+        }
+        PolicyCommand::Preview {
+            role,
+            profile,
+            file,
+        } => {
+            let policy = match file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    Policy::from_json(&text)
+                        .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?
+                }
+                None => veil.current_policy().await?.1,
+            };
+            // Synthetic people only: a preview never shows a real customer.
+            let mut generator = veil_app::demo_data::DemoGenerator::new(veil_app::demo::DEMO_SEED);
+            let mut rows = Vec::new();
+            for _ in 0..3 {
+                let person = generator.next_customer();
+                let birth_date = person.birth_date.to_string();
+                let samples: Vec<(&str, &str)> = vec![
+                    ("name", person.name.as_str()),
+                    ("birth_date", birth_date.as_str()),
+                    ("phone", person.phone.as_str()),
+                    ("id_number", person.id_number.as_str()),
+                    (
+                        "email",
+                        person.email.as_deref().unwrap_or("zhang.wei@example.com"),
+                    ),
+                    ("address", person.address.as_str()),
+                    (
+                        "bank_card",
+                        person.bank_card.as_deref().unwrap_or("6222021234567890128"),
+                    ),
+                ];
+                let preview = match &profile {
+                    Some(name) => {
+                        let profile: ExportProfile =
+                            name.parse().map_err(|error| anyhow::anyhow!("{error}"))?;
+                        policy::preview_export(&policy, profile, &samples, veil_app::today())
+                    }
+                    None => policy::preview(&policy, &role, &samples, veil_app::today()),
+                };
+                for (row, (_, sample)) in preview.into_iter().zip(samples.iter()) {
+                    rows.push((row, sample.to_string()));
+                }
+            }
+            for (row, sample) in rows {
+                let shown = row
+                    .shown
+                    .clone()
+                    .or(row.error.clone().map(|error| format!("<{error}>")))
+                    .unwrap_or_default();
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"field": row.field, "sample": sample, "operator": row.operator, "shown": row.shown, "error": row.error})
+                    );
+                } else {
+                    println!(
+                        "{:<11} {:<13} {:<26} -> {}",
+                        row.field, row.operator, sample, shown
+                    );
+                }
+            }
+        }
+        PolicyCommand::Set {
+            file,
+            reason,
+            actor,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let actor = veil.actor_by_username(&actor).await?;
+            let version = veil.record_policy_change(&actor, &text, &reason).await?;
+            if json {
+                println!("{}", serde_json::to_string(&version)?);
+            } else {
+                println!("masking policy v{} recorded", version.version);
+            }
+        }
     }
     Ok(())
 }

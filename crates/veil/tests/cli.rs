@@ -237,3 +237,46 @@ fn master_key_rotation_swaps_the_key_file() {
     assert_eq!(status["current_kek_version"], 2);
     assert_eq!(status["kek_versions"][0]["state"], "retired");
 }
+
+#[test]
+fn pii_scan_reports_character_offsets_and_masks_lines() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("notes.txt");
+    let mut file = std::fs::File::create(&input).unwrap();
+    writeln!(file, "客户电话13812345678，身份证110101198402276151").unwrap();
+    writeln!(file, "订单号20261129138123456789已发货").unwrap();
+    drop(file);
+    let json = veil(
+        dir.path(),
+        &["--format", "json", "pii", "scan", input.to_str().unwrap()],
+    );
+    assert!(json.status.success(), "{}", text(&json));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&json.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["line"], 1);
+    let spans = lines[0]["spans"].as_array().unwrap();
+    assert_eq!(spans[0]["kind"], "cn_mobile");
+    assert_eq!(
+        (spans[0]["start"].as_u64(), spans[0]["end"].as_u64()),
+        (Some(4), Some(15))
+    );
+    assert_eq!(spans[0]["masked"], "138****5678");
+    assert_eq!(spans[1]["kind"], "cn_id");
+    assert_eq!(spans[1]["masked"], "110101********6151");
+    assert_eq!(
+        lines[1]["spans"],
+        serde_json::json!([]),
+        "a mobile inside an order number is not a mobile"
+    );
+    let masked = veil(dir.path(), &["pii", "scan", input.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&masked.stdout);
+    assert!(
+        out.contains("客户电话138****5678，身份证110101********6151"),
+        "{out}"
+    );
+    assert!(!out.lines().next().unwrap().contains("13812345678"));
+}

@@ -603,3 +603,68 @@ both_backends!(system_endpoints_and_openapi, |harness| {
     assert!(paths["/api/v1/customers/{id}"]["delete"].is_object());
     assert!(openapi.body["components"]["schemas"]["CustomerView"].is_object());
 });
+
+both_backends!(notes_are_masked_before_they_are_stored, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "sam", Role::Sales, Some("east")).await;
+    let client = Client::new(&harness).await;
+    let sally = client.login("sally").await;
+    let sam = client.login("sam").await;
+    let created = client
+        .send(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&sally),
+            Some(full_customer()),
+        )
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/customers/{id}/notes");
+    let body = format!("回访：客户换了新手机{PHONE}，银行卡{BANK_CARD}，邮件{EMAIL}");
+    let note = client
+        .send(
+            Method::POST,
+            &path,
+            Some(&sally),
+            Some(json!({ "body": body })),
+        )
+        .await;
+    assert_eq!(note.status, StatusCode::CREATED, "{}", note.raw);
+    assert_no_plaintext(&note.raw, "the note response");
+    assert!(
+        note.body["body"].as_str().unwrap().contains("139****4321"),
+        "{}",
+        note.raw
+    );
+    assert!(
+        note.body["pii"].as_array().unwrap().len() >= 3,
+        "{}",
+        note.raw
+    );
+    let listed = client.send(Method::GET, &path, Some(&sally), None).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    assert_no_plaintext(&listed.raw, "the note list");
+    assert_problem(
+        &client.send(Method::GET, &path, Some(&sam), None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_problem(
+        &client
+            .send(Method::POST, &path, Some(&sam), Some(json!({"body": "hi"})))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let empty = client
+        .send(Method::POST, &path, Some(&sally), Some(json!({"body": ""})))
+        .await;
+    assert_problem(
+        &empty,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    assert_no_plaintext(&logs, "the logs");
+});

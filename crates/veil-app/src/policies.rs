@@ -1,0 +1,141 @@
+//! The masking policy in force, its history, and recorded changes.
+//!
+//! A policy document (see [`veil_mask::policy`]) says how each field appears to each role and in each export
+//! profile. Versions are append-only. Changing the policy will go through a governed unmask request
+//! (`mode: "policy_change"`); until that workflow exists, an admin records a change with a reason, and the change
+//! is kept with who made it and when.
+//!
+//! Reads still serve the masked displays computed at write time (principle 2: the masked view needs no key), which
+//! are the default policy's displays. Serving other per-role displays from stored values arrives with field-level
+//! access control.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use veil_mask::policy::Policy;
+use veil_store::{PolicyRow, StoreError};
+
+use crate::error::{AppError, AppResult, FieldError};
+use crate::users::{Actor, Role};
+use crate::{format_time, now_ms, Veil};
+
+/// A policy version, as listed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PolicyVersion {
+    /// Version number (0 is the built-in default, never recorded).
+    pub version: i64,
+    /// Why it was changed.
+    pub reason: String,
+    /// Who changed it.
+    pub created_by: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// The policy in force with its history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PolicyState {
+    /// Version in force (0: the built-in default).
+    pub version: i64,
+    /// The document in force.
+    #[schema(value_type = Object)]
+    pub document: serde_json::Value,
+    /// Every recorded version, newest first.
+    pub history: Vec<PolicyVersion>,
+}
+
+fn version_of(row: &PolicyRow) -> PolicyVersion {
+    PolicyVersion {
+        version: row.version,
+        reason: row.reason.clone(),
+        created_by: row.created_by.clone(),
+        created_at: format_time(row.created_at),
+    }
+}
+
+impl Veil {
+    /// The policy in force and its version (0 when none was ever recorded: the built-in default).
+    pub async fn current_policy(&self) -> AppResult<(i64, Policy)> {
+        match self.store().current_policy().await? {
+            Some(row) => {
+                let policy = Policy::from_json(&row.document).map_err(|error| {
+                    AppError::Internal(format!(
+                        "stored policy v{} is invalid: {error}",
+                        row.version
+                    ))
+                })?;
+                Ok((row.version, policy))
+            }
+            None => Ok((0, Policy::default_policy())),
+        }
+    }
+
+    /// The policy in force with its history. Admins, DPOs and auditors may read it.
+    pub async fn policy_state(&self, actor: &Actor) -> AppResult<PolicyState> {
+        if !matches!(actor.role, Role::Admin | Role::Dpo | Role::Auditor) {
+            return Err(AppError::Forbidden(
+                "only admins, DPOs and auditors read masking policies",
+            ));
+        }
+        let (version, policy) = self.current_policy().await?;
+        let history = self
+            .store()
+            .policy_history()
+            .await?
+            .iter()
+            .map(version_of)
+            .collect();
+        Ok(PolicyState {
+            version,
+            document: serde_json::from_str(&policy.to_json())
+                .map_err(|error| AppError::Internal(error.to_string()))?,
+            history,
+        })
+    }
+
+    /// Records a new policy version (admin only, with a reason). The document is validated first; an invalid
+    /// one is refused with every problem listed.
+    pub async fn record_policy_change(
+        &self,
+        actor: &Actor,
+        document: &str,
+        reason: &str,
+    ) -> AppResult<PolicyVersion> {
+        if actor.role != Role::Admin {
+            return Err(AppError::Forbidden("only admins record policy changes"));
+        }
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(AppError::Validation(vec![FieldError::new(
+                "reason",
+                "required",
+                "a policy change needs a reason",
+            )]));
+        }
+        let policy = Policy::from_json(document).map_err(|error| {
+            AppError::Validation(vec![FieldError::new(
+                "document",
+                "invalid_policy",
+                error.to_string(),
+            )])
+        })?;
+        let (current, _) = self.current_policy().await?;
+        let row = PolicyRow {
+            version: current + 1,
+            document: policy.to_json(),
+            reason: reason.to_owned(),
+            created_by: Some(actor.user_id.to_string()),
+            created_at: now_ms(),
+        };
+        self.store()
+            .insert_policy(&row)
+            .await
+            .map_err(|error| match error {
+                StoreError::Conflict(_) => AppError::Conflict(
+                    "the policy was changed concurrently; reload and retry".to_owned(),
+                ),
+                other => other.into(),
+            })?;
+        tracing::info!(version = row.version, actor = %actor.user_id, "masking policy changed");
+        Ok(version_of(&row))
+    }
+}
