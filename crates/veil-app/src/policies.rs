@@ -111,7 +111,7 @@ impl Veil {
                 "a policy change needs a reason",
             )]));
         }
-        let policy = Policy::from_json(document).map_err(|error| {
+        let mut policy = Policy::from_json(document).map_err(|error| {
             AppError::Validation(vec![FieldError::new(
                 "document",
                 "invalid_policy",
@@ -119,6 +119,8 @@ impl Veil {
             )])
         })?;
         let (current, _) = self.current_policy().await?;
+        // The document's own revision follows the stored version, so an exported document says which it is.
+        policy.version = (current + 1) as u64;
         let row = PolicyRow {
             version: current + 1,
             document: policy.to_json(),

@@ -1111,3 +1111,62 @@ both_backends!(
         }
     }
 );
+
+both_backends!(
+    policy_changes_are_recorded_validated_and_admin_only,
+    |harness| {
+        let admin = harness.actor("root", Role::Admin, None).await;
+        let dpo = harness.actor("dora", Role::Dpo, None).await;
+        let (version, default) = harness.veil.current_policy().await.unwrap();
+        assert_eq!(version, 0);
+        let document = default.to_json();
+        assert!(matches!(
+            harness
+                .veil
+                .record_policy_change(&dpo, &document, "why not")
+                .await,
+            Err(AppError::Forbidden(_))
+        ));
+        assert!(matches!(
+            harness
+                .veil
+                .record_policy_change(&admin, &document, "  ")
+                .await,
+            Err(AppError::Validation(_))
+        ));
+        // fpe cannot apply to an email: the whole document is refused and the error says where.
+        let mut invalid: serde_json::Value = serde_json::from_str(&document).unwrap();
+        invalid["fields"]["email"]["display"] = serde_json::json!({"op": "fpe"});
+        match harness
+            .veil
+            .record_policy_change(&admin, &invalid.to_string(), "try fpe")
+            .await
+        {
+            Err(AppError::Validation(errors)) => {
+                assert!(errors[0].message.contains("fields.email"), "{errors:?}")
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+        let recorded = harness
+            .veil
+            .record_policy_change(&admin, &document, "annual review")
+            .await
+            .unwrap();
+        assert_eq!(recorded.version, 1);
+        let again = harness
+            .veil
+            .record_policy_change(&admin, &document, "second review")
+            .await
+            .unwrap();
+        assert_eq!(again.version, 2);
+        let (version, policy) = harness.veil.current_policy().await.unwrap();
+        assert_eq!((version, policy.version), (2, 2));
+        let state = harness.veil.policy_state(&dpo).await.unwrap();
+        let reasons: Vec<&str> = state
+            .history
+            .iter()
+            .map(|row| row.reason.as_str())
+            .collect();
+        assert_eq!(reasons, vec!["second review", "annual review"]);
+    }
+);

@@ -23,6 +23,7 @@ pub mod auth;
 pub mod customers;
 pub mod error;
 pub mod extract;
+pub mod policies;
 
 pub use error::{ApiError, ApiResult, Problem};
 
@@ -85,7 +86,7 @@ impl Metrics {
 #[openapi(
     info(title = "Veil", description = "Privacy-first CRM: masked by default, unmasked only through governance."),
     modifiers(&BearerScheme),
-    tags((name = "auth"), (name = "customers"), (name = "system"))
+    tags((name = "auth"), (name = "customers"), (name = "policies"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -139,6 +140,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(utoipa_axum::routes!(metrics))
         .merge(auth::router())
         .merge(customers::router())
+        .merge(policies::router())
         .split_for_parts()
 }
 

@@ -280,3 +280,56 @@ fn pii_scan_reports_character_offsets_and_masks_lines() {
     );
     assert!(!out.lines().next().unwrap().contains("13812345678"));
 }
+
+#[test]
+fn policy_show_set_and_preview() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(veil(&data, &["init"]).status.success());
+    let shown = veil(&data, &["--format", "json", "policy", "show"]);
+    let state: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(state["version"], 0);
+    let mut document = state["document"].clone();
+    document["fields"]["birth_date"]["roles"] =
+        serde_json::json!({"sales": {"op": "generalize", "to": "year"}});
+    let file = dir.path().join("policy.json");
+    std::fs::write(&file, document.to_string()).unwrap();
+    let set = veil(
+        &data,
+        &[
+            "policy",
+            "set",
+            file.to_str().unwrap(),
+            "--reason",
+            "sales see birth years only",
+        ],
+    );
+    assert!(set.status.success(), "{}", text(&set));
+    assert!(text(&set).contains("v1"), "{}", text(&set));
+    let preview = veil(
+        &data,
+        &["--format", "json", "policy", "preview", "--role", "sales"],
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&preview.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let birth = rows
+        .iter()
+        .find(|row| row["field"] == "birth_date")
+        .unwrap();
+    assert_eq!(birth["operator"], "generalize");
+    assert_eq!(birth["shown"].as_str().unwrap().len(), 4, "{birth}");
+    let phone = rows.iter().find(|row| row["field"] == "phone").unwrap();
+    assert!(phone["shown"].as_str().unwrap().contains("****"), "{phone}");
+    // A broken document is refused and nothing is recorded.
+    std::fs::write(&file, "{\"schema\": 1}").unwrap();
+    let refused = veil(
+        &data,
+        &["policy", "set", file.to_str().unwrap(), "--reason", "oops"],
+    );
+    assert!(!refused.status.success());
+    let shown = veil(&data, &["--format", "json", "policy", "show"]);
+    let state: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(state["version"], 1);
+}

@@ -668,3 +668,42 @@ both_backends!(notes_are_masked_before_they_are_stored, |harness| {
     let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
     assert_no_plaintext(&logs, "the logs");
 });
+
+both_backends!(policies_are_readable_by_governance_roles_only, |harness| {
+    add_user(&harness, "ada", Role::Admin, None).await;
+    add_user(&harness, "dora", Role::Dpo, None).await;
+    add_user(&harness, "sally", Role::Sales, None).await;
+    let client = Client::new(&harness).await;
+    let dora = client.login("dora").await;
+    let sally = client.login("sally").await;
+    let read = client
+        .send(Method::GET, "/api/v1/policies", Some(&dora), None)
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.raw);
+    assert_eq!(read.body["version"], 0);
+    assert!(
+        read.body["document"]["fields"]["phone"].is_object(),
+        "{}",
+        read.raw
+    );
+    assert_problem(
+        &client
+            .send(Method::GET, "/api/v1/policies", Some(&sally), None)
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    // A recorded change shows up with its reason.
+    let ada = harness.veil.actor_by_username("ada").await.unwrap();
+    let document = veil_mask::policy::Policy::default_policy().to_json();
+    harness
+        .veil
+        .record_policy_change(&ada, &document, "annual review")
+        .await
+        .unwrap();
+    let read = client
+        .send(Method::GET, "/api/v1/policies", Some(&dora), None)
+        .await;
+    assert_eq!(read.body["version"], 1);
+    assert_eq!(read.body["history"][0]["reason"], "annual review");
+});
