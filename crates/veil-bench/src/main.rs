@@ -212,7 +212,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let veil = Arc::new(veil);
-    let router = veil_http::app(veil_http::AppState::new(veil.clone()));
+    let router = veil_http::app(
+        veil_http::AppState::new(veil.clone()).with_rate_limits(veil_http::RateLimits::unlimited()),
+    );
     let session = veil
         .login("bench-admin", &Password::new(PASSWORD.into()))
         .await?;
