@@ -18,6 +18,7 @@ use veil_store::{
     StoreError,
 };
 
+use crate::authz::Action;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::ids::{CustomerId, UserId};
 use crate::users::{Actor, Role};
@@ -502,39 +503,6 @@ fn seal_value(
 }
 
 impl Veil {
-    fn scope_for(&self, actor: &Actor) -> AppResult<CustomerScope> {
-        match actor.role {
-            Role::Admin => Ok(CustomerScope::default()),
-            // A manager without a team manages nobody's customers (not everybody's).
-            Role::Manager => Ok(CustomerScope {
-                owner_id: None,
-                teams: Some(actor.team.clone().into_iter().collect()),
-            }),
-            Role::Sales => Ok(CustomerScope {
-                owner_id: Some(actor.user_id.to_string()),
-                teams: None,
-            }),
-            Role::Dpo | Role::Auditor | Role::Service => Err(AppError::Forbidden(
-                "this role does not read customer records",
-            )),
-        }
-    }
-
-    fn in_scope(scope: &CustomerScope, profile: &CustomerProfile) -> bool {
-        let owner_ok = match &scope.owner_id {
-            Some(owner) => profile.owner_id.as_deref() == Some(owner.as_str()),
-            None => true,
-        };
-        let team_ok = match &scope.teams {
-            Some(teams) => profile
-                .team
-                .as_ref()
-                .is_some_and(|team| teams.contains(team)),
-            None => true,
-        };
-        owner_ok && team_ok
-    }
-
     fn view(row: MaskedCustomerRow) -> CustomerView {
         let mut masked = row.masked;
         let id = row.id.parse().unwrap_or_default();
@@ -728,7 +696,7 @@ impl Veil {
         input: &CustomerInput,
         allow_duplicate: bool,
     ) -> AppResult<CustomerView> {
-        self.scope_for(actor)?;
+        self.authorize(actor, Action::CustomerCreate, None).await?;
         let mut customer = validate_input(input).map_err(AppError::Validation)?;
         self.resolve_ownership(actor, &mut customer.profile, &mut HashMap::new())
             .await?;
@@ -771,7 +739,7 @@ impl Veil {
         actor: &Actor,
         inputs: &[CustomerInput],
     ) -> AppResult<Vec<CustomerId>> {
-        self.scope_for(actor)?;
+        self.authorize(actor, Action::CustomerCreate, None).await?;
         let mut customers = Vec::with_capacity(inputs.len());
         let mut owner_teams = HashMap::new();
         for (index, input) in inputs.iter().enumerate() {
@@ -799,13 +767,13 @@ impl Veil {
 
     /// One customer, masked. Customers outside the caller's scope are reported as not found.
     pub async fn get_customer(&self, actor: &Actor, id: CustomerId) -> AppResult<CustomerView> {
-        let scope = self.scope_for(actor)?;
         let row = self
             .store()
             .masked_customer(&id.to_string())
             .await?
-            .filter(|row| Veil::in_scope(&scope, &row.profile))
             .ok_or(AppError::NotFound)?;
+        self.authorize(actor, Action::CustomerRead, Some(&row.profile))
+            .await?;
         Ok(Veil::view(row))
     }
 
@@ -816,7 +784,7 @@ impl Veil {
         cursor: Option<&str>,
         limit: u32,
     ) -> AppResult<CustomerPage> {
-        let scope = self.scope_for(actor)?;
+        let scope = self.authorize(actor, Action::CustomerList, None).await?;
         let cursor = match cursor {
             Some(text) => Some(
                 text.parse::<CustomerId>()
@@ -855,7 +823,7 @@ impl Veil {
         actor: &Actor,
         search: &ExactSearch,
     ) -> AppResult<Vec<CustomerView>> {
-        let scope = self.scope_for(actor)?;
+        let scope = self.authorize(actor, Action::CustomerList, None).await?;
         if !search.field.has_blind_index() {
             return Err(AppError::Validation(vec![FieldError::new(
                 search.field.as_str(),
@@ -887,13 +855,13 @@ impl Veil {
         patch: &CustomerPatch,
         allow_duplicate: bool,
     ) -> AppResult<CustomerView> {
-        let scope = self.scope_for(actor)?;
         let mut row = self
             .store()
             .customer_row(&id.to_string())
             .await?
-            .filter(|row| Veil::in_scope(&scope, &row.profile))
             .ok_or(AppError::NotFound)?;
+        self.authorize(actor, Action::CustomerUpdate, Some(&row.profile))
+            .await?;
         let expected_updated_at = row.profile.updated_at;
         let mut errors = Vec::new();
         let changes: [(SensitiveField, Option<Option<&String>>); 7] = [
@@ -1047,20 +1015,14 @@ impl Veil {
     /// Erases a customer: the data key is destroyed (crypto-shredding) and the row deleted; the erasure is
     /// recorded so that restored backups can be shredded again.
     pub async fn delete_customer(&self, actor: &Actor, id: CustomerId) -> AppResult<()> {
-        let scope = self.scope_for(actor)?;
-        if !matches!(actor.role, Role::Admin | Role::Manager) {
-            // Whether the record exists is still hidden from those who may not see it.
-            self.get_customer(actor, id).await?;
-            return Err(AppError::Forbidden(
-                "only admins and managers can erase customers",
-            ));
-        }
         let id_text = id.to_string();
-        self.store()
+        let row = self
+            .store()
             .masked_customer(&id_text)
             .await?
-            .filter(|row| Veil::in_scope(&scope, &row.profile))
             .ok_or(AppError::NotFound)?;
+        self.authorize(actor, Action::CustomerErase, Some(&row.profile))
+            .await?;
         let erased = self
             .store()
             .erase_customer(&id_text, Some(&actor.user_id.to_string()), now_ms())

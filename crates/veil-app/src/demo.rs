@@ -53,7 +53,15 @@ pub fn demo_input(customer: &DemoCustomer, owner: Option<String>) -> CustomerInp
     }
 }
 
-/// Creates (or, when they exist, resets the passwords of) the demo accounts, with fresh random passwords.
+/// The demo team tree: (team, parent).
+pub const DEMO_TEAMS: [(&str, Option<&str>); 3] = [
+    ("sales", None),
+    ("east-sales", Some("sales")),
+    ("service-desk", None),
+];
+
+/// Creates (or, when they exist, resets the passwords of) the demo accounts, with fresh random passwords, and
+/// the demo teams.
 pub async fn ensure_demo_accounts(veil: &Veil) -> AppResult<Vec<DemoAccount>> {
     let mut accounts = Vec::new();
     for (username, role, team) in DEMO_ACCOUNTS {
@@ -69,6 +77,13 @@ pub async fn ensure_demo_accounts(veil: &Veil) -> AppResult<Vec<DemoAccount>> {
             role,
             password,
         });
+    }
+    let admin = veil.actor_by_username("admin").await?;
+    let existing = veil.list_teams().await?;
+    for (team, parent) in DEMO_TEAMS {
+        if !existing.iter().any(|known| known.name == team) {
+            veil.add_team(&admin, team, parent).await?;
+        }
     }
     Ok(accounts)
 }

@@ -27,6 +27,7 @@ use crate::now_ms;
 const CHECK_PLAINTEXT: &[u8] = b"veil master key check v1";
 const PURPOSE_KEK: &str = "kek";
 const PURPOSE_BLIND_INDEX: &str = "blind_index";
+const PURPOSE_MFA: &str = "mfa";
 
 /// A passphrase for the master key. Zeroized on drop, redacted in `Debug`.
 #[derive(Clone)]
@@ -405,6 +406,57 @@ impl Keyring {
             &customer_key_aad(&row.customer_id, row.dek_version, row.kek_version),
             &row.wrapped,
         )?)
+    }
+}
+
+impl Keyring {
+    /// The key that protects staff second factors (TOTP secrets, recovery-code and login-counter hashes): keyring
+    /// purpose `mfa`, version 1, created on first use. Like every keyring row it is wrapped by the master key and
+    /// re-wrapped when the master key is replaced; KEK rotation does not touch it. Returns `(version, key)`.
+    pub async fn mfa_key(&self, store: &Store) -> AppResult<(i64, SecretKey)> {
+        for _ in 0..3 {
+            let existing = store
+                .keyring_rows()
+                .await?
+                .into_iter()
+                .find(|row| row.purpose == PURPOSE_MFA && row.state == "active");
+            if let Some(row) = existing {
+                let wrapped = row.wrapped.as_deref().ok_or_else(|| {
+                    AppError::Internal("the MFA key has no key material".to_owned())
+                })?;
+                let key = crypto::unwrap_key(
+                    &self.master,
+                    &keyring_aad(PURPOSE_MFA, row.version),
+                    wrapped,
+                )?;
+                return Ok((row.version, key));
+            }
+            let key = SecretKey::generate();
+            let created = store
+                .insert_keyring_row(
+                    &KeyringRow {
+                        purpose: PURPOSE_MFA.to_owned(),
+                        version: 1,
+                        wrapped: Some(crypto::wrap_key(
+                            &self.master,
+                            &keyring_aad(PURPOSE_MFA, 1),
+                            &key,
+                        )),
+                        state: "active".to_owned(),
+                    },
+                    now_ms(),
+                )
+                .await;
+            match created {
+                Ok(()) => return Ok((1, key)),
+                // Another server created it first: read theirs.
+                Err(veil_store::StoreError::Conflict(_)) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(AppError::Internal(
+            "could not create or read the MFA key".to_owned(),
+        ))
     }
 }
 

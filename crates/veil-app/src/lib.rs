@@ -8,14 +8,18 @@ use std::sync::{Arc, RwLock};
 
 use veil_store::Store;
 
+pub mod authz;
 pub mod customers;
 pub mod demo;
 pub mod demo_data;
 pub mod error;
 pub mod ids;
 pub mod keys;
+pub mod mfa;
 pub mod notes;
+pub mod password_policy;
 pub mod policies;
+pub mod teams;
 pub mod users;
 
 #[cfg(test)]

@@ -14,8 +14,9 @@ use utoipa::ToSchema;
 use veil_mask::policy::Policy;
 use veil_store::{PolicyRow, StoreError};
 
+use crate::authz::Action;
 use crate::error::{AppError, AppResult, FieldError};
-use crate::users::{Actor, Role};
+use crate::users::Actor;
 use crate::{format_time, now_ms, Veil};
 
 /// A policy version, as listed.
@@ -71,11 +72,7 @@ impl Veil {
 
     /// The policy in force with its history. Admins, DPOs and auditors may read it.
     pub async fn policy_state(&self, actor: &Actor) -> AppResult<PolicyState> {
-        if !matches!(actor.role, Role::Admin | Role::Dpo | Role::Auditor) {
-            return Err(AppError::Forbidden(
-                "only admins, DPOs and auditors read masking policies",
-            ));
-        }
+        crate::authz::role_permits(actor.role, Action::PolicyRead).map_err(AppError::Forbidden)?;
         let (version, policy) = self.current_policy().await?;
         let history = self
             .store()
@@ -100,9 +97,8 @@ impl Veil {
         document: &str,
         reason: &str,
     ) -> AppResult<PolicyVersion> {
-        if actor.role != Role::Admin {
-            return Err(AppError::Forbidden("only admins record policy changes"));
-        }
+        crate::authz::role_permits(actor.role, Action::PolicyChange)
+            .map_err(AppError::Forbidden)?;
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(AppError::Validation(vec![FieldError::new(

@@ -1,6 +1,9 @@
-//! Staff users, roles, passwords (Argon2id) and opaque bearer tokens (stored as SHA-256 hashes, with expiry).
+//! Staff users, roles, passwords (Argon2id, checked against [`crate::password_policy`]) and opaque bearer tokens
+//! (stored as SHA-256 hashes, with expiry). Logins go through the lock-out counters of [`lockout`] and, for users
+//! with MFA, the second factor of [`crate::mfa`].
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use argon2::password_hash::rand_core::OsRng;
@@ -18,10 +21,12 @@ use crate::error::{AppError, AppResult, FieldError};
 use crate::ids::UserId;
 use crate::{format_time, now_ms, Veil};
 
+pub mod lockout;
+
+pub use crate::password_policy::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+
 /// How long a bearer token lives.
 pub const TOKEN_LIFETIME_MS: i64 = 12 * 60 * 60 * 1000;
-/// Shortest accepted password.
-pub const MIN_PASSWORD_CHARS: usize = 12;
 
 /// Staff roles (see `interface.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -178,9 +183,62 @@ pub struct Session {
     pub expires_at: i64,
     /// Who logged in.
     pub actor: Actor,
+    /// The login proved a second factor (the token counts as freshly verified for step-up checks).
+    pub mfa_verified: bool,
+    /// The user's role must use MFA and the user has not enrolled yet.
+    pub mfa_enrollment_required: bool,
 }
 
-fn hash_token(token: &str) -> Vec<u8> {
+/// One login attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginAttempt<'a> {
+    /// Login name as typed.
+    pub username: &'a str,
+    /// Password.
+    pub password: &'a Password,
+    /// A TOTP code or a recovery code, required when the user has MFA enabled.
+    pub second_factor: Option<&'a str>,
+    /// The client's address, for the per-address lock-out; `None` when unknown (only the per-account lock-out
+    /// applies then).
+    pub client: Option<IpAddr>,
+}
+
+/// Why a login (or a step-up) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Too many failures: the account or the client address is locked out for a while. Said the same way for
+    /// usernames that do not exist.
+    #[error("too many failed attempts; try again in {retry_after_secs} s")]
+    Locked {
+        /// Seconds until the lock-out ends.
+        retry_after_secs: u64,
+    },
+    /// The password was right, but the user has MFA enabled and no second factor was given.
+    #[error("a second factor (TOTP code or recovery code) is required")]
+    MfaRequired,
+    /// The password was right, but the second factor was wrong or already used.
+    #[error("the second factor is wrong, expired or was already used")]
+    MfaInvalid,
+    /// Wrong credentials (`Unauthenticated`) or another failure.
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl LoginError {
+    pub(crate) fn locked(remaining_ms: i64) -> LoginError {
+        LoginError::Locked {
+            retry_after_secs: (remaining_ms.max(1) as u64).div_ceil(1000),
+        }
+    }
+}
+
+impl From<veil_store::StoreError> for LoginError {
+    fn from(error: veil_store::StoreError) -> Self {
+        LoginError::App(error.into())
+    }
+}
+
+pub(crate) fn hash_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
@@ -225,15 +283,13 @@ fn validate_username(username: &str) -> AppResult<()> {
     }
 }
 
-fn validate_password(password: &Password) -> AppResult<()> {
-    if password.expose().chars().count() < MIN_PASSWORD_CHARS {
-        return Err(AppError::Validation(vec![FieldError::new(
-            "password",
-            "too_short",
-            format!("must be at least {MIN_PASSWORD_CHARS} characters"),
-        )]));
-    }
-    Ok(())
+/// Applies the password policy off the async executor (zxcvbn takes a few milliseconds).
+async fn validate_password(password: &Password, username: &str) -> AppResult<()> {
+    let password = password.clone();
+    let username = username.to_owned();
+    blocking(move || crate::password_policy::check_password(password.expose(), &username))
+        .await?
+        .map_err(AppError::Validation)
 }
 
 fn actor_of(row: &UserRow) -> AppResult<Actor> {
@@ -276,7 +332,7 @@ impl Veil {
         password: &Password,
     ) -> AppResult<UserView> {
         validate_username(username)?;
-        validate_password(password)?;
+        validate_password(password, username).await?;
         let password = password.clone();
         let password_hash = blocking(move || hash_password(&password)).await??;
         let now = now_ms();
@@ -315,7 +371,7 @@ impl Veil {
 
     /// Sets a new password (and re-enables the account); ends all its sessions.
     pub async fn reset_password(&self, username: &str, password: &Password) -> AppResult<()> {
-        validate_password(password)?;
+        validate_password(password, username).await?;
         let user = self
             .store()
             .user_by_username(username)
@@ -347,45 +403,118 @@ impl Veil {
         Ok(())
     }
 
-    /// Checks a username and password and issues a bearer token.
+    /// Checks a username and password and issues a bearer token, with no second factor and no client address
+    /// (CLI, tests). Lock-outs count; a user with MFA enabled cannot log in this way.
     pub async fn login(&self, username: &str, password: &Password) -> AppResult<Session> {
-        let user = self.store().user_by_username(username).await?;
+        self.login_with(LoginAttempt {
+            username,
+            password,
+            second_factor: None,
+            client: None,
+        })
+        .await
+        .map_err(|error| match error {
+            LoginError::App(error) => error,
+            LoginError::Locked { .. } => {
+                AppError::Forbidden("too many failed logins: the account is locked for a while")
+            }
+            LoginError::MfaRequired | LoginError::MfaInvalid => AppError::Unauthenticated,
+        })
+    }
+
+    /// Checks a login attempt and issues a bearer token.
+    ///
+    /// 1. If the account (the username as typed, existing or not) or the client address is locked out, the attempt
+    ///    is refused with [`LoginError::Locked`] before the password is looked at.
+    /// 2. The password is verified (against a dummy hash for unknown or disabled users, so timing says nothing);
+    ///    a failure counts against the account and the address.
+    /// 3. A user with MFA enabled must give a TOTP code (accepted once only) or an unused recovery code; a wrong
+    ///    one counts as a failure too.
+    /// 4. Success clears the account's counter and issues the token, stamped as MFA-verified when a second factor
+    ///    was given.
+    pub async fn login_with(&self, attempt: LoginAttempt<'_>) -> Result<Session, LoginError> {
+        use lockout::{address_key, ACCOUNT_THROTTLE, ADDRESS_THROTTLE};
+        let now = now_ms();
+        let keys = self.mfa_keys().await?;
+        let account = (
+            ACCOUNT_THROTTLE,
+            keys.subject(ACCOUNT_THROTTLE.scope, attempt.username),
+        );
+        let mut subjects = vec![account.clone()];
+        if let Some(address) = attempt.client {
+            subjects.push((
+                ADDRESS_THROTTLE,
+                keys.subject(ADDRESS_THROTTLE.scope, &address_key(address)),
+            ));
+        }
+        if let Some(remaining) = self.lock_remaining(&subjects, now).await? {
+            tracing::warn!("login refused: locked out");
+            return Err(LoginError::locked(remaining));
+        }
+        let user = self.store().user_by_username(attempt.username).await?;
         let hash = user
             .as_ref()
             .filter(|user| !user.disabled)
             .map(|user| user.password_hash.clone())
             .unwrap_or_else(|| dummy_hash().to_owned());
-        let candidate = password.clone();
+        let candidate = attempt.password.clone();
         let verified = blocking(move || verify_password(&candidate, &hash)).await?;
         let user = match user {
             Some(user) if verified && !user.disabled => user,
             _ => {
+                self.record_failures(&subjects, now).await?;
                 tracing::warn!("login failed");
-                return Err(AppError::Unauthenticated);
+                return Err(AppError::Unauthenticated.into());
             }
         };
+        let mfa = self.active_mfa(&user.id).await?;
+        let mfa_verified = match (&mfa, attempt.second_factor) {
+            (None, _) => false,
+            (Some(_), None) => {
+                tracing::info!(user = %user.id, "login needs a second factor");
+                return Err(LoginError::MfaRequired);
+            }
+            (Some(row), Some(code)) => {
+                if !self.check_second_factor(&keys, row, code, now).await? {
+                    self.record_failures(&subjects, now).await?;
+                    tracing::warn!(user = %user.id, "login failed: second factor");
+                    return Err(LoginError::MfaInvalid);
+                }
+                true
+            }
+        };
+        self.clear_failures(&account).await?;
         let mut bytes = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(bytes.as_mut());
         let token = BearerToken(Zeroizing::new(format!(
             "veil_{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref())
         )));
-        let now = now_ms();
         let expires_at = now + TOKEN_LIFETIME_MS;
+        let token_hash = hash_token(token.expose());
         self.store()
             .insert_token(&TokenRow {
-                token_hash: hash_token(token.expose()),
+                token_hash: token_hash.clone(),
                 user_id: user.id.clone(),
                 created_at: now,
                 expires_at,
             })
             .await?;
+        if mfa_verified {
+            self.store()
+                .mark_token_mfa_verified(&token_hash, now)
+                .await?;
+        }
         let actor = actor_of(&user)?;
-        tracing::info!(user = %actor.user_id, "login");
+        let mfa_enrollment_required =
+            mfa.is_none() && self.mfa_required_roles().await?.contains(&actor.role);
+        tracing::info!(user = %actor.user_id, mfa = mfa_verified, "login");
         Ok(Session {
             token,
             expires_at,
             actor,
+            mfa_verified,
+            mfa_enrollment_required,
         })
     }
 

@@ -24,8 +24,11 @@ pub mod customers;
 pub mod error;
 pub mod extract;
 pub mod policies;
+pub mod security;
+pub mod teams;
 
 pub use error::{ApiError, ApiResult, Problem};
+pub use security::{RateLimit, RateLimits};
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -34,15 +37,33 @@ pub struct AppState {
     pub veil: Arc<Veil>,
     /// Request counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Whether Veil itself terminates TLS (sends HSTS; cookies may be marked `Secure`).
+    pub tls: bool,
+    /// API rate-limit buckets (in this process's memory).
+    pub rate_limiter: Arc<security::RateLimiter>,
 }
 
 impl AppState {
-    /// State around an opened [`Veil`].
+    /// State around an opened [`Veil`]: plain HTTP, default rate limits.
     pub fn new(veil: Arc<Veil>) -> Self {
         AppState {
             veil,
             metrics: Arc::new(Metrics::default()),
+            tls: false,
+            rate_limiter: Arc::new(security::RateLimiter::new(RateLimits::default())),
         }
+    }
+
+    /// Says whether responses go out over TLS terminated by Veil.
+    pub fn with_tls(mut self, tls: bool) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Replaces the rate limits (fresh buckets).
+    pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate_limiter = Arc::new(security::RateLimiter::new(limits));
+        self
     }
 }
 
@@ -86,7 +107,7 @@ impl Metrics {
 #[openapi(
     info(title = "Veil", description = "Privacy-first CRM: masked by default, unmasked only through governance."),
     modifiers(&BearerScheme),
-    tags((name = "auth"), (name = "customers"), (name = "policies"), (name = "system"))
+    tags((name = "auth"), (name = "customers"), (name = "policies"), (name = "teams"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -141,6 +162,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(auth::router())
         .merge(customers::router())
         .merge(policies::router())
+        .merge(teams::router())
         .split_for_parts()
 }
 
@@ -157,12 +179,18 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .fallback(|| async { ApiError::not_found() })
+        // Outermost first on the way in: observe (logs, counts, headers) wraps the rate limiter, so refusals are
+        // logged, counted and carry the security headers too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::rate_limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
-/// Logs and counts each request by route template (never the raw URI: query strings carry PII) and adds
-/// security headers.
+/// Logs and counts each request by route template (never the raw URI: query strings carry PII) and adds the
+/// security headers of [`security::apply_security_headers`] to every response.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
@@ -183,15 +211,6 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         micros = elapsed.as_micros() as u64,
         "request"
     );
-    let headers = response.headers_mut();
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    security::apply_security_headers(response.headers_mut(), state.tls);
     response
 }

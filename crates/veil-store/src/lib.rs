@@ -16,16 +16,20 @@ pub use sqlx;
 
 pub mod customers;
 pub mod keyring;
+pub mod mfa;
 pub mod notes;
 pub mod policies;
+pub mod teams;
 pub mod users;
 
 pub use customers::{
     CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow, SealedValue, SensitiveField,
 };
 pub use keyring::{CustomerKeyRow, KeyringRow, MasterKeyMeta};
+pub use mfa::{LoginFailureRow, MfaRow};
 pub use notes::NoteRow;
 pub use policies::PolicyRow;
+pub use teams::{TeamRow, TransferRow};
 pub use users::{TokenRow, UserRow};
 
 /// Runs `$body` with `$pool` bound to the concrete pool of `$store`, compiling the body once per backend.

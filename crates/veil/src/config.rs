@@ -43,6 +43,18 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Address the HTTP server listens on. Flag: --listen.",
     },
     Setting {
+        toml_key: "tls_cert",
+        env: "VEIL_TLS_CERT",
+        default: "unset (plain HTTP)",
+        doc: "PEM certificate chain (leaf first); with VEIL_TLS_KEY, serve HTTPS (rustls) and send HSTS. Flag: --tls-cert.",
+    },
+    Setting {
+        toml_key: "tls_key",
+        env: "VEIL_TLS_KEY",
+        default: "unset",
+        doc: "PEM private key (PKCS#8, PKCS#1 or SEC1) of the certificate; keep it mode 0600. Flag: --tls-key.",
+    },
+    Setting {
         toml_key: "master_key_file",
         env: "VEIL_MASTER_KEY_FILE",
         default: "<data dir>/master.key",
@@ -96,6 +108,8 @@ struct TomlConfig {
     database_url: Option<String>,
     listen: Option<String>,
     master_key_file: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     log: Option<String>,
 }
 
@@ -108,6 +122,19 @@ pub struct Overrides {
     pub database_url: Option<String>,
     /// --listen / VEIL_LISTEN.
     pub listen: Option<String>,
+    /// --tls-cert / VEIL_TLS_CERT.
+    pub tls_cert: Option<PathBuf>,
+    /// --tls-key / VEIL_TLS_KEY.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// The certificate and key files of `veil serve` over TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 /// The resolved configuration.
@@ -119,6 +146,8 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     /// Listen address.
     pub listen: String,
+    /// Serve HTTPS with these files; plain HTTP when `None`.
+    pub tls: Option<TlsFiles>,
     /// Where the master key comes from.
     pub master_key: MasterKeySource,
     /// The key file path, when the key comes from a file.
@@ -217,6 +246,23 @@ impl Config {
             }
             None => MasterKeySource::File(master_key_file.clone()),
         };
+        // Relative paths in veil.toml are relative to the data directory, like the key file.
+        let tls_cert = overrides
+            .tls_cert
+            .or(file.tls_cert.map(|path| data_dir.join(path)));
+        let tls_key = overrides
+            .tls_key
+            .or(file.tls_key.map(|path| data_dir.join(path)));
+        let tls = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => bail!(
+                "a TLS certificate was given without its key: pass --tls-key PATH (or set VEIL_TLS_KEY)"
+            ),
+            (None, Some(_)) => bail!(
+                "a TLS key was given without its certificate: pass --tls-cert PATH (or set VEIL_TLS_CERT)"
+            ),
+        };
         let log = env_value("VEIL_LOG")?
             .or(file.log)
             .unwrap_or_else(|| "info".to_owned());
@@ -224,6 +270,7 @@ impl Config {
             data_dir,
             database_url,
             listen,
+            tls,
             master_key,
             master_key_file,
             log,
@@ -253,6 +300,7 @@ mod tests {
             data_dir: Some(dir.path().to_owned()),
             listen: Some("127.0.0.1:7000".to_owned()),
             database_url: Some("sqlite://flag.db".to_owned()),
+            ..Overrides::default()
         })
         .unwrap();
         assert_eq!(flagged.listen, "127.0.0.1:7000");
@@ -264,12 +312,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::resolve(Overrides {
             data_dir: Some(dir.path().to_owned()),
-            database_url: None,
-            listen: None,
+            ..Overrides::default()
         })
         .unwrap();
         assert_eq!(config.master_key_file, dir.path().join("master.key"));
         assert_eq!(config.listen, "127.0.0.1:8080");
+        assert_eq!(config.tls, None);
     }
 
     #[test]
@@ -286,12 +334,59 @@ mod tests {
         let error = Config::resolve(Overrides {
             data_dir: Some(other.path().to_owned()),
             database_url: Some("mysql://u:secret@h/db".to_owned()),
-            listen: None,
+            ..Overrides::default()
         })
         .unwrap_err();
         let message = format!("{error:#}");
         assert!(message.contains("unsupported database URL"), "{message}");
         assert!(!message.contains("secret"), "{message}");
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs_and_toml_paths_follow_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("veil.toml"),
+            "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+        )
+        .unwrap();
+        let from_file = Config::resolve(Overrides {
+            data_dir: Some(dir.path().to_owned()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(
+            from_file.tls,
+            Some(TlsFiles {
+                cert: dir.path().join("cert.pem"),
+                key: dir.path().join("key.pem"),
+            })
+        );
+        let flagged = Config::resolve(Overrides {
+            data_dir: Some(dir.path().to_owned()),
+            tls_cert: Some(PathBuf::from("/etc/veil/cert.pem")),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(
+            flagged.tls.unwrap().cert,
+            PathBuf::from("/etc/veil/cert.pem")
+        );
+        let other = tempfile::tempdir().unwrap();
+        let error = Config::resolve(Overrides {
+            data_dir: Some(other.path().to_owned()),
+            tls_cert: Some(PathBuf::from("cert.pem")),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("--tls-key"), "{error:#}");
+        let error = Config::resolve(Overrides {
+            data_dir: Some(other.path().to_owned()),
+            tls_key: Some(PathBuf::from("key.pem")),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("--tls-cert"), "{error:#}");
     }
 
     #[test]

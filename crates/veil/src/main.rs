@@ -14,6 +14,7 @@ use veil_app::{AppError, Veil};
 use veil_pii::PiiKind;
 
 mod config;
+mod tls;
 
 use config::{Config, Overrides};
 
@@ -52,12 +53,16 @@ enum Command {
         /// Listen address [default: 127.0.0.1:8080]
         #[arg(long, env = "VEIL_LISTEN")]
         listen: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Initialise a fresh data directory with demo data if it is empty, then serve.
     Demo {
         /// Listen address
         #[arg(long, env = "VEIL_LISTEN")]
         listen: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
         /// How many synthetic customers to create in an empty database.
         #[arg(long, default_value_t = 2000)]
         customers: usize,
@@ -73,6 +78,12 @@ enum Command {
     /// Key versions and rotation.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Teams (a hierarchy that scopes managers).
+    #[command(subcommand)]
+    Team(TeamCommand),
+    /// Customer operations that are not everyday API work.
+    #[command(subcommand)]
+    Customer(CustomerCommand),
     /// Masking policies: show, preview, record a change.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -87,6 +98,17 @@ enum Command {
         /// The value.
         value: String,
     },
+}
+
+/// HTTPS for `serve` and `demo`.
+#[derive(clap::Args)]
+struct TlsArgs {
+    /// Serve HTTPS with this PEM certificate chain (server certificate first); needs --tls-key.
+    #[arg(long, env = "VEIL_TLS_CERT")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "VEIL_TLS_KEY")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -131,6 +153,42 @@ enum KeysCommand {
     /// Replace the master key: a new key file (or the passphrase in VEIL_NEW_MASTER_PASSPHRASE); re-wraps the
     /// keyring only, in one transaction.
     RotateMaster,
+}
+
+#[derive(Subcommand)]
+enum TeamCommand {
+    /// Add a team, optionally under a parent team.
+    Add {
+        /// Team name.
+        name: String,
+        /// Parent team (must exist).
+        #[arg(long)]
+        parent: Option<String>,
+        /// The admin recording the change.
+        #[arg(long = "as", default_value = "admin")]
+        actor: String,
+    },
+    /// List teams.
+    List,
+}
+
+#[derive(Subcommand)]
+enum CustomerCommand {
+    /// Move every customer of one user to another (when a salesperson leaves); each move is recorded.
+    Transfer {
+        /// Username of the current owner.
+        #[arg(long)]
+        from: String,
+        /// Username of the new owner.
+        #[arg(long)]
+        to: String,
+        /// Why (kept with every transfer).
+        #[arg(long)]
+        reason: String,
+        /// The admin doing it.
+        #[arg(long = "as", default_value = "admin")]
+        actor: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -219,14 +277,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pii(PiiCommand::Scan { file }) => return pii_scan(file.as_deref(), cli.format),
         _ => {}
     }
-    let listen = match &cli.command {
-        Command::Serve { listen } | Command::Demo { listen, .. } => listen.clone(),
-        _ => None,
+    let (listen, tls) = match &cli.command {
+        Command::Serve { listen, tls } | Command::Demo { listen, tls, .. } => {
+            (listen.clone(), Some(tls))
+        }
+        _ => (None, None),
     };
     let config = Config::resolve(Overrides {
         data_dir: cli.data_dir.clone(),
         database_url: cli.database_url.clone(),
         listen,
+        tls_cert: tls.and_then(|tls| tls.tls_cert.clone()),
+        tls_key: tls.and_then(|tls| tls.tls_key.clone()),
     })?;
     init_tracing(&config.log);
     for name in config::unknown_env_vars() {
@@ -470,7 +532,7 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Serve { .. } => {
             let veil = open(&config).await?;
-            serve(Arc::new(veil), &config.listen, None).await?;
+            serve(Arc::new(veil), &config, None).await?;
         }
         Command::Demo {
             customers,
@@ -509,11 +571,71 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             if no_serve {
                 println!("{banner}");
             } else {
-                serve(Arc::new(veil), &config.listen, Some(banner)).await?;
+                serve(Arc::new(veil), &config, Some(banner)).await?;
             }
         }
         Command::User(command) => user_command(&config, command, json).await?,
         Command::Policy(command) => policy_command(&config, command, json).await?,
+        Command::Team(command) => {
+            let veil = open(&config).await?;
+            match command {
+                TeamCommand::Add {
+                    name,
+                    parent,
+                    actor,
+                } => {
+                    let actor = veil.actor_by_username(&actor).await?;
+                    let team = veil.add_team(&actor, &name, parent.as_deref()).await?;
+                    if json {
+                        println!("{}", serde_json::to_string(&team)?);
+                    } else {
+                        println!(
+                            "added team {}{}",
+                            team.name,
+                            team.parent
+                                .map(|parent| format!(" under {parent}"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+                TeamCommand::List => {
+                    let teams = veil.list_teams().await?;
+                    if json {
+                        println!("{}", serde_json::to_string(&teams)?);
+                    } else {
+                        for team in teams {
+                            println!(
+                                "{:<24} {}",
+                                team.name,
+                                team.parent.as_deref().unwrap_or("-")
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Command::Customer(CustomerCommand::Transfer {
+            from,
+            to,
+            reason,
+            actor,
+        }) => {
+            let veil = open(&config).await?;
+            let actor = veil.actor_by_username(&actor).await?;
+            let from = veil.actor_by_username(&from).await?;
+            let to = veil.actor_by_username(&to).await?;
+            let moved = veil
+                .transfer_all_customers(&actor, from.user_id, to.user_id, &reason)
+                .await?;
+            if json {
+                println!("{}", serde_json::json!({"moved": moved}));
+            } else {
+                println!(
+                    "moved {moved} customers from {} to {}",
+                    from.username, to.username
+                );
+            }
+        }
         Command::Keys(command) => {
             let veil = open(&config).await?;
             match command {
@@ -839,7 +961,10 @@ async fn user_command(config: &Config, command: UserCommand, json: bool) -> anyh
     Ok(())
 }
 
-async fn serve(veil: Arc<Veil>, listen: &str, banner: Option<String>) -> anyhow::Result<()> {
+async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyhow::Result<()> {
+    let listen = config.listen.as_str();
+    // Certificate problems are reported before the port is taken.
+    let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => listener,
         Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => bail!(
@@ -848,19 +973,41 @@ async fn serve(veil: Arc<Veil>, listen: &str, banner: Option<String>) -> anyhow:
         Err(error) => return Err(error).with_context(|| format!("cannot listen on {listen}")),
     };
     let address = listener.local_addr()?;
-    let app = veil_http::app(veil_http::AppState::new(veil));
+    let state = veil_http::AppState::new(veil).with_tls(tls.is_some());
+    // Handlers may take `ConnectInfo<SocketAddr>` (the TCP peer) in both modes.
+    let app = veil_http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
-        "Veil listening on http://{address}  (API under /api/v1, OpenAPI at /api/openapi.json)"
+        "Veil listening on {scheme}://{address}  (API under /api/v1, OpenAPI at /api/openapi.json)"
     );
     if let Some(banner) = banner {
         println!("{banner}");
-        println!("Try: curl -s http://{address}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"username\":\"sales\",\"password\":\"…\"}}'");
+        println!("Try: curl -s {scheme}://{address}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"username\":\"sales\",\"password\":\"…\"}}'");
     }
-    tracing::info!(%address, "serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server error")?;
+    tracing::info!(%address, tls = tls.is_some(), "serving");
+    match tls {
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("server error")?,
+        Some(server_config) => {
+            let handle = axum_server::Handle::new();
+            let on_signal = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                // In-flight requests get this long to finish, as under plain HTTP (where axum waits unbounded).
+                on_signal.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+            });
+            let rustls =
+                axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(server_config));
+            axum_server::from_tcp_rustls(listener.into_std()?, rustls)
+                .context("cannot serve TLS")?
+                .handle(handle)
+                .serve(app)
+                .await
+                .context("server error")?
+        }
+    }
     Ok(())
 }
 

@@ -333,3 +333,186 @@ fn policy_show_set_and_preview() {
     let state: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(state["version"], 1);
 }
+
+/// A self-signed certificate for `localhost`, written as PEM files into `dir`.
+fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    (cert, key, generated.cert.der().to_vec())
+}
+
+/// One HTTP/1.1 request over TLS, trusting only `trusted` (DER); the raw response.
+fn https_get(port: u16, path: &str, trusted: &[u8]) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(trusted.to_vec()))
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let socket = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    socket.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+    let mut stream = rustls::StreamOwned::new(connection, socket);
+    stream.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut response = Vec::new();
+    match stream.read_to_end(&mut response) {
+        Ok(_) => {}
+        // A peer that closes without close_notify: the response is complete all the same.
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {
+        }
+        Err(error) => return Err(error),
+    }
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
+#[test]
+fn serve_over_tls_sends_hsts_refuses_plain_http_and_stops_on_sigterm() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(veil(&data, &["init"]).status.success());
+    let (cert, key, der) = self_signed(dir.path());
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env_remove("VEIL_DATABASE_URL")
+        .env_remove("VEIL_MASTER_PASSPHRASE")
+        .env_remove("VEIL_MASTER_KEY_FILE")
+        .env("VEIL_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let response = loop {
+        match https_get(port, "/healthz", &der) {
+            Ok(response) => break response,
+            Err(error) => {
+                if started.elapsed() > std::time::Duration::from_secs(60) {
+                    let _ = server.kill();
+                    panic!("no HTTPS answer: {error}");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    };
+    let lowercase = response.to_ascii_lowercase();
+    let checks = [
+        response.starts_with("HTTP/1.1 200"),
+        lowercase.contains("strict-transport-security: max-age=31536000"),
+        lowercase.contains("content-security-policy: default-src 'self'"),
+    ];
+
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    plain
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+
+    // SIGTERM: graceful shutdown, exit 0.
+    let terminated = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = server.kill();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stdout = String::new();
+    server
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(checks.iter().all(|passed| *passed), "{response}");
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("HTTP/1.1"),
+        "plain HTTP was answered: {answer:?}"
+    );
+    assert!(terminated.success());
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "no clean exit on SIGTERM: {status:?}"
+    );
+    assert!(
+        stdout.contains(&format!("https://127.0.0.1:{port}")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn tls_start_up_errors_name_the_file_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(veil(&data, &["init"]).status.success());
+    let (cert, _, _) = self_signed(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    let (_, foreign_key, _) = self_signed(other.path());
+    let missing = dir.path().join("missing.pem");
+    let cert = cert.to_str().unwrap();
+    for (args, expected) in [
+        (vec!["--tls-cert", cert], "pass --tls-key PATH"),
+        (
+            vec!["--tls-cert", missing.to_str().unwrap(), "--tls-key", cert],
+            "cannot read the TLS certificate",
+        ),
+        (
+            vec!["--tls-cert", cert, "--tls-key", cert],
+            "holds no private key",
+        ),
+        (
+            vec![
+                "--tls-cert",
+                cert,
+                "--tls-key",
+                foreign_key.to_str().unwrap(),
+            ],
+            "does not belong to the certificate",
+        ),
+    ] {
+        let mut full = vec!["serve", "--listen", "127.0.0.1:0"];
+        full.extend(args);
+        let output = veil(&data, &full);
+        assert!(!output.status.success(), "{expected}");
+        let message = text(&output);
+        assert!(message.contains(expected), "{message}");
+        assert!(!message.contains("PRIVATE KEY-----\n"), "{message}");
+    }
+}

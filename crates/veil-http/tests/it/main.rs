@@ -14,6 +14,8 @@ use veil_app::testing::Harness;
 use veil_app::users::{Password, Role};
 use veil_http::{app, AppState};
 
+mod matrix;
+
 const PASSWORD: &str = "correct horse battery";
 const NAME: &str = "司马相如";
 const PHONE: &str = "13987654321";
@@ -66,8 +68,9 @@ impl Client {
         capture_logs();
         // The harness owns the Veil; the router gets a second handle on the same database and keys.
         let veil = Arc::new(harness.reopen().await);
+        // Rate limits have their own tests; here they would only turn long tables of cases into 429s.
         Client {
-            router: app(AppState::new(veil)),
+            router: app(AppState::new(veil).with_rate_limits(veil_http::RateLimits::unlimited())),
         }
     }
 
@@ -706,4 +709,531 @@ both_backends!(policies_are_readable_by_governance_roles_only, |harness| {
         .await;
     assert_eq!(read.body["version"], 1);
     assert_eq!(read.body["history"][0]["reason"], "annual review");
+});
+
+/// Sends a GET and keeps the response headers (which `Reply` drops); `peer` plays the TCP peer address that
+/// `veil serve` attaches as `ConnectInfo`.
+async fn get_with_headers(
+    router: &Router,
+    uri: &str,
+    token: Option<&str>,
+    peer: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut request = Request::builder().method(Method::GET).uri(uri);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let mut request = request.body(Body::empty()).unwrap();
+    if let Some(peer) = peer {
+        let address: std::net::SocketAddr = peer.parse().unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(address));
+    }
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn assert_rate_limited(status: StatusCode, headers: &axum::http::HeaderMap, body: &Value) {
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "rate_limited", "{body}");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    let retry_after: u64 = headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+}
+
+both_backends!(security_headers_on_every_response, |harness| {
+    capture_logs();
+    let veil = Arc::new(harness.reopen().await);
+    let plain = app(AppState::new(veil.clone()));
+    let tls = app(AppState::new(veil).with_tls(true));
+    for (router, hsts) in [(&plain, false), (&tls, true)] {
+        for (uri, expected) in [
+            ("/healthz", StatusCode::OK),
+            ("/api/v1/auth/me", StatusCode::UNAUTHORIZED),
+            ("/nope", StatusCode::NOT_FOUND),
+        ] {
+            let (status, headers, body) = get_with_headers(router, uri, None, None).await;
+            assert_eq!(status, expected, "{uri}: {body}");
+            for (name, value) in [
+                ("x-content-type-options", "nosniff"),
+                ("referrer-policy", "no-referrer"),
+                ("cache-control", "no-store"),
+                ("x-frame-options", "DENY"),
+                (
+                    "content-security-policy",
+                    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+                ),
+                (
+                    "permissions-policy",
+                    "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+                ),
+            ] {
+                assert_eq!(
+                    headers.get(name).and_then(|value| value.to_str().ok()),
+                    Some(value),
+                    "{name} on {uri} ({status})"
+                );
+            }
+            assert_eq!(
+                headers
+                    .get("strict-transport-security")
+                    .and_then(|value| value.to_str().ok()),
+                hsts.then_some("max-age=31536000"),
+                "HSTS only under TLS ({uri})"
+            );
+        }
+    }
+});
+
+both_backends!(exact_searches_are_rate_limited_per_user, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "sam", Role::Sales, Some("east")).await;
+    capture_logs();
+    let veil = Arc::new(harness.reopen().await);
+    let limits = veil_http::RateLimits {
+        exact_search_per_user: veil_http::RateLimit::per_minute(1, 3),
+        ..veil_http::RateLimits::default()
+    };
+    let client = Client {
+        router: app(AppState::new(veil).with_rate_limits(limits)),
+    };
+    let sally = client.login("sally").await;
+    let sam = client.login("sam").await;
+    let searches = [
+        format!("/api/v1/customers?phone={PHONE}"),
+        format!("/api/v1/customers?id_number={ID_NUMBER}"),
+        format!("/api/v1/customers?email={EMAIL}"),
+    ];
+    for uri in &searches {
+        let (status, _, body) = get_with_headers(&client.router, uri, Some(&sally), None).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+    }
+    // The fourth in the window, by any field, even percent-encoded, is refused; and it is not logged with its value.
+    for uri in [
+        format!("/api/v1/customers?bank_card={BANK_CARD}"),
+        format!("/api/v1/customers?%70hone={PHONE}"),
+    ] {
+        let (status, headers, body) =
+            get_with_headers(&client.router, &uri, Some(&sally), None).await;
+        assert_rate_limited(status, &headers, &body);
+        assert_no_plaintext(&body.to_string(), "a rate-limit refusal");
+    }
+    // Listing without an exact value is not a search; another user has their own budget.
+    let (status, _, body) =
+        get_with_headers(&client.router, "/api/v1/customers", Some(&sally), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = get_with_headers(&client.router, &searches[0], Some(&sam), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    assert_no_plaintext(&logs, "the logs");
+});
+
+both_backends!(rate_limits_per_user_and_address, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "sam", Role::Sales, Some("east")).await;
+    capture_logs();
+    let veil = Arc::new(harness.reopen().await);
+    let sally = veil
+        .login("sally", &Password::new(PASSWORD.to_owned()))
+        .await
+        .unwrap();
+    let sally = sally.token.expose().to_owned();
+    let sam = veil
+        .login("sam", &Password::new(PASSWORD.to_owned()))
+        .await
+        .unwrap();
+    let sam = sam.token.expose().to_owned();
+    let router = app(AppState::new(veil).with_rate_limits(veil_http::RateLimits {
+        per_user: veil_http::RateLimit::per_minute(1, 2),
+        exact_search_per_user: veil_http::RateLimit::per_minute(1, 2),
+        per_client: veil_http::RateLimit::per_minute(1, 2),
+    }));
+    // Per user, whatever address they come from; the address budget is for requests without a valid token.
+    for peer in ["192.0.2.1:4000", "192.0.2.2:4000"] {
+        let (status, _, body) =
+            get_with_headers(&router, "/api/v1/auth/me", Some(&sally), Some(peer)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, headers, body) =
+        get_with_headers(&router, "/api/v1/auth/me", Some(&sally), Some("[::1]:1")).await;
+    assert_rate_limited(status, &headers, &body);
+    let csp = headers.contains_key("content-security-policy");
+    assert!(csp, "refusals carry the security headers");
+    let (status, _, body) = get_with_headers(&router, "/api/v1/auth/me", Some(&sam), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Anonymous requests and invalid tokens count against the client address.
+    let (status, _, _) = get_with_headers(&router, "/healthz", None, Some("192.0.2.1:4000")).await;
+    assert_eq!(status, StatusCode::OK);
+    let guessed = Some("guessed");
+    let (status, _, _) =
+        get_with_headers(&router, "/api/v1/auth/me", guessed, Some("192.0.2.1:5000")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, headers, body) =
+        get_with_headers(&router, "/healthz", None, Some("192.0.2.1:6000")).await;
+    assert_rate_limited(status, &headers, &body);
+    let (status, _, _) = get_with_headers(&router, "/healthz", None, Some("192.0.2.9:4000")).await;
+    assert_eq!(status, StatusCode::OK, "another address has its own budget");
+    // Without a peer address (in-process callers) there is one shared bucket.
+    let (ok, refused) = (StatusCode::OK, StatusCode::TOO_MANY_REQUESTS);
+    for expected in [ok, ok, refused] {
+        let (status, _, _) = get_with_headers(&router, "/healthz", None, None).await;
+        assert_eq!(status, expected);
+    }
+});
+
+both_backends!(authorisation_matrix, |harness| {
+    matrix::run(&harness).await;
+});
+
+// ---- Authentication security: lock-outs, MFA enrolment and step-up, disabled users ----
+
+/// POSTs JSON, optionally as if from TCP peer `peer`; returns status, headers and the parsed body.
+async fn post_from(
+    router: &Router,
+    uri: &str,
+    token: Option<&str>,
+    body: Value,
+    peer: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let mut request = request.body(Body::from(body.to_string())).unwrap();
+    if let Some(peer) = peer {
+        let address: std::net::SocketAddr = peer.parse().unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(address));
+    }
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn totp_now(secret: &veil_app::mfa::TotpSecret, offset_steps: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let step = now / veil_app::mfa::TOTP_STEP_SECONDS + offset_steps;
+    secret
+        .code_at(step * veil_app::mfa::TOTP_STEP_SECONDS)
+        .unwrap()
+}
+
+fn assert_locked(status: StatusCode, headers: &axum::http::HeaderMap, body: &Value) {
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "locked", "{body}");
+    assert_eq!(body["status"], 429);
+    assert_eq!(
+        headers.get(header::CONTENT_TYPE).unwrap(),
+        "application/problem+json"
+    );
+    let retry: u64 = headers
+        .get(header::RETRY_AFTER)
+        .expect("Retry-After")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+}
+
+both_backends!(http_login_lockout_is_429_with_retry_after, |harness| {
+    add_user(&harness, "lena", Role::Sales, None).await;
+    add_user(&harness, "vera", Role::Sales, None).await;
+    let client = Client::new(&harness).await;
+    let router = &client.router;
+    let login = "/api/v1/auth/login";
+    let wrong = |username: &str| json!({"username": username, "password": "not her password"});
+    let right = |username: &str| json!({"username": username, "password": PASSWORD});
+
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..5 {
+        let (status, _, body) = post_from(router, login, None, wrong("lena"), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(body["code"], "unauthenticated");
+        let (status, _, body) = post_from(router, login, None, wrong("ghost"), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    // Locked: even the right password gets 429 with Retry-After.
+    let (status, headers, body) = post_from(router, login, None, right("lena"), None).await;
+    assert_locked(status, &headers, &body);
+    known.push(body);
+    // An unknown username gets the very same answer.
+    let (status, headers, body) = post_from(router, login, None, right("ghost"), None).await;
+    assert_locked(status, &headers, &body);
+    unknown.push(body);
+    let shape = |body: &Value| {
+        let mut body = body.clone();
+        body["detail"] = Value::Null; // the seconds left may differ by one
+        body
+    };
+    assert_eq!(shape(&known[0]), shape(&unknown[0]));
+    // Other accounts are unaffected.
+    let (status, _, body) = post_from(router, login, None, right("vera"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Per client address: 20 failures from one peer lock that peer out, whoever it claims to be.
+    for index in 0..20 {
+        let (status, _, body) = post_from(
+            router,
+            login,
+            None,
+            wrong(&format!("probe{index}")),
+            Some("192.0.2.77:40000"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{index}: {body}");
+    }
+    let (status, headers, body) =
+        post_from(router, login, None, right("vera"), Some("192.0.2.77:40001")).await;
+    assert_locked(status, &headers, &body);
+    let (status, _, body) =
+        post_from(router, login, None, right("vera"), Some("192.0.2.78:40000")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+});
+
+both_backends!(http_mfa_enroll_confirm_verify_flow, |harness| {
+    add_user(&harness, "ada", Role::Admin, None).await;
+    let client = Client::new(&harness).await;
+    let router = &client.router;
+    let login = "/api/v1/auth/login";
+
+    let (status, _, body) = post_from(
+        router,
+        login,
+        None,
+        json!({"username": "ada", "password": PASSWORD}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["mfa_enrollment_required"], true, "{body}");
+    assert_eq!(body["mfa_verified"], false);
+    let token = body["token"].as_str().unwrap().to_owned();
+    let me = client
+        .send(Method::GET, "/api/v1/auth/me", Some(&token), None)
+        .await;
+    assert_eq!(me.body["mfa_enabled"], false, "{}", me.raw);
+    assert_eq!(me.body["mfa_enrollment_required"], true);
+
+    // Enrolment and confirmation need a token.
+    let (status, _, _) = post_from(router, "/api/v1/auth/mfa/enroll", None, json!({}), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Confirming before enrolling is a conflict.
+    let (status, _, body) = post_from(
+        router,
+        "/api/v1/auth/mfa/confirm",
+        Some(&token),
+        json!({"code": "123456"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    let (status, _, body) = post_from(
+        router,
+        "/api/v1/auth/mfa/enroll",
+        Some(&token),
+        json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let secret_text = body["secret"].as_str().unwrap().to_owned();
+    let uri = body["otpauth_uri"].as_str().unwrap().to_owned();
+    assert!(
+        uri.starts_with(&format!(
+            "otpauth://totp/Veil:ada?secret={secret_text}&issuer=Veil"
+        )),
+        "{uri}"
+    );
+    let secret = veil_app::mfa::TotpSecret::from_base32(&secret_text).unwrap();
+
+    let (status, _, body) = post_from(
+        router,
+        "/api/v1/auth/mfa/confirm",
+        Some(&token),
+        json!({"code": "12ab"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "code", "{body}");
+    let (status, _, body) = post_from(
+        router,
+        "/api/v1/auth/mfa/confirm",
+        Some(&token),
+        json!({"code": totp_now(&secret, 0)}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let recovery: Vec<String> = body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|code| code.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(recovery.len(), 10);
+    let me = client
+        .send(Method::GET, "/api/v1/auth/me", Some(&token), None)
+        .await;
+    assert_eq!(me.body["mfa_enabled"], true, "{}", me.raw);
+    assert_eq!(me.body["mfa_enrollment_required"], false);
+
+    // Login now needs the second factor.
+    let (status, headers, body) = post_from(
+        router,
+        login,
+        None,
+        json!({"username": "ada", "password": PASSWORD}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["code"], "mfa_required");
+    assert_eq!(headers.get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
+    let code = totp_now(&secret, 1);
+    let with_code = json!({"username": "ada", "password": PASSWORD, "totp": code});
+    let (status, _, body) = post_from(router, login, None, with_code.clone(), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["mfa_verified"], true);
+    let stepped_up = body["token"].as_str().unwrap().to_owned();
+    // Replaying the same code is refused.
+    let (status, _, body) = post_from(router, login, None, with_code, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["code"], "mfa_invalid");
+    // A recovery code in its own field works once.
+    let with_recovery =
+        json!({"username": "ada", "password": PASSWORD, "recovery_code": recovery[0]});
+    let (status, _, body) = post_from(router, login, None, with_recovery.clone(), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = post_from(router, login, None, with_recovery, None).await;
+    assert_eq!(body["code"], "mfa_invalid", "{body}");
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Step-up on the first token (which logged in before MFA existed).
+    let verify = "/api/v1/auth/mfa/verify";
+    let (status, _, body) = post_from(
+        router,
+        verify,
+        Some(&token),
+        json!({"code": "000000x"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _, body) = post_from(
+        router,
+        verify,
+        Some(&token),
+        json!({"code": recovery[1]}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["mfa_verified_at"].is_string() && body["step_up_valid_until"].is_string());
+    let veil = &harness.veil;
+    let window = veil_app::mfa::STEP_UP_WINDOW_MS;
+    assert!(veil.recent_mfa(&token, window).await.unwrap());
+    assert!(veil.recent_mfa(&stepped_up, window).await.unwrap());
+    let (status, _, body) = post_from(
+        router,
+        verify,
+        Some(&token),
+        json!({"code": recovery[1]}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "used recovery code: {body}"
+    );
+    // Enrolling again while active is a conflict.
+    let (status, _, _) = post_from(
+        router,
+        "/api/v1/auth/mfa/enroll",
+        Some(&token),
+        json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // Neither the secret nor any recovery code was ever logged.
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    assert!(!logs.contains(&secret_text), "the TOTP secret was logged");
+    for code in &recovery {
+        assert!(!logs.contains(code.as_str()), "a recovery code was logged");
+    }
+});
+
+both_backends!(http_disabled_user_tokens_stop_working, |harness| {
+    add_user(&harness, "dora", Role::Sales, None).await;
+    let client = Client::new(&harness).await;
+    let first = client.login("dora").await;
+    let second = client.login("dora").await;
+    for token in [&first, &second] {
+        let me = client
+            .send(Method::GET, "/api/v1/auth/me", Some(token), None)
+            .await;
+        assert_eq!(me.status, StatusCode::OK, "{}", me.raw);
+    }
+    harness.veil.disable_user("dora").await.unwrap();
+    for token in [&first, &second] {
+        let me = client
+            .send(Method::GET, "/api/v1/auth/me", Some(token), None)
+            .await;
+        assert_problem(&me, StatusCode::UNAUTHORIZED, "unauthenticated");
+        let list = client
+            .send(Method::GET, "/api/v1/customers", Some(token), None)
+            .await;
+        assert_problem(&list, StatusCode::UNAUTHORIZED, "unauthenticated");
+    }
+    let (status, _, body) = post_from(
+        &client.router,
+        "/api/v1/auth/login",
+        None,
+        json!({"username": "dora", "password": PASSWORD}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // A password reset re-enables the account but does not bring old tokens back.
+    harness
+        .veil
+        .reset_password("dora", &Password::new("a brand new passphrase 42".into()))
+        .await
+        .unwrap();
+    let me = client
+        .send(Method::GET, "/api/v1/auth/me", Some(&first), None)
+        .await;
+    assert_problem(&me, StatusCode::UNAUTHORIZED, "unauthenticated");
 });

@@ -1,0 +1,267 @@
+//! The authorisation matrix: every route of the router × every role × {own record, same team, other team,
+//! nonexistent}, checked against one table of expectations. A route without an entry fails the test, so a new
+//! endpoint cannot ship without deciding who may call it.
+
+use std::collections::BTreeSet;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{json, Value};
+use veil_app::customers::CustomerInput;
+use veil_app::testing::Harness;
+use veil_app::users::Role;
+use veil_app::{Actor, CustomerId};
+
+use crate::{add_user, Client};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relation {
+    /// Owned by the caller (for non-sales roles: a customer of the caller's team).
+    Own,
+    /// Another salesperson's customer in the same team.
+    SameTeam,
+    /// A customer of another team.
+    OtherTeam,
+    /// An id that exists nowhere.
+    Missing,
+}
+
+const RELATIONS: [Relation; 4] = [
+    Relation::Own,
+    Relation::SameTeam,
+    Relation::OtherTeam,
+    Relation::Missing,
+];
+
+/// Who may see which record.
+fn visible(role: Role, relation: Relation) -> bool {
+    match role {
+        Role::Admin => relation != Relation::Missing,
+        Role::Manager => matches!(relation, Relation::Own | Relation::SameTeam),
+        Role::Sales => relation == Relation::Own,
+        Role::Dpo | Role::Auditor | Role::Service => false,
+    }
+}
+
+fn works_with_customers(role: Role) -> bool {
+    matches!(role, Role::Admin | Role::Manager | Role::Sales)
+}
+
+/// The expected status of `method path` for `role` on a record in `relation` (collection routes ignore it).
+fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Option<StatusCode> {
+    let on_record = |ok: StatusCode, allowed: bool| {
+        if !visible(role, relation) {
+            StatusCode::NOT_FOUND
+        } else if allowed {
+            ok
+        } else {
+            StatusCode::FORBIDDEN
+        }
+    };
+    let by_role = |ok: StatusCode, allowed: bool| if allowed { ok } else { StatusCode::FORBIDDEN };
+    let erase_or_move = matches!(role, Role::Admin | Role::Manager);
+    Some(match (method.as_str(), path) {
+        ("GET", "/healthz") | ("GET", "/metrics") => StatusCode::OK,
+        ("POST", "/api/v1/auth/login") => StatusCode::OK,
+        ("POST", "/api/v1/auth/logout") => StatusCode::NO_CONTENT,
+        ("GET", "/api/v1/auth/me") => StatusCode::OK,
+        ("POST", "/api/v1/auth/mfa/enroll") => StatusCode::OK,
+        // An empty body has no `code`: refused before any MFA state is touched.
+        ("POST", "/api/v1/auth/mfa/confirm") | ("POST", "/api/v1/auth/mfa/verify") => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        ("GET", "/api/v1/customers") => by_role(StatusCode::OK, works_with_customers(role)),
+        ("POST", "/api/v1/customers") => by_role(StatusCode::CREATED, works_with_customers(role)),
+        ("GET", "/api/v1/customers/{id}") => on_record(StatusCode::OK, true),
+        ("PATCH", "/api/v1/customers/{id}") => on_record(StatusCode::OK, true),
+        ("DELETE", "/api/v1/customers/{id}") => on_record(StatusCode::NO_CONTENT, erase_or_move),
+        ("GET", "/api/v1/customers/{id}/notes") => on_record(StatusCode::OK, true),
+        ("POST", "/api/v1/customers/{id}/notes") => on_record(StatusCode::CREATED, true),
+        ("POST", "/api/v1/customers/{id}/transfer") => on_record(StatusCode::OK, erase_or_move),
+        ("GET", "/api/v1/customers/{id}/transfers") => on_record(StatusCode::OK, true),
+        ("GET", "/api/v1/policies") => by_role(
+            StatusCode::OK,
+            matches!(role, Role::Admin | Role::Dpo | Role::Auditor),
+        ),
+        ("GET", "/api/v1/teams") => StatusCode::OK,
+        ("POST", "/api/v1/teams") => by_role(StatusCode::CREATED, role == Role::Admin),
+        _ => return None,
+    })
+}
+
+fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> Option<Value> {
+    match (method.as_str(), path) {
+        ("POST", "/api/v1/auth/login") => {
+            Some(json!({"username": "ada", "password": crate::PASSWORD}))
+        }
+        ("POST", "/api/v1/customers") => {
+            Some(json!({"name": "矩阵", "phone": format!("1580000{:04}", counter % 10_000)}))
+        }
+        ("PATCH", "/api/v1/customers/{id}") => Some(json!({"tags": ["matrix"]})),
+        ("POST", "/api/v1/customers/{id}/notes") => Some(json!({"body": "回访：客户满意"})),
+        ("POST", "/api/v1/customers/{id}/transfer") => {
+            Some(json!({"owner": fixture.sam.user_id.to_string(), "reason": "matrix"}))
+        }
+        ("POST", "/api/v1/teams") => Some(json!({"name": format!("team-{counter}")})),
+        _ if *method == Method::POST || *method == Method::PATCH => Some(json!({})),
+        _ => None,
+    }
+}
+
+struct Fixture {
+    users: Vec<(Role, &'static str)>,
+    admin: Actor,
+    sally: Actor,
+    sam: Actor,
+    will: Actor,
+}
+
+async fn fixture(harness: &Harness) -> Fixture {
+    let users = vec![
+        (Role::Admin, "ada"),
+        (Role::Dpo, "dora"),
+        (Role::Manager, "mona"),
+        (Role::Sales, "sally"),
+        (Role::Service, "sue"),
+        (Role::Auditor, "audrey"),
+    ];
+    for (role, name) in &users {
+        let team = match role {
+            Role::Manager | Role::Sales | Role::Service => Some("east"),
+            _ => None,
+        };
+        add_user(harness, name, *role, team).await;
+    }
+    add_user(harness, "sam", Role::Sales, Some("east")).await;
+    add_user(harness, "will", Role::Sales, Some("west")).await;
+    Fixture {
+        admin: harness.veil.actor_by_username("ada").await.unwrap(),
+        sally: harness.veil.actor_by_username("sally").await.unwrap(),
+        sam: harness.veil.actor_by_username("sam").await.unwrap(),
+        will: harness.veil.actor_by_username("will").await.unwrap(),
+        users,
+    }
+}
+
+/// Fresh customers for one case: (sally's, sam's, will's).
+async fn customers(harness: &Harness, fixture: &Fixture, counter: usize) -> [CustomerId; 3] {
+    let mut ids = Vec::new();
+    for (index, owner) in [&fixture.sally, &fixture.sam, &fixture.will]
+        .into_iter()
+        .enumerate()
+    {
+        let input = CustomerInput {
+            name: Some("客户".to_owned()),
+            phone: Some(format!("13{}{:08}", 5 + index, counter)),
+            owner: Some(owner.user_id.to_string()),
+            ..CustomerInput::default()
+        };
+        ids.push(
+            harness
+                .veil
+                .create_customer(&fixture.admin, &input, true)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    [ids[0], ids[1], ids[2]]
+}
+
+pub async fn run(harness: &Harness) {
+    let fixture = fixture(harness).await;
+    let client = Client::new(harness).await;
+    let (_, openapi) = veil_http::routes();
+    let mut routes: BTreeSet<(String, String)> = BTreeSet::new();
+    for (path, item) in openapi.paths.paths.iter() {
+        let item = serde_json::to_value(item).unwrap();
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                routes.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    assert!(routes.len() >= 15, "{routes:?}");
+    let mut counter = 0usize;
+    let mut checked = 0usize;
+    for (method_name, path) in &routes {
+        let method: Method = method_name.parse().unwrap();
+        assert!(
+            expected(&method, path, Role::Admin, Relation::Own).is_some(),
+            "route {method_name} {path} has no entry in the authorisation matrix"
+        );
+        let per_record = path.contains("{id}");
+        for (role, username) in &fixture.users {
+            let relations: &[Relation] = if per_record {
+                &RELATIONS
+            } else {
+                &[Relation::Own]
+            };
+            for relation in relations {
+                counter += 1;
+                let [own_sales, same_team, other_team] =
+                    customers(harness, &fixture, counter).await;
+                let target = match relation {
+                    Relation::Own => own_sales,
+                    Relation::SameTeam => same_team,
+                    Relation::OtherTeam => other_team,
+                    Relation::Missing => CustomerId::new(),
+                };
+                let token = client.login(username).await;
+                let uri = path.replace("{id}", &target.to_string());
+                let public = matches!(
+                    path.as_str(),
+                    "/healthz" | "/metrics" | "/api/v1/auth/login"
+                );
+                let reply = client
+                    .send(
+                        method.clone(),
+                        &uri,
+                        (!public).then_some(token.as_str()),
+                        body_for(&method, path, &fixture, counter),
+                    )
+                    .await;
+                let want = expected(&method, path, *role, *relation).unwrap();
+                assert_eq!(
+                    reply.status, want,
+                    "{method_name} {path} as {role} on {relation:?}: {}",
+                    reply.raw
+                );
+                // Zero leaks: nothing of a record the caller may not see appears in any response.
+                for (id, rel) in [
+                    (same_team, Relation::SameTeam),
+                    (other_team, Relation::OtherTeam),
+                ] {
+                    if !visible(*role, rel) {
+                        assert!(
+                            !reply.raw.contains(&id.to_string()),
+                            "{method_name} {path} as {role} leaks a {rel:?} record: {}",
+                            reply.raw
+                        );
+                    }
+                }
+                checked += 1;
+            }
+        }
+        // The unauthenticated caller is refused everywhere but the public routes.
+        let uri = path.replace("{id}", &CustomerId::new().to_string());
+        let anonymous = client
+            .send(
+                method.clone(),
+                &uri,
+                None,
+                body_for(&method, path, &fixture, counter),
+            )
+            .await;
+        if !matches!(
+            path.as_str(),
+            "/healthz" | "/metrics" | "/api/v1/auth/login"
+        ) {
+            assert_eq!(
+                anonymous.status,
+                StatusCode::UNAUTHORIZED,
+                "{method_name} {path} without a token"
+            );
+        }
+    }
+    assert!(checked > 100, "{checked} cases");
+}
