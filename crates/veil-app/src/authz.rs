@@ -94,6 +94,13 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
     })
 }
 
+/// Whether `actor` may perform `action` at all: their role allows it and, when they call with an API token, the
+/// token's scopes cover it.
+pub fn permit(actor: &Actor, action: Action) -> AppResult<()> {
+    role_permits(actor.role, action).map_err(AppError::Forbidden)?;
+    crate::tokens::check_scope(actor, action)
+}
+
 /// Whether a customer with `profile` lies inside `scope`.
 pub fn in_scope(scope: &CustomerScope, profile: &CustomerProfile) -> bool {
     let owner_ok = match &scope.owner_id {
@@ -143,7 +150,7 @@ impl Veil {
                 return Err(AppError::NotFound);
             }
         }
-        role_permits(actor.role, action).map_err(AppError::Forbidden)?;
+        permit(actor, action)?;
         Ok(scope)
     }
 

@@ -20,6 +20,7 @@ pub mod notes;
 pub mod password_policy;
 pub mod policies;
 pub mod teams;
+pub mod tokens;
 pub mod users;
 
 #[cfg(test)]

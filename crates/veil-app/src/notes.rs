@@ -163,8 +163,7 @@ impl Veil {
         input: &NoteInput,
     ) -> AppResult<NoteView> {
         self.get_customer(actor, customer_id).await?;
-        crate::authz::role_permits(actor.role, crate::authz::Action::NoteWrite)
-            .map_err(AppError::Forbidden)?;
+        crate::authz::permit(actor, crate::authz::Action::NoteWrite)?;
         let length = input.body.chars().count();
         if input.body.trim().is_empty() || length > MAX_NOTE_CHARS {
             return Err(AppError::Validation(vec![FieldError::new(

@@ -72,7 +72,7 @@ impl Veil {
 
     /// The policy in force with its history. Admins, DPOs and auditors may read it.
     pub async fn policy_state(&self, actor: &Actor) -> AppResult<PolicyState> {
-        crate::authz::role_permits(actor.role, Action::PolicyRead).map_err(AppError::Forbidden)?;
+        crate::authz::permit(actor, Action::PolicyRead)?;
         let (version, policy) = self.current_policy().await?;
         let history = self
             .store()
@@ -97,8 +97,7 @@ impl Veil {
         document: &str,
         reason: &str,
     ) -> AppResult<PolicyVersion> {
-        crate::authz::role_permits(actor.role, Action::PolicyChange)
-            .map_err(AppError::Forbidden)?;
+        crate::authz::permit(actor, Action::PolicyChange)?;
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(AppError::Validation(vec![FieldError::new(

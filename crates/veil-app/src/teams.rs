@@ -10,7 +10,7 @@ use veil_store::{StoreError, TeamRow, TransferRow};
 use crate::authz::Action;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::ids::{CustomerId, UserId};
-use crate::users::{Actor, Role};
+use crate::users::Actor;
 use crate::{format_time, now_ms, Veil};
 
 /// A team.
@@ -80,7 +80,7 @@ impl Veil {
         name: &str,
         parent: Option<&str>,
     ) -> AppResult<TeamView> {
-        crate::authz::role_permits(actor.role, Action::TeamManage).map_err(AppError::Forbidden)?;
+        crate::authz::permit(actor, Action::TeamManage)?;
         if !valid_team_name(name) {
             return Err(AppError::Validation(vec![FieldError::new(
                 "name",
@@ -217,11 +217,8 @@ impl Veil {
         to: UserId,
         reason: &str,
     ) -> AppResult<u64> {
-        if actor.role != Role::Admin {
-            return Err(AppError::Forbidden(
-                "only admins move all customers of a user",
-            ));
-        }
+        // Moving a whole portfolio is user management: admins only, never through an API token.
+        crate::authz::permit(actor, Action::UserManage)?;
         let transfer = self.transfer_target(actor, to, None, reason).await?;
         let moved = self
             .store()

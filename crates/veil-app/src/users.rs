@@ -102,6 +102,8 @@ pub struct Actor {
     pub role: Role,
     /// Team, if any.
     pub team: Option<String>,
+    /// The scopes of the API token used, or `None` for a login session (the role alone decides).
+    pub scopes: Option<Vec<crate::tokens::Scope>>,
 }
 
 /// A password. Zeroized on drop, redacted in `Debug`, never serialised.
@@ -301,6 +303,7 @@ fn actor_of(row: &UserRow) -> AppResult<Actor> {
         username: row.username.clone(),
         role: row.role.parse().map_err(AppError::Internal)?,
         team: row.team.clone(),
+        scopes: None,
     })
 }
 
@@ -498,6 +501,8 @@ impl Veil {
                 user_id: user.id.clone(),
                 created_at: now,
                 expires_at,
+                name: None,
+                scopes: None,
             })
             .await?;
         if mfa_verified {
@@ -520,12 +525,19 @@ impl Veil {
 
     /// The actor behind a bearer token, if it is valid, unexpired, unrevoked and its user enabled.
     pub async fn authenticate(&self, token: &str) -> AppResult<Actor> {
-        let user = self
+        let (user, scopes) = self
             .store()
             .user_by_token(&hash_token(token), now_ms())
             .await?
             .ok_or(AppError::Unauthenticated)?;
-        actor_of(&user)
+        let mut actor = actor_of(&user)?;
+        if let Some(scopes) = scopes {
+            actor.scopes =
+                Some(serde_json::from_str(&scopes).map_err(|error| {
+                    AppError::Internal(format!("stored token scopes: {error}"))
+                })?);
+        }
+        Ok(actor)
     }
 
     /// Revokes a bearer token (logout).

@@ -271,12 +271,56 @@ pub async fn mfa_verify(
     }))
 }
 
+/// The caller's active tokens (sessions and API tokens).
+#[utoipa::path(get, path = "/api/v1/auth/tokens", tag = "auth",
+    responses((status = 200, body = Vec<veil_app::tokens::TokenView>), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> ApiResult<Json<Vec<veil_app::tokens::TokenView>>> {
+    Ok(Json(
+        state.veil.list_tokens(&user.actor, &user.token).await?,
+    ))
+}
+
+/// Creates a scoped API token for an integration; the secret is in this response only.
+#[utoipa::path(post, path = "/api/v1/auth/tokens", tag = "auth", request_body = veil_app::tokens::ApiTokenInput,
+    responses((status = 201, body = veil_app::tokens::CreatedApiToken), (status = 403, body = Problem),
+        (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(input): ApiJson<veil_app::tokens::ApiTokenInput>,
+) -> ApiResult<(StatusCode, Json<veil_app::tokens::CreatedApiToken>)> {
+    let created = state
+        .veil
+        .create_api_token(&user.actor, &user.token, &input)
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Revokes one of the caller's tokens; it stops working on the next request.
+#[utoipa::path(delete, path = "/api/v1/auth/tokens/{id}", tag = "auth",
+    params(("id" = String, Path, description = "Token id from the token list")),
+    responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<StatusCode> {
+    state.veil.revoke_token_by_id(&user.actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The auth routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(me))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
         .routes(routes!(mfa_enroll))
         .routes(routes!(mfa_confirm))
         .routes(routes!(mfa_verify))

@@ -36,6 +36,10 @@ pub struct TokenRow {
     pub created_at: i64,
     /// Expires at, Unix ms.
     pub expires_at: i64,
+    /// Name of an API token (`None` for a login session).
+    pub name: Option<String>,
+    /// JSON array of scopes of an API token (`None` for a login session: the role decides).
+    pub scopes: Option<String>,
 }
 
 macro_rules! user_from_row {
@@ -149,12 +153,15 @@ impl Store {
     pub async fn insert_token(&self, token: &TokenRow) -> StoreResult<()> {
         with_pool!(self, |pool| {
             sqlx::query(
-                "INSERT INTO auth_token (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO auth_token (token_hash, user_id, created_at, expires_at, name, scopes) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&token.token_hash)
             .bind(&token.user_id)
             .bind(token.created_at)
             .bind(token.expires_at)
+            .bind(&token.name)
+            .bind(&token.scopes)
             .execute(pool)
             .await
             .map(|done| done.rows_affected())
@@ -162,10 +169,16 @@ impl Store {
         Ok(())
     }
 
-    /// The enabled user owning an unexpired, unrevoked token with this hash.
-    pub async fn user_by_token(&self, token_hash: &[u8], now: i64) -> StoreResult<Option<UserRow>> {
+    /// The enabled user owning an unexpired, unrevoked token with this hash, and the token's scopes (JSON; `None`
+    /// for a login session).
+    pub async fn user_by_token(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<(UserRow, Option<String>)>> {
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM auth_token JOIN app_user ON app_user.id = auth_token.user_id \
+            "SELECT {USER_COLUMNS}, auth_token.scopes AS token_scopes FROM auth_token \
+             JOIN app_user ON app_user.id = auth_token.user_id \
              WHERE auth_token.token_hash = $1 AND auth_token.revoked_at IS NULL \
              AND auth_token.expires_at > $2 AND app_user.disabled = FALSE"
         );
@@ -175,9 +188,39 @@ impl Store {
                 .bind(now)
                 .fetch_optional(pool)
                 .await?
-                .map(|row| user_from_row!(row))
+                .map(|row| -> Result<(UserRow, Option<String>), sqlx::Error> {
+                    let scopes: Option<String> = row.try_get("token_scopes")?;
+                    Ok((user_from_row!(row)?, scopes))
+                })
         });
         Ok(row.transpose()?)
+    }
+
+    /// A user's active tokens, newest first.
+    pub async fn active_tokens(&self, user_id: &str, now: i64) -> StoreResult<Vec<TokenRow>> {
+        let rows = with_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT token_hash, user_id, created_at, expires_at, name, scopes FROM auth_token \
+                 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC",
+            )
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|row| -> Result<TokenRow, sqlx::Error> {
+                Ok(TokenRow {
+                    token_hash: row.try_get("token_hash")?,
+                    user_id: row.try_get("user_id")?,
+                    created_at: row.try_get("created_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    name: row.try_get("name")?,
+                    scopes: row.try_get("scopes")?,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(rows)
     }
 
     /// Revokes one token. Returns whether it existed and was active.

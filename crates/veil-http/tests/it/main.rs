@@ -1237,3 +1237,182 @@ both_backends!(http_disabled_user_tokens_stop_working, |harness| {
         .await;
     assert_problem(&me, StatusCode::UNAUTHORIZED, "unauthenticated");
 });
+
+both_backends!(
+    scoped_api_tokens_do_only_what_their_scopes_allow,
+    |harness| {
+        add_user(&harness, "sally", Role::Sales, Some("east")).await;
+        add_user(&harness, "ada", Role::Admin, None).await;
+        let client = Client::new(&harness).await;
+        let sally = client.login("sally").await;
+        let created = client
+            .send(
+                Method::POST,
+                "/api/v1/customers",
+                Some(&sally),
+                Some(full_customer()),
+            )
+            .await;
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        let minted = client
+        .send(Method::POST, "/api/v1/auth/tokens", Some(&sally), Some(json!({"name": "crm-sync", "scopes": ["customers:read"], "expires_in_days": 30})))
+        .await;
+        assert_eq!(minted.status, StatusCode::CREATED, "{}", minted.raw);
+        let api = minted.body["token"].as_str().unwrap().to_owned();
+        assert_eq!(minted.body["kind"], "api");
+        // Reads work, writes do not, and a token cannot mint tokens.
+        assert_eq!(
+            client
+                .send(
+                    Method::GET,
+                    &format!("/api/v1/customers/{id}"),
+                    Some(&api),
+                    None
+                )
+                .await
+                .status,
+            StatusCode::OK
+        );
+        assert_problem(
+            &client
+                .send(
+                    Method::PATCH,
+                    &format!("/api/v1/customers/{id}"),
+                    Some(&api),
+                    Some(json!({"tags": ["x"]})),
+                )
+                .await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+        assert_problem(
+            &client
+                .send(
+                    Method::POST,
+                    "/api/v1/customers",
+                    Some(&api),
+                    Some(json!({"name": "新客户"})),
+                )
+                .await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+        assert_problem(
+            &client
+                .send(
+                    Method::POST,
+                    "/api/v1/auth/tokens",
+                    Some(&api),
+                    Some(json!({"name": "x", "scopes": ["customers:write"]})),
+                )
+                .await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+        // Scopes never widen the role: an admin's policies:read token still cannot change anything else.
+        let ada = client.login("ada").await;
+        let admin_api = client
+            .send(
+                Method::POST,
+                "/api/v1/auth/tokens",
+                Some(&ada),
+                Some(json!({"name": "audit", "scopes": ["policies:read"]})),
+            )
+            .await;
+        let admin_api = admin_api.body["token"].as_str().unwrap().to_owned();
+        assert_eq!(
+            client
+                .send(Method::GET, "/api/v1/policies", Some(&admin_api), None)
+                .await
+                .status,
+            StatusCode::OK
+        );
+        assert_problem(
+            &client
+                .send(
+                    Method::POST,
+                    "/api/v1/teams",
+                    Some(&admin_api),
+                    Some(json!({"name": "x"})),
+                )
+                .await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+        assert_problem(
+            &client
+                .send(Method::GET, "/api/v1/customers", Some(&admin_api), None)
+                .await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+        // Bad requests are precise.
+        let bad = client
+            .send(
+                Method::POST,
+                "/api/v1/auth/tokens",
+                Some(&sally),
+                Some(json!({"name": "", "scopes": [], "expires_in_days": 1000})),
+            )
+            .await;
+        assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(
+            bad.body["errors"].as_array().unwrap().len(),
+            3,
+            "{}",
+            bad.raw
+        );
+        let unknown = client
+            .send(
+                Method::POST,
+                "/api/v1/auth/tokens",
+                Some(&sally),
+                Some(json!({"name": "x", "scopes": ["everything"]})),
+            )
+            .await;
+        assert_problem(&unknown, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+        // The owner lists tokens (never the secret) and revokes the API token; it stops working at once.
+        let listed = client
+            .send(Method::GET, "/api/v1/auth/tokens", Some(&sally), None)
+            .await;
+        assert!(!listed.raw.contains(&api), "token secrets are never listed");
+        let tokens = listed.body.as_array().unwrap();
+        assert_eq!(tokens.len(), 2);
+        assert!(tokens
+            .iter()
+            .any(|token| token["current"] == true && token["kind"] == "session"));
+        let api_id = tokens.iter().find(|token| token["kind"] == "api").unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let revoked = client
+            .send(
+                Method::DELETE,
+                &format!("/api/v1/auth/tokens/{api_id}"),
+                Some(&sally),
+                None,
+            )
+            .await;
+        assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+        assert_problem(
+            &client
+                .send(Method::GET, "/api/v1/customers", Some(&api), None)
+                .await,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        );
+        // Another user's token id is not found.
+        assert_problem(
+            &client
+                .send(
+                    Method::DELETE,
+                    &format!("/api/v1/auth/tokens/{api_id}"),
+                    Some(&ada),
+                    None,
+                )
+                .await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+    }
+);

@@ -65,6 +65,10 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         ("POST", "/api/v1/auth/logout") => StatusCode::NO_CONTENT,
         ("GET", "/api/v1/auth/me") => StatusCode::OK,
         ("POST", "/api/v1/auth/mfa/enroll") => StatusCode::OK,
+        ("GET", "/api/v1/auth/tokens") => StatusCode::OK,
+        ("POST", "/api/v1/auth/tokens") => StatusCode::CREATED,
+        // The id is not one of the caller's tokens.
+        ("DELETE", "/api/v1/auth/tokens/{id}") => StatusCode::NOT_FOUND,
         // An empty body has no `code`: refused before any MFA state is touched.
         ("POST", "/api/v1/auth/mfa/confirm") | ("POST", "/api/v1/auth/mfa/verify") => {
             StatusCode::UNPROCESSABLE_ENTITY
@@ -102,6 +106,9 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
             Some(json!({"owner": fixture.sam.user_id.to_string(), "reason": "matrix"}))
         }
         ("POST", "/api/v1/teams") => Some(json!({"name": format!("team-{counter}")})),
+        ("POST", "/api/v1/auth/tokens") => {
+            Some(json!({"name": "integration", "scopes": ["customers:read"]}))
+        }
         _ if *method == Method::POST || *method == Method::PATCH => Some(json!({})),
         _ => None,
     }
