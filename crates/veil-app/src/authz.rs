@@ -8,8 +8,9 @@
 //!    may know the record (or the kind of record), it is the action they may not take.
 //!
 //! Scopes: `admin` all customers; `manager` the customers of their team and its sub-teams; `sales` the customers
-//! they own; `dpo`, `auditor` and `service` no customer records (service will see customers linked to tickets
-//! assigned to them once tickets exist).
+//! they own; `service` the customers linked to them (a ticket assigned to them about the customer creates the
+//! link; until tickets exist an admin or manager links explicitly), read-only plus notes; `dpo` and `auditor` no
+//! customer records.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -71,9 +72,10 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
     use Action::*;
     use Role::*;
     let allowed = match action {
-        CustomerList | CustomerRead | CustomerCreate | CustomerUpdate | NoteRead | NoteWrite => {
-            matches!(role, Admin | Manager | Sales)
+        CustomerList | CustomerRead | NoteRead | NoteWrite => {
+            matches!(role, Admin | Manager | Sales | Service)
         }
+        CustomerCreate | CustomerUpdate => matches!(role, Admin | Manager | Sales),
         CustomerErase | CustomerTransfer => matches!(role, Admin | Manager),
         PolicyRead => matches!(role, Admin | Dpo | Auditor),
         PolicyChange | UserManage | TeamManage => role == Admin,
@@ -82,9 +84,10 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         return Ok(());
     }
     Err(match action {
-        CustomerList | CustomerRead | CustomerCreate | CustomerUpdate | NoteRead | NoteWrite => {
+        CustomerList | CustomerRead | NoteRead | NoteWrite => {
             "this role does not work with customer records"
         }
+        CustomerCreate | CustomerUpdate => "this role does not create or change customers",
         CustomerErase => "only admins and managers can erase customers",
         CustomerTransfer => "only admins and managers can transfer customers",
         PolicyRead => "only admins, DPOs and auditors read masking policies",
@@ -101,7 +104,8 @@ pub fn permit(actor: &Actor, action: Action) -> AppResult<()> {
     crate::tokens::check_scope(actor, action)
 }
 
-/// Whether a customer with `profile` lies inside `scope`.
+/// Whether a customer with `profile` lies inside `scope`, as far as its profile tells (a service link is checked
+/// against the database by [`Veil::authorize`]).
 pub fn in_scope(scope: &CustomerScope, profile: &CustomerProfile) -> bool {
     let owner_ok = match &scope.owner_id {
         Some(owner) => profile.owner_id.as_deref() == Some(owner.as_str()),
@@ -136,22 +140,61 @@ pub fn team_and_descendants(team: &str, parents: &HashMap<String, Option<String>
 }
 
 impl Veil {
-    /// Decides whether `actor` may perform `action`, on `record` when the action concerns one customer.
-    /// Returns the caller's customer scope for list-like actions.
+    /// Decides whether `actor` may perform `action`, on `record` (its id and profile) when the action concerns
+    /// one customer. Returns the caller's customer scope for list-like actions.
     pub async fn authorize(
         &self,
         actor: &Actor,
         action: Action,
-        record: Option<&CustomerProfile>,
+        record: Option<(&str, &CustomerProfile)>,
     ) -> AppResult<CustomerScope> {
         let scope = self.customer_scope(actor).await?;
-        if let Some(profile) = record {
-            if !in_scope(&scope, profile) {
+        if let Some((id, profile)) = record {
+            let linked = match &scope.linked_user {
+                Some(user) => self.store().is_linked(id, user).await?,
+                None => true,
+            };
+            if !linked || !in_scope(&scope, profile) {
                 return Err(AppError::NotFound);
             }
         }
         permit(actor, action)?;
         Ok(scope)
+    }
+
+    /// Links a customer to a service user so they can serve it (admins, and managers for customers in their
+    /// scope). Tickets will create these links when they are assigned.
+    pub async fn link_service_user(
+        &self,
+        actor: &Actor,
+        customer_id: crate::ids::CustomerId,
+        service_user: crate::ids::UserId,
+        reason: &str,
+    ) -> AppResult<()> {
+        let id = customer_id.to_string();
+        let row = self
+            .store()
+            .masked_customer(&id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        self.authorize(actor, Action::CustomerTransfer, Some((&id, &row.profile)))
+            .await?;
+        let user = self
+            .store()
+            .user_by_id(&service_user.to_string())
+            .await?
+            .filter(|user| user.role == Role::Service.as_str() && !user.disabled)
+            .ok_or_else(|| {
+                AppError::Validation(vec![crate::error::FieldError::new(
+                    "user",
+                    "not_service",
+                    "no such active service user",
+                )])
+            })?;
+        self.store()
+            .link_service_user(&id, &user.id, reason, crate::now_ms())
+            .await?;
+        Ok(())
     }
 
     /// Which customers `actor` can see at all.
@@ -161,6 +204,7 @@ impl Veil {
             // A manager without a team manages nobody's customers (not everybody's).
             Role::Manager => CustomerScope {
                 owner_id: None,
+                linked_user: None,
                 teams: Some(match &actor.team {
                     Some(team) => team_and_descendants(team, &self.team_parents().await?),
                     None => Vec::new(),
@@ -169,10 +213,17 @@ impl Veil {
             Role::Sales => CustomerScope {
                 owner_id: Some(actor.user_id.to_string()),
                 teams: None,
+                linked_user: None,
             },
-            Role::Dpo | Role::Auditor | Role::Service => CustomerScope {
+            Role::Service => CustomerScope {
+                owner_id: None,
+                teams: None,
+                linked_user: Some(actor.user_id.to_string()),
+            },
+            Role::Dpo | Role::Auditor => CustomerScope {
                 owner_id: None,
                 teams: Some(Vec::new()),
+                linked_user: None,
             },
         })
     }
@@ -229,7 +280,10 @@ mod tests {
             ),
             (Role::Dpo, &[PolicyRead]),
             (Role::Auditor, &[PolicyRead]),
-            (Role::Service, &[]),
+            (
+                Role::Service,
+                &[CustomerList, CustomerRead, NoteRead, NoteWrite],
+            ),
         ];
         for (role, allowed) in expected {
             for action in Action::ALL {

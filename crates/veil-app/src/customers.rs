@@ -772,7 +772,7 @@ impl Veil {
             .masked_customer(&id.to_string())
             .await?
             .ok_or(AppError::NotFound)?;
-        self.authorize(actor, Action::CustomerRead, Some(&row.profile))
+        self.authorize(actor, Action::CustomerRead, Some((&row.id, &row.profile)))
             .await?;
         Ok(Veil::view(row))
     }
@@ -860,7 +860,7 @@ impl Veil {
             .customer_row(&id.to_string())
             .await?
             .ok_or(AppError::NotFound)?;
-        self.authorize(actor, Action::CustomerUpdate, Some(&row.profile))
+        self.authorize(actor, Action::CustomerUpdate, Some((&row.id, &row.profile)))
             .await?;
         let expected_updated_at = row.profile.updated_at;
         let mut errors = Vec::new();
@@ -1021,7 +1021,7 @@ impl Veil {
             .masked_customer(&id_text)
             .await?
             .ok_or(AppError::NotFound)?;
-        self.authorize(actor, Action::CustomerErase, Some(&row.profile))
+        self.authorize(actor, Action::CustomerErase, Some((&row.id, &row.profile)))
             .await?;
         let erased = self
             .store()

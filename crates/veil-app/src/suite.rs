@@ -1921,3 +1921,111 @@ both_backends!(
         assert_eq!(again.len(), accounts.len());
     }
 );
+
+both_backends!(service_staff_see_only_linked_customers, |harness| {
+    let admin = harness.actor("root", Role::Admin, None).await;
+    let manager = harness.actor("mona", Role::Manager, Some("east")).await;
+    let sales = harness.actor("sally", Role::Sales, Some("east")).await;
+    let service = harness.actor("sue", Role::Service, Some("desk")).await;
+    let linked = harness
+        .veil
+        .create_customer(&sales, &customer("甲", "13711112222"), false)
+        .await
+        .unwrap();
+    let other = harness
+        .veil
+        .create_customer(&sales, &customer("乙", "13711113333"), false)
+        .await
+        .unwrap();
+    assert!(harness
+        .veil
+        .list_customers(&service, None, 50)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(matches!(
+        harness.veil.get_customer(&service, linked.id).await,
+        Err(AppError::NotFound)
+    ));
+    // Sales may not link; the team's manager may; only service users can be linked.
+    assert!(matches!(
+        harness
+            .veil
+            .link_service_user(&sales, linked.id, service.user_id, "ticket")
+            .await,
+        Err(AppError::Forbidden(_))
+    ));
+    assert!(matches!(
+        harness
+            .veil
+            .link_service_user(&manager, linked.id, sales.user_id, "ticket")
+            .await,
+        Err(AppError::Validation(_))
+    ));
+    harness
+        .veil
+        .link_service_user(&manager, linked.id, service.user_id, "ticket T-1")
+        .await
+        .unwrap();
+    let listed = harness
+        .veil
+        .list_customers(&service, None, 50)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.items.iter().map(|item| item.id).collect::<Vec<_>>(),
+        vec![linked.id]
+    );
+    assert!(harness.veil.get_customer(&service, linked.id).await.is_ok());
+    assert!(matches!(
+        harness.veil.get_customer(&service, other.id).await,
+        Err(AppError::NotFound)
+    ));
+    // Read-only plus notes: no changes, no erasure, no creation.
+    let patch = CustomerPatch {
+        tags: Some(vec!["x".into()]),
+        ..CustomerPatch::default()
+    };
+    assert!(matches!(
+        harness
+            .veil
+            .update_customer(&service, linked.id, &patch, false)
+            .await,
+        Err(AppError::Forbidden(_))
+    ));
+    assert!(matches!(
+        harness.veil.delete_customer(&service, linked.id).await,
+        Err(AppError::Forbidden(_))
+    ));
+    assert!(matches!(
+        harness
+            .veil
+            .create_customer(&service, &customer("丙", "13711114444"), false)
+            .await,
+        Err(AppError::Forbidden(_))
+    ));
+    harness
+        .veil
+        .add_note(
+            &service,
+            linked.id,
+            &crate::notes::NoteInput {
+                body: "客户来电咨询售后".into(),
+            },
+        )
+        .await
+        .unwrap();
+    // Exact search stays inside the links too.
+    let probe = ExactSearch {
+        field: SensitiveField::Phone,
+        value: "13711113333".into(),
+    };
+    assert!(harness
+        .veil
+        .search_customers(&service, &probe)
+        .await
+        .unwrap()
+        .is_empty());
+    let _ = admin;
+});

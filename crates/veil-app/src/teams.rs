@@ -190,7 +190,7 @@ impl Veil {
             .await?
             .ok_or(AppError::NotFound)?
             .profile;
-        self.authorize(actor, Action::CustomerTransfer, Some(&profile))
+        self.authorize(actor, Action::CustomerTransfer, Some((&id, &profile)))
             .await?;
         let owner: UserId = input.owner.parse().map_err(|_| {
             AppError::Validation(vec![FieldError::new(

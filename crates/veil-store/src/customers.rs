@@ -181,6 +181,8 @@ pub struct CustomerScope {
     pub owner_id: Option<String>,
     /// Only customers of one of these teams.
     pub teams: Option<Vec<String>>,
+    /// Only customers linked to this (service) user.
+    pub linked_user: Option<String>,
 }
 
 const PROFILE_COLUMNS: [&str; 9] = [
@@ -390,6 +392,12 @@ fn scope_clause(scope: &CustomerScope, next_placeholder: &mut usize, clauses: &m
             clauses.push(format!("team IN ({})", placeholders.join(", ")));
         }
     }
+    if scope.linked_user.is_some() {
+        clauses.push(format!(
+            "id IN (SELECT customer_id FROM customer_service_link WHERE user_id = ${next_placeholder})"
+        ));
+        *next_placeholder += 1;
+    }
 }
 
 macro_rules! bind_scope {
@@ -402,6 +410,9 @@ macro_rules! bind_scope {
             for team in teams {
                 query = query.bind(team.as_str());
             }
+        }
+        if let Some(user) = &$scope.linked_user {
+            query = query.bind(user.as_str());
         }
         query
     }};
@@ -642,6 +653,44 @@ impl Store {
                 .await
         })?;
         Ok(ids)
+    }
+
+    /// Whether `customer_id` is linked to the service user `user_id`.
+    pub async fn is_linked(&self, customer_id: &str, user_id: &str) -> StoreResult<bool> {
+        let found = with_pool!(self, |pool| {
+            sqlx::query_scalar::<_, String>(
+                "SELECT customer_id FROM customer_service_link WHERE customer_id = $1 AND user_id = $2",
+            )
+            .bind(customer_id)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(found.is_some())
+    }
+
+    /// Links a customer to a service user (idempotent).
+    pub async fn link_service_user(
+        &self,
+        customer_id: &str,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO customer_service_link (customer_id, user_id, reason, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (customer_id, user_id) DO NOTHING",
+            )
+            .bind(customer_id)
+            .bind(user_id)
+            .bind(reason)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(())
     }
 
     /// Number of customers.
