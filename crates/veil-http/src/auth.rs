@@ -95,11 +95,25 @@ pub struct LoginRequest {
     pub recovery_code: Option<Password>,
 }
 
-/// A bearer token.
+/// Login options.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LoginParams {
+    /// `cookie`: start a browser session instead of returning a bearer token — the token goes into an HttpOnly,
+    /// SameSite=Strict cookie (Secure under TLS) and the response carries the CSRF token to echo in
+    /// `X-CSRF-Token` on state-changing requests.
+    pub session: Option<String>,
+}
+
+/// A bearer token (or, for a cookie session, the CSRF token).
 #[derive(Serialize, ToSchema)]
 pub struct LoginResponse {
-    /// Send as `Authorization: Bearer <token>`.
-    pub token: String,
+    /// Send as `Authorization: Bearer <token>` (absent for a cookie session).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// For a cookie session: echo in `X-CSRF-Token` on POST/PATCH/PUT/DELETE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
     /// RFC 3339.
     pub expires_at: String,
     /// The login proved a second factor (the token counts as freshly verified for step-up).
@@ -127,15 +141,25 @@ pub struct MeResponse {
 }
 
 /// Exchanges a username and password (and, with MFA, a TOTP or recovery code) for a bearer token.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, params(LoginParams),
     responses((status = 200, body = LoginResponse),
         (status = 401, body = Problem, description = "`unauthenticated`, `mfa_required` or `mfa_invalid`"),
         (status = 429, body = Problem, description = "`locked`: too many failures; see `Retry-After`")))]
 pub async fn login(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
+    crate::extract::ApiQuery(params): crate::extract::ApiQuery<LoginParams>,
     ApiJson(request): ApiJson<LoginRequest>,
-) -> Result<Json<LoginResponse>, Response> {
+) -> Result<Response, Response> {
+    let cookie = match params.session.as_deref() {
+        None => false,
+        Some("cookie") => true,
+        Some(_) => {
+            return Err(
+                ApiError::bad_request("session must be \"cookie\" when given").into_response(),
+            )
+        }
+    };
     let second_factor = request.totp.as_ref().or(request.recovery_code.as_ref());
     let session = state
         .veil
@@ -147,20 +171,51 @@ pub async fn login(
         })
         .await
         .map_err(login_problem)?;
-    Ok(Json(LoginResponse {
-        token: session.token.expose().to_owned(),
+    let token = session.token.expose();
+    let body = LoginResponse {
+        token: (!cookie).then(|| token.to_owned()),
+        csrf_token: cookie.then(|| crate::extract::csrf_for(token)),
         expires_at: veil_app::format_time(session.expires_at),
         mfa_verified: session.mfa_verified,
         mfa_enrollment_required: session.mfa_enrollment_required,
-    }))
+    };
+    let mut response = Json(body).into_response();
+    if cookie {
+        let secure = if state.tls { "; Secure" } else { "" };
+        let max_age = veil_app::users::TOKEN_LIFETIME_MS / 1000;
+        for value in [
+            format!(
+                "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
+                crate::extract::SESSION_COOKIE
+            ),
+            format!(
+                "{}={}; Path=/; SameSite=Strict; Max-Age={max_age}{secure}",
+                crate::extract::CSRF_COOKIE,
+                crate::extract::csrf_for(token)
+            ),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+        }
+    }
+    Ok(response)
 }
 
 /// Revokes the caller's token.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses((status = 204), (status = 401, body = Problem)), security(("bearer" = [])))]
-pub async fn logout(State(state): State<AppState>, user: CurrentUser) -> ApiResult<StatusCode> {
+pub async fn logout(State(state): State<AppState>, user: CurrentUser) -> ApiResult<Response> {
     state.veil.logout(&user.token).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    for name in [crate::extract::SESSION_COOKIE, crate::extract::CSRF_COOKIE] {
+        if let Ok(value) =
+            HeaderValue::from_str(&format!("{name}=; Path=/; Max-Age=0; SameSite=Strict"))
+        {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
 }
 
 /// Who the token belongs to.

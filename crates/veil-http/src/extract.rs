@@ -135,6 +135,41 @@ pub struct CurrentUser {
     pub token: String,
 }
 
+/// Name of the session cookie the web UI uses (HttpOnly: scripts cannot read it).
+pub const SESSION_COOKIE: &str = "veil_session";
+/// Name of the CSRF cookie (readable by the page, which echoes it in [`CSRF_HEADER`]).
+pub const CSRF_COOKIE: &str = "veil_csrf";
+/// Header that must carry the CSRF token on state-changing requests authenticated by the session cookie.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The CSRF token bound to a session token: derived, so nothing extra is stored, and useless without the
+/// session it belongs to. A page on another site can make the browser send the cookie but cannot read this.
+pub fn csrf_for(session_token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"veil csrf v1\0")
+        .chain_update(session_token.as_bytes())
+        .finalize();
+    digest
+        .iter()
+        .take(20)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn cookie_value<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
+}
+
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
@@ -142,7 +177,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
+        let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
@@ -152,8 +187,31 @@ impl FromRequestParts<AppState> for CurrentUser {
                     .or_else(|| value.strip_prefix("bearer "))
             })
             .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .ok_or(AppError::Unauthenticated)?;
+            .filter(|token| !token.is_empty());
+        let token = match bearer {
+            Some(token) => token,
+            None => {
+                let token = cookie_value(parts, SESSION_COOKIE).ok_or(AppError::Unauthenticated)?;
+                // A cookie rides along with cross-site requests; a state change must prove it came from our
+                // page by echoing the CSRF token it could read.
+                if !parts.method.is_safe() {
+                    let sent = parts
+                        .headers
+                        .get(CSRF_HEADER)
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or_default();
+                    if sent.is_empty() || sent != csrf_for(token) {
+                        return Err(ApiError::new(
+                            axum::http::StatusCode::FORBIDDEN,
+                            "csrf",
+                            "CSRF check failed",
+                            "state-changing requests with the session cookie need the X-CSRF-Token header",
+                        ));
+                    }
+                }
+                token
+            }
+        };
         let actor = state.veil.authenticate(token).await?;
         Ok(CurrentUser {
             actor,

@@ -1416,3 +1416,137 @@ both_backends!(
         );
     }
 );
+
+both_backends!(
+    cookie_sessions_need_the_csrf_token_to_change_anything,
+    |harness| {
+        add_user(&harness, "sally", Role::Sales, Some("east")).await;
+        let client = Client::new(&harness).await;
+        let login = Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/auth/login?session=cookie")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"username": "sally", "password": PASSWORD}).to_string(),
+            ))
+            .unwrap();
+        let response = client.router.clone().oneshot(login).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let cookies: Vec<String> = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|value| value.to_str().unwrap().to_owned())
+            .collect();
+        let body: Value =
+            serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes())
+                .unwrap();
+        assert!(
+            body.get("token").is_none(),
+            "a cookie session does not hand the token to scripts: {body}"
+        );
+        let csrf = body["csrf_token"].as_str().unwrap().to_owned();
+        let session = cookies
+            .iter()
+            .find(|cookie| cookie.starts_with("veil_session="))
+            .expect("session cookie");
+        assert!(
+            session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+            "{session}"
+        );
+        assert!(
+            !session.contains("Secure"),
+            "no Secure flag without TLS: {session}"
+        );
+        let session_value = session.split(';').next().unwrap().to_owned();
+        let with_cookie = |method: Method, uri: &str, csrf: Option<&str>, body: Option<Value>| {
+            let mut request = Request::builder().method(method).uri(uri).header(
+                header::COOKIE,
+                format!(
+                    "{session_value}; veil_csrf={csrf_cookie}",
+                    csrf_cookie = "ignored"
+                ),
+            );
+            if let Some(csrf) = csrf {
+                request = request.header("x-csrf-token", csrf);
+            }
+            match body {
+                Some(body) => request
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body.to_string()))
+                    .unwrap(),
+                None => request.body(Body::empty()).unwrap(),
+            }
+        };
+        // Reads work with the cookie alone.
+        let me = client
+            .send_request(with_cookie(Method::GET, "/api/v1/auth/me", None, None))
+            .await;
+        assert_eq!(me.status, StatusCode::OK, "{}", me.raw);
+        assert_eq!(me.body["username"], "sally");
+        // A state change without (or with a wrong) CSRF token is refused and writes nothing.
+        let forged = client
+            .send_request(with_cookie(
+                Method::POST,
+                "/api/v1/customers",
+                None,
+                Some(json!({"name": "张三"})),
+            ))
+            .await;
+        assert_problem(&forged, StatusCode::FORBIDDEN, "csrf");
+        let wrong = client
+            .send_request(with_cookie(
+                Method::POST,
+                "/api/v1/customers",
+                Some("00"),
+                Some(json!({"name": "张三"})),
+            ))
+            .await;
+        assert_problem(&wrong, StatusCode::FORBIDDEN, "csrf");
+        assert_eq!(harness.veil.count_customers().await.unwrap(), 0);
+        let created = client
+            .send_request(with_cookie(
+                Method::POST,
+                "/api/v1/customers",
+                Some(&csrf),
+                Some(json!({"name": "张三"})),
+            ))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+        // Logout ends the session and clears the cookies.
+        let logout = client
+            .send_request(with_cookie(
+                Method::POST,
+                "/api/v1/auth/logout",
+                Some(&csrf),
+                None,
+            ))
+            .await;
+        assert_eq!(logout.status, StatusCode::NO_CONTENT);
+        let after = client
+            .send_request(with_cookie(Method::GET, "/api/v1/auth/me", None, None))
+            .await;
+        assert_problem(&after, StatusCode::UNAUTHORIZED, "unauthenticated");
+        // Under TLS the cookie is Secure.
+        let tls_router = veil_http::app(
+            AppState::new(Arc::new(harness.reopen().await))
+                .with_tls(true)
+                .with_rate_limits(veil_http::RateLimits::unlimited()),
+        );
+        let login = Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/auth/login?session=cookie")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"username": "sally", "password": PASSWORD}).to_string(),
+            ))
+            .unwrap();
+        let response = tls_router.oneshot(login).await.unwrap();
+        let secure = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .all(|value| value.to_str().unwrap().contains("; Secure"));
+        assert!(secure);
+    }
+);
