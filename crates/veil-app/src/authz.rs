@@ -121,19 +121,25 @@ pub fn in_scope(scope: &CustomerScope, profile: &CustomerProfile) -> bool {
     owner_ok && team_ok
 }
 
-/// `team` and every team below it, given each team's parent.
+/// `team` and every team below it, given each team's parent (sorted).
 pub fn team_and_descendants(team: &str, parents: &HashMap<String, Option<String>>) -> Vec<String> {
-    let mut found: BTreeSet<String> = BTreeSet::from([team.to_owned()]);
-    // Few teams and shallow trees: iterate to a fixed point rather than build a child index.
-    loop {
-        let before = found.len();
-        for (child, parent) in parents {
-            if parent.as_ref().is_some_and(|parent| found.contains(parent)) {
-                found.insert(child.clone());
-            }
+    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (child, parent) in parents {
+        if let Some(parent) = parent {
+            children
+                .entry(parent.as_str())
+                .or_default()
+                .push(child.as_str());
         }
-        if found.len() == before {
-            break;
+    }
+    let mut found: BTreeSet<String> = BTreeSet::from([team.to_owned()]);
+    let mut pending = vec![team];
+    while let Some(next) = pending.pop() {
+        for child in children.get(next).into_iter().flatten() {
+            // The tree is acyclic by construction (a parent must exist first); the set guards anyway.
+            if found.insert((*child).to_owned()) {
+                pending.push(child);
+            }
         }
     }
     found.into_iter().collect()
@@ -206,7 +212,7 @@ impl Veil {
                 owner_id: None,
                 linked_user: None,
                 teams: Some(match &actor.team {
-                    Some(team) => team_and_descendants(team, &self.team_parents().await?),
+                    Some(team) => team_and_descendants(team, &*self.team_parents().await?),
                     None => Vec::new(),
                 }),
             },

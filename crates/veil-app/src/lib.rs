@@ -39,7 +39,11 @@ pub use veil_store::{Backend, DatabaseUrl, SensitiveField, StoreError};
 pub struct Veil {
     store: Store,
     keyring: RwLock<Arc<Keyring>>,
+    /// The team tree and when it was loaded (see `teams::TEAM_CACHE_MS`).
+    team_cache: std::sync::Mutex<Option<TeamCache>>,
 }
+
+type TeamCache = (i64, Arc<std::collections::HashMap<String, Option<String>>>);
 
 impl Veil {
     /// Connects, migrates and sets up the key hierarchy of a new database (or opens an existing one with
@@ -61,7 +65,14 @@ impl Veil {
         Veil {
             store,
             keyring: RwLock::new(Arc::new(keyring)),
+            team_cache: std::sync::Mutex::new(None),
         }
+    }
+
+    fn team_cache(&self) -> std::sync::MutexGuard<'_, Option<TeamCache>> {
+        self.team_cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The storage handle.

@@ -2,6 +2,7 @@
 //! example when a salesperson leaves and their customers move to a colleague).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -53,6 +54,9 @@ pub struct TransferView {
     pub at: String,
 }
 
+/// How long a server trusts its cached team tree.
+pub const TEAM_CACHE_MS: i64 = 5_000;
+
 fn valid_team_name(name: &str) -> bool {
     (1..=64).contains(&name.chars().count())
         && !name
@@ -62,15 +66,24 @@ fn valid_team_name(name: &str) -> bool {
 }
 
 impl Veil {
-    /// Each known team's parent.
-    pub(crate) async fn team_parents(&self) -> AppResult<HashMap<String, Option<String>>> {
-        Ok(self
-            .store()
-            .list_teams()
-            .await?
-            .into_iter()
-            .map(|team| (team.name, team.parent))
-            .collect())
+    /// Each known team's parent. Cached for a few seconds: managers' scopes need it on every request, teams
+    /// change rarely, and another server's new team becomes visible here within [`TEAM_CACHE_MS`].
+    pub(crate) async fn team_parents(&self) -> AppResult<Arc<HashMap<String, Option<String>>>> {
+        if let Some((loaded_at, parents)) = self.team_cache().clone() {
+            if now_ms() - loaded_at < TEAM_CACHE_MS {
+                return Ok(parents);
+            }
+        }
+        let parents: Arc<HashMap<String, Option<String>>> = Arc::new(
+            self.store()
+                .list_teams()
+                .await?
+                .into_iter()
+                .map(|team| (team.name, team.parent))
+                .collect(),
+        );
+        *self.team_cache() = Some((now_ms(), parents.clone()));
+        Ok(parents)
     }
 
     /// Adds a team under an existing parent (admin only).
@@ -101,6 +114,7 @@ impl Veil {
             name: name.to_owned(),
             parent: parent.map(str::to_owned),
         };
+        *self.team_cache() = None;
         self.store()
             .insert_team(&row, now_ms())
             .await

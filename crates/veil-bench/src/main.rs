@@ -2,7 +2,13 @@
 //!
 //! 1. create throughput through the service layer (validate + encrypt + mask + blind index + insert), batched;
 //! 2. listing pages of 50 masked customers through the in-process HTTP router (p50/p99);
-//! 3. exact search by mobile through the blind index via the router (p50/p99).
+//! 3. exact search by mobile through the blind index via the router (p50/p99);
+//! 4. listing pages of 50 as one salesperson (their own customers only, through the owner index) against the
+//!    admin listing of step 2 (p50/p99 and the ratio).
+//!
+//! The fill spreads customers over `--salespeople` sales users (`bench-sales-1` … `bench-sales-N`): customer `i` of
+//! each create run goes to owner `i mod N`. Owners are fixed when rows are inserted, so a database filled with a
+//! different `N` keeps its owners; measure a new `N` on a fresh database.
 //!
 //! The database is filled up to `--customers` and reused on the next run (populating is resumable), so the
 //! 1,000,000-row figures can be re-measured without re-inserting. Results go to stdout as one JSON object.
@@ -46,6 +52,10 @@ struct Args {
     /// Requests per read benchmark.
     #[arg(long, default_value_t = 2_000)]
     requests: usize,
+    /// Sales users the customers are spread over (`bench-sales-1` … `bench-sales-N`, team east). Applies to rows
+    /// inserted by this run; rows already in the database keep their owners.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    salespeople: u32,
 }
 
 const PASSWORD: &str = "benchmark password 1";
@@ -118,6 +128,57 @@ async fn get(
     Ok((elapsed, serde_json::from_slice(&bytes)?))
 }
 
+/// A walk through consecutive pages of 50 of one caller's customer list, starting over at the end.
+struct Walk {
+    token: String,
+    cursor: Option<String>,
+    /// When set, every row must be owned by this user id (the salesperson's scope).
+    owner: Option<String>,
+    rows: usize,
+    first_pass_rows: Option<usize>,
+}
+
+impl Walk {
+    fn new(token: String, cursor: Option<String>, owner: Option<String>) -> Walk {
+        Walk {
+            token,
+            cursor,
+            owner,
+            rows: 0,
+            first_pass_rows: None,
+        }
+    }
+
+    /// Fetches the next page and returns how long it took.
+    async fn step(&mut self, router: &axum::Router) -> anyhow::Result<Duration> {
+        let uri = match &self.cursor {
+            Some(cursor) => format!("/api/v1/customers?limit=50&cursor={cursor}"),
+            None => "/api/v1/customers?limit=50".to_owned(),
+        };
+        let (elapsed, page) = get(router, &uri, &self.token).await?;
+        let items = page["items"].as_array().context("no items")?;
+        anyhow::ensure!(
+            !items.is_empty() && items.len() <= 50,
+            "page of {} items",
+            items.len()
+        );
+        if let Some(owner) = &self.owner {
+            anyhow::ensure!(
+                items
+                    .iter()
+                    .all(|item| item["owner"].as_str() == Some(owner.as_str())),
+                "a salesperson saw a customer they do not own"
+            );
+        }
+        self.rows += items.len();
+        self.cursor = page["next_cursor"].as_str().map(str::to_owned);
+        if self.cursor.is_none() && self.first_pass_rows.is_none() {
+            self.first_pass_rows = Some(self.rows);
+        }
+        Ok(elapsed)
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tokio::runtime::Builder::new_current_thread()
@@ -151,31 +212,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
             &Password::new(PASSWORD.into()),
         )
         .await?;
-        veil.add_user(
-            "bench-sales-1",
-            Role::Sales,
-            Some("east"),
-            &Password::new(PASSWORD.into()),
-        )
-        .await?;
-        veil.add_user(
-            "bench-sales-2",
-            Role::Sales,
-            Some("east"),
-            &Password::new(PASSWORD.into()),
-        )
-        .await?;
     }
-    let owners = vec![
-        veil.actor_by_username("bench-sales-1")
-            .await?
-            .user_id
-            .to_string(),
-        veil.actor_by_username("bench-sales-2")
-            .await?
-            .user_id
-            .to_string(),
-    ];
+    let mut owners = Vec::with_capacity(args.salespeople as usize);
+    for index in 1..=args.salespeople {
+        let username = format!("bench-sales-{index}");
+        if veil.store().user_by_username(&username).await?.is_none() {
+            veil.add_user(
+                &username,
+                Role::Sales,
+                Some("east"),
+                &Password::new(PASSWORD.into()),
+            )
+            .await?;
+        }
+        owners.push(veil.actor_by_username(&username).await?.user_id.to_string());
+    }
 
     // The generator is deterministic: skip what earlier runs already inserted so phones stay unique.
     let existing = veil.count_customers().await? as usize;
@@ -252,9 +303,44 @@ async fn run(args: Args) -> anyhow::Result<()> {
             search.push(elapsed);
         }
     }
+
+    // The same walk as one salesperson: only their own customers (scope owner = them, the owner index), against
+    // the admin's walk, one page of each in turn so both see the same machine (caches, other load). The admin walk
+    // continues from where the list benchmark stopped; the salesperson's list is ~total/N rows, so their walk
+    // starts over from their first page when it reaches the end.
+    let sales_session = veil
+        .login("bench-sales-1", &Password::new(PASSWORD.into()))
+        .await?;
+    let mut own_walk = Walk::new(
+        sales_session.token.expose().to_owned(),
+        None,
+        Some(owners[0].clone()),
+    );
+    let mut admin_walk = Walk::new(token.clone(), cursor, None);
+    let mut own_list = Vec::with_capacity(args.requests);
+    let mut admin_list = Vec::with_capacity(args.requests);
+    for index in 0..args.requests + 50 {
+        let own = own_walk.step(&router).await?;
+        let admin = admin_walk.step(&router).await?;
+        if index >= 50 {
+            own_list.push(own);
+            admin_list.push(admin);
+        }
+    }
+    let admin_list = summary(admin_list);
+    let own_list = summary(own_list);
+    let ratio =
+        |key: &str| -> Option<f64> { Some(own_list[key].as_f64()? / admin_list[key].as_f64()?) };
+    let (ratio_p50, ratio_p99) = (ratio("p50_ms"), ratio("p99_ms"));
+    eprintln!(
+        "salesperson list / admin list: p50 {:.2}x, p99 {:.2}x",
+        ratio_p50.unwrap_or(f64::NAN),
+        ratio_p99.unwrap_or(f64::NAN)
+    );
     let report = serde_json::json!({
         "backend": backend.as_str(),
         "customers_in_database": total,
+        "salespeople": args.salespeople,
         "create_batched": {
             "customers": args.throughput_customers,
             "batch": args.batch,
@@ -263,6 +349,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         "list_page_of_50_via_router": summary(list),
         "search_by_mobile_via_router": summary(search),
+        // Interleaved: one salesperson page, one admin page, in turn.
+        "salesperson_vs_admin_list_page_of_50_via_router": {
+            "salesperson_username": "bench-sales-1",
+            // Rows the salesperson owns (one full walk of their list), or null if the walk never reached the end.
+            "own_customers": own_walk.first_pass_rows,
+            "salesperson": own_list,
+            "admin": admin_list,
+            "ratio_p50": ratio_p50,
+            "ratio_p99": ratio_p99,
+        },
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
