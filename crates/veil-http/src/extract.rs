@@ -212,7 +212,16 @@ impl FromRequestParts<AppState> for CurrentUser {
                 token
             }
         };
-        let actor = state.veil.authenticate(token).await?;
+        // The rate-limit middleware already resolved a bearer token for this very request; reuse its answer
+        // instead of looking the token up a second time.
+        let resolved = bearer
+            .is_some()
+            .then(|| parts.extensions.get::<Actor>().cloned())
+            .flatten();
+        let actor = match resolved {
+            Some(actor) => actor,
+            None => state.veil.authenticate(token).await?,
+        };
         Ok(CurrentUser {
             actor,
             token: token.to_owned(),
