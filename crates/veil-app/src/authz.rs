@@ -47,11 +47,21 @@ pub enum Action {
     UserManage,
     /// Add teams.
     TeamManage,
+    /// Read the audit log.
+    AuditRead,
+    /// Verify the audit chain and read its checkpoints.
+    AuditVerify,
+    /// Produce a data-subject report (who accessed one customer's data).
+    SubjectReport,
+    /// Open and close incidents (lock-down), read incident reports.
+    IncidentManage,
+    /// Read security alerts and self-check results.
+    SecurityRead,
 }
 
 impl Action {
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 17] = [
         Action::CustomerList,
         Action::CustomerRead,
         Action::CustomerCreate,
@@ -64,6 +74,11 @@ impl Action {
         Action::PolicyChange,
         Action::UserManage,
         Action::TeamManage,
+        Action::AuditRead,
+        Action::AuditVerify,
+        Action::SubjectReport,
+        Action::IncidentManage,
+        Action::SecurityRead,
     ];
 }
 
@@ -79,6 +94,10 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         CustomerErase | CustomerTransfer => matches!(role, Admin | Manager),
         PolicyRead => matches!(role, Admin | Dpo | Auditor),
         PolicyChange | UserManage | TeamManage => role == Admin,
+        AuditRead => matches!(role, Dpo | Auditor),
+        AuditVerify | SecurityRead => matches!(role, Admin | Dpo | Auditor),
+        SubjectReport => role == Dpo,
+        IncidentManage => matches!(role, Admin | Dpo),
     };
     if allowed {
         return Ok(());
@@ -94,6 +113,11 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         PolicyChange => "only admins record policy changes",
         UserManage => "only admins manage users",
         TeamManage => "only admins manage teams",
+        AuditRead => "only DPOs and auditors read the audit log",
+        AuditVerify => "only admins, DPOs and auditors verify the audit chain",
+        SubjectReport => "only the DPO produces data-subject reports",
+        IncidentManage => "only admins and DPOs manage incidents",
+        SecurityRead => "only admins, DPOs and auditors read security alerts and checks",
     })
 }
 

@@ -62,6 +62,9 @@ pub enum AppError {
     /// The database has not been initialised (`veil init`).
     #[error("the database is not initialised: run `veil init` first")]
     NotInitialised,
+    /// The audit trail could not be written, so the action was not carried out (fail closed).
+    #[error("the audit trail is unavailable; the action was not carried out")]
+    AuditUnavailable,
     /// A storage failure.
     #[error(transparent)]
     Store(#[from] veil_store::StoreError),

@@ -414,19 +414,25 @@ impl Keyring {
     /// purpose `mfa`, version 1, created on first use. Like every keyring row it is wrapped by the master key and
     /// re-wrapped when the master key is replaced; KEK rotation does not touch it. Returns `(version, key)`.
     pub async fn mfa_key(&self, store: &Store) -> AppResult<(i64, SecretKey)> {
+        self.purpose_key(store, PURPOSE_MFA).await
+    }
+
+    /// A single-version key for `purpose` (`mfa`, `audit_signing`, …), wrapped by the master key like every
+    /// keyring row and created on first use. Returns `(version, key)`.
+    pub async fn purpose_key(&self, store: &Store, purpose: &str) -> AppResult<(i64, SecretKey)> {
         for _ in 0..3 {
             let existing = store
                 .keyring_rows()
                 .await?
                 .into_iter()
-                .find(|row| row.purpose == PURPOSE_MFA && row.state == "active");
+                .find(|row| row.purpose == purpose && row.state == "active");
             if let Some(row) = existing {
                 let wrapped = row.wrapped.as_deref().ok_or_else(|| {
-                    AppError::Internal("the MFA key has no key material".to_owned())
+                    AppError::Internal(format!("the {purpose} key has no key material"))
                 })?;
                 let key = crypto::unwrap_key(
                     &self.master,
-                    &keyring_aad(PURPOSE_MFA, row.version),
+                    &keyring_aad(purpose, row.version),
                     wrapped,
                 )?;
                 return Ok((row.version, key));
@@ -435,11 +441,11 @@ impl Keyring {
             let created = store
                 .insert_keyring_row(
                     &KeyringRow {
-                        purpose: PURPOSE_MFA.to_owned(),
+                        purpose: purpose.to_owned(),
                         version: 1,
                         wrapped: Some(crypto::wrap_key(
                             &self.master,
-                            &keyring_aad(PURPOSE_MFA, 1),
+                            &keyring_aad(purpose, 1),
                             &key,
                         )),
                         state: "active".to_owned(),
@@ -454,9 +460,9 @@ impl Keyring {
                 Err(error) => return Err(error.into()),
             }
         }
-        Err(AppError::Internal(
-            "could not create or read the MFA key".to_owned(),
-        ))
+        Err(AppError::Internal(format!(
+            "could not create or read the {purpose} key"
+        )))
     }
 }
 

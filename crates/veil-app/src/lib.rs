@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use veil_store::Store;
 
+pub mod audit;
 pub mod authz;
 pub mod customers;
 pub mod demo;

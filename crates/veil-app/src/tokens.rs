@@ -36,14 +36,18 @@ pub enum Scope {
     /// Read masking policies.
     #[serde(rename = "policies:read")]
     PoliciesRead,
+    /// Read the audit log, its checkpoints and verification (for a SIEM).
+    #[serde(rename = "audit:read")]
+    AuditRead,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 3] = [
+    pub const ALL: [Scope; 4] = [
         Scope::CustomersRead,
         Scope::CustomersWrite,
         Scope::PoliciesRead,
+        Scope::AuditRead,
     ];
 
     /// The stable name.
@@ -52,6 +56,7 @@ impl Scope {
             Scope::CustomersRead => "customers:read",
             Scope::CustomersWrite => "customers:write",
             Scope::PoliciesRead => "policies:read",
+            Scope::AuditRead => "audit:read",
         }
     }
 }
@@ -86,7 +91,8 @@ pub fn required_scope(action: Action) -> Option<Scope> {
             Some(Scope::CustomersWrite)
         }
         PolicyRead => Some(Scope::PoliciesRead),
-        PolicyChange | UserManage | TeamManage => None,
+        AuditRead | AuditVerify | SecurityRead => Some(Scope::AuditRead),
+        PolicyChange | UserManage | TeamManage | SubjectReport | IncidentManage => None,
     }
 }
 

@@ -104,6 +104,8 @@ pub struct Actor {
     pub team: Option<String>,
     /// The scopes of the API token used, or `None` for a login session (the role alone decides).
     pub scopes: Option<Vec<crate::tokens::Scope>>,
+    /// The client address the request came from (set by the HTTP layer), for the audit trail.
+    pub source_ip: Option<String>,
 }
 
 /// A password. Zeroized on drop, redacted in `Debug`, never serialised.
@@ -304,6 +306,7 @@ fn actor_of(row: &UserRow) -> AppResult<Actor> {
         role: row.role.parse().map_err(AppError::Internal)?,
         team: row.team.clone(),
         scopes: None,
+        source_ip: None,
     })
 }
 

@@ -149,6 +149,12 @@ impl From<AppError> for ApiError {
                     "the service is not ready",
                 )
             }
+            AppError::AuditUnavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                "Audit trail unavailable",
+                "the action was not carried out because it could not be recorded in the audit trail",
+            ),
             AppError::Integrity(_) => ApiError::internal("integrity_error", &error),
             AppError::Store(_) | AppError::Internal(_) => ApiError::internal("internal", &error),
         }

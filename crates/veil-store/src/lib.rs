@@ -14,6 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use sqlx;
 
+pub mod audit;
 pub mod customers;
 pub mod keyring;
 pub mod mfa;
@@ -22,6 +23,7 @@ pub mod policies;
 pub mod teams;
 pub mod users;
 
+pub use audit::{AuditEntry, AuditEvent, AuditFilter, CheckpointRow};
 pub use customers::{
     CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow, SealedValue, SensitiveField,
 };
