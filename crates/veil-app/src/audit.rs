@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use veil_store::audit::{chain_hash, checkpoint_message, GENESIS_HASH};
 use veil_store::{AuditEntry, AuditEvent, AuditFilter, CheckpointRow};
 
-use crate::authz::{permit, Action};
+use crate::authz::Action;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::users::Actor;
 use crate::{format_time, now_ms, Veil};
@@ -759,7 +759,7 @@ impl Veil {
 
     /// Verifies on behalf of a user (admin, DPO, auditor), recording that the check was run and its result.
     pub async fn verify_audit_as(&self, actor: &Actor) -> AppResult<VerifyReport> {
-        permit(actor, Action::AuditVerify)?;
+        self.permit_recorded(actor, Action::AuditVerify, None).await?;
         let report = self.verify_audit_chain().await?;
         self.record(&[event(Some(actor), "audit.verify", Outcome::Ok).detail(
             serde_json::json!({"intact": report.ok, "entries": report.entries_checked,
@@ -771,7 +771,7 @@ impl Veil {
 
     /// A page of the audit log for a DPO or auditor, newest first. The query itself is recorded.
     pub async fn query_audit(&self, actor: &Actor, query: &AuditQuery) -> AppResult<AuditPage> {
-        permit(actor, Action::AuditRead)?;
+        self.permit_recorded(actor, Action::AuditRead, None).await?;
         let filter = query.filter()?;
         let limit = query.limit.unwrap_or(100).clamp(1, MAX_AUDIT_PAGE);
         let mut entries = self
@@ -883,7 +883,7 @@ impl Veil {
 
     /// Checkpoints, newest first.
     pub async fn audit_checkpoints(&self, actor: &Actor) -> AppResult<Vec<CheckpointView>> {
-        permit(actor, Action::AuditVerify)?;
+        self.permit_recorded(actor, Action::AuditVerify, None).await?;
         let mut rows = self.store().audit_checkpoints().await?;
         rows.reverse();
         Ok(rows.iter().map(CheckpointView::from_row).collect())
@@ -897,7 +897,7 @@ impl Veil {
         customer_id: &str,
     ) -> AppResult<SubjectReport> {
         if let Some(actor) = actor {
-            permit(actor, Action::SubjectReport)?;
+            self.permit_recorded(actor, Action::SubjectReport, None).await?;
         }
         let mut entries = Vec::new();
         let mut after = 0;
@@ -951,22 +951,4 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_round_trips() {
-        let bytes = [0u8, 1, 0xab, 0xff];
-        assert_eq!(hex(&bytes), "0001abff");
-        assert_eq!(unhex("0001abff"), Some(bytes.to_vec()));
-        assert_eq!(unhex("0g"), None);
-        assert_eq!(unhex("abc"), None);
-    }
-
-    #[test]
-    fn csv_cells_are_quoted_and_formula_guarded() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("=cmd()"), "'=cmd()");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-    }
-}
+mod tests;

@@ -60,6 +60,29 @@ pub enum Action {
 }
 
 impl Action {
+    /// The name the audit trail uses for this action.
+    pub fn audit_name(self) -> &'static str {
+        match self {
+            Action::CustomerList => "customer.list",
+            Action::CustomerRead => "customer.read",
+            Action::CustomerCreate => "customer.create",
+            Action::CustomerUpdate => "customer.update",
+            Action::CustomerErase => "customer.erase",
+            Action::CustomerTransfer => "customer.transfer",
+            Action::NoteRead => "note.read",
+            Action::NoteWrite => "note.create",
+            Action::PolicyRead => "policy.read",
+            Action::PolicyChange => "policy.change",
+            Action::UserManage => "user.manage",
+            Action::TeamManage => "team.add",
+            Action::AuditRead => "audit.read",
+            Action::AuditVerify => "audit.verify",
+            Action::SubjectReport => "subject.report",
+            Action::IncidentManage => "incident.manage",
+            Action::SecurityRead => "security.read",
+        }
+    }
+
     /// Every action (for exhaustive tests).
     pub const ALL: [Action; 17] = [
         Action::CustomerList,
@@ -122,7 +145,7 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
 }
 
 /// Whether `actor` may perform `action` at all: their role allows it and, when they call with an API token, the
-/// token's scopes cover it.
+/// token's scopes cover it. Pure: see [`Veil::permit_recorded`] for the variant that audits refusals.
 pub fn permit(actor: &Actor, action: Action) -> AppResult<()> {
     role_permits(actor.role, action).map_err(AppError::Forbidden)?;
     crate::tokens::check_scope(actor, action)
@@ -185,11 +208,36 @@ impl Veil {
                 None => true,
             };
             if !linked || !in_scope(&scope, profile) {
+                self.record_denial(actor, action, Some(id), "outside the caller's scope")
+                    .await;
                 return Err(AppError::NotFound);
             }
         }
-        permit(actor, action)?;
+        self.permit_recorded(actor, action, record.map(|(id, _)| id))
+            .await?;
         Ok(scope)
+    }
+
+    /// [`permit`], recording a refusal in the audit trail.
+    pub async fn permit_recorded(
+        &self,
+        actor: &Actor,
+        action: Action,
+        customer: Option<&str>,
+    ) -> AppResult<()> {
+        let decision = permit(actor, action);
+        if let Err(AppError::Forbidden(reason)) = &decision {
+            self.record_denial(actor, action, customer, reason).await;
+        }
+        decision
+    }
+
+    async fn record_denial(&self, actor: &Actor, action: Action, customer: Option<&str>, why: &str) {
+        use crate::audit::EventExt;
+        let entry = crate::audit::event(Some(actor), action.audit_name(), crate::audit::Outcome::Denied)
+            .customers(customer.map(str::to_owned))
+            .detail(serde_json::json!({"reason": why}));
+        self.record_best_effort(&[entry]).await;
     }
 
     /// Links a customer to a service user so they can serve it (admins, and managers for customers in their
@@ -282,6 +330,9 @@ mod tests {
                     PolicyChange,
                     UserManage,
                     TeamManage,
+                    AuditVerify,
+                    IncidentManage,
+                    SecurityRead,
                 ],
             ),
             (
@@ -308,8 +359,21 @@ mod tests {
                     NoteWrite,
                 ],
             ),
-            (Role::Dpo, &[PolicyRead]),
-            (Role::Auditor, &[PolicyRead]),
+            (
+                Role::Dpo,
+                &[
+                    PolicyRead,
+                    AuditRead,
+                    AuditVerify,
+                    SubjectReport,
+                    IncidentManage,
+                    SecurityRead,
+                ],
+            ),
+            (
+                Role::Auditor,
+                &[PolicyRead, AuditRead, AuditVerify, SecurityRead],
+            ),
             (
                 Role::Service,
                 &[CustomerList, CustomerRead, NoteRead, NoteWrite],

@@ -5,7 +5,7 @@
 //! table/record/field/key version, masked display, blind index) → one transaction inserting the row and its
 //! wrapped data key. Reads return [`CustomerView`], built from masked columns only: they never decrypt.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -18,6 +18,7 @@ use veil_store::{
     StoreError,
 };
 
+use crate::audit::{self, EventExt, Outcome};
 use crate::authz::Action;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::ids::{CustomerId, UserId};
@@ -668,9 +669,12 @@ impl Veil {
     }
 
     /// Inserts sealed customers; if a key rotation retired the KEK under us, reloads the keyring and reseals once.
+    /// The audit entry (`action`, by `actor`) is written in the same transaction and names every new customer.
     async fn insert_sealed(
         &self,
         customers: &[ValidatedCustomer],
+        actor: &Actor,
+        action: &str,
     ) -> AppResult<Vec<(CustomerRow, veil_store::CustomerKeyRow)>> {
         for attempt in 0..2 {
             let now = now_ms();
@@ -678,7 +682,15 @@ impl Veil {
                 .iter()
                 .map(|customer| self.seal_customer(customer, now))
                 .collect();
-            match self.store().insert_customers(&sealed).await {
+            let fields: BTreeSet<&str> = sealed
+                .iter()
+                .flat_map(|(row, _)| row.values.keys().map(|field| field.as_str()))
+                .collect();
+            let entry = audit::event(Some(actor), action, Outcome::Ok)
+                .customers(sealed.iter().map(|(row, _)| row.id.clone()))
+                .fields(fields)
+                .detail(serde_json::json!({"count": sealed.len()}));
+            match self.store().insert_customers(&sealed, &[entry]).await {
                 Ok(()) => return Ok(sealed),
                 Err(StoreError::StaleKey) if attempt == 0 => self.reload_keyring().await?,
                 Err(error) => return Err(error.into()),
@@ -727,7 +739,9 @@ impl Veil {
             )
             .await?;
         }
-        let sealed = self.insert_sealed(std::slice::from_ref(&customer)).await?;
+        let sealed = self
+            .insert_sealed(std::slice::from_ref(&customer), actor, "customer.create")
+            .await?;
         let (row, _) = &sealed[0];
         tracing::info!(customer = %row.id, actor = %actor.user_id, "customer created");
         Ok(Veil::masked_view_of(row))
@@ -758,7 +772,9 @@ impl Veil {
                 .await?;
             customers.push(customer);
         }
-        let sealed = self.insert_sealed(&customers).await?;
+        let sealed = self
+            .insert_sealed(&customers, actor, "customer.import")
+            .await?;
         Ok(sealed
             .iter()
             .map(|(row, _)| row.id.parse().unwrap_or_default())
@@ -773,6 +789,10 @@ impl Veil {
             .await?
             .ok_or(AppError::NotFound)?;
         self.authorize(actor, Action::CustomerRead, Some((&row.id, &row.profile)))
+            .await?;
+        self.record(&[audit::event(Some(actor), "customer.read", Outcome::Ok)
+            .customers([row.id.clone()])
+            .fields(row.masked.keys().map(|field| field.as_str()))])
             .await?;
         Ok(Veil::view(row))
     }
@@ -810,6 +830,10 @@ impl Veil {
         } else {
             None
         };
+        self.record(&[audit::event(Some(actor), "customer.list", Outcome::Ok)
+            .customers(rows.iter().map(|row| row.id.clone()))
+            .detail(serde_json::json!({"returned": rows.len(), "paged": cursor.is_some()}))])
+            .await?;
         Ok(CustomerPage {
             items: rows.into_iter().map(Veil::view).collect(),
             next_cursor,
@@ -843,6 +867,12 @@ impl Veil {
         let rows = self
             .store()
             .find_by_blind_index(search.field, &blind_index, &scope, i64::from(MAX_PAGE_SIZE))
+            .await?;
+        // That a search happened and on which field; never the value searched for.
+        self.record(&[audit::event(Some(actor), "customer.search", Outcome::Ok)
+            .customers(rows.iter().map(|row| row.id.clone()))
+            .fields([search.field.as_str()])
+            .detail(serde_json::json!({"matches": rows.len()}))])
             .await?;
         Ok(rows.into_iter().map(Veil::view).collect())
     }
@@ -966,6 +996,8 @@ impl Veil {
         let keyring = self.keyring();
         let cipher = FieldCipher::new(&dek);
         let mut changed_searchable = Vec::new();
+        let mut changed_fields: Vec<&'static str> =
+            new_values.keys().map(|field| field.as_str()).collect();
         for (field, value) in new_values {
             match value {
                 None => {
@@ -998,9 +1030,24 @@ impl Veil {
                 .await?;
         }
         profile.updated_at = now_ms().max(expected_updated_at + 1);
+        for (name, changed) in [
+            ("gender", patch.gender.is_some()),
+            ("tags", patch.tags.is_some()),
+            ("team", patch.team.is_some()),
+            ("source", patch.source.is_some()),
+            ("industry", patch.industry.is_some()),
+            ("attributes", patch.attributes.is_some()),
+        ] {
+            if changed {
+                changed_fields.push(name);
+            }
+        }
         row.profile = profile;
+        let entry = audit::event(Some(actor), "customer.update", Outcome::Ok)
+            .customers([row.id.clone()])
+            .fields(changed_fields);
         self.store()
-            .update_customer(&row, expected_updated_at)
+            .update_customer(&row, expected_updated_at, &[entry])
             .await
             .map_err(|error| match error {
                 StoreError::StaleWrite => AppError::Conflict(
@@ -1023,9 +1070,17 @@ impl Veil {
             .ok_or(AppError::NotFound)?;
         self.authorize(actor, Action::CustomerErase, Some((&row.id, &row.profile)))
             .await?;
+        let entry = audit::event(Some(actor), "customer.erase", Outcome::Ok)
+            .customers([id_text.clone()])
+            .detail(serde_json::json!({"method": "data key destroyed"}));
         let erased = self
             .store()
-            .erase_customer(&id_text, Some(&actor.user_id.to_string()), now_ms())
+            .erase_customer(
+                &id_text,
+                Some(&actor.user_id.to_string()),
+                now_ms(),
+                &[entry],
+            )
             .await?;
         if !erased {
             return Err(AppError::NotFound);
@@ -1088,6 +1143,45 @@ pub mod reveal {
             }
         }
         Ok(out)
+    }
+
+    /// Why a reveal happens, for the audit entry written before it.
+    #[derive(Debug, Clone, Default)]
+    pub struct RevealContext {
+        /// The grant relied on.
+        pub grant_id: Option<String>,
+        /// The declared purpose.
+        pub purpose: Option<String>,
+    }
+
+    /// The reveal path: records the reveal (who, which customer, which fields, grant, purpose) in the audit
+    /// trail first and decrypts only once that entry is committed. If the entry cannot be written nothing is
+    /// decrypted and [`AppError::AuditUnavailable`] is returned (fail closed).
+    pub async fn reveal_fields(
+        veil: &Veil,
+        authority: &RevealAuthority,
+        actor: &Actor,
+        customer_id: &str,
+        fields: &[SensitiveField],
+        context: &RevealContext,
+    ) -> AppResult<BTreeMap<SensitiveField, Zeroizing<String>>> {
+        let row = veil
+            .store()
+            .customer_row(customer_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let key_row = veil
+            .store()
+            .customer_key(customer_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let mut entry = audit::event(Some(actor), "customer.reveal", Outcome::Ok)
+            .customers([customer_id.to_owned()])
+            .fields(fields.iter().map(|field| field.as_str()));
+        entry.grant_id = context.grant_id.clone();
+        entry.purpose = context.purpose.clone();
+        veil.record(&[entry]).await?;
+        open_fields(veil, authority, &row, &key_row, fields)
     }
 
     /// Decrypts every field of every customer without returning anything: proves all data is still readable

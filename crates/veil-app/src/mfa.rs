@@ -383,7 +383,13 @@ impl Veil {
             .collect();
         if !self
             .store()
-            .confirm_mfa(&user_id, step as i64, &hashes, now)
+            .confirm_mfa(
+                &user_id,
+                step as i64,
+                &hashes,
+                now,
+                &[crate::audit::event(Some(actor), "auth.mfa.enable", crate::audit::Outcome::Ok)],
+            )
             .await?
         {
             return Err(AppError::Conflict(
@@ -544,13 +550,26 @@ impl Veil {
     /// Removes a user's MFA enrolment and recovery codes (lost authenticator) and ends their sessions; they enrol
     /// again after their next login.
     pub async fn reset_mfa(&self, username: &str) -> AppResult<()> {
+        use crate::audit::{event, EventExt, Outcome};
         let user = self
             .store()
             .user_by_username(username)
             .await?
             .ok_or(AppError::NotFound)?;
-        self.store().delete_mfa(&user.id).await?;
-        self.store().revoke_user_tokens(&user.id, now_ms()).await?;
+        let target = serde_json::json!({"user_id": user.id, "username": user.username});
+        self.store()
+            .delete_mfa(
+                &user.id,
+                &[event(None, "user.mfa_reset", Outcome::Ok).detail(target.clone())],
+            )
+            .await?;
+        self.store()
+            .revoke_user_tokens(
+                &user.id,
+                now_ms(),
+                &[event(None, "auth.sessions_revoked", Outcome::Ok).detail(target)],
+            )
+            .await?;
         tracing::warn!(user = %user.id, "mfa reset");
         Ok(())
     }

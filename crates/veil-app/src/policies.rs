@@ -72,7 +72,7 @@ impl Veil {
 
     /// The policy in force with its history. Admins, DPOs and auditors may read it.
     pub async fn policy_state(&self, actor: &Actor) -> AppResult<PolicyState> {
-        crate::authz::permit(actor, Action::PolicyRead)?;
+        self.permit_recorded(actor, Action::PolicyRead, None).await?;
         let (version, policy) = self.current_policy().await?;
         let history = self
             .store()
@@ -97,7 +97,7 @@ impl Veil {
         document: &str,
         reason: &str,
     ) -> AppResult<PolicyVersion> {
-        crate::authz::permit(actor, Action::PolicyChange)?;
+        self.permit_recorded(actor, Action::PolicyChange, None).await?;
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(AppError::Validation(vec![FieldError::new(
@@ -123,8 +123,12 @@ impl Veil {
             created_by: Some(actor.user_id.to_string()),
             created_at: now_ms(),
         };
+        let entry = crate::audit::EventExt::detail(
+            crate::audit::event(Some(actor), "policy.change", crate::audit::Outcome::Ok),
+            serde_json::json!({"version": row.version, "reason": crate::notes::mask_text(reason).body}),
+        );
         self.store()
-            .insert_policy(&row)
+            .insert_policy(&row, &[entry])
             .await
             .map_err(|error| match error {
                 StoreError::Conflict(_) => AppError::Conflict(

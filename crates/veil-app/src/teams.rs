@@ -93,7 +93,7 @@ impl Veil {
         name: &str,
         parent: Option<&str>,
     ) -> AppResult<TeamView> {
-        crate::authz::permit(actor, Action::TeamManage)?;
+        self.permit_recorded(actor, Action::TeamManage, None).await?;
         if !valid_team_name(name) {
             return Err(AppError::Validation(vec![FieldError::new(
                 "name",
@@ -115,8 +115,12 @@ impl Veil {
             parent: parent.map(str::to_owned),
         };
         *self.team_cache() = None;
+        let entry = crate::audit::EventExt::detail(
+            crate::audit::event(Some(actor), "team.add", crate::audit::Outcome::Ok),
+            serde_json::json!({"team": row.name, "parent": row.parent}),
+        );
         self.store()
-            .insert_team(&row, now_ms())
+            .insert_team(&row, now_ms(), &[entry])
             .await
             .map_err(|error| match error {
                 StoreError::Conflict(_) => AppError::Conflict(format!("team {name} exists")),
@@ -216,8 +220,9 @@ impl Veil {
         let transfer = self
             .transfer_target(actor, owner, input.team.as_deref(), &input.reason)
             .await?;
+        let entry = transfer_event(actor, &transfer);
         self.store()
-            .transfer_customers(std::slice::from_ref(&id), None, &transfer)
+            .transfer_customers(std::slice::from_ref(&id), None, &transfer, &entry)
             .await?;
         tracing::info!(customer = %id, actor = %actor.user_id, "customer transferred");
         self.transfer_history(actor, customer_id).await
@@ -232,11 +237,16 @@ impl Veil {
         reason: &str,
     ) -> AppResult<u64> {
         // Moving a whole portfolio is user management: admins only, never through an API token.
-        crate::authz::permit(actor, Action::UserManage)?;
+        self.permit_recorded(actor, Action::UserManage, None).await?;
         let transfer = self.transfer_target(actor, to, None, reason).await?;
         let moved = self
             .store()
-            .transfer_customers(&[], Some(&from.to_string()), &transfer)
+            .transfer_customers(
+                &[],
+                Some(&from.to_string()),
+                &transfer,
+                &transfer_event(actor, &transfer),
+            )
             .await?;
         tracing::info!(moved, actor = %actor.user_id, "customers transferred in bulk");
         Ok(moved)
@@ -265,4 +275,16 @@ impl Veil {
             })
             .collect())
     }
+}
+
+/// The audit entry of a transfer (the store fills in the customers that moved).
+fn transfer_event(actor: &Actor, transfer: &TransferRow) -> veil_store::AuditEvent {
+    crate::audit::EventExt::detail(
+        crate::audit::event(Some(actor), "customer.transfer", crate::audit::Outcome::Ok),
+        serde_json::json!({
+            "to_owner": transfer.to_owner,
+            "to_team": transfer.to_team,
+            "reason": crate::notes::mask_text(&transfer.reason).body,
+        }),
+    )
 }

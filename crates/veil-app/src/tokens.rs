@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use veil_store::TokenRow;
 
+use crate::audit::EventExt;
 use crate::authz::Action;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::users::{hash_token, Actor};
@@ -233,7 +234,11 @@ impl Veil {
                     .map_err(|error| AppError::Internal(error.to_string()))?,
             ),
         };
-        self.store().insert_token(&row).await?;
+        let entry = crate::audit::event(Some(actor), "auth.token.create", crate::audit::Outcome::Ok)
+            .detail(serde_json::json!({
+                "token_id": public_id(&row.token_hash), "name": name, "scopes": scopes, "days": days,
+            }));
+        self.store().insert_token(&row, &[entry]).await?;
         tracing::info!(user = %actor.user_id, token = %public_id(&row.token_hash), "API token created");
         Ok(CreatedApiToken {
             view: view(&row, &hash_token(current_token)),
@@ -267,7 +272,11 @@ impl Veil {
             .into_iter()
             .find(|row| public_id(&row.token_hash) == id)
             .ok_or(AppError::NotFound)?;
-        self.store().revoke_token(&row.token_hash, now).await?;
+        let entry = crate::audit::event(Some(actor), "auth.token.revoke", crate::audit::Outcome::Ok)
+            .detail(serde_json::json!({"token_id": id}));
+        self.store()
+            .revoke_token(&row.token_hash, now, &[entry])
+            .await?;
         tracing::info!(user = %actor.user_id, token = %id, "token revoked");
         Ok(())
     }

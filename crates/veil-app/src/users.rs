@@ -2,6 +2,7 @@
 //! (stored as SHA-256 hashes, with expiry). Logins go through the lock-out counters of [`lockout`] and, for users
 //! with MFA, the second factor of [`crate::mfa`].
 
+use crate::audit::{event, EventExt, Outcome};
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -352,8 +353,11 @@ impl Veil {
             created_at: now,
             updated_at: now,
         };
+        let entry = event(None, "user.add", Outcome::Ok).detail(serde_json::json!({
+            "user_id": row.id, "username": row.username, "role": row.role, "team": row.team,
+        }));
         self.store()
-            .insert_user(&row)
+            .insert_user(&row, &[entry])
             .await
             .map_err(|error| match error {
                 StoreError::Conflict(_) => {
@@ -386,10 +390,23 @@ impl Veil {
         let password = password.clone();
         let hash = blocking(move || hash_password(&password)).await??;
         let now = now_ms();
+        let target = serde_json::json!({"user_id": user.id, "username": user.username});
         self.store()
-            .update_user_credentials(&user.id, &hash, false, now)
+            .update_user_credentials(
+                &user.id,
+                &hash,
+                false,
+                now,
+                &[event(None, "user.reset_password", Outcome::Ok).detail(target.clone())],
+            )
             .await?;
-        self.store().revoke_user_tokens(&user.id, now).await?;
+        self.store()
+            .revoke_user_tokens(
+                &user.id,
+                now,
+                &[event(None, "auth.sessions_revoked", Outcome::Ok).detail(target)],
+            )
+            .await?;
         Ok(())
     }
 
@@ -401,10 +418,23 @@ impl Veil {
             .await?
             .ok_or(AppError::NotFound)?;
         let now = now_ms();
+        let target = serde_json::json!({"user_id": user.id, "username": user.username});
         self.store()
-            .update_user_credentials(&user.id, &user.password_hash, true, now)
+            .update_user_credentials(
+                &user.id,
+                &user.password_hash,
+                true,
+                now,
+                &[event(None, "user.disable", Outcome::Ok).detail(target.clone())],
+            )
             .await?;
-        self.store().revoke_user_tokens(&user.id, now).await?;
+        self.store()
+            .revoke_user_tokens(
+                &user.id,
+                now,
+                &[event(None, "auth.sessions_revoked", Outcome::Ok).detail(target)],
+            )
+            .await?;
         tracing::info!(user = %user.id, "user disabled");
         Ok(())
     }
@@ -453,7 +483,24 @@ impl Veil {
                 keys.subject(ADDRESS_THROTTLE.scope, &address_key(address)),
             ));
         }
+        let source_ip = attempt.client.map(|address| address.to_string());
+        // A name that matches no account may be a password typed into the wrong box: the trail keeps a keyed
+        // fingerprint of it (stable, so bursts against one name are still visible), never the text.
+        let tried_name = if self.store().user_by_username(attempt.username).await?.is_some() {
+            attempt.username.to_owned()
+        } else {
+            let fingerprint = keys.subject("audit_unknown_user", attempt.username);
+            format!("unknown:{}", crate::audit::hex(&fingerprint[..8]))
+        };
+        let attempt_event = |outcome: Outcome, reason: &str| {
+            let mut entry = event(None, "auth.login", outcome);
+            entry.actor_name = Some(tried_name.clone());
+            entry.source_ip = source_ip.clone();
+            entry.detail(serde_json::json!({"reason": reason}))
+        };
         if let Some(remaining) = self.lock_remaining(&subjects, now).await? {
+            self.record_best_effort(&[attempt_event(Outcome::Denied, "locked_out")])
+                .await;
             tracing::warn!("login refused: locked out");
             return Err(LoginError::locked(remaining));
         }
@@ -469,6 +516,9 @@ impl Veil {
             Some(user) if verified && !user.disabled => user,
             _ => {
                 self.record_failures(&subjects, now).await?;
+                let mut entry = attempt_event(Outcome::Failed, "bad_credentials");
+                entry.actor_id = user.as_ref().map(|user| user.id.clone());
+                self.record_best_effort(&[entry]).await;
                 tracing::warn!("login failed");
                 return Err(AppError::Unauthenticated.into());
             }
@@ -483,6 +533,9 @@ impl Veil {
             (Some(row), Some(code)) => {
                 if !self.check_second_factor(&keys, row, code, now).await? {
                     self.record_failures(&subjects, now).await?;
+                    let mut entry = attempt_event(Outcome::Failed, "bad_second_factor");
+                    entry.actor_id = Some(user.id.clone());
+                    self.record_best_effort(&[entry]).await;
                     tracing::warn!(user = %user.id, "login failed: second factor");
                     return Err(LoginError::MfaInvalid);
                 }
@@ -498,15 +551,22 @@ impl Veil {
         )));
         let expires_at = now + TOKEN_LIFETIME_MS;
         let token_hash = hash_token(token.expose());
+        let mut login_actor = actor_of(&user)?;
+        login_actor.source_ip = source_ip.clone();
+        let entry = event(Some(&login_actor), "auth.login", Outcome::Ok)
+            .detail(serde_json::json!({"mfa": mfa_verified}));
         self.store()
-            .insert_token(&TokenRow {
-                token_hash: token_hash.clone(),
-                user_id: user.id.clone(),
-                created_at: now,
-                expires_at,
-                name: None,
-                scopes: None,
-            })
+            .insert_token(
+                &TokenRow {
+                    token_hash: token_hash.clone(),
+                    user_id: user.id.clone(),
+                    created_at: now,
+                    expires_at,
+                    name: None,
+                    scopes: None,
+                },
+                &[entry],
+            )
             .await?;
         if mfa_verified {
             self.store()
@@ -545,8 +605,13 @@ impl Veil {
 
     /// Revokes a bearer token (logout).
     pub async fn logout(&self, token: &str) -> AppResult<()> {
+        let actor = self.authenticate(token).await.ok();
         self.store()
-            .revoke_token(&hash_token(token), now_ms())
+            .revoke_token(
+                &hash_token(token),
+                now_ms(),
+                &[event(actor.as_ref(), "auth.logout", Outcome::Ok)],
+            )
             .await?;
         Ok(())
     }

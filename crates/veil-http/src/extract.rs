@@ -218,10 +218,15 @@ impl FromRequestParts<AppState> for CurrentUser {
             .is_some()
             .then(|| parts.extensions.get::<Actor>().cloned())
             .flatten();
-        let actor = match resolved {
+        let mut actor = match resolved {
             Some(actor) => actor,
             None => state.veil.authenticate(token).await?,
         };
+        // The audit trail records where each action came from.
+        actor.source_ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|axum::extract::ConnectInfo(address)| address.ip().to_string());
         Ok(CurrentUser {
             actor,
             token: token.to_owned(),

@@ -423,6 +423,7 @@ impl Store {
     pub async fn insert_customers(
         &self,
         customers: &[(CustomerRow, CustomerKeyRow)],
+        audit: &[crate::AuditEvent],
     ) -> StoreResult<()> {
         let mut kek_versions: Vec<i64> = customers.iter().map(|(_, key)| key.kek_version).collect();
         kek_versions.sort_unstable();
@@ -471,6 +472,7 @@ impl Store {
                     return Err(StoreError::StaleKey);
                 }
             }
+            crate::audit::append_in(&mut *tx, audit).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -481,13 +483,20 @@ impl Store {
         &self,
         row: &CustomerRow,
         expected_updated_at: i64,
+        audit: &[crate::AuditEvent],
     ) -> StoreResult<()> {
         let result = with_pool!(self, |pool| {
-            bind_customer!(sqlx::query(update_sql()), row)
+            let mut tx = pool.begin().await?;
+            let affected = bind_customer!(sqlx::query(update_sql()), row)
                 .bind(expected_updated_at)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if affected == 1 {
+                crate::audit::append_in(&mut *tx, audit).await?;
+            }
+            tx.commit().await?;
+            Ok::<u64, StoreError>(affected)
         })?;
         if result == 1 {
             Ok(())
@@ -503,6 +512,7 @@ impl Store {
         customer_id: &str,
         erased_by: Option<&str>,
         now: i64,
+        audit: &[crate::AuditEvent],
     ) -> StoreResult<bool> {
         let existed = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -525,9 +535,10 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+                crate::audit::append_in(&mut *tx, audit).await?;
             }
             tx.commit().await?;
-            Ok::<bool, sqlx::Error>(deleted == 1)
+            Ok::<bool, StoreError>(deleted == 1)
         })?;
         Ok(existed)
     }

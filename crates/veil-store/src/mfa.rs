@@ -98,6 +98,7 @@ impl Store {
         step: i64,
         recovery_code_hashes: &[Vec<u8>],
         now: i64,
+        audit: &[crate::AuditEvent],
     ) -> StoreResult<bool> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -129,6 +130,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            crate::audit::append_in(&mut *tx, audit).await?;
             tx.commit().await?;
         });
         Ok(true)
@@ -187,7 +189,11 @@ impl Store {
     }
 
     /// Removes a user's enrolment and recovery codes (lost authenticator, reset by an administrator).
-    pub async fn delete_mfa(&self, user_id: &str) -> StoreResult<bool> {
+    pub async fn delete_mfa(
+        &self,
+        user_id: &str,
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<bool> {
         let deleted = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query("DELETE FROM recovery_code WHERE user_id = $1")
@@ -199,8 +205,11 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            if deleted == 1 {
+                crate::audit::append_in(&mut *tx, audit).await?;
+            }
             tx.commit().await?;
-            Ok::<u64, sqlx::Error>(deleted)
+            Ok::<u64, crate::StoreError>(deleted)
         })?;
         Ok(deleted == 1)
     }

@@ -51,9 +51,10 @@ macro_rules! note_from_row {
 
 impl Store {
     /// Stores a note.
-    pub async fn insert_note(&self, note: &NoteRow) -> StoreResult<()> {
+    pub async fn insert_note(&self, note: &NoteRow, audit: &[crate::AuditEvent]) -> StoreResult<()> {
         with_pool!(self, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin().await?;
+            let affected =             sqlx::query(
                 "INSERT INTO customer_note (id, customer_id, author_id, body_masked, spans_ct, span_index, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
             )
@@ -64,9 +65,14 @@ impl Store {
             .bind(&note.spans_ct)
             .bind(&note.span_index)
             .bind(note.created_at)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if affected > 0 {
+                crate::audit::append_in(&mut *tx, audit).await?;
+            }
+            tx.commit().await?;
+            Ok::<u64, crate::StoreError>(affected)
         })?;
         Ok(())
     }

@@ -65,9 +65,10 @@ impl Store {
     }
 
     /// Records a new version; a version that already exists (a concurrent change) is a conflict.
-    pub async fn insert_policy(&self, row: &PolicyRow) -> StoreResult<()> {
+    pub async fn insert_policy(&self, row: &PolicyRow, audit: &[crate::AuditEvent]) -> StoreResult<()> {
         with_pool!(self, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin().await?;
+            let affected =             sqlx::query(
                 "INSERT INTO masking_policy (version, document, reason, created_by, created_at) \
                  VALUES ($1, $2, $3, $4, $5)",
             )
@@ -76,9 +77,14 @@ impl Store {
             .bind(&row.reason)
             .bind(&row.created_by)
             .bind(row.created_at)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if affected > 0 {
+                crate::audit::append_in(&mut *tx, audit).await?;
+            }
+            tx.commit().await?;
+            Ok::<u64, crate::StoreError>(affected)
         })?;
         Ok(())
     }

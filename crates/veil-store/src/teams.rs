@@ -36,17 +36,28 @@ pub struct TransferRow {
 
 impl Store {
     /// Adds a team; a taken name is a conflict.
-    pub async fn insert_team(&self, team: &TeamRow, now: i64) -> StoreResult<()> {
+    pub async fn insert_team(
+        &self,
+        team: &TeamRow,
+        now: i64,
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<()> {
         with_pool!(self, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin().await?;
+            let affected =             sqlx::query(
                 "INSERT INTO team (name, parent, created_at, updated_at) VALUES ($1, $2, $3, $3)",
             )
             .bind(&team.name)
             .bind(&team.parent)
             .bind(now)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if affected > 0 {
+                crate::audit::append_in(&mut *tx, audit).await?;
+            }
+            tx.commit().await?;
+            Ok::<u64, crate::StoreError>(affected)
         })?;
         Ok(())
     }
@@ -77,6 +88,7 @@ impl Store {
         customer_ids: &[String],
         from_owner: Option<&str>,
         transfer: &TransferRow,
+        audit: &crate::AuditEvent,
     ) -> StoreResult<u64> {
         let (to_owner, to_team) = (transfer.to_owner.as_deref(), transfer.to_team.as_deref());
         let (actor_id, reason, now) = (
@@ -122,8 +134,14 @@ impl Store {
                     .rows_affected();
                 }
             }
+            if moved > 0 {
+                // The entry names every customer that moved, whether listed or selected by owner.
+                let mut event = audit.clone();
+                event.customer_ids = ids;
+                crate::audit::append_in(&mut *tx, std::slice::from_ref(&event)).await?;
+            }
             tx.commit().await?;
-            Ok::<u64, sqlx::Error>(moved)
+            Ok::<u64, crate::StoreError>(moved)
         })?;
         Ok(moved)
     }

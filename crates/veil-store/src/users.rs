@@ -65,9 +65,10 @@ const USER_COLUMNS: &str =
 
 impl Store {
     /// Adds a user; a taken username is a [`crate::StoreError::Conflict`].
-    pub async fn insert_user(&self, user: &UserRow) -> StoreResult<()> {
+    pub async fn insert_user(&self, user: &UserRow, audit: &[crate::AuditEvent]) -> StoreResult<()> {
         with_pool!(self, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin().await?;
+            let affected =             sqlx::query(
                 "INSERT INTO app_user (id, username, password_hash, role, team, disabled, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
@@ -79,9 +80,14 @@ impl Store {
             .bind(user.disabled)
             .bind(user.created_at)
             .bind(user.updated_at)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if affected > 0 {
+                crate::audit::append_in(&mut *tx, audit).await?;
+            }
+            tx.commit().await?;
+            Ok::<u64, crate::StoreError>(affected)
         })?;
         Ok(())
     }
@@ -133,26 +139,34 @@ impl Store {
         password_hash: &str,
         disabled: bool,
         now: i64,
+        audit: &[crate::AuditEvent],
     ) -> StoreResult<bool> {
         let result = with_pool!(self, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin().await?;
+            let affected =             sqlx::query(
                 "UPDATE app_user SET password_hash = $2, disabled = $3, updated_at = $4 WHERE id = $1",
             )
             .bind(id)
             .bind(password_hash)
             .bind(disabled)
             .bind(now)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if affected > 0 {
+                crate::audit::append_in(&mut *tx, audit).await?;
+            }
+            tx.commit().await?;
+            Ok::<u64, crate::StoreError>(affected)
         })?;
         Ok(result == 1)
     }
 
     /// Stores a new token.
-    pub async fn insert_token(&self, token: &TokenRow) -> StoreResult<()> {
+    pub async fn insert_token(&self, token: &TokenRow, audit: &[crate::AuditEvent]) -> StoreResult<()> {
         with_pool!(self, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin().await?;
+            let affected =             sqlx::query(
                 "INSERT INTO auth_token (token_hash, user_id, created_at, expires_at, name, scopes) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
             )
@@ -162,9 +176,14 @@ impl Store {
             .bind(token.expires_at)
             .bind(&token.name)
             .bind(&token.scopes)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if affected > 0 {
+                crate::audit::append_in(&mut *tx, audit).await?;
+            }
+            tx.commit().await?;
+            Ok::<u64, crate::StoreError>(affected)
         })?;
         Ok(())
     }
@@ -224,31 +243,53 @@ impl Store {
     }
 
     /// Revokes one token. Returns whether it existed and was active.
-    pub async fn revoke_token(&self, token_hash: &[u8], now: i64) -> StoreResult<bool> {
+    pub async fn revoke_token(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<bool> {
         let result = with_pool!(self, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin().await?;
+            let affected =             sqlx::query(
                 "UPDATE auth_token SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL",
             )
             .bind(token_hash)
             .bind(now)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if affected > 0 {
+                crate::audit::append_in(&mut *tx, audit).await?;
+            }
+            tx.commit().await?;
+            Ok::<u64, crate::StoreError>(affected)
         })?;
         Ok(result == 1)
     }
 
     /// Revokes every active token of a user (on disable or password reset).
-    pub async fn revoke_user_tokens(&self, user_id: &str, now: i64) -> StoreResult<u64> {
+    pub async fn revoke_user_tokens(
+        &self,
+        user_id: &str,
+        now: i64,
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<u64> {
         let result = with_pool!(self, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin().await?;
+            let affected =             sqlx::query(
                 "UPDATE auth_token SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
             )
             .bind(user_id)
             .bind(now)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if affected > 0 {
+                crate::audit::append_in(&mut *tx, audit).await?;
+            }
+            tx.commit().await?;
+            Ok::<u64, crate::StoreError>(affected)
         })?;
         Ok(result)
     }
