@@ -180,7 +180,8 @@ impl AuditRecord {
             },
             prev_hash: unhex(&self.prev_hash)
                 .ok_or_else(|| format!("entry {}: prev_hash is not hex", self.seq))?,
-            hash: unhex(&self.hash).ok_or_else(|| format!("entry {}: hash is not hex", self.seq))?,
+            hash: unhex(&self.hash)
+                .ok_or_else(|| format!("entry {}: hash is not hex", self.seq))?,
         })
     }
 }
@@ -346,7 +347,10 @@ impl ChainVerifier {
         if hash.as_slice() != entry.hash.as_slice() {
             self.failure = Some((
                 entry.seq,
-                format!("entry {} was altered: its contents no longer match its hash", entry.seq),
+                format!(
+                    "entry {} was altered: its contents no longer match its hash",
+                    entry.seq
+                ),
             ));
             return;
         }
@@ -366,7 +370,10 @@ impl ChainVerifier {
         checkpoints: &[CheckpointRow],
         trusted_key: Option<&VerifyingKey>,
     ) -> VerifyReport {
-        let last_seq = self.expected_seq.map(|next| next - 1).filter(|seq| *seq > 0);
+        let last_seq = self
+            .expected_seq
+            .map(|next| next - 1)
+            .filter(|seq| *seq > 0);
         let mut report = VerifyReport {
             ok: true,
             entries_checked: self.checked,
@@ -552,7 +559,9 @@ pub struct SubjectAccess {
 }
 
 /// Query parameters of an audit search, as the API and CLI accept them.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// User id of the actor.
     pub actor: Option<String>,
@@ -675,7 +684,11 @@ impl Veil {
 
     /// The public half of the audit signing key (hex), for offline verification.
     pub async fn audit_public_key(&self) -> AppResult<String> {
-        Ok(hex(self.audit_signing_key().await?.verifying_key().as_bytes()))
+        Ok(hex(self
+            .audit_signing_key()
+            .await?
+            .verifying_key()
+            .as_bytes()))
     }
 
     /// Signs the current head. Returns `None` when the head is already checkpointed (nothing new).
@@ -759,7 +772,8 @@ impl Veil {
 
     /// Verifies on behalf of a user (admin, DPO, auditor), recording that the check was run and its result.
     pub async fn verify_audit_as(&self, actor: &Actor) -> AppResult<VerifyReport> {
-        self.permit_recorded(actor, Action::AuditVerify, None).await?;
+        self.permit_recorded(actor, Action::AuditVerify, None)
+            .await?;
         let report = self.verify_audit_chain().await?;
         self.record(&[event(Some(actor), "audit.verify", Outcome::Ok).detail(
             serde_json::json!({"intact": report.ok, "entries": report.entries_checked,
@@ -784,11 +798,13 @@ impl Veil {
         } else {
             None
         };
-        self.record(&[event(Some(actor), "audit.read", Outcome::Ok).detail(serde_json::json!({
-            "filter": {"actor": query.actor, "action": query.action, "customer": query.customer,
-                       "from": query.from, "to": query.to},
-            "returned": entries.len(),
-        }))])
+        self.record(&[
+            event(Some(actor), "audit.read", Outcome::Ok).detail(serde_json::json!({
+                "filter": {"actor": query.actor, "action": query.action, "customer": query.customer,
+                           "from": query.from, "to": query.to},
+                "returned": entries.len(),
+            })),
+        ])
         .await?;
         Ok(AuditPage {
             items: entries.iter().map(AuditRecord::from_entry).collect(),
@@ -805,7 +821,8 @@ impl Veil {
         format: ExportFormat,
         out: &mut dyn Write,
     ) -> AppResult<u64> {
-        let io = |error: std::io::Error| AppError::Internal(format!("cannot write the export: {error}"));
+        let io =
+            |error: std::io::Error| AppError::Internal(format!("cannot write the export: {error}"));
         if format == ExportFormat::Csv {
             writeln!(
                 out,
@@ -881,9 +898,28 @@ impl Veil {
         Ok(written)
     }
 
+    /// Signs the current head on behalf of a user (admin, DPO, auditor); recorded.
+    pub async fn audit_checkpoint_as(&self, actor: &Actor) -> AppResult<Option<CheckpointView>> {
+        self.permit_recorded(actor, Action::AuditVerify, None)
+            .await?;
+        let checkpoint = self.audit_checkpoint().await?;
+        self.record(&[event(Some(actor), "audit.checkpoint", Outcome::Ok)
+            .detail(serde_json::json!({"seq": checkpoint.as_ref().map(|view| view.seq)}))])
+            .await?;
+        Ok(checkpoint)
+    }
+
+    /// The audit public key for a user who verifies (admin, DPO, auditor).
+    pub async fn audit_public_key_as(&self, actor: &Actor) -> AppResult<String> {
+        self.permit_recorded(actor, Action::AuditVerify, None)
+            .await?;
+        self.audit_public_key().await
+    }
+
     /// Checkpoints, newest first.
     pub async fn audit_checkpoints(&self, actor: &Actor) -> AppResult<Vec<CheckpointView>> {
-        self.permit_recorded(actor, Action::AuditVerify, None).await?;
+        self.permit_recorded(actor, Action::AuditVerify, None)
+            .await?;
         let mut rows = self.store().audit_checkpoints().await?;
         rows.reverse();
         Ok(rows.iter().map(CheckpointView::from_row).collect())
@@ -897,7 +933,8 @@ impl Veil {
         customer_id: &str,
     ) -> AppResult<SubjectReport> {
         if let Some(actor) = actor {
-            self.permit_recorded(actor, Action::SubjectReport, None).await?;
+            self.permit_recorded(actor, Action::SubjectReport, None)
+                .await?;
         }
         let mut entries = Vec::new();
         let mut after = 0;

@@ -232,11 +232,21 @@ impl Veil {
         decision
     }
 
-    async fn record_denial(&self, actor: &Actor, action: Action, customer: Option<&str>, why: &str) {
+    async fn record_denial(
+        &self,
+        actor: &Actor,
+        action: Action,
+        customer: Option<&str>,
+        why: &str,
+    ) {
         use crate::audit::EventExt;
-        let entry = crate::audit::event(Some(actor), action.audit_name(), crate::audit::Outcome::Denied)
-            .customers(customer.map(str::to_owned))
-            .detail(serde_json::json!({"reason": why}));
+        let entry = crate::audit::event(
+            Some(actor),
+            action.audit_name(),
+            crate::audit::Outcome::Denied,
+        )
+        .customers(customer.map(str::to_owned))
+        .detail(serde_json::json!({"reason": why}));
         self.record_best_effort(&[entry]).await;
     }
 

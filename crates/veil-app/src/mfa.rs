@@ -388,7 +388,11 @@ impl Veil {
                 step as i64,
                 &hashes,
                 now,
-                &[crate::audit::event(Some(actor), "auth.mfa.enable", crate::audit::Outcome::Ok)],
+                &[crate::audit::event(
+                    Some(actor),
+                    "auth.mfa.enable",
+                    crate::audit::Outcome::Ok,
+                )],
             )
             .await?
         {

@@ -163,7 +163,8 @@ impl Veil {
         input: &NoteInput,
     ) -> AppResult<NoteView> {
         self.get_customer(actor, customer_id).await?;
-        self.permit_recorded(actor, crate::authz::Action::NoteWrite, None).await?;
+        self.permit_recorded(actor, crate::authz::Action::NoteWrite, None)
+            .await?;
         let length = input.body.chars().count();
         if input.body.trim().is_empty() || length > MAX_NOTE_CHARS {
             return Err(AppError::Validation(vec![FieldError::new(
@@ -203,9 +204,7 @@ impl Veil {
         let entry = crate::audit::event(Some(actor), "note.create", crate::audit::Outcome::Ok)
             .customers([row.customer_id.clone()])
             .detail(serde_json::json!({"note_id": row.id, "pii_spans": masked.spans.len()}));
-        self.store()
-            .insert_note(&row, &[entry])
-            .await?;
+        self.store().insert_note(&row, &[entry]).await?;
         tracing::info!(customer = %row.customer_id, note = %row.id, pii_spans = masked.spans.len(), "note added");
         Ok(view(row))
     }

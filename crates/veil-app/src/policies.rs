@@ -72,7 +72,8 @@ impl Veil {
 
     /// The policy in force with its history. Admins, DPOs and auditors may read it.
     pub async fn policy_state(&self, actor: &Actor) -> AppResult<PolicyState> {
-        self.permit_recorded(actor, Action::PolicyRead, None).await?;
+        self.permit_recorded(actor, Action::PolicyRead, None)
+            .await?;
         let (version, policy) = self.current_policy().await?;
         let history = self
             .store()
@@ -97,7 +98,8 @@ impl Veil {
         document: &str,
         reason: &str,
     ) -> AppResult<PolicyVersion> {
-        self.permit_recorded(actor, Action::PolicyChange, None).await?;
+        self.permit_recorded(actor, Action::PolicyChange, None)
+            .await?;
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(AppError::Validation(vec![FieldError::new(

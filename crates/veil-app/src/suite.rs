@@ -192,7 +192,10 @@ both_backends!(
             SensitiveField::Phone,
             first_row.values[&SensitiveField::Phone].clone(),
         );
-        store.update_customer(&second_row, expected, &[]).await.unwrap();
+        store
+            .update_customer(&second_row, expected, &[])
+            .await
+            .unwrap();
         let tampered = store
             .customer_row(&second.id.to_string())
             .await

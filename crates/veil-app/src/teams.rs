@@ -93,7 +93,8 @@ impl Veil {
         name: &str,
         parent: Option<&str>,
     ) -> AppResult<TeamView> {
-        self.permit_recorded(actor, Action::TeamManage, None).await?;
+        self.permit_recorded(actor, Action::TeamManage, None)
+            .await?;
         if !valid_team_name(name) {
             return Err(AppError::Validation(vec![FieldError::new(
                 "name",
@@ -237,7 +238,8 @@ impl Veil {
         reason: &str,
     ) -> AppResult<u64> {
         // Moving a whole portfolio is user management: admins only, never through an API token.
-        self.permit_recorded(actor, Action::UserManage, None).await?;
+        self.permit_recorded(actor, Action::UserManage, None)
+            .await?;
         let transfer = self.transfer_target(actor, to, None, reason).await?;
         let moved = self
             .store()

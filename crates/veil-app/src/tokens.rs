@@ -234,10 +234,14 @@ impl Veil {
                     .map_err(|error| AppError::Internal(error.to_string()))?,
             ),
         };
-        let entry = crate::audit::event(Some(actor), "auth.token.create", crate::audit::Outcome::Ok)
-            .detail(serde_json::json!({
-                "token_id": public_id(&row.token_hash), "name": name, "scopes": scopes, "days": days,
-            }));
+        let entry = crate::audit::event(
+            Some(actor),
+            "auth.token.create",
+            crate::audit::Outcome::Ok,
+        )
+        .detail(serde_json::json!({
+            "token_id": public_id(&row.token_hash), "name": name, "scopes": scopes, "days": days,
+        }));
         self.store().insert_token(&row, &[entry]).await?;
         tracing::info!(user = %actor.user_id, token = %public_id(&row.token_hash), "API token created");
         Ok(CreatedApiToken {
@@ -272,8 +276,9 @@ impl Veil {
             .into_iter()
             .find(|row| public_id(&row.token_hash) == id)
             .ok_or(AppError::NotFound)?;
-        let entry = crate::audit::event(Some(actor), "auth.token.revoke", crate::audit::Outcome::Ok)
-            .detail(serde_json::json!({"token_id": id}));
+        let entry =
+            crate::audit::event(Some(actor), "auth.token.revoke", crate::audit::Outcome::Ok)
+                .detail(serde_json::json!({"token_id": id}));
         self.store()
             .revoke_token(&row.token_hash, now, &[entry])
             .await?;

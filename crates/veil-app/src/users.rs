@@ -486,7 +486,12 @@ impl Veil {
         let source_ip = attempt.client.map(|address| address.to_string());
         // A name that matches no account may be a password typed into the wrong box: the trail keeps a keyed
         // fingerprint of it (stable, so bursts against one name are still visible), never the text.
-        let tried_name = if self.store().user_by_username(attempt.username).await?.is_some() {
+        let tried_name = if self
+            .store()
+            .user_by_username(attempt.username)
+            .await?
+            .is_some()
+        {
             attempt.username.to_owned()
         } else {
             let fingerprint = keys.subject("audit_unknown_user", attempt.username);

@@ -51,7 +51,11 @@ macro_rules! note_from_row {
 
 impl Store {
     /// Stores a note.
-    pub async fn insert_note(&self, note: &NoteRow, audit: &[crate::AuditEvent]) -> StoreResult<()> {
+    pub async fn insert_note(
+        &self,
+        note: &NoteRow,
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<()> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let affected =             sqlx::query(

@@ -65,10 +65,14 @@ impl Store {
     }
 
     /// Records a new version; a version that already exists (a concurrent change) is a conflict.
-    pub async fn insert_policy(&self, row: &PolicyRow, audit: &[crate::AuditEvent]) -> StoreResult<()> {
+    pub async fn insert_policy(
+        &self,
+        row: &PolicyRow,
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<()> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let affected =             sqlx::query(
+            let affected = sqlx::query(
                 "INSERT INTO masking_policy (version, document, reason, created_by, created_at) \
                  VALUES ($1, $2, $3, $4, $5)",
             )

@@ -44,7 +44,7 @@ impl Store {
     ) -> StoreResult<()> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let affected =             sqlx::query(
+            let affected = sqlx::query(
                 "INSERT INTO team (name, parent, created_at, updated_at) VALUES ($1, $2, $3, $3)",
             )
             .bind(&team.name)

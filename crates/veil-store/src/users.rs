@@ -65,7 +65,11 @@ const USER_COLUMNS: &str =
 
 impl Store {
     /// Adds a user; a taken username is a [`crate::StoreError::Conflict`].
-    pub async fn insert_user(&self, user: &UserRow, audit: &[crate::AuditEvent]) -> StoreResult<()> {
+    pub async fn insert_user(
+        &self,
+        user: &UserRow,
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<()> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let affected =             sqlx::query(
@@ -163,7 +167,11 @@ impl Store {
     }
 
     /// Stores a new token.
-    pub async fn insert_token(&self, token: &TokenRow, audit: &[crate::AuditEvent]) -> StoreResult<()> {
+    pub async fn insert_token(
+        &self,
+        token: &TokenRow,
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<()> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let affected =             sqlx::query(
@@ -277,7 +285,7 @@ impl Store {
     ) -> StoreResult<u64> {
         let result = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let affected =             sqlx::query(
+            let affected = sqlx::query(
                 "UPDATE auth_token SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
             )
             .bind(user_id)

@@ -2,11 +2,11 @@
 //! commit together, that reveals fail closed, and that any edit, deletion, reordering or truncation is found.
 
 use super::*;
-use veil_store::sqlx;
 use crate::customers::reveal::{reveal_fields, RevealAuthority, RevealContext};
 use crate::customers::{CustomerInput, CustomerPatch, ExactSearch};
 use crate::testing::Harness;
 use crate::{both_backends, Role, SensitiveField};
+use veil_store::sqlx;
 
 const NAME: &str = "欧阳娜娜";
 const PHONE: &str = "13912345678";
@@ -86,7 +86,10 @@ async fn populate(harness: &Harness) -> (Actor, String) {
 both_backends!(actions_are_recorded_without_plaintext, |harness| {
     let (admin, customer) = populate(&harness).await;
     let all = entries(&harness).await;
-    let actions: Vec<&str> = all.iter().map(|entry| entry.event.action.as_str()).collect();
+    let actions: Vec<&str> = all
+        .iter()
+        .map(|entry| entry.event.action.as_str())
+        .collect();
     for wanted in [
         "user.add",
         "customer.create",
@@ -95,7 +98,10 @@ both_backends!(actions_are_recorded_without_plaintext, |harness| {
         "customer.search",
         "customer.update",
     ] {
-        assert!(actions.contains(&wanted), "{wanted} not recorded: {actions:?}");
+        assert!(
+            actions.contains(&wanted),
+            "{wanted} not recorded: {actions:?}"
+        );
     }
     let search = all
         .iter()
@@ -134,7 +140,10 @@ both_backends!(actions_are_recorded_without_plaintext, |harness| {
         .filter(|entry| entry.action == "customer.read")
         .count();
     assert_eq!(reads, 5);
-    assert!(report.entries.iter().any(|entry| entry.action == "customer.update"));
+    assert!(report
+        .entries
+        .iter()
+        .any(|entry| entry.action == "customer.update"));
     // Only the DPO produces it.
     assert!(matches!(
         harness.veil.subject_report(Some(&admin), &customer).await,
@@ -166,12 +175,19 @@ async fn populate_more(harness: &Harness) {
 
 both_backends!(the_database_refuses_changes_to_the_trail, |harness| {
     populate(&harness).await;
-    assert!(raw(&harness, "UPDATE audit_log SET outcome = 'denied' WHERE seq = 2")
+    assert!(raw(
+        &harness,
+        "UPDATE audit_log SET outcome = 'denied' WHERE seq = 2"
+    )
+    .await
+    .is_err());
+    assert!(raw(&harness, "DELETE FROM audit_log WHERE seq = 2")
         .await
         .is_err());
-    assert!(raw(&harness, "DELETE FROM audit_log WHERE seq = 2").await.is_err());
     assert!(raw(&harness, "DELETE FROM audit_subject").await.is_err());
-    assert!(raw(&harness, "UPDATE audit_head SET seq = 1").await.is_err());
+    assert!(raw(&harness, "UPDATE audit_head SET seq = 1")
+        .await
+        .is_err());
     if harness.veil.store().backend() == veil_store::Backend::Postgres {
         assert!(raw(&harness, "TRUNCATE audit_log").await.is_err());
     }
@@ -182,9 +198,12 @@ both_backends!(an_edited_entry_is_found, |harness| {
     populate(&harness).await;
     harness.veil.audit_checkpoint().await.unwrap();
     drop_guards(&harness).await;
-    raw(&harness, "UPDATE audit_log SET actor_name = 'someone-else' WHERE seq = 4")
-        .await
-        .unwrap();
+    raw(
+        &harness,
+        "UPDATE audit_log SET actor_name = 'someone-else' WHERE seq = 4",
+    )
+    .await
+    .unwrap();
     let report = harness.veil.verify_audit_chain().await.unwrap();
     assert!(!report.ok);
     assert_eq!(report.first_bad_seq, Some(4), "{report:?}");
@@ -194,7 +213,9 @@ both_backends!(an_edited_entry_is_found, |harness| {
 both_backends!(a_deleted_entry_is_found, |harness| {
     populate(&harness).await;
     drop_guards(&harness).await;
-    raw(&harness, "DELETE FROM audit_log WHERE seq = 3").await.unwrap();
+    raw(&harness, "DELETE FROM audit_log WHERE seq = 3")
+        .await
+        .unwrap();
     let report = harness.veil.verify_audit_chain().await.unwrap();
     assert!(!report.ok);
     assert_eq!(report.first_bad_seq, Some(3), "{report:?}");
@@ -277,7 +298,11 @@ both_backends!(a_write_and_its_entry_commit_together, |harness| {
         }
     };
     raw(&harness, sabotage).await.unwrap();
-    assert!(harness.veil.create_customer(&admin, &input(), false).await.is_err());
+    assert!(harness
+        .veil
+        .create_customer(&admin, &input(), false)
+        .await
+        .is_err());
     assert_eq!(harness.veil.count_customers().await.unwrap(), before);
     // Reads fail closed too: no page is returned without its audit entry.
     assert!(matches!(
@@ -286,72 +311,80 @@ both_backends!(a_write_and_its_entry_commit_together, |harness| {
     ));
 });
 
-both_backends!(a_reveal_whose_audit_write_fails_reveals_nothing, |harness| {
-    let admin = harness.actor("root", Role::Admin, None).await;
-    let created = harness
-        .veil
-        .create_customer(&admin, &input(), false)
+both_backends!(
+    a_reveal_whose_audit_write_fails_reveals_nothing,
+    |harness| {
+        let admin = harness.actor("root", Role::Admin, None).await;
+        let created = harness
+            .veil
+            .create_customer(&admin, &input(), false)
+            .await
+            .unwrap();
+        let id = created.id.to_string();
+        let authority = RevealAuthority::for_tests();
+        let context = RevealContext {
+            grant_id: Some("grant-1".to_owned()),
+            purpose: Some("customer_service".to_owned()),
+        };
+        // With a working trail the reveal returns the value and is recorded first.
+        let revealed = reveal_fields(
+            &harness.veil,
+            &authority,
+            &admin,
+            &id,
+            &[SensitiveField::Phone],
+            &context,
+        )
         .await
         .unwrap();
-    let id = created.id.to_string();
-    let authority = RevealAuthority::for_tests();
-    let context = RevealContext {
-        grant_id: Some("grant-1".to_owned()),
-        purpose: Some("customer_service".to_owned()),
-    };
-    // With a working trail the reveal returns the value and is recorded first.
-    let revealed = reveal_fields(
-        &harness.veil,
-        &authority,
-        &admin,
-        &id,
-        &[SensitiveField::Phone],
-        &context,
-    )
-    .await
-    .unwrap();
-    assert_eq!(revealed[&SensitiveField::Phone].as_str(), PHONE);
-    let last = entries(&harness).await.pop().unwrap();
-    assert_eq!(last.event.action, "customer.reveal");
-    assert_eq!(last.event.fields, vec!["phone".to_owned()]);
-    assert_eq!(last.event.grant_id.as_deref(), Some("grant-1"));
-    // With a failing trail it returns an error and no plaintext.
-    let sabotage = match harness.veil.store().backend() {
-        veil_store::Backend::Sqlite => {
-            "CREATE TRIGGER audit_sabotage BEFORE INSERT ON audit_log \
+        assert_eq!(revealed[&SensitiveField::Phone].as_str(), PHONE);
+        let last = entries(&harness).await.pop().unwrap();
+        assert_eq!(last.event.action, "customer.reveal");
+        assert_eq!(last.event.fields, vec!["phone".to_owned()]);
+        assert_eq!(last.event.grant_id.as_deref(), Some("grant-1"));
+        // With a failing trail it returns an error and no plaintext.
+        let sabotage = match harness.veil.store().backend() {
+            veil_store::Backend::Sqlite => {
+                "CREATE TRIGGER audit_sabotage BEFORE INSERT ON audit_log \
              BEGIN SELECT RAISE(ABORT, 'disk full'); END;"
-        }
-        veil_store::Backend::Postgres => {
-            "CREATE FUNCTION audit_sabotage() RETURNS trigger LANGUAGE plpgsql AS \
+            }
+            veil_store::Backend::Postgres => {
+                "CREATE FUNCTION audit_sabotage() RETURNS trigger LANGUAGE plpgsql AS \
              $$ BEGIN RAISE EXCEPTION 'disk full'; END; $$; \
              CREATE TRIGGER audit_sabotage BEFORE INSERT ON audit_log \
              FOR EACH ROW EXECUTE FUNCTION audit_sabotage();"
+            }
+        };
+        raw(&harness, sabotage).await.unwrap();
+        let result = reveal_fields(
+            &harness.veil,
+            &authority,
+            &admin,
+            &id,
+            &[SensitiveField::Phone],
+            &context,
+        )
+        .await;
+        match result {
+            Err(error) => {
+                assert!(matches!(error, AppError::AuditUnavailable));
+                assert!(!format!("{error:?}").contains(PHONE));
+            }
+            Ok(_) => panic!("a reveal succeeded without its audit entry"),
         }
-    };
-    raw(&harness, sabotage).await.unwrap();
-    let result = reveal_fields(
-        &harness.veil,
-        &authority,
-        &admin,
-        &id,
-        &[SensitiveField::Phone],
-        &context,
-    )
-    .await;
-    match result {
-        Err(error) => {
-            assert!(matches!(error, AppError::AuditUnavailable));
-            assert!(!format!("{error:?}").contains(PHONE));
-        }
-        Ok(_) => panic!("a reveal succeeded without its audit entry"),
     }
-});
+);
 
 both_backends!(exports_verify_offline_and_tampering_is_found, |harness| {
     populate(&harness).await;
     harness.veil.audit_checkpoint().await.unwrap().unwrap();
     populate_more(&harness).await;
-    let key = harness.veil.audit_signing_key().await.unwrap().verifying_key();
+    let key = harness
+        .veil
+        .audit_signing_key()
+        .await
+        .unwrap()
+        .verifying_key();
     let mut jsonl = Vec::new();
     let written = harness
         .veil
@@ -390,7 +423,10 @@ both_backends!(exports_verify_offline_and_tampering_is_found, |harness| {
         .await
         .unwrap();
     assert_eq!(rows, written);
-    assert_eq!(String::from_utf8(csv).unwrap().lines().count() as u64, written + 1);
+    assert_eq!(
+        String::from_utf8(csv).unwrap().lines().count() as u64,
+        written + 1
+    );
 });
 
 both_backends!(denials_and_failed_logins_are_recorded, |harness| {
@@ -410,11 +446,17 @@ both_backends!(denials_and_failed_logins_are_recorded, |harness| {
     assert!(harness.veil.audit_checkpoints(&sales).await.is_err());
     let _ = harness
         .veil
-        .login("sam", &crate::users::Password::new("wrong password".to_owned()))
+        .login(
+            "sam",
+            &crate::users::Password::new("wrong password".to_owned()),
+        )
         .await;
     let _ = harness
         .veil
-        .login("nobody-hunter2", &crate::users::Password::new("x".to_owned()))
+        .login(
+            "nobody-hunter2",
+            &crate::users::Password::new("x".to_owned()),
+        )
         .await;
     let all = entries(&harness).await;
     let denied: Vec<&AuditEntry> = all
@@ -425,7 +467,9 @@ both_backends!(denials_and_failed_logins_are_recorded, |harness| {
         .iter()
         .any(|entry| entry.event.action == "customer.read"
             && entry.event.customer_ids == vec![created.id.to_string()]));
-    assert!(denied.iter().any(|entry| entry.event.action == "audit.verify"));
+    assert!(denied
+        .iter()
+        .any(|entry| entry.event.action == "audit.verify"));
     let failed: Vec<&AuditEntry> = all
         .iter()
         .filter(|entry| entry.event.action == "auth.login" && entry.event.outcome == "failed")

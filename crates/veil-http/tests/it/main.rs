@@ -1550,3 +1550,121 @@ both_backends!(
         assert!(secure);
     }
 );
+
+// ---- The audit trail over HTTP ----
+
+both_backends!(http_audit_query_verify_and_subject_report, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "dora", Role::Dpo, None).await;
+    add_user(&harness, "audrey", Role::Auditor, None).await;
+    let client = Client::new(&harness).await;
+    let sally = client.login("sally").await;
+    let created = client
+        .send(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&sally),
+            Some(full_customer()),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let found = client
+        .send(
+            Method::GET,
+            &format!("/api/v1/customers?phone={PHONE}"),
+            Some(&sally),
+            None,
+        )
+        .await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.raw);
+    client
+        .send(
+            Method::GET,
+            &format!("/api/v1/customers/{id}"),
+            Some(&sally),
+            None,
+        )
+        .await;
+
+    let audrey = client.login("audrey").await;
+    let page = client
+        .send(
+            Method::GET,
+            &format!("/api/v1/audit?customer={id}&action=customer."),
+            Some(&audrey),
+            None,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.raw);
+    assert_no_plaintext(&page.raw, "the audit page");
+    let actions: Vec<&str> = page.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        vec!["customer.read", "customer.search", "customer.create"]
+    );
+    let search = &page.body["items"][1];
+    assert_eq!(search["fields"], json!(["phone"]));
+    assert_eq!(search["actor_name"], "sally");
+    // Bad filters are 422, not a silently empty page.
+    let bad = client
+        .send(
+            Method::GET,
+            "/api/v1/audit?from=yesterday",
+            Some(&audrey),
+            None,
+        )
+        .await;
+    assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+
+    let verified = client
+        .send(Method::GET, "/api/v1/audit/verify", Some(&audrey), None)
+        .await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.raw);
+    assert_eq!(verified.body["ok"], true, "{}", verified.raw);
+    let checkpoint = client
+        .send(
+            Method::POST,
+            "/api/v1/audit/checkpoints",
+            Some(&audrey),
+            None,
+        )
+        .await;
+    assert_eq!(checkpoint.status, StatusCode::OK, "{}", checkpoint.raw);
+    let key = client
+        .send(Method::GET, "/api/v1/audit/public-key", Some(&audrey), None)
+        .await;
+    assert_eq!(
+        checkpoint.body["checkpoint"]["public_key"],
+        key.body["public_key"]
+    );
+
+    // The DPO's subject report: who looked at this customer.
+    let dora = client.login("dora").await;
+    let report = client
+        .send(
+            Method::GET,
+            &format!("/api/v1/subjects/{id}/report"),
+            Some(&dora),
+            None,
+        )
+        .await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.raw);
+    assert_no_plaintext(&report.raw, "the subject report");
+    assert_eq!(report.body["accessed_by"], json!(["sally"]));
+    // The auditor cannot produce it.
+    let refused = client
+        .send(
+            Method::GET,
+            &format!("/api/v1/subjects/{id}/report"),
+            Some(&audrey),
+            None,
+        )
+        .await;
+    assert_problem(&refused, StatusCode::FORBIDDEN, "forbidden");
+});
