@@ -652,6 +652,9 @@ fn csv_field(text: &str) -> String {
 }
 
 const SIGNING_PURPOSE: &str = "audit_signing";
+/// Setting: seconds between automatic checkpoints (at least 10).
+pub const CHECKPOINT_INTERVAL_SETTING: &str = "audit.checkpoint_interval_secs";
+const DEFAULT_CHECKPOINT_SECS: u64 = 300;
 
 impl Veil {
     /// Records events on their own (for reads and failed attempts). An error means nothing was recorded, and
@@ -914,6 +917,29 @@ impl Veil {
         self.permit_recorded(actor, Action::AuditVerify, None)
             .await?;
         self.audit_public_key().await
+    }
+
+    /// Signs the head every `audit.checkpoint_interval_secs` (a setting, default 300 s) until the process ends.
+    /// Several servers on one database may all run it: a head already signed is skipped.
+    pub fn spawn_checkpoints(veil: std::sync::Arc<Veil>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let seconds = match veil.store().setting(CHECKPOINT_INTERVAL_SETTING).await {
+                    Ok(Some(text)) => text
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|seconds| *seconds >= 10)
+                        .unwrap_or(DEFAULT_CHECKPOINT_SECS),
+                    _ => DEFAULT_CHECKPOINT_SECS,
+                };
+                tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+                match veil.audit_checkpoint().await {
+                    Ok(Some(view)) => tracing::info!(seq = view.seq, "audit checkpoint signed"),
+                    Ok(None) => {}
+                    Err(error) => tracing::error!(%error, "audit checkpoint failed"),
+                }
+            }
+        })
     }
 
     /// Checkpoints, newest first.

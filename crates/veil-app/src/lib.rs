@@ -119,6 +119,15 @@ impl Veil {
     pub async fn replace_master_key(&self, new_source: &MasterKeySource) -> AppResult<()> {
         let keyring = keys::replace_master_key(&self.store, &self.keyring(), new_source).await?;
         self.replace_keyring(keyring);
+        let source = match new_source {
+            MasterKeySource::File(_) => "file",
+            MasterKeySource::Passphrase(_) => "passphrase",
+        };
+        self.record(&[audit::EventExt::detail(
+            audit::event(None, "key.rotate_master", audit::Outcome::Ok),
+            serde_json::json!({"new_source": source}),
+        )])
+        .await?;
         Ok(())
     }
 
@@ -130,6 +139,12 @@ impl Veil {
         let (keyring, report) = keys::rotate_kek(&self.store, &self.keyring(), progress).await?;
         self.replace_keyring(keyring);
         let retired = keys::retire_unused_keks(&self.store, &self.keyring()).await?;
+        self.record(&[audit::EventExt::detail(
+            audit::event(None, "key.rotate", audit::Outcome::Ok),
+            serde_json::json!({"new_version": report.new_version, "rewrapped": report.rewrapped,
+                               "resumed": report.resumed, "retired": retired}),
+        )])
+        .await?;
         Ok((report, retired))
     }
 }

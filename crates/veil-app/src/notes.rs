@@ -226,6 +226,13 @@ impl Veil {
                 i64::from(limit.clamp(1, 200)),
             )
             .await?;
+        use crate::audit::EventExt;
+        self.record(&[
+            crate::audit::event(Some(actor), "note.read", crate::audit::Outcome::Ok)
+                .customers([customer_id.to_string()])
+                .detail(serde_json::json!({"notes": rows.len()})),
+        ])
+        .await?;
         Ok(rows.into_iter().map(view).collect())
     }
 }

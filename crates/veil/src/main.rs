@@ -13,6 +13,7 @@ use veil_app::users::{Password, Role};
 use veil_app::{AppError, Veil};
 use veil_pii::PiiKind;
 
+mod audit_cmd;
 mod config;
 mod tls;
 
@@ -42,6 +43,10 @@ struct Cli {
 enum Format {
     Text,
     Json,
+    /// One JSON object per line (`veil audit export` only).
+    Jsonl,
+    /// Comma-separated values (`veil audit export` only).
+    Csv,
 }
 
 #[derive(Subcommand)]
@@ -90,6 +95,12 @@ enum Command {
     /// Personal-data detection and validation.
     #[command(subcommand)]
     Pii(PiiCommand),
+    /// The audit trail: verify, export, checkpoint, list.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
+    /// Data-subject rights: who accessed one customer's data.
+    #[command(subcommand)]
+    Subject(audit_cmd::SubjectCommand),
     /// Print the default masked display of a value.
     Mask {
         /// PII kind (cn_id, cn_mobile, email, bank_card, …).
@@ -275,7 +286,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Mask { kind, value } => return mask(kind, value),
         Command::Pii(PiiCommand::Scan { file }) => return pii_scan(file.as_deref(), cli.format),
+        Command::Audit(audit_cmd::AuditCommand::Verify {
+            file: Some(file),
+            public_key,
+        }) => {
+            return audit_cmd::verify_file(file, public_key.as_deref(), cli.format == Format::Json)
+        }
         _ => {}
+    }
+    let export = matches!(
+        &cli.command,
+        Command::Audit(audit_cmd::AuditCommand::Export { .. })
+    );
+    if matches!(cli.format, Format::Jsonl | Format::Csv) && !export {
+        bail!("--format jsonl and csv are for `veil audit export`; use text or json here");
     }
     let (listen, tls) = match &cli.command {
         Command::Serve { listen, tls } | Command::Demo { listen, tls, .. } => {
@@ -683,6 +707,14 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Audit(command) => {
+            let veil = open(&config).await?;
+            return audit_cmd::run(&veil, command, json, cli.format == Format::Csv).await;
+        }
+        Command::Subject(command) => {
+            let veil = open(&config).await?;
+            return audit_cmd::subject(&veil, command, json).await;
+        }
         Command::Pii(_) | Command::Mask { .. } => unreachable!("handled before configuration"),
     }
     Ok(ExitCode::SUCCESS)
@@ -973,7 +1005,9 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
         Err(error) => return Err(error).with_context(|| format!("cannot listen on {listen}")),
     };
     let address = listener.local_addr()?;
-    let state = veil_http::AppState::new(veil).with_tls(tls.is_some());
+    // The audit head is signed periodically (truncation evidence), and once more on the way out.
+    let checkpoints = Veil::spawn_checkpoints(veil.clone());
+    let state = veil_http::AppState::new(veil.clone()).with_tls(tls.is_some());
     // Handlers may take `ConnectInfo<SocketAddr>` (the TCP peer) in both modes.
     let app = veil_http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -1007,6 +1041,10 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
                 .await
                 .context("server error")?
         }
+    }
+    checkpoints.abort();
+    if let Err(error) = veil.audit_checkpoint().await {
+        tracing::error!(%error, "final audit checkpoint failed");
     }
     Ok(())
 }

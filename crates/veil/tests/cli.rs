@@ -516,3 +516,85 @@ fn tls_start_up_errors_name_the_file_and_the_fix() {
         assert!(!message.contains("PRIVATE KEY-----\n"), "{message}");
     }
 }
+
+/// Runs SQL on the SQLite file directly, as someone with access to the file (not the application) could.
+fn tamper(database: &Path, sql: &str) {
+    use veil_store::sqlx::{self, Connection};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let url = format!("sqlite://{}", database.display());
+        let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut connection).await.unwrap();
+        connection.close().await.unwrap();
+    });
+}
+
+#[test]
+fn audit_verify_export_and_tamper_detection() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(veil(&data, &["demo", "--no-serve", "--customers", "30"])
+        .status
+        .success());
+    let checkpoint = veil(&data, &["audit", "checkpoint"]);
+    assert!(checkpoint.status.success(), "{}", text(&checkpoint));
+    let verified = veil(&data, &["audit", "verify"]);
+    assert!(verified.status.success(), "{}", text(&verified));
+    assert!(text(&verified).starts_with("ok: "), "{}", text(&verified));
+
+    // Export, then verify the file offline against the server's public key.
+    let key = veil(&data, &["audit", "public-key"]);
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+    assert_eq!(key.len(), 64);
+    let export = dir.path().join("audit.jsonl");
+    let exported = veil(
+        &data,
+        &[
+            "--format",
+            "jsonl",
+            "audit",
+            "export",
+            "-o",
+            export.to_str().unwrap(),
+        ],
+    );
+    assert!(exported.status.success(), "{}", text(&exported));
+    let offline = veil(
+        &data,
+        &[
+            "audit",
+            "verify",
+            "--file",
+            export.to_str().unwrap(),
+            "--public-key",
+            &key,
+        ],
+    );
+    assert!(offline.status.success(), "{}", text(&offline));
+    let csv = veil(
+        &data,
+        &["--format", "csv", "audit", "export", "--from", "2000-01-01"],
+    );
+    assert!(csv.status.success(), "{}", text(&csv));
+    assert!(String::from_utf8_lossy(&csv.stdout).starts_with("seq,time,"));
+    let bad_date = veil(&data, &["audit", "export", "--from", "last tuesday"]);
+    assert!(!bad_date.status.success());
+    assert!(text(&bad_date).contains("from"), "{}", text(&bad_date));
+
+    // Editing an entry in the database file (after removing the guard trigger) is found and named.
+    let database = data.join("veil.db");
+    tamper(
+        &database,
+        "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET outcome = 'denied' WHERE seq = 7;",
+    );
+    let broken = veil(&data, &["audit", "verify"]);
+    assert_eq!(broken.status.code(), Some(1), "{}", text(&broken));
+    assert!(
+        text(&broken).contains("BROKEN at entry 7"),
+        "{}",
+        text(&broken)
+    );
+}
