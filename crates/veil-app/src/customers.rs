@@ -1165,6 +1165,14 @@ pub mod reveal {
         fields: &[SensitiveField],
         context: &RevealContext,
     ) -> AppResult<BTreeMap<SensitiveField, Zeroizing<String>>> {
+        if let Err(refusal) = veil.ensure_not_locked_down().await {
+            let entry = audit::event(Some(actor), "customer.reveal", Outcome::Denied)
+                .customers([customer_id.to_owned()])
+                .fields(fields.iter().map(|field| field.as_str()))
+                .detail(serde_json::json!({"reason": "incident lock-down"}));
+            veil.record_best_effort(&[entry]).await;
+            return Err(refusal);
+        }
         let row = veil
             .store()
             .customer_row(customer_id)

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod demo_data;
 pub mod error;
 pub mod ids;
+pub mod incident;
 pub mod keys;
 pub mod mfa;
 pub mod notes;

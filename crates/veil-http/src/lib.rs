@@ -24,6 +24,7 @@ pub mod auth;
 pub mod customers;
 pub mod error;
 pub mod extract;
+pub mod incidents;
 pub mod policies;
 pub mod security;
 pub mod teams;
@@ -108,7 +109,7 @@ impl Metrics {
 #[openapi(
     info(title = "Veil", description = "Privacy-first CRM: masked by default, unmasked only through governance."),
     modifiers(&BearerScheme),
-    tags((name = "auth"), (name = "customers"), (name = "policies"), (name = "teams"), (name = "audit"), (name = "system"))
+    tags((name = "auth"), (name = "customers"), (name = "policies"), (name = "teams"), (name = "audit"), (name = "incidents"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -165,6 +166,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(policies::router())
         .merge(teams::router())
         .merge(audit::router())
+        .merge(incidents::router())
         .split_for_parts()
 }
 

@@ -16,6 +16,7 @@ pub use sqlx;
 
 pub mod audit;
 pub mod customers;
+pub mod incidents;
 pub mod keyring;
 pub mod mfa;
 pub mod notes;
@@ -27,6 +28,7 @@ pub use audit::{AuditEntry, AuditEvent, AuditFilter, CheckpointRow};
 pub use customers::{
     CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow, SealedValue, SensitiveField,
 };
+pub use incidents::IncidentRow;
 pub use keyring::{CustomerKeyRow, KeyringRow, MasterKeyMeta};
 pub use mfa::{LoginFailureRow, MfaRow};
 pub use notes::NoteRow;

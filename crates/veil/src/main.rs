@@ -15,6 +15,7 @@ use veil_pii::PiiKind;
 
 mod audit_cmd;
 mod config;
+mod incident_cmd;
 mod tls;
 
 use config::{Config, Overrides};
@@ -101,6 +102,9 @@ enum Command {
     /// Data-subject rights: who accessed one customer's data.
     #[command(subcommand)]
     Subject(audit_cmd::SubjectCommand),
+    /// Incident response: lock-down, affected-subjects report, notification templates.
+    #[command(subcommand)]
+    Incident(incident_cmd::IncidentCommand),
     /// Print the default masked display of a value.
     Mask {
         /// PII kind (cn_id, cn_mobile, email, bank_card, …).
@@ -710,6 +714,10 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Audit(command) => {
             let veil = open(&config).await?;
             return audit_cmd::run(&veil, command, json, cli.format == Format::Csv).await;
+        }
+        Command::Incident(command) => {
+            let veil = open(&config).await?;
+            return incident_cmd::run(&veil, command, json).await;
         }
         Command::Subject(command) => {
             let veil = open(&config).await?;

@@ -105,6 +105,23 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         // The report works from the audit trail alone (erased customers included), so it does not depend on
         // whether the record is visible; only the DPO may ask.
         ("GET", "/api/v1/subjects/{id}/report") => by_role(StatusCode::OK, role == Role::Dpo),
+        ("GET", "/api/v1/incidents") => {
+            by_role(StatusCode::OK, matches!(role, Role::Admin | Role::Dpo))
+        }
+        // The fixture's reason is empty: refused as invalid once the role may open incidents (a real lock-down
+        // here would end the other roles' sessions mid-matrix; the incident tests cover it).
+        ("POST", "/api/v1/incidents") => by_role(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            matches!(role, Role::Admin | Role::Dpo),
+        ),
+        // No incident is open.
+        ("POST", "/api/v1/incidents/{id}/close") => by_role(
+            StatusCode::CONFLICT,
+            matches!(role, Role::Admin | Role::Dpo),
+        ),
+        ("GET", "/api/v1/incidents/report") => {
+            by_role(StatusCode::OK, matches!(role, Role::Admin | Role::Dpo))
+        }
         _ => return None,
     })
 }
@@ -123,6 +140,8 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
             Some(json!({"owner": fixture.sam.user_id.to_string(), "reason": "matrix"}))
         }
         ("POST", "/api/v1/teams") => Some(json!({"name": format!("team-{counter}")})),
+        ("POST", "/api/v1/incidents") => Some(json!({"reason": " "})),
+        ("POST", "/api/v1/incidents/{id}/close") => Some(json!({"note": "matrix"})),
         ("POST", "/api/v1/auth/tokens") => {
             Some(json!({"name": "integration", "scopes": ["customers:read"]}))
         }
