@@ -17,6 +17,7 @@ pub mod error;
 pub mod ids;
 pub mod keys;
 pub mod mfa;
+pub mod monitor;
 pub mod notes;
 pub mod password_policy;
 pub mod policies;
@@ -42,6 +43,8 @@ pub struct Veil {
     keyring: RwLock<Arc<Keyring>>,
     /// The team tree and when it was loaded (see `teams::TEAM_CACHE_MS`).
     team_cache: std::sync::Mutex<Option<TeamCache>>,
+    /// The security monitor's rule engine and notifier (see [`monitor`]).
+    monitor: monitor::MonitorSlot,
 }
 
 type TeamCache = (i64, Arc<std::collections::HashMap<String, Option<String>>>);
@@ -67,6 +70,7 @@ impl Veil {
             store,
             keyring: RwLock::new(Arc::new(keyring)),
             team_cache: std::sync::Mutex::new(None),
+            monitor: monitor::MonitorSlot::default(),
         }
     }
 
