@@ -180,8 +180,7 @@ impl AuditRecord {
             },
             prev_hash: unhex(&self.prev_hash)
                 .ok_or_else(|| format!("entry {}: prev_hash is not hex", self.seq))?,
-            hash: unhex(&self.hash)
-                .ok_or_else(|| format!("entry {}: hash is not hex", self.seq))?,
+            hash: unhex(&self.hash).ok_or_else(|| format!("entry {}: hash is not hex", self.seq))?,
         })
     }
 }
@@ -347,10 +346,7 @@ impl ChainVerifier {
         if hash.as_slice() != entry.hash.as_slice() {
             self.failure = Some((
                 entry.seq,
-                format!(
-                    "entry {} was altered: its contents no longer match its hash",
-                    entry.seq
-                ),
+                format!("entry {} was altered: its contents no longer match its hash", entry.seq),
             ));
             return;
         }
@@ -370,10 +366,7 @@ impl ChainVerifier {
         checkpoints: &[CheckpointRow],
         trusted_key: Option<&VerifyingKey>,
     ) -> VerifyReport {
-        let last_seq = self
-            .expected_seq
-            .map(|next| next - 1)
-            .filter(|seq| *seq > 0);
+        let last_seq = self.expected_seq.map(|next| next - 1).filter(|seq| *seq > 0);
         let mut report = VerifyReport {
             ok: true,
             entries_checked: self.checked,
@@ -682,11 +675,7 @@ impl Veil {
 
     /// The public half of the audit signing key (hex), for offline verification.
     pub async fn audit_public_key(&self) -> AppResult<String> {
-        Ok(hex(self
-            .audit_signing_key()
-            .await?
-            .verifying_key()
-            .as_bytes()))
+        Ok(hex(self.audit_signing_key().await?.verifying_key().as_bytes()))
     }
 
     /// Signs the current head. Returns `None` when the head is already checkpointed (nothing new).
@@ -795,13 +784,11 @@ impl Veil {
         } else {
             None
         };
-        self.record(&[
-            event(Some(actor), "audit.read", Outcome::Ok).detail(serde_json::json!({
-                "filter": {"actor": query.actor, "action": query.action, "customer": query.customer,
-                           "from": query.from, "to": query.to},
-                "returned": entries.len(),
-            })),
-        ])
+        self.record(&[event(Some(actor), "audit.read", Outcome::Ok).detail(serde_json::json!({
+            "filter": {"actor": query.actor, "action": query.action, "customer": query.customer,
+                       "from": query.from, "to": query.to},
+            "returned": entries.len(),
+        }))])
         .await?;
         Ok(AuditPage {
             items: entries.iter().map(AuditRecord::from_entry).collect(),
@@ -818,8 +805,7 @@ impl Veil {
         format: ExportFormat,
         out: &mut dyn Write,
     ) -> AppResult<u64> {
-        let io =
-            |error: std::io::Error| AppError::Internal(format!("cannot write the export: {error}"));
+        let io = |error: std::io::Error| AppError::Internal(format!("cannot write the export: {error}"));
         if format == ExportFormat::Csv {
             writeln!(
                 out,

@@ -430,8 +430,11 @@ impl Keyring {
                 let wrapped = row.wrapped.as_deref().ok_or_else(|| {
                     AppError::Internal(format!("the {purpose} key has no key material"))
                 })?;
-                let key =
-                    crypto::unwrap_key(&self.master, &keyring_aad(purpose, row.version), wrapped)?;
+                let key = crypto::unwrap_key(
+                    &self.master,
+                    &keyring_aad(purpose, row.version),
+                    wrapped,
+                )?;
                 return Ok((row.version, key));
             }
             let key = SecretKey::generate();

@@ -353,8 +353,7 @@ fn entry_from(tuple: EntryTuple) -> AuditEntry {
     }
 }
 
-const SELECT_ENTRY: &str =
-    "SELECT seq, at, actor_id, actor_name, actor_role, source_ip, action, outcome, \
+const SELECT_ENTRY: &str = "SELECT seq, at, actor_id, actor_name, actor_role, source_ip, action, outcome, \
      customer_ids, fields, grant_id, purpose, detail, prev_hash, hash FROM audit_log";
 
 impl Store {
@@ -439,11 +438,7 @@ impl Store {
             clauses.push(format!("seq > {}", placeholder()));
         }
         let limit_placeholder = placeholder();
-        let order = if filter.after_seq.is_some() {
-            "ASC"
-        } else {
-            "DESC"
-        };
+        let order = if filter.after_seq.is_some() { "ASC" } else { "DESC" };
         let sql = format!(
             "{SELECT_ENTRY}{}{} ORDER BY seq {order} LIMIT {limit_placeholder}",
             if clauses.is_empty() { "" } else { " WHERE " },
@@ -507,15 +502,13 @@ impl Store {
         })?;
         Ok(rows
             .into_iter()
-            .map(
-                |(seq, head_hash, at, public_key, signature)| CheckpointRow {
-                    seq,
-                    head_hash,
-                    at,
-                    public_key,
-                    signature,
-                },
-            )
+            .map(|(seq, head_hash, at, public_key, signature)| CheckpointRow {
+                seq,
+                head_hash,
+                at,
+                public_key,
+                signature,
+            })
             .collect())
     }
 
