@@ -19,6 +19,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use veil_app::Veil;
 
+pub mod alerts;
 pub mod auth;
 pub mod customers;
 pub mod error;
@@ -107,7 +108,7 @@ impl Metrics {
 #[openapi(
     info(title = "Veil", description = "Privacy-first CRM: masked by default, unmasked only through governance."),
     modifiers(&BearerScheme),
-    tags((name = "auth"), (name = "customers"), (name = "policies"), (name = "teams"), (name = "system"))
+    tags((name = "auth"), (name = "customers"), (name = "policies"), (name = "teams"), (name = "security"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -163,6 +164,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(customers::router())
         .merge(policies::router())
         .merge(teams::router())
+        .merge(alerts::router())
         .split_for_parts()
 }
 

@@ -92,6 +92,15 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         ),
         ("GET", "/api/v1/teams") => StatusCode::OK,
         ("POST", "/api/v1/teams") => by_role(StatusCode::CREATED, role == Role::Admin),
+        ("GET", "/api/v1/security/alerts") => by_role(
+            StatusCode::OK,
+            matches!(role, Role::Admin | Role::Dpo | Role::Auditor),
+        ),
+        // The id is no alert's: 404 for those who may acknowledge, 403 before the lookup for the rest.
+        ("POST", "/api/v1/security/alerts/{id}/acknowledge") => by_role(
+            StatusCode::NOT_FOUND,
+            matches!(role, Role::Admin | Role::Dpo),
+        ),
         _ => return None,
     })
 }
@@ -110,6 +119,7 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
             Some(json!({"owner": fixture.sam.user_id.to_string(), "reason": "matrix"}))
         }
         ("POST", "/api/v1/teams") => Some(json!({"name": format!("team-{counter}")})),
+        ("POST", "/api/v1/security/alerts/{id}/acknowledge") => None,
         ("POST", "/api/v1/auth/tokens") => {
             Some(json!({"name": "integration", "scopes": ["customers:read"]}))
         }
