@@ -118,6 +118,9 @@ pub fn signature_header(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!("t={timestamp},v1={}", signature(secret, timestamp, body))
 }
 
+const SMTP_URL_FORMS: &str =
+    "must be smtp://[user:pass@]host[:port][?tls=required] or smtps://[user:pass@]host[:port]";
+
 fn setting_error(field: &str, message: &str) -> AppError {
     AppError::Validation(vec![FieldError::new(field, "invalid", message)])
 }
@@ -151,17 +154,11 @@ impl Notifier {
         let email = match config.email {
             None => None,
             Some(target) => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(
-                    target.smtp_url.expose(),
-                )
-                .map_err(|_| {
-                    setting_error(
-                        "VEIL_ALERT_SMTP_URL",
-                        "must be smtp://[user:pass@]host[:port][?tls=required] or smtps://…",
-                    )
-                })?
-                .timeout(Some(DELIVERY_TIMEOUT))
-                .build();
+                let url = target.smtp_url.expose();
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|_| setting_error("VEIL_ALERT_SMTP_URL", SMTP_URL_FORMS))?
+                    .timeout(Some(DELIVERY_TIMEOUT))
+                    .build();
                 let from: Mailbox = target.from.parse().map_err(|_| {
                     setting_error("VEIL_ALERT_EMAIL_FROM", "is not a valid email address")
                 })?;
