@@ -18,6 +18,7 @@ pub mod ids;
 pub mod incident;
 pub mod keys;
 pub mod mfa;
+pub mod monitor;
 pub mod notes;
 pub mod password_policy;
 pub mod policies;
@@ -43,6 +44,8 @@ pub struct Veil {
     keyring: RwLock<Arc<Keyring>>,
     /// The team tree and when it was loaded (see `teams::TEAM_CACHE_MS`).
     team_cache: std::sync::Mutex<Option<TeamCache>>,
+    /// The security monitor's rule engine and notifier (see [`monitor`]).
+    monitor: monitor::MonitorSlot,
 }
 
 type TeamCache = (i64, Arc<std::collections::HashMap<String, Option<String>>>);
@@ -68,6 +71,7 @@ impl Veil {
             store,
             keyring: RwLock::new(Arc::new(keyring)),
             team_cache: std::sync::Mutex::new(None),
+            monitor: monitor::MonitorSlot::default(),
         }
     }
 

@@ -19,6 +19,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use veil_app::Veil;
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod customers;
@@ -109,7 +110,7 @@ impl Metrics {
 #[openapi(
     info(title = "Veil", description = "Privacy-first CRM: masked by default, unmasked only through governance."),
     modifiers(&BearerScheme),
-    tags((name = "auth"), (name = "customers"), (name = "policies"), (name = "teams"), (name = "audit"), (name = "incidents"), (name = "system"))
+    tags((name = "auth"), (name = "customers"), (name = "policies"), (name = "teams"), (name = "audit"), (name = "incidents"), (name = "security"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -167,6 +168,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(teams::router())
         .merge(audit::router())
         .merge(incidents::router())
+        .merge(alerts::router())
         .split_for_parts()
 }
 

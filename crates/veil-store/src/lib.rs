@@ -14,6 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use sqlx;
 
+pub mod alerts;
 pub mod audit;
 pub mod customers;
 pub mod incidents;
@@ -24,6 +25,7 @@ pub mod policies;
 pub mod teams;
 pub mod users;
 
+pub use alerts::{AlertFilter, AlertRow, Channel};
 pub use audit::{AuditEntry, AuditEvent, AuditFilter, CheckpointRow};
 pub use customers::{
     CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow, SealedValue, SensitiveField,

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use veil_app::keys::Passphrase;
+use veil_app::monitor::notify::{EmailTarget, NotifierConfig, Secret, WebhookTarget};
 use veil_app::{DatabaseUrl, MasterKeySource};
 
 /// One configuration setting.
@@ -67,6 +68,42 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Derive the master key from this passphrase (Argon2id) instead of a key file. Also VEIL_MASTER_PASSPHRASE_FILE.",
     },
     Setting {
+        toml_key: "",
+        env: "VEIL_MONITOR_INTERVAL_SECS",
+        default: "30",
+        doc: "Seconds between passes of the security monitor in `veil serve`; 0 turns the monitor off.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_ALERT_WEBHOOK_URL",
+        default: "unset (no webhook)",
+        doc: "POST each security alert as JSON to this http(s) URL, signed in X-Veil-Signature.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_ALERT_WEBHOOK_SECRET",
+        default: "unset",
+        doc: "HMAC-SHA256 key of the webhook signature (16+ characters); required with the URL. Also VEIL_ALERT_WEBHOOK_SECRET_FILE.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_ALERT_SMTP_URL",
+        default: "unset (no email)",
+        doc: "Email alerts through this SMTP server: smtp://[user:pass@]host[:port][?tls=required] or smtps://…. Also VEIL_ALERT_SMTP_URL_FILE.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_ALERT_EMAIL_FROM",
+        default: "veil@localhost",
+        doc: "Sender address of alert emails.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_ALERT_EMAIL_TO",
+        default: "unset",
+        doc: "Comma-separated recipients of alert emails; required with the SMTP URL.",
+    },
+    Setting {
         toml_key: "log",
         env: "VEIL_LOG",
         default: "info",
@@ -99,6 +136,8 @@ const OTHER_KNOWN_ENV: &[&str] = &[
     "VEIL_MASTER_PASSPHRASE_FILE",
     "VEIL_TEST_DATABASE_URL",
     "VEIL_NEW_MASTER_PASSPHRASE",
+    "VEIL_ALERT_WEBHOOK_SECRET_FILE",
+    "VEIL_ALERT_SMTP_URL_FILE",
 ];
 
 /// `veil.toml`.
@@ -154,6 +193,10 @@ pub struct Config {
     pub master_key_file: PathBuf,
     /// Log filter.
     pub log: String,
+    /// Time between security monitor passes; `None` when the monitor is off.
+    pub monitor_interval: Option<std::time::Duration>,
+    /// Where security alerts are delivered besides the in-app list.
+    pub alerts: NotifierConfig,
 }
 
 fn env_value(name: &str) -> anyhow::Result<Option<String>> {
@@ -205,6 +248,42 @@ fn read_toml(data_dir: &Path) -> anyhow::Result<TomlConfig> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(TomlConfig::default()),
         Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
     }
+}
+
+/// The alert delivery channels from the environment.
+fn alert_channels() -> anyhow::Result<NotifierConfig> {
+    let webhook = match (
+        env_value("VEIL_ALERT_WEBHOOK_URL")?,
+        secret_env_value("VEIL_ALERT_WEBHOOK_SECRET")?,
+    ) {
+        (None, None) => None,
+        (Some(url), Some(secret)) => Some(WebhookTarget {
+            url,
+            secret: Secret::new(secret),
+        }),
+        (Some(_), None) => bail!(
+            "VEIL_ALERT_WEBHOOK_URL is set without VEIL_ALERT_WEBHOOK_SECRET: the webhook must be signed"
+        ),
+        (None, Some(_)) => bail!("VEIL_ALERT_WEBHOOK_SECRET is set without VEIL_ALERT_WEBHOOK_URL"),
+    };
+    let email = match secret_env_value("VEIL_ALERT_SMTP_URL")? {
+        None => None,
+        Some(url) => Some(EmailTarget {
+            smtp_url: Secret::new(url),
+            from: env_value("VEIL_ALERT_EMAIL_FROM")?
+                .unwrap_or_else(|| "veil@localhost".to_owned()),
+            to: env_value("VEIL_ALERT_EMAIL_TO")?
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|address| !address.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }),
+    };
+    Ok(NotifierConfig { webhook, email })
 }
 
 impl Config {
@@ -266,7 +345,18 @@ impl Config {
         let log = env_value("VEIL_LOG")?
             .or(file.log)
             .unwrap_or_else(|| "info".to_owned());
+        let monitor_interval = match env_value("VEIL_MONITOR_INTERVAL_SECS")? {
+            None => Some(std::time::Duration::from_secs(30)),
+            Some(text) => match text.parse::<u64>() {
+                Ok(0) => None,
+                Ok(seconds) => Some(std::time::Duration::from_secs(seconds)),
+                Err(_) => bail!("VEIL_MONITOR_INTERVAL_SECS must be a whole number of seconds"),
+            },
+        };
+        let alerts = alert_channels()?;
         Ok(Config {
+            monitor_interval,
+            alerts,
             data_dir,
             database_url,
             listen,

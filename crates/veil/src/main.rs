@@ -1015,6 +1015,7 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     let address = listener.local_addr()?;
     // The audit head is signed periodically (truncation evidence), and once more on the way out.
     let checkpoints = Veil::spawn_checkpoints(veil.clone());
+    let _monitor = start_monitor(&veil, config)?;
     let state = veil_http::AppState::new(veil.clone()).with_tls(tls.is_some());
     // Handlers may take `ConnectInfo<SocketAddr>` (the TCP peer) in both modes.
     let app = veil_http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -1055,6 +1056,19 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
         tracing::error!(%error, "final audit checkpoint failed");
     }
     Ok(())
+}
+
+/// Starts the security monitor (unless `VEIL_MONITOR_INTERVAL_SECS=0`) with the configured alert channels.
+fn start_monitor(
+    veil: &Arc<Veil>,
+    config: &Config,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let notifier = veil_app::monitor::notify::Notifier::new(config.alerts.clone())
+        .map_err(|error| anyhow::anyhow!("invalid alert delivery settings: {error}"))?;
+    veil.set_notifier(notifier.is_configured().then_some(notifier));
+    Ok(config
+        .monitor_interval
+        .map(|interval| veil_app::monitor::spawn_monitor(veil.clone(), interval)))
 }
 
 /// Resolves on Ctrl-C or SIGTERM (service managers), so in-flight requests finish.

@@ -122,6 +122,15 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         ("GET", "/api/v1/incidents/report") => {
             by_role(StatusCode::OK, matches!(role, Role::Admin | Role::Dpo))
         }
+        ("GET", "/api/v1/security/alerts") => by_role(
+            StatusCode::OK,
+            matches!(role, Role::Admin | Role::Dpo | Role::Auditor),
+        ),
+        // The id is no alert's: 404 for those who may acknowledge, 403 before the lookup for the rest.
+        ("POST", "/api/v1/security/alerts/{id}/acknowledge") => by_role(
+            StatusCode::NOT_FOUND,
+            matches!(role, Role::Admin | Role::Dpo),
+        ),
         _ => return None,
     })
 }
@@ -142,6 +151,7 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
         ("POST", "/api/v1/teams") => Some(json!({"name": format!("team-{counter}")})),
         ("POST", "/api/v1/incidents") => Some(json!({"reason": " "})),
         ("POST", "/api/v1/incidents/{id}/close") => Some(json!({"note": "matrix"})),
+        ("POST", "/api/v1/security/alerts/{id}/acknowledge") => None,
         ("POST", "/api/v1/auth/tokens") => {
             Some(json!({"name": "integration", "scopes": ["customers:read"]}))
         }
