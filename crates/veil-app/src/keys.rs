@@ -38,6 +38,11 @@ impl Passphrase {
     pub fn new(passphrase: String) -> Self {
         Passphrase(Zeroizing::new(passphrase))
     }
+
+    /// The passphrase text (for strength checks; never logged).
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Debug for Passphrase {

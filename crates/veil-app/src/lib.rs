@@ -13,6 +13,7 @@ pub mod authz;
 pub mod customers;
 pub mod demo;
 pub mod demo_data;
+pub mod doctor;
 pub mod error;
 pub mod ids;
 pub mod incident;

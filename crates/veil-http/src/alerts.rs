@@ -1,5 +1,5 @@
 //! Security alerts raised by the monitor: listing (admins, DPOs, auditors) and acknowledging (admins and DPOs,
-//! who handle incidents).
+//! who handle incidents); and the newest security self-check results.
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -10,6 +10,17 @@ use veil_app::monitor::{AlertPage, AlertQuery, AlertView};
 use crate::error::{ApiResult, Problem};
 use crate::extract::{ApiQuery, CurrentUser};
 use crate::AppState;
+
+/// The newest security self-check (`veil doctor` or the server's schedule); `null` before the first run.
+#[utoipa::path(get, path = "/api/v1/security/checks", tag = "security",
+    responses((status = 200, body = Option<veil_app::doctor::DoctorReport>), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn latest_checks(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> ApiResult<Json<Option<veil_app::doctor::DoctorReport>>> {
+    Ok(Json(state.veil.latest_doctor_report(&user.actor).await?))
+}
 
 /// Security alerts, newest first; open ones by default.
 #[utoipa::path(get, path = "/api/v1/security/alerts", tag = "security", params(AlertQuery),
@@ -39,6 +50,7 @@ pub async fn acknowledge_alert(
 /// The alert routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(latest_checks))
         .routes(routes!(list_alerts))
         .routes(routes!(acknowledge_alert))
 }

@@ -16,6 +16,7 @@ pub use sqlx;
 
 pub mod alerts;
 pub mod audit;
+pub mod checks;
 pub mod customers;
 pub mod incidents;
 pub mod keyring;
@@ -27,6 +28,7 @@ pub mod users;
 
 pub use alerts::{AlertFilter, AlertRow, Channel};
 pub use audit::{AuditEntry, AuditEvent, AuditFilter, CheckpointRow};
+pub use checks::CheckRunRow;
 pub use customers::{
     CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow, SealedValue, SensitiveField,
 };

@@ -102,6 +102,8 @@ enum Command {
     /// Data-subject rights: who accessed one customer's data.
     #[command(subcommand)]
     Subject(audit_cmd::SubjectCommand),
+    /// Security self-check: one line per check, exit 1 if any fails.
+    Doctor,
     /// Incident response: lock-down, affected-subjects report, notification templates.
     #[command(subcommand)]
     Incident(incident_cmd::IncidentCommand),
@@ -715,6 +717,27 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             let veil = open(&config).await?;
             return audit_cmd::run(&veil, command, json, cli.format == Format::Csv).await;
         }
+        Command::Doctor => {
+            let veil = open(&config).await?;
+            let report = veil.run_doctor(&host_facts(&config), "cli").await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                for check in &report.checks {
+                    let mark = match check.status {
+                        veil_app::doctor::Status::Ok => "ok  ",
+                        veil_app::doctor::Status::Warn => "warn",
+                        veil_app::doctor::Status::Fail => "FAIL",
+                    };
+                    println!("{mark} {:<20} {}", check.name, check.detail);
+                }
+            }
+            return Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
         Command::Incident(command) => {
             let veil = open(&config).await?;
             return incident_cmd::run(&veil, command, json).await;
@@ -1016,6 +1039,7 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     // The audit head is signed periodically (truncation evidence), and once more on the way out.
     let checkpoints = Veil::spawn_checkpoints(veil.clone());
     let _monitor = start_monitor(&veil, config)?;
+    let doctor = Veil::spawn_doctor(veil.clone(), host_facts(config));
     let state = veil_http::AppState::new(veil.clone()).with_tls(tls.is_some());
     // Handlers may take `ConnectInfo<SocketAddr>` (the TCP peer) in both modes.
     let app = veil_http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -1052,6 +1076,7 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
         }
     }
     checkpoints.abort();
+    doctor.abort();
     if let Err(error) = veil.audit_checkpoint().await {
         tracing::error!(%error, "final audit checkpoint failed");
     }
@@ -1059,6 +1084,18 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
 }
 
 /// Starts the security monitor (unless `VEIL_MONITOR_INTERVAL_SECS=0`) with the configured alert channels.
+/// What `veil doctor` needs to know about this host's configuration.
+fn host_facts(config: &Config) -> veil_app::doctor::HostFacts {
+    veil_app::doctor::HostFacts::from_source(
+        &config.master_key,
+        config
+            .tls
+            .as_ref()
+            .map(|tls| (tls.cert.clone(), tls.key.clone())),
+        &config.listen,
+    )
+}
+
 fn start_monitor(
     veil: &Arc<Veil>,
     config: &Config,

@@ -543,6 +543,12 @@ fn audit_verify_export_and_tamper_detection() {
     assert!(checkpoint.status.success(), "{}", text(&checkpoint));
     let verified = veil(&data, &["audit", "verify"]);
     assert!(verified.status.success(), "{}", text(&verified));
+    // The self-check: one line per check; the demo has no backup and no MFA, so it fails (exit 1).
+    let doctor = veil(&data, &["doctor"]);
+    assert_eq!(doctor.status.code(), Some(1), "{}", text(&doctor));
+    let report = text(&doctor);
+    assert!(report.contains("ok   audit_chain"), "{report}");
+    assert!(report.contains("FAIL backup_age"), "{report}");
     assert!(text(&verified).starts_with("ok: "), "{}", text(&verified));
 
     // Export, then verify the file offline against the server's public key.
@@ -596,5 +602,11 @@ fn audit_verify_export_and_tamper_detection() {
         text(&broken).contains("BROKEN at entry 7"),
         "{}",
         text(&broken)
+    );
+    let doctor = veil(&data, &["doctor"]);
+    assert!(
+        text(&doctor).contains("FAIL audit_chain          broken at entry 7"),
+        "{}",
+        text(&doctor)
     );
 }

@@ -122,6 +122,10 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         ("GET", "/api/v1/incidents/report") => {
             by_role(StatusCode::OK, matches!(role, Role::Admin | Role::Dpo))
         }
+        ("GET", "/api/v1/security/checks") => by_role(
+            StatusCode::OK,
+            matches!(role, Role::Admin | Role::Dpo | Role::Auditor),
+        ),
         ("GET", "/api/v1/security/alerts") => by_role(
             StatusCode::OK,
             matches!(role, Role::Admin | Role::Dpo | Role::Auditor),
