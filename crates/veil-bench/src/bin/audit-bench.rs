@@ -35,7 +35,11 @@ fn event(index: usize) -> AuditEvent {
         action: "customer.read".to_owned(),
         outcome: "ok".to_owned(),
         customer_ids: vec![format!("01a22745-850d-73a5-a800-{:012x}", index)],
-        fields: vec!["name".to_owned(), "phone".to_owned(), "id_number".to_owned()],
+        fields: vec![
+            "name".to_owned(),
+            "phone".to_owned(),
+            "id_number".to_owned(),
+        ],
         grant_id: None,
         purpose: None,
         detail: "{}".to_owned(),
@@ -53,8 +57,12 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::connect(&DatabaseUrl::new(url)).await?;
     store.migrate().await?;
     let entry_size = canonical_bytes(1, &event(0)).len() + 13 + 32;
-    println!("backend {}, {} entries, batches of {}, ~{entry_size} bytes hashed per entry",
-        store.backend().as_str(), args.entries, args.batch);
+    println!(
+        "backend {}, {} entries, batches of {}, ~{entry_size} bytes hashed per entry",
+        store.backend().as_str(),
+        args.entries,
+        args.batch
+    );
 
     let started = Instant::now();
     let mut written = 0;
@@ -65,7 +73,10 @@ async fn main() -> anyhow::Result<()> {
         written += count;
     }
     let append_secs = started.elapsed().as_secs_f64();
-    println!("append:                {:>10.0} entries/s ({append_secs:.2} s)", written as f64 / append_secs);
+    println!(
+        "append:                {:>10.0} entries/s ({append_secs:.2} s)",
+        written as f64 / append_secs
+    );
 
     // Verification reading pages back from the database (what `veil audit verify` does).
     let started = Instant::now();
@@ -82,9 +93,15 @@ async fn main() -> anyhow::Result<()> {
         entries.extend(page);
     }
     let report = verifier.finish(&[], None);
-    anyhow::ensure!(report.ok && report.entries_checked as usize == written, "chain did not verify: {report:?}");
+    anyhow::ensure!(
+        report.ok && report.entries_checked as usize == written,
+        "chain did not verify: {report:?}"
+    );
     let db_secs = started.elapsed().as_secs_f64();
-    println!("verify from database:  {:>10.0} entries/s ({db_secs:.2} s)", written as f64 / db_secs);
+    println!(
+        "verify from database:  {:>10.0} entries/s ({db_secs:.2} s)",
+        written as f64 / db_secs
+    );
 
     // Verification of entries in memory: encoding + SHA-256 + comparisons only.
     let started = Instant::now();
@@ -109,9 +126,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let sha_secs = started.elapsed().as_secs_f64();
     let sha_rate = written as f64 / sha_secs;
-    println!("sha-256 ({entry_size} B) alone:  {sha_rate:>10.0} hashes/s ({:.0} MB/s)",
-        sha_rate * entry_size as f64 / 1e6);
-    println!("verify in memory / sha-256 bound: {:.2}", memory_rate / sha_rate);
+    println!(
+        "sha-256 ({entry_size} B) alone:  {sha_rate:>10.0} hashes/s ({:.0} MB/s)",
+        sha_rate * entry_size as f64 / 1e6
+    );
+    println!(
+        "verify in memory / sha-256 bound: {:.2}",
+        memory_rate / sha_rate
+    );
     println!("(compare `openssl speed -evp sha256 -bytes {entry_size} -seconds 3`)");
     Ok(())
 }
