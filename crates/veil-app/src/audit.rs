@@ -258,6 +258,9 @@ pub struct VerifyReport {
     pub first_bad_seq: Option<i64>,
     /// What is wrong, in words (`None` when ok).
     pub problem: Option<String>,
+    /// Entries up to this sequence number were pruned under the retention settings (archived first); the chain
+    /// was verified from the signed anchor they left.
+    pub pruned_through: Option<i64>,
 }
 
 /// Streaming chain verifier: feed entries in order, then checkpoints, then [`ChainVerifier::finish`].
@@ -289,6 +292,15 @@ impl ChainVerifier {
     pub fn from_anchor() -> Self {
         ChainVerifier {
             expected_seq: None,
+            ..ChainVerifier::from_genesis()
+        }
+    }
+
+    /// A verifier for a chain whose entries up to `upto_seq` were pruned, continuing from their last hash.
+    pub fn anchored(upto_seq: i64, upto_hash: Vec<u8>) -> Self {
+        ChainVerifier {
+            expected_seq: Some(upto_seq + 1),
+            prev_hash: upto_hash,
             ..ChainVerifier::from_genesis()
         }
     }
@@ -383,6 +395,7 @@ impl ChainVerifier {
             last_checkpoint_seq: None,
             first_bad_seq: None,
             problem: None,
+            pruned_through: None,
         };
         if let Some((seq, problem)) = self.failure {
             report.ok = false;
@@ -391,20 +404,7 @@ impl ChainVerifier {
             return report;
         }
         for checkpoint in checkpoints {
-            let key = match trusted_key {
-                Some(key) => Ok(*key),
-                None => public_key_from(&checkpoint.public_key),
-            };
-            let signature_ok = key.and_then(|key| {
-                let signature = Signature::from_slice(&checkpoint.signature)
-                    .map_err(|_| "malformed signature".to_owned())?;
-                key.verify(
-                    &checkpoint_message(checkpoint.seq, &checkpoint.head_hash),
-                    &signature,
-                )
-                .map_err(|_| "signature does not verify".to_owned())
-            });
-            if let Err(why) = signature_ok {
+            if let Err(why) = check_signature(checkpoint, trusted_key) {
                 report.ok = false;
                 report.problem = Some(format!(
                     "checkpoint at entry {}: {why} (forged or signed by another key)",
@@ -450,6 +450,24 @@ impl ChainVerifier {
         }
         report
     }
+}
+
+/// Whether a checkpoint's signature verifies (against `trusted_key`, or the key it names).
+fn check_signature(
+    checkpoint: &CheckpointRow,
+    trusted_key: Option<&VerifyingKey>,
+) -> Result<(), String> {
+    let key = match trusted_key {
+        Some(key) => *key,
+        None => public_key_from(&checkpoint.public_key)?,
+    };
+    let signature = Signature::from_slice(&checkpoint.signature)
+        .map_err(|_| "malformed signature".to_owned())?;
+    key.verify(
+        &checkpoint_message(checkpoint.seq, &checkpoint.head_hash),
+        &signature,
+    )
+    .map_err(|_| "signature does not verify".to_owned())
 }
 
 fn public_key_from(bytes: &[u8]) -> Result<VerifyingKey, String> {
@@ -725,14 +743,39 @@ impl Veil {
         &self,
         key: Option<&VerifyingKey>,
     ) -> AppResult<VerifyReport> {
-        let checkpoints = self.store().audit_checkpoints().await?;
+        let mut checkpoints = self.store().audit_checkpoints().await?;
         let (head_seq, head_hash) = self.store().audit_head().await?;
-        let mut verifier = ChainVerifier::from_genesis();
+        let prunes = self.store().audit_prunes().await?;
+        let anchor = prunes.last().cloned();
+        if let Some(anchor) = &anchor {
+            if let Some(problem) = self
+                .check_prune_anchor(anchor, &prunes, &checkpoints, key)
+                .await?
+            {
+                return Ok(VerifyReport {
+                    ok: false,
+                    entries_checked: 0,
+                    first_seq: None,
+                    last_seq: None,
+                    checkpoints_checked: 0,
+                    last_checkpoint_seq: None,
+                    first_bad_seq: Some(anchor.upto_seq),
+                    problem: Some(problem),
+                    pruned_through: Some(anchor.upto_seq),
+                });
+            }
+            // Checkpoints of pruned entries vouch for nothing that is still here.
+            checkpoints.retain(|checkpoint| checkpoint.seq > anchor.upto_seq);
+        }
+        let mut verifier = match &anchor {
+            Some(anchor) => ChainVerifier::anchored(anchor.upto_seq, anchor.upto_hash.clone()),
+            None => ChainVerifier::from_genesis(),
+        };
         for checkpoint in &checkpoints {
             verifier.want(checkpoint.seq);
         }
         verifier.want(head_seq);
-        let mut after = 0;
+        let mut after = anchor.as_ref().map_or(0, |anchor| anchor.upto_seq);
         loop {
             let page = self.store().audit_entries_after(after, VERIFY_PAGE).await?;
             let Some(last) = page.last() else {
@@ -748,6 +791,7 @@ impl Veil {
         }
         let head_entry = verifier.wanted.get(&head_seq).cloned().flatten();
         let mut report = verifier.finish(&checkpoints, key);
+        report.pruned_through = anchor.as_ref().map(|anchor| anchor.upto_seq);
         if report.ok && head_seq > 0 {
             let last = report.last_seq.unwrap_or(0);
             if last < head_seq {
@@ -824,6 +868,36 @@ impl Veil {
         format: ExportFormat,
         out: &mut dyn Write,
     ) -> AppResult<u64> {
+        let filter = AuditFilter {
+            from,
+            to,
+            ..AuditFilter::default()
+        };
+        self.export_filtered(filter, format, out).await
+    }
+
+    /// Writes entries `after_seq < seq <= upto_seq`, as [`Veil::export_audit`] does.
+    pub async fn export_audit_range(
+        &self,
+        after_seq: i64,
+        upto_seq: i64,
+        format: ExportFormat,
+        out: &mut dyn Write,
+    ) -> AppResult<u64> {
+        let filter = AuditFilter {
+            after_seq: Some(after_seq),
+            before_seq: Some(upto_seq + 1),
+            ..AuditFilter::default()
+        };
+        self.export_filtered(filter, format, out).await
+    }
+
+    async fn export_filtered(
+        &self,
+        base: AuditFilter,
+        format: ExportFormat,
+        out: &mut dyn Write,
+    ) -> AppResult<u64> {
         let io =
             |error: std::io::Error| AppError::Internal(format!("cannot write the export: {error}"));
         if format == ExportFormat::Csv {
@@ -836,13 +910,11 @@ impl Veil {
         let mut written = 0u64;
         let mut first_seq = None;
         let mut last_seq = None;
-        let mut after = 0;
+        let mut after = base.after_seq.unwrap_or(0);
         loop {
             let filter = AuditFilter {
-                from,
-                to,
                 after_seq: Some(after),
-                ..AuditFilter::default()
+                ..base.clone()
             };
             let page = self.store().query_audit(&filter, VERIFY_PAGE).await?;
             let Some(last) = page.last() else {
@@ -1012,6 +1084,9 @@ impl Veil {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
+
+mod retention;
+pub use retention::{PruneReport, Retention, GOVERNANCE_PREFIXES};
 
 #[cfg(test)]
 mod tests;

@@ -83,6 +83,20 @@ pub struct CheckpointRow {
     pub signature: Vec<u8>,
 }
 
+/// A retention prune: entries up to `upto_seq` were archived (the archive's SHA-256) and deleted; the chain is
+/// verified from `upto_hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneRow {
+    /// The last pruned entry.
+    pub upto_seq: i64,
+    /// Its hash: the anchor of the retained chain.
+    pub upto_hash: Vec<u8>,
+    /// SHA-256 (hex) of the archive the pruned entries were written to.
+    pub archive_sha256: String,
+    /// When (Unix ms).
+    pub pruned_at: i64,
+}
+
 /// Filters of an audit query; all optional, combined with AND.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -517,6 +531,93 @@ impl Store {
                 },
             )
             .collect())
+    }
+
+    /// Every prune, oldest first.
+    pub async fn audit_prunes(&self) -> StoreResult<Vec<PruneRow>> {
+        let rows = with_pool!(self, |pool| {
+            sqlx::query_as::<_, (i64, Vec<u8>, String, i64)>(
+                "SELECT upto_seq, upto_hash, archive_sha256, pruned_at FROM audit_prune ORDER BY upto_seq",
+            )
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(upto_seq, upto_hash, archive_sha256, pruned_at)| PruneRow {
+                    upto_seq,
+                    upto_hash,
+                    archive_sha256,
+                    pruned_at,
+                },
+            )
+            .collect())
+    }
+
+    /// The first entry that must be kept: the lowest sequence number with `at >= ordinary_cutoff`, or with
+    /// `at >= governance_cutoff` among actions starting with one of `governance_prefixes`. `None` when every
+    /// entry has expired.
+    pub async fn first_retained_seq(
+        &self,
+        ordinary_cutoff: i64,
+        governance_cutoff: i64,
+        governance_prefixes: &[&str],
+    ) -> StoreResult<Option<i64>> {
+        let ordinary = with_pool!(self, |pool| {
+            sqlx::query_scalar::<_, Option<i64>>("SELECT MIN(seq) FROM audit_log WHERE at >= $1")
+                .bind(ordinary_cutoff)
+                .fetch_one(pool)
+                .await
+        })?;
+        let mut first = ordinary;
+        for prefix in governance_prefixes {
+            let length = prefix.chars().count();
+            let sql = format!(
+                "SELECT MIN(seq) FROM audit_log WHERE at >= $1 AND substr(action, 1, {length}) = $2"
+            );
+            let governed = with_pool!(self, |pool| {
+                sqlx::query_scalar::<_, Option<i64>>(&sql)
+                    .bind(governance_cutoff)
+                    .bind(*prefix)
+                    .fetch_one(pool)
+                    .await
+            })?;
+            first = match (first, governed) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(first)
+    }
+
+    /// Records a prune and deletes the entries (and their subject rows) up to `prune.upto_seq`, with `audit`
+    /// appended, in one transaction.
+    pub async fn prune_audit(&self, prune: &PruneRow, audit: &AuditEvent) -> StoreResult<u64> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO audit_prune (upto_seq, upto_hash, archive_sha256, pruned_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(prune.upto_seq)
+            .bind(prune.upto_hash.as_slice())
+            .bind(&prune.archive_sha256)
+            .bind(prune.pruned_at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM audit_subject WHERE seq <= $1")
+                .bind(prune.upto_seq)
+                .execute(&mut *tx)
+                .await?;
+            let deleted = sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
+                .bind(prune.upto_seq)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            append_in(&mut *tx, std::slice::from_ref(audit)).await?;
+            tx.commit().await?;
+            Ok::<u64, crate::StoreError>(deleted)
+        })
     }
 
     /// Number of audit entries in the table (which, in an intact log, equals the head's sequence number).

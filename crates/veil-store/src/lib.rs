@@ -27,7 +27,7 @@ pub mod teams;
 pub mod users;
 
 pub use alerts::{AlertFilter, AlertRow, Channel};
-pub use audit::{AuditEntry, AuditEvent, AuditFilter, CheckpointRow};
+pub use audit::{AuditEntry, AuditEvent, AuditFilter, CheckpointRow, PruneRow};
 pub use checks::CheckRunRow;
 pub use customers::{
     CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow, SealedValue, SensitiveField,

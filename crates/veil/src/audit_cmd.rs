@@ -36,6 +36,26 @@ pub enum AuditCommand {
     },
     /// Sign the current head now (the server also does so periodically).
     Checkpoint,
+    /// Show or change how long entries are kept (ordinary at least 365 days; approvals, risk assessments and
+    /// consents at least 1,095).
+    Retention {
+        /// Days ordinary entries are kept.
+        #[arg(long)]
+        days: Option<i64>,
+        /// Days governance entries (approvals, risk assessments, consents, grants) are kept.
+        #[arg(long)]
+        governance_days: Option<i64>,
+    },
+    /// Archive the entries past their retention to FILE (JSONL, verifiable offline) and delete them from the
+    /// database, leaving a signed anchor the rest of the chain verifies from.
+    Prune {
+        /// Where to write the archive (must not exist).
+        #[arg(long)]
+        archive: Option<std::path::PathBuf>,
+        /// Only say how many entries would be pruned.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print the Ed25519 public key that signs checkpoints (hex).
     PublicKey,
     /// List entries, newest first.
@@ -69,6 +89,20 @@ pub enum SubjectCommand {
         /// The customer id.
         customer_id: String,
     },
+}
+
+/// A file whose `flush` also syncs it to disk.
+struct SyncingFile(std::fs::File);
+
+impl Write for SyncingFile {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buffer)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()?;
+        self.0.sync_all()
+    }
 }
 
 fn print_report(report: &VerifyReport, json: bool) -> anyhow::Result<ExitCode> {
@@ -207,6 +241,71 @@ pub async fn run(
                     ),
                     None => println!("the head is already checkpointed"),
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Retention {
+            days,
+            governance_days,
+        } => {
+            let retention = if days.is_some() || governance_days.is_some() {
+                veil.set_audit_retention(days, governance_days).await?
+            } else {
+                veil.audit_retention().await?
+            };
+            if json {
+                println!("{}", serde_json::to_string(&retention)?);
+            } else {
+                println!(
+                    "audit entries kept {} days; approvals, risk assessments, consents and grants {} days",
+                    retention.days, retention.governance_days
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Prune { archive, dry_run } => {
+            let report = if dry_run {
+                veil.prune_audit(&mut std::io::sink(), true).await?
+            } else {
+                let Some(path) = archive else {
+                    anyhow::bail!("--archive FILE is required: pruned entries are archived before they are deleted");
+                };
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .with_context(|| {
+                        format!(
+                            "cannot create the archive {} (it must not exist)",
+                            path.display()
+                        )
+                    })?;
+                // Flushing syncs the file to disk, and the entries are deleted only after that flush.
+                let mut writer = std::io::BufWriter::new(SyncingFile(file));
+                let report = veil.prune_audit(&mut writer, false).await?;
+                drop(writer);
+                if report.entries == 0 {
+                    let _ = std::fs::remove_file(&path);
+                }
+                report
+            };
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else if report.entries == 0 {
+                println!("nothing has outlived its retention");
+            } else if dry_run {
+                println!(
+                    "would archive and delete {} entries (up to entry {})",
+                    report.entries,
+                    report.upto_seq.unwrap_or(0)
+                );
+            } else {
+                println!(
+                    "archived and deleted {} entries (up to entry {}); archive SHA-256 {}",
+                    report.entries,
+                    report.upto_seq.unwrap_or(0),
+                    report.archive_sha256.as_deref().unwrap_or("")
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -6,6 +6,7 @@ use crate::customers::reveal::{reveal_fields, RevealAuthority, RevealContext};
 use crate::customers::{CustomerInput, CustomerPatch, ExactSearch};
 use crate::testing::Harness;
 use crate::{both_backends, Role, SensitiveField};
+use sha2::Digest;
 use veil_store::sqlx;
 
 const NAME: &str = "欧阳娜娜";
@@ -498,3 +499,91 @@ fn csv_cells_are_quoted_and_formula_guarded() {
     assert_eq!(csv_field("=cmd()"), "'=cmd()");
     assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
 }
+
+both_backends!(
+    retention_prunes_only_the_expired_prefix_and_stays_verifiable,
+    |harness| {
+        let veil = &harness.veil;
+        let day = 24 * 60 * 60 * 1000_i64;
+        let now = now_ms();
+        let old = |days: i64, action: &str| {
+            let mut entry = event(None, action, Outcome::Ok);
+            entry.at = now - days * day;
+            entry
+        };
+        // Ten reads four years old, a risk assessment two and a half years old (kept five years), ten more old
+        // reads, then today's traffic.
+        let mut history: Vec<AuditEvent> = (0..10).map(|_| old(1500, "customer.read")).collect();
+        history.push(old(900, "risk.assess"));
+        history.extend((0..10).map(|_| old(1400, "customer.read")));
+        veil.store().append_audit(&history).await.unwrap();
+        populate(&harness).await;
+        veil.audit_checkpoint().await.unwrap();
+        let before = veil.store().count_audit_entries().await.unwrap();
+
+        // Retention below the legal minimum is refused.
+        assert!(matches!(
+            veil.set_audit_retention(None, Some(400)).await,
+            Err(AppError::Validation(_))
+        ));
+        let dry = veil.prune_audit(&mut Vec::new(), true).await.unwrap();
+        assert_eq!(
+            (dry.entries, dry.upto_seq),
+            (10, Some(10)),
+            "stops before the risk assessment"
+        );
+
+        let mut archive = Vec::new();
+        let report = veil.prune_audit(&mut archive, false).await.unwrap();
+        assert_eq!(report.entries, 10);
+        assert_eq!(report.upto_seq, Some(10));
+        assert_eq!(
+            report.archive_sha256.as_deref(),
+            Some(hex(&Sha256::digest(&archive)).as_str())
+        );
+        // The archive holds exactly the pruned entries and verifies offline.
+        let key = veil.audit_signing_key().await.unwrap().verifying_key();
+        let offline = verify_export(archive.as_slice(), Some(&key)).unwrap();
+        assert!(offline.ok, "{offline:?}");
+        assert_eq!((offline.first_seq, offline.last_seq), (Some(1), Some(10)));
+        // The rest still verifies, from the signed anchor.
+        assert_eq!(
+            veil.store().count_audit_entries().await.unwrap(),
+            before - 10 + 1,
+            "ten removed, the prune recorded"
+        );
+        let chain = veil.verify_audit_chain().await.unwrap();
+        assert!(chain.ok, "{chain:?}");
+        assert_eq!(chain.pruned_through, Some(10));
+        assert_eq!(chain.first_seq, Some(11));
+        // Nothing newer than the anchor can be deleted, even now that deleting is possible at all.
+        assert!(raw(&harness, "DELETE FROM audit_log WHERE seq = 11")
+            .await
+            .is_err());
+        // A second prune has nothing to do.
+        assert_eq!(
+            veil.prune_audit(&mut Vec::new(), false)
+                .await
+                .unwrap()
+                .entries,
+            0
+        );
+        // Forging an anchor (someone deleting more and inserting a prune row) is found.
+        drop_guards(&harness).await;
+        raw(&harness, "DELETE FROM audit_log WHERE seq <= 12")
+            .await
+            .unwrap();
+        let hash_sql = match veil.store().backend() {
+            veil_store::Backend::Sqlite => {
+                "INSERT INTO audit_prune VALUES (12, (SELECT hash FROM audit_head), 'x', 0)"
+            }
+            veil_store::Backend::Postgres => {
+                "INSERT INTO audit_prune VALUES (12, (SELECT hash FROM audit_head), 'x', 0)"
+            }
+        };
+        raw(&harness, hash_sql).await.unwrap();
+        let forged = veil.verify_audit_chain().await.unwrap();
+        assert!(!forged.ok);
+        assert_eq!(forged.first_bad_seq, Some(12), "{forged:?}");
+    }
+);
