@@ -234,7 +234,7 @@ impl CheckpointView {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ExportLine {
     /// An entry.
-    Entry(AuditRecord),
+    Entry(Box<AuditRecord>),
     /// A checkpoint.
     Checkpoint(CheckpointView),
 }
@@ -495,7 +495,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -927,7 +927,7 @@ impl Veil {
                 let record = AuditRecord::from_entry(entry);
                 match format {
                     ExportFormat::Jsonl => {
-                        let line = serde_json::to_string(&ExportLine::Entry(record))
+                        let line = serde_json::to_string(&ExportLine::Entry(Box::new(record)))
                             .map_err(|error| AppError::Internal(error.to_string()))?;
                         writeln!(out, "{line}").map_err(io)?;
                     }

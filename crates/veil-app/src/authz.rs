@@ -282,6 +282,11 @@ impl Veil {
         self.store()
             .link_service_user(&id, &user.id, reason, crate::now_ms())
             .await?;
+        use crate::audit::EventExt;
+        self.record(&[crate::audit::event(Some(actor), "customer.link_service", crate::audit::Outcome::Ok)
+            .customers([id.clone()])
+            .detail(serde_json::json!({"service_user": user.id, "reason": crate::notes::mask_text(reason).body}))])
+            .await?;
         Ok(())
     }
 

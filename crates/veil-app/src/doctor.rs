@@ -308,10 +308,11 @@ impl Veil {
             .fields
             .iter()
             .flat_map(|(field, rules)| {
-                rules.roles.iter().filter_map(move |(role, rule)| {
-                    matches!(rule, veil_mask::policy::Rule::Plaintext)
-                        .then(|| format!("{field} for {role}"))
-                })
+                rules
+                    .roles
+                    .iter()
+                    .filter(|(_, rule)| matches!(rule, veil_mask::policy::Rule::Plaintext))
+                    .map(move |(role, _)| format!("{field} for {role}"))
             })
             .collect();
         checks.push(if plaintext.is_empty() {

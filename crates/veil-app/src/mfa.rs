@@ -478,12 +478,24 @@ impl Veil {
         })?;
         if !self.check_second_factor(&keys, &row, code, now).await? {
             self.record_failures(&subjects, now).await?;
+            self.record_best_effort(&[crate::audit::event(
+                Some(actor),
+                "auth.mfa.verify",
+                crate::audit::Outcome::Failed,
+            )])
+            .await;
             tracing::warn!(user = %actor.user_id, "mfa step-up failed");
             return Err(LoginError::App(invalid_code()));
         }
         self.store()
             .mark_token_mfa_verified(&hash_token(token), now)
             .await?;
+        self.record(&[crate::audit::event(
+            Some(actor),
+            "auth.mfa.verify",
+            crate::audit::Outcome::Ok,
+        )])
+        .await?;
         tracing::info!(user = %actor.user_id, "mfa step-up");
         Ok(now)
     }
@@ -538,6 +550,11 @@ impl Veil {
         self.store()
             .put_setting(MFA_REQUIRED_ROLES_SETTING, &value, now_ms())
             .await?;
+        self.record(&[crate::audit::EventExt::detail(
+            crate::audit::event(None, "setting.change", crate::audit::Outcome::Ok),
+            serde_json::json!({"setting": MFA_REQUIRED_ROLES_SETTING, "value": value}),
+        )])
+        .await?;
         Ok(())
     }
 
