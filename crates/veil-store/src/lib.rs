@@ -197,6 +197,8 @@ pub enum Pool {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// The SQLite file, for bulk scans through a second, synchronous reader.
+    sqlite_path: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -243,7 +245,18 @@ impl Store {
             }
             None => return Err(StoreError::UnsupportedUrl(url.clone())),
         };
-        Ok(Store { pool })
+        let sqlite_path = match url.backend() {
+            Some(Backend::Sqlite) => {
+                let rest = url
+                    .expose()
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
+                let path = rest.split('?').next().unwrap_or_default();
+                (!path.is_empty() && !path.contains(":memory:")).then(|| path.into())
+            }
+            _ => None,
+        };
+        Ok(Store { pool, sqlite_path })
     }
 
     /// Applies the backend's pending migrations.
