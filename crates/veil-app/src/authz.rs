@@ -57,6 +57,16 @@ pub enum Action {
     IncidentManage,
     /// Read security alerts and self-check results.
     SecurityRead,
+    /// Read a customer's consents.
+    ConsentRead,
+    /// Record or withdraw a customer's consent.
+    ConsentWrite,
+    /// Ask to unmask (and read one's own requests and grants).
+    UnmaskRequest,
+    /// Approve or reject unmask requests.
+    UnmaskApprove,
+    /// Reveal plaintext under a grant.
+    Reveal,
 }
 
 impl Action {
@@ -80,11 +90,16 @@ impl Action {
             Action::SubjectReport => "subject.report",
             Action::IncidentManage => "incident.manage",
             Action::SecurityRead => "security.read",
+            Action::ConsentRead => "consent.read",
+            Action::ConsentWrite => "consent.record",
+            Action::UnmaskRequest => "unmask.request",
+            Action::UnmaskApprove => "unmask.approve",
+            Action::Reveal => "customer.reveal",
         }
     }
 
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 22] = [
         Action::CustomerList,
         Action::CustomerRead,
         Action::CustomerCreate,
@@ -102,6 +117,11 @@ impl Action {
         Action::SubjectReport,
         Action::IncidentManage,
         Action::SecurityRead,
+        Action::ConsentRead,
+        Action::ConsentWrite,
+        Action::UnmaskRequest,
+        Action::UnmaskApprove,
+        Action::Reveal,
     ];
 }
 
@@ -121,6 +141,10 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         AuditVerify | SecurityRead => matches!(role, Admin | Dpo | Auditor),
         SubjectReport => role == Dpo,
         IncidentManage => matches!(role, Admin | Dpo),
+        ConsentRead => matches!(role, Admin | Manager | Sales | Service | Dpo | Auditor),
+        ConsentWrite => matches!(role, Admin | Manager | Sales),
+        UnmaskRequest | Reveal => matches!(role, Admin | Dpo | Manager | Sales | Service),
+        UnmaskApprove => matches!(role, Admin | Dpo | Manager),
     };
     if allowed {
         return Ok(());
@@ -141,6 +165,10 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         SubjectReport => "only the DPO produces data-subject reports",
         IncidentManage => "only admins and DPOs manage incidents",
         SecurityRead => "only admins, DPOs and auditors read security alerts and checks",
+        ConsentRead => "this role does not read consents",
+        ConsentWrite => "only admins, managers and salespeople record consents",
+        UnmaskRequest | Reveal => "this role does not unmask personal data",
+        UnmaskApprove => "only DPOs, admins and managers decide unmask requests",
     })
 }
 
@@ -348,6 +376,11 @@ mod tests {
                     AuditVerify,
                     IncidentManage,
                     SecurityRead,
+                    ConsentRead,
+                    ConsentWrite,
+                    UnmaskRequest,
+                    UnmaskApprove,
+                    Reveal,
                 ],
             ),
             (
@@ -383,11 +416,21 @@ mod tests {
                     SubjectReport,
                     IncidentManage,
                     SecurityRead,
+                    ConsentRead,
+                    UnmaskRequest,
+                    UnmaskApprove,
+                    Reveal,
                 ],
             ),
             (
                 Role::Auditor,
-                &[PolicyRead, AuditRead, AuditVerify, SecurityRead],
+                &[
+                    PolicyRead,
+                    AuditRead,
+                    AuditVerify,
+                    SecurityRead,
+                    ConsentRead,
+                ],
             ),
             (
                 Role::Service,

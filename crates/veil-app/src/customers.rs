@@ -1113,6 +1113,11 @@ pub mod reveal {
             RevealAuthority { _private: () }
         }
 
+        /// For the governed reveal, after its grant was checked and used and the audit entry committed.
+        pub(crate) fn granted() -> Self {
+            RevealAuthority { _private: () }
+        }
+
         /// For internal verification (key rotation checks) that never returns plaintext to a caller.
         pub(crate) fn internal_verification() -> Self {
             RevealAuthority { _private: () }

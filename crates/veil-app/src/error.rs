@@ -65,6 +65,9 @@ pub enum AppError {
     /// The audit trail could not be written, so the action was not carried out (fail closed).
     #[error("the audit trail is unavailable; the action was not carried out")]
     AuditUnavailable,
+    /// Plaintext needs a live grant covering the customer and fields: ask with an unmask request.
+    #[error("no live grant covers this reveal: request one with POST /api/v1/unmask-requests")]
+    GrantRequired,
     /// A storage failure.
     #[error(transparent)]
     Store(#[from] veil_store::StoreError),

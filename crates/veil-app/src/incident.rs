@@ -222,7 +222,8 @@ impl Veil {
                 }
                 other => other.into(),
             })?;
-        tracing::warn!(incident = %row.id, sessions_revoked = revoked, "incident opened: lock-down in force");
+        let grants = self.revoke_all_grants(actor, "incident lock-down").await?;
+        tracing::warn!(incident = %row.id, sessions_revoked = revoked, grants_revoked = grants, "incident opened: lock-down in force");
         Ok(Lockdown {
             incident: view(&row),
             sessions_revoked: revoked,

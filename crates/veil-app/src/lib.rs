@@ -15,6 +15,7 @@ pub mod demo;
 pub mod demo_data;
 pub mod doctor;
 pub mod error;
+pub mod governance;
 pub mod ids;
 pub mod incident;
 pub mod keys;

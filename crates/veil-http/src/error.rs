@@ -149,6 +149,12 @@ impl From<AppError> for ApiError {
                     "the service is not ready",
                 )
             }
+            AppError::GrantRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "grant_required",
+                "Grant required",
+                "no live grant of yours covers this customer and these fields: request one with                  POST /api/v1/unmask-requests",
+            ),
             AppError::AuditUnavailable => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "audit_unavailable",

@@ -25,6 +25,7 @@ pub mod auth;
 pub mod customers;
 pub mod error;
 pub mod extract;
+pub mod governance;
 pub mod incidents;
 pub mod policies;
 pub mod security;
@@ -110,7 +111,7 @@ impl Metrics {
 #[openapi(
     info(title = "Veil", description = "Privacy-first CRM: masked by default, unmasked only through governance."),
     modifiers(&BearerScheme),
-    tags((name = "auth"), (name = "customers"), (name = "policies"), (name = "teams"), (name = "audit"), (name = "incidents"), (name = "security"), (name = "system"))
+    tags((name = "auth"), (name = "customers"), (name = "policies"), (name = "teams"), (name = "audit"), (name = "incidents"), (name = "governance"), (name = "security"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -168,6 +169,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(teams::router())
         .merge(audit::router())
         .merge(incidents::router())
+        .merge(governance::router())
         .merge(alerts::router())
         .split_for_parts()
 }

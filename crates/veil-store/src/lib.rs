@@ -18,6 +18,7 @@ pub mod alerts;
 pub mod audit;
 pub mod checks;
 pub mod customers;
+pub mod governance;
 pub mod incidents;
 pub mod keyring;
 pub mod mfa;
@@ -32,6 +33,7 @@ pub use checks::CheckRunRow;
 pub use customers::{
     CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow, SealedValue, SensitiveField,
 };
+pub use governance::{ConsentRow, DecisionRow, GrantRow, RequestRow, RiskRow};
 pub use incidents::IncidentRow;
 pub use keyring::{CustomerKeyRow, KeyringRow, MasterKeyMeta};
 pub use mfa::{LoginFailureRow, MfaRow};

@@ -1,0 +1,247 @@
+//! Governed unmasking over HTTP: consents, unmask requests and their decisions, grants, and the reveal endpoint —
+//! the only response that ever carries plaintext personal data (and only under a live grant, after its audit
+//! entry is committed; responses are `Cache-Control: no-store` like every other).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use veil_app::governance::{
+    ConsentInput, ConsentView, DecisionInput, GrantView, RevealInput, UnmaskRequestInput,
+    UnmaskRequestView,
+};
+use veil_app::CustomerId;
+
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, CurrentUser};
+use crate::AppState;
+
+fn customer(text: &str) -> ApiResult<CustomerId> {
+    text.parse().map_err(|_| ApiError::not_found())
+}
+
+/// A customer's consents.
+#[utoipa::path(get, path = "/api/v1/customers/{id}/consents", tag = "governance",
+    params(("id" = String, Path, description = "Customer id")),
+    responses((status = 200, body = Vec<ConsentView>), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list_consents(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ConsentView>>> {
+    Ok(Json(
+        state
+            .veil
+            .list_consents(&user.actor, customer(&id)?)
+            .await?,
+    ))
+}
+
+/// Records a consent (purposes, fields, recipient, evidence, separate sensitive / third-party consent).
+#[utoipa::path(post, path = "/api/v1/customers/{id}/consents", tag = "governance",
+    params(("id" = String, Path, description = "Customer id")), request_body = ConsentInput,
+    responses((status = 201, body = ConsentView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn record_consent(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ConsentInput>,
+) -> ApiResult<(StatusCode, Json<ConsentView>)> {
+    let consent = state
+        .veil
+        .record_consent(&user.actor, customer(&id)?, &input)
+        .await?;
+    Ok((StatusCode::CREATED, Json(consent)))
+}
+
+/// Withdraws a consent: every live grant relying on it is revoked at once.
+#[utoipa::path(post, path = "/api/v1/consents/{id}/withdraw", tag = "governance",
+    params(("id" = String, Path, description = "Consent id")),
+    responses((status = 200, body = ConsentView), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn withdraw_consent(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConsentView>> {
+    Ok(Json(state.veil.withdraw_consent(&user.actor, &id).await?))
+}
+
+/// Unmask requests: the caller's own (approvers and auditors see all).
+#[utoipa::path(get, path = "/api/v1/unmask-requests", tag = "governance",
+    responses((status = 200, body = Vec<UnmaskRequestView>), (status = 403, body = Problem)), security(("bearer" = [])))]
+pub async fn list_requests(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> ApiResult<Json<Vec<UnmaskRequestView>>> {
+    Ok(Json(state.veil.list_unmask_requests(&user.actor).await?))
+}
+
+/// Asks to unmask: the response carries the risk, every prerequisite check (met or not, and why), the approvals
+/// needed and the state (`blocked` or `pending`).
+#[utoipa::path(post, path = "/api/v1/unmask-requests", tag = "governance", request_body = UnmaskRequestInput,
+    responses((status = 201, body = UnmaskRequestView), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create_request(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(input): ApiJson<UnmaskRequestInput>,
+) -> ApiResult<(StatusCode, Json<UnmaskRequestView>)> {
+    let request = state
+        .veil
+        .create_unmask_request(&user.actor, Some(&user.token), &input)
+        .await?;
+    Ok((StatusCode::CREATED, Json(request)))
+}
+
+/// One request.
+#[utoipa::path(get, path = "/api/v1/unmask-requests/{id}", tag = "governance",
+    params(("id" = String, Path, description = "Request id")),
+    responses((status = 200, body = UnmaskRequestView), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn get_request(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UnmaskRequestView>> {
+    Ok(Json(state.veil.get_unmask_request(&user.actor, &id).await?))
+}
+
+/// Re-evaluates the checks of a blocked request (the requester, after recording consent or verifying MFA).
+#[utoipa::path(post, path = "/api/v1/unmask-requests/{id}/recheck", tag = "governance",
+    params(("id" = String, Path, description = "Request id")),
+    responses((status = 200, body = UnmaskRequestView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)), security(("bearer" = [])))]
+pub async fn recheck_request(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UnmaskRequestView>> {
+    Ok(Json(
+        state
+            .veil
+            .recheck_unmask_request(&user.actor, Some(&user.token), &id)
+            .await?,
+    ))
+}
+
+/// Approves a pending request (never one's own); enough approvals create the grant.
+#[utoipa::path(post, path = "/api/v1/unmask-requests/{id}/approve", tag = "governance",
+    params(("id" = String, Path, description = "Request id")), request_body = DecisionInput,
+    responses((status = 200, body = UnmaskRequestView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn approve_request(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<DecisionInput>,
+) -> ApiResult<Json<UnmaskRequestView>> {
+    Ok(Json(
+        state
+            .veil
+            .decide_unmask_request(&user.actor, &id, true, &input)
+            .await?,
+    ))
+}
+
+/// Rejects a pending request.
+#[utoipa::path(post, path = "/api/v1/unmask-requests/{id}/reject", tag = "governance",
+    params(("id" = String, Path, description = "Request id")), request_body = DecisionInput,
+    responses((status = 200, body = UnmaskRequestView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn reject_request(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<DecisionInput>,
+) -> ApiResult<Json<UnmaskRequestView>> {
+    Ok(Json(
+        state
+            .veil
+            .decide_unmask_request(&user.actor, &id, false, &input)
+            .await?,
+    ))
+}
+
+/// Revokes the grant of a request.
+#[utoipa::path(post, path = "/api/v1/unmask-requests/{id}/revoke", tag = "governance",
+    params(("id" = String, Path, description = "Request id")),
+    responses((status = 200, body = UnmaskRequestView), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn revoke_request(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UnmaskRequestView>> {
+    Ok(Json(
+        state.veil.revoke_unmask_request(&user.actor, &id).await?,
+    ))
+}
+
+/// Grants: the caller's own (DPOs, admins and auditors see all), with time left.
+#[utoipa::path(get, path = "/api/v1/grants", tag = "governance",
+    responses((status = 200, body = Vec<GrantView>)), security(("bearer" = [])))]
+pub async fn list_grants(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> ApiResult<Json<Vec<GrantView>>> {
+    Ok(Json(state.veil.list_grants(&user.actor).await?))
+}
+
+/// Revokes a grant (its holder, an approver, a DPO or an admin).
+#[utoipa::path(post, path = "/api/v1/grants/{id}/revoke", tag = "governance",
+    params(("id" = String, Path, description = "Grant id")),
+    responses((status = 200, body = GrantView), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn revoke_grant(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<GrantView>> {
+    Ok(Json(state.veil.revoke_grant(&user.actor, &id).await?))
+}
+
+/// Reveals fields of one customer under the caller's live grant, after a recent MFA step-up. Every call is
+/// audited before the plaintext leaves; without a grant: 403 `grant_required`.
+#[utoipa::path(post, path = "/api/v1/customers/{id}/reveal", tag = "governance",
+    params(("id" = String, Path, description = "Customer id")), request_body = RevealInput,
+    responses((status = 200, body = BTreeMap<String, String>), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn reveal(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<RevealInput>,
+) -> ApiResult<Json<BTreeMap<String, String>>> {
+    let revealed = state
+        .veil
+        .reveal_customer(&user.actor, Some(&user.token), customer(&id)?, &input)
+        .await?;
+    Ok(Json(
+        revealed
+            .into_iter()
+            .map(|(field, value)| (field, value.to_string()))
+            .collect(),
+    ))
+}
+
+/// The governance routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_consents, record_consent))
+        .routes(routes!(withdraw_consent))
+        .routes(routes!(list_requests, create_request))
+        .routes(routes!(get_request))
+        .routes(routes!(recheck_request))
+        .routes(routes!(approve_request))
+        .routes(routes!(reject_request))
+        .routes(routes!(revoke_request))
+        .routes(routes!(list_grants))
+        .routes(routes!(revoke_grant))
+        .routes(routes!(reveal))
+}
