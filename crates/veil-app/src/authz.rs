@@ -57,6 +57,10 @@ pub enum Action {
     IncidentManage,
     /// Read security alerts and self-check results.
     SecurityRead,
+    /// List backups and their verification.
+    BackupRead,
+    /// Create and verify backups.
+    BackupManage,
 }
 
 impl Action {
@@ -80,11 +84,13 @@ impl Action {
             Action::SubjectReport => "subject.report",
             Action::IncidentManage => "incident.manage",
             Action::SecurityRead => "security.read",
+            Action::BackupRead => "backup.list",
+            Action::BackupManage => "backup.manage",
         }
     }
 
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 19] = [
         Action::CustomerList,
         Action::CustomerRead,
         Action::CustomerCreate,
@@ -102,6 +108,8 @@ impl Action {
         Action::SubjectReport,
         Action::IncidentManage,
         Action::SecurityRead,
+        Action::BackupRead,
+        Action::BackupManage,
     ];
 }
 
@@ -121,6 +129,8 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         AuditVerify | SecurityRead => matches!(role, Admin | Dpo | Auditor),
         SubjectReport => role == Dpo,
         IncidentManage => matches!(role, Admin | Dpo),
+        BackupRead => matches!(role, Admin | Dpo | Auditor),
+        BackupManage => role == Admin,
     };
     if allowed {
         return Ok(());
@@ -141,6 +151,8 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         SubjectReport => "only the DPO produces data-subject reports",
         IncidentManage => "only admins and DPOs manage incidents",
         SecurityRead => "only admins, DPOs and auditors read security alerts and checks",
+        BackupRead => "only admins, DPOs and auditors list backups",
+        BackupManage => "only admins create and verify backups",
     })
 }
 
@@ -343,6 +355,8 @@ mod tests {
                     AuditVerify,
                     IncidentManage,
                     SecurityRead,
+                    BackupRead,
+                    BackupManage,
                 ],
             ),
             (
@@ -378,11 +392,12 @@ mod tests {
                     SubjectReport,
                     IncidentManage,
                     SecurityRead,
+                    BackupRead,
                 ],
             ),
             (
                 Role::Auditor,
-                &[PolicyRead, AuditRead, AuditVerify, SecurityRead],
+                &[PolicyRead, AuditRead, AuditVerify, SecurityRead, BackupRead],
             ),
             (
                 Role::Service,

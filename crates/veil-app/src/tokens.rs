@@ -93,7 +93,8 @@ pub fn required_scope(action: Action) -> Option<Scope> {
         }
         PolicyRead => Some(Scope::PoliciesRead),
         AuditRead | AuditVerify | SecurityRead => Some(Scope::AuditRead),
-        PolicyChange | UserManage | TeamManage | SubjectReport | IncidentManage => None,
+        PolicyChange | UserManage | TeamManage | SubjectReport | IncidentManage | BackupRead
+        | BackupManage => None,
     }
 }
 
