@@ -161,7 +161,7 @@ impl From<AppError> for ApiError {
                     StatusCode::CONFLICT,
                     "backup_not_configured",
                     "Backups are not configured",
-                    &backup.to_string(),
+                    backup.to_string(),
                 ),
                 veil_app::backup::BackupError::Unknown(_) => ApiError::not_found(),
                 _ => ApiError::internal("backup_failed", &error),

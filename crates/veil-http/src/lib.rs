@@ -22,6 +22,7 @@ use veil_app::Veil;
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod backups;
 pub mod customers;
 pub mod error;
 pub mod extract;
@@ -169,6 +170,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(audit::router())
         .merge(incidents::router())
         .merge(alerts::router())
+        .merge(backups::router())
         .split_for_parts()
 }
 

@@ -133,6 +133,13 @@ pub fn parse_recipients(list: &str) -> Result<Vec<age::x25519::Recipient>, Strin
     Ok(recipients)
 }
 
+/// A new age X25519 key pair: the public key (`age1…`, for `VEIL_BACKUP_RECIPIENTS`) and the identity
+/// (`AGE-SECRET-KEY-1…`, the contents of a `VEIL_BACKUP_IDENTITY` file).
+pub fn generate_identity() -> (String, SecretString) {
+    let identity = age::x25519::Identity::generate();
+    (identity.to_public().to_string(), identity.to_string())
+}
+
 /// What the first entry says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
