@@ -67,6 +67,10 @@ pub enum Action {
     UnmaskApprove,
     /// Reveal plaintext under a grant.
     Reveal,
+    /// List backups and their verification.
+    BackupRead,
+    /// Create and verify backups.
+    BackupManage,
 }
 
 impl Action {
@@ -95,11 +99,13 @@ impl Action {
             Action::UnmaskRequest => "unmask.request",
             Action::UnmaskApprove => "unmask.approve",
             Action::Reveal => "customer.reveal",
+            Action::BackupRead => "backup.list",
+            Action::BackupManage => "backup.manage",
         }
     }
 
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 24] = [
         Action::CustomerList,
         Action::CustomerRead,
         Action::CustomerCreate,
@@ -122,6 +128,8 @@ impl Action {
         Action::UnmaskRequest,
         Action::UnmaskApprove,
         Action::Reveal,
+        Action::BackupRead,
+        Action::BackupManage,
     ];
 }
 
@@ -145,6 +153,8 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         ConsentWrite => matches!(role, Admin | Manager | Sales),
         UnmaskRequest | Reveal => matches!(role, Admin | Dpo | Manager | Sales | Service),
         UnmaskApprove => matches!(role, Admin | Dpo | Manager),
+        BackupRead => matches!(role, Admin | Dpo | Auditor),
+        BackupManage => role == Admin,
     };
     if allowed {
         return Ok(());
@@ -169,6 +179,8 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         ConsentWrite => "only admins, managers and salespeople record consents",
         UnmaskRequest | Reveal => "this role does not unmask personal data",
         UnmaskApprove => "only DPOs, admins and managers decide unmask requests",
+        BackupRead => "only admins, DPOs and auditors list backups",
+        BackupManage => "only admins create and verify backups",
     })
 }
 
@@ -381,6 +393,8 @@ mod tests {
                     UnmaskRequest,
                     UnmaskApprove,
                     Reveal,
+                    BackupRead,
+                    BackupManage,
                 ],
             ),
             (
@@ -394,6 +408,11 @@ mod tests {
                     CustomerTransfer,
                     NoteRead,
                     NoteWrite,
+                    ConsentRead,
+                    ConsentWrite,
+                    UnmaskRequest,
+                    UnmaskApprove,
+                    Reveal,
                 ],
             ),
             (
@@ -405,6 +424,10 @@ mod tests {
                     CustomerUpdate,
                     NoteRead,
                     NoteWrite,
+                    ConsentRead,
+                    ConsentWrite,
+                    UnmaskRequest,
+                    Reveal,
                 ],
             ),
             (
@@ -420,6 +443,7 @@ mod tests {
                     UnmaskRequest,
                     UnmaskApprove,
                     Reveal,
+                    BackupRead,
                 ],
             ),
             (
@@ -430,11 +454,20 @@ mod tests {
                     AuditVerify,
                     SecurityRead,
                     ConsentRead,
+                    BackupRead,
                 ],
             ),
             (
                 Role::Service,
-                &[CustomerList, CustomerRead, NoteRead, NoteWrite],
+                &[
+                    CustomerList,
+                    CustomerRead,
+                    NoteRead,
+                    NoteWrite,
+                    ConsentRead,
+                    UnmaskRequest,
+                    Reveal,
+                ],
             ),
         ];
         for (role, allowed) in expected {

@@ -1132,7 +1132,15 @@ pub mod reveal {
         key_row: &veil_store::CustomerKeyRow,
         fields: &[SensitiveField],
     ) -> AppResult<BTreeMap<SensitiveField, Zeroizing<String>>> {
-        let keyring = veil.keyring();
+        open_with_keyring(&veil.keyring(), row, key_row, fields)
+    }
+
+    fn open_with_keyring(
+        keyring: &crate::Keyring,
+        row: &CustomerRow,
+        key_row: &veil_store::CustomerKeyRow,
+        fields: &[SensitiveField],
+    ) -> AppResult<BTreeMap<SensitiveField, Zeroizing<String>>> {
         let dek = keyring.unwrap_customer_key(key_row)?;
         let cipher = FieldCipher::new(&dek);
         let mut out = BTreeMap::new();
@@ -1148,6 +1156,18 @@ pub mod reveal {
             }
         }
         Ok(out)
+    }
+
+    /// Decrypts every field of one stored customer with `keyring` (that of a restored backup) and drops the
+    /// plaintext at once, zeroized: proves a copy of the data is readable without returning any of it. Returns how
+    /// many fields were opened.
+    pub(crate) fn verify_decrypts(
+        keyring: &crate::Keyring,
+        _authority: &RevealAuthority,
+        row: &CustomerRow,
+        key_row: &veil_store::CustomerKeyRow,
+    ) -> AppResult<usize> {
+        Ok(open_with_keyring(keyring, row, key_row, &SensitiveField::ALL)?.len())
     }
 
     /// Why a reveal happens, for the audit entry written before it.

@@ -269,12 +269,36 @@ impl Veil {
                 "no signed checkpoint yet: truncation would go unnoticed; run `veil audit checkpoint`"),
         });
 
-        checks.push(result(
-            "backup_age",
-            Status::Fail,
-            "no verified backup exists (backups are not built yet): a backup must be taken and verified before \
-             any bulk or persistent unmasking",
-        ));
+        let max_age_days = self
+            .backup_settings()
+            .map_or(crate::backup::DEFAULT_MAX_AGE_DAYS, |settings| {
+                settings.max_age_days
+            });
+        checks.push(match self.latest_verified_backup_age().await? {
+            None => result(
+                "backup_age",
+                Status::Fail,
+                "no verified backup exists: run `veil backup create` then `veil backup verify ID`; a recent \
+                 verified backup is required before any bulk or persistent unmasking",
+            ),
+            Some(age) if age > max_age_days * DAY_MS => result(
+                "backup_age",
+                Status::Fail,
+                format!(
+                    "the newest verified backup is {} days old (limit {max_age_days}, VEIL_BACKUP_MAX_AGE_DAYS): \
+                     take and verify a new one",
+                    age / DAY_MS
+                ),
+            ),
+            Some(age) => result(
+                "backup_age",
+                Status::Ok,
+                format!(
+                    "newest verified backup taken {} hours ago (limit {max_age_days} days)",
+                    age / (60 * 60 * 1000)
+                ),
+            ),
+        });
         checks.push(result(
             "expired_grants",
             Status::Ok,

@@ -71,6 +71,9 @@ pub enum AppError {
     /// A storage failure.
     #[error(transparent)]
     Store(#[from] veil_store::StoreError),
+    /// A backup could not be created, read, verified or restored.
+    #[error(transparent)]
+    Backup(crate::backup::BackupError),
     /// Anything else unexpected (bug or environment).
     #[error("internal error: {0}")]
     Internal(String),

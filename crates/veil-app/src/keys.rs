@@ -358,6 +358,18 @@ impl Keyring {
         })
     }
 
+    /// Opens another database's key hierarchy (a restored backup) with this keyring's master key, proving first
+    /// that the master key matches that database's check value.
+    pub(crate) async fn open_with_same_master(&self, store: &Store) -> AppResult<Keyring> {
+        let meta = store
+            .master_key_meta()
+            .await?
+            .ok_or(AppError::NotInitialised)?;
+        crypto::open(&self.master, &check_aad(), &meta.check_blob)
+            .map_err(|_| AppError::WrongMasterKey)?;
+        Keyring::load(store, self.master.clone()).await
+    }
+
     /// Re-reads the keyring from the database (after another process rotated keys).
     pub async fn reload(&self, store: &Store) -> AppResult<Keyring> {
         Keyring::load(store, self.master.clone()).await

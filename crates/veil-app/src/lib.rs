@@ -10,6 +10,7 @@ use veil_store::Store;
 
 pub mod audit;
 pub mod authz;
+pub mod backup;
 pub mod customers;
 pub mod demo;
 pub mod demo_data;
@@ -48,6 +49,8 @@ pub struct Veil {
     team_cache: std::sync::Mutex<Option<TeamCache>>,
     /// The security monitor's rule engine and notifier (see [`monitor`]).
     monitor: monitor::MonitorSlot,
+    /// Where backups go and how they are encrypted (see [`backup`]).
+    backup_settings: RwLock<Option<Arc<backup::BackupSettings>>>,
 }
 
 type TeamCache = (i64, Arc<std::collections::HashMap<String, Option<String>>>);
@@ -74,6 +77,7 @@ impl Veil {
             keyring: RwLock::new(Arc::new(keyring)),
             team_cache: std::sync::Mutex::new(None),
             monitor: monitor::MonitorSlot::default(),
+            backup_settings: RwLock::new(None),
         }
     }
 

@@ -125,6 +125,76 @@ impl Harness {
     }
 }
 
+/// An empty database (a restore target): a fresh SQLite file, or a new PostgreSQL schema dropped by
+/// [`EmptyDatabase::finish`].
+pub struct EmptyDatabase {
+    /// Its URL.
+    pub url: DatabaseUrl,
+    dir: tempfile::TempDir,
+    postgres: Option<(sqlx::PgPool, String)>,
+}
+
+impl EmptyDatabase {
+    /// A new SQLite file in a temporary directory.
+    pub fn sqlite() -> EmptyDatabase {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = DatabaseUrl::new(format!(
+            "sqlite://{}",
+            dir.path().join("target.db").display()
+        ));
+        EmptyDatabase {
+            url,
+            dir,
+            postgres: None,
+        }
+    }
+
+    /// A new PostgreSQL schema, or `None` when PostgreSQL tests are skipped.
+    pub async fn postgres() -> Option<EmptyDatabase> {
+        let base = postgres_test_url()?;
+        let admin = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&base)
+            .await
+            .unwrap_or_else(|error| panic!("cannot reach the PostgreSQL test server: {error}"));
+        let schema = format!("veil_target_{}", uuid::Uuid::now_v7().simple());
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .expect("create target schema");
+        let separator = if base.contains('?') { '&' } else { '?' };
+        Some(EmptyDatabase {
+            url: DatabaseUrl::new(format!("{base}{separator}options[search_path]={schema}")),
+            dir: tempfile::tempdir().expect("temporary directory"),
+            postgres: Some((admin, schema)),
+        })
+    }
+
+    /// The same backend as `harness`: `None` only when PostgreSQL tests are skipped.
+    pub async fn like(harness: &Harness) -> Option<EmptyDatabase> {
+        if harness.postgres.is_some() {
+            EmptyDatabase::postgres().await
+        } else {
+            Some(EmptyDatabase::sqlite())
+        }
+    }
+
+    /// A directory that lives as long as this database.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Drops the PostgreSQL schema.
+    pub async fn finish(self) {
+        if let Some((admin, schema)) = self.postgres {
+            let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&admin)
+                .await;
+            admin.close().await;
+        }
+    }
+}
+
 /// Runs an async test body once against SQLite and once against PostgreSQL.
 #[macro_export]
 macro_rules! both_backends {

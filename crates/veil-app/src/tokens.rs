@@ -94,7 +94,7 @@ pub fn required_scope(action: Action) -> Option<Scope> {
         PolicyRead => Some(Scope::PoliciesRead),
         AuditRead | AuditVerify | SecurityRead => Some(Scope::AuditRead),
         PolicyChange | UserManage | TeamManage | SubjectReport | IncidentManage | ConsentRead
-        | ConsentWrite | UnmaskRequest | UnmaskApprove | Reveal => None,
+        | ConsentWrite | UnmaskRequest | UnmaskApprove | Reveal | BackupRead | BackupManage => None,
     }
 }
 

@@ -162,6 +162,16 @@ impl From<AppError> for ApiError {
                 "the action was not carried out because it could not be recorded in the audit trail",
             ),
             AppError::Integrity(_) => ApiError::internal("integrity_error", &error),
+            AppError::Backup(ref backup) => match backup {
+                veil_app::backup::BackupError::NotConfigured(_) => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "backup_not_configured",
+                    "Backups are not configured",
+                    backup.to_string(),
+                ),
+                veil_app::backup::BackupError::Unknown(_) => ApiError::not_found(),
+                _ => ApiError::internal("backup_failed", &error),
+            },
             AppError::Store(_) | AppError::Internal(_) => ApiError::internal("internal", &error),
         }
     }

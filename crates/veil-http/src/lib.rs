@@ -22,6 +22,7 @@ use veil_app::Veil;
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod backups;
 pub mod customers;
 pub mod error;
 pub mod extract;
@@ -171,6 +172,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(incidents::router())
         .merge(governance::router())
         .merge(alerts::router())
+        .merge(backups::router())
         .split_for_parts()
 }
 

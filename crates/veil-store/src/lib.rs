@@ -16,6 +16,7 @@ pub use sqlx;
 
 pub mod alerts;
 pub mod audit;
+pub mod backups;
 pub mod checks;
 pub mod customers;
 pub mod governance;
@@ -24,11 +25,13 @@ pub mod keyring;
 pub mod mfa;
 pub mod notes;
 pub mod policies;
+pub mod snapshot;
 pub mod teams;
 pub mod users;
 
 pub use alerts::{AlertFilter, AlertRow, Channel};
 pub use audit::{AuditEntry, AuditEvent, AuditFilter, CheckpointRow, PruneRow};
+pub use backups::{BackupRow, ErasureRow};
 pub use checks::CheckRunRow;
 pub use customers::{
     CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow, SealedValue, SensitiveField,
@@ -39,6 +42,7 @@ pub use keyring::{CustomerKeyRow, KeyringRow, MasterKeyMeta};
 pub use mfa::{LoginFailureRow, MfaRow};
 pub use notes::NoteRow;
 pub use policies::PolicyRow;
+pub use snapshot::{ColumnKind, Loader, Snapshot, TableInfo, Value};
 pub use teams::{TeamRow, TransferRow};
 pub use users::{TokenRow, UserRow};
 
@@ -79,6 +83,9 @@ pub enum StoreError {
     /// A data key was wrapped under a key-encryption key that is no longer active; reload the keyring and retry.
     #[error("the key-encryption key is no longer active (keys were rotated); reload and retry")]
     StaleKey,
+    /// A snapshot or bulk load could not handle the data or schema (the message names tables and columns only).
+    #[error("{0}")]
+    Snapshot(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(sqlx::Error),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
+use veil_app::backup::{archive, BackupSettings, Decryption, Encryption};
 use veil_app::keys::Passphrase;
 use veil_app::monitor::notify::{EmailTarget, NotifierConfig, Secret, WebhookTarget};
 use veil_app::{DatabaseUrl, MasterKeySource};
@@ -104,6 +105,36 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Comma-separated recipients of alert emails; required with the SMTP URL.",
     },
     Setting {
+        toml_key: "",
+        env: "VEIL_BACKUP_DIR",
+        default: "<data dir>/backups",
+        doc: "Where `veil backup create` and POST /api/v1/backups write archives (created with mode 0700). Flag: `veil backup create --to DIR`.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_BACKUP_RECIPIENTS",
+        default: "unset",
+        doc: "Comma-separated age X25519 public keys (age1…) that backups are encrypted to. Either this or VEIL_BACKUP_PASSPHRASE is needed to create backups.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_BACKUP_PASSPHRASE",
+        default: "unset",
+        doc: "Encrypt (and decrypt) backups with this passphrase (age scrypt) instead of recipients; at least 16 characters. Also VEIL_BACKUP_PASSPHRASE_FILE.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_BACKUP_IDENTITY",
+        default: "unset",
+        doc: "An age identity file (AGE-SECRET-KEY-1… lines, mode 0600) that decrypts backups for `veil backup verify/restore`. Keep it off the server when you can.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_BACKUP_MAX_AGE_DAYS",
+        default: "7",
+        doc: "`veil doctor` fails its backup_age check when the newest verified backup is older than this many days.",
+    },
+    Setting {
         toml_key: "log",
         env: "VEIL_LOG",
         default: "info",
@@ -138,6 +169,7 @@ const OTHER_KNOWN_ENV: &[&str] = &[
     "VEIL_NEW_MASTER_PASSPHRASE",
     "VEIL_ALERT_WEBHOOK_SECRET_FILE",
     "VEIL_ALERT_SMTP_URL_FILE",
+    "VEIL_BACKUP_PASSPHRASE_FILE",
 ];
 
 /// `veil.toml`.
@@ -197,6 +229,8 @@ pub struct Config {
     pub monitor_interval: Option<std::time::Duration>,
     /// Where security alerts are delivered besides the in-app list.
     pub alerts: NotifierConfig,
+    /// Backup destination, encryption and decryption.
+    pub backup: BackupSettings,
 }
 
 fn env_value(name: &str) -> anyhow::Result<Option<String>> {
@@ -286,6 +320,57 @@ fn alert_channels() -> anyhow::Result<NotifierConfig> {
     Ok(NotifierConfig { webhook, email })
 }
 
+/// The backup settings from the environment.
+fn backup_settings(data_dir: &Path) -> anyhow::Result<BackupSettings> {
+    use age::secrecy::SecretString;
+    let directory = env_value("VEIL_BACKUP_DIR")?
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data_dir.join("backups"));
+    let passphrase = secret_env_value("VEIL_BACKUP_PASSPHRASE")?;
+    if passphrase
+        .as_ref()
+        .is_some_and(|passphrase| passphrase.chars().count() < 16)
+    {
+        bail!("VEIL_BACKUP_PASSPHRASE must be at least 16 characters");
+    }
+    let recipients = match env_value("VEIL_BACKUP_RECIPIENTS")? {
+        Some(list) => Some(
+            archive::parse_recipients(&list)
+                .map_err(|problem| anyhow::anyhow!("VEIL_BACKUP_RECIPIENTS: {problem}"))?,
+        ),
+        None => None,
+    };
+    let encryption = match (recipients, &passphrase) {
+        (Some(_), Some(_)) => bail!(
+            "set VEIL_BACKUP_RECIPIENTS or VEIL_BACKUP_PASSPHRASE, not both: a backup is encrypted one way"
+        ),
+        (Some(recipients), None) => Some(Encryption::Recipients(recipients)),
+        (None, Some(passphrase)) => Some(Encryption::Passphrase(SecretString::from(passphrase.clone()))),
+        (None, None) => None,
+    };
+    let decryption = match env_value("VEIL_BACKUP_IDENTITY")? {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read VEIL_BACKUP_IDENTITY={path}"))?;
+            Some(Decryption::Identities(SecretString::from(text)))
+        }
+        None => passphrase.map(|passphrase| Decryption::Passphrase(SecretString::from(passphrase))),
+    };
+    let max_age_days = match env_value("VEIL_BACKUP_MAX_AGE_DAYS")? {
+        None => veil_app::backup::DEFAULT_MAX_AGE_DAYS,
+        Some(text) => match text.parse::<i64>() {
+            Ok(days) if days > 0 => days,
+            _ => bail!("VEIL_BACKUP_MAX_AGE_DAYS must be a whole number of days above 0"),
+        },
+    };
+    Ok(BackupSettings {
+        directory,
+        encryption,
+        decryption,
+        max_age_days,
+    })
+}
+
 impl Config {
     /// Resolves every setting.
     pub fn resolve(overrides: Overrides) -> anyhow::Result<Config> {
@@ -354,7 +439,9 @@ impl Config {
             },
         };
         let alerts = alert_channels()?;
+        let backup = backup_settings(&data_dir)?;
         Ok(Config {
+            backup,
             monitor_interval,
             alerts,
             data_dir,

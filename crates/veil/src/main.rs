@@ -14,6 +14,7 @@ use veil_app::{AppError, Veil};
 use veil_pii::PiiKind;
 
 mod audit_cmd;
+mod backup_cmd;
 mod config;
 mod incident_cmd;
 mod tls;
@@ -102,6 +103,9 @@ enum Command {
     /// Data-subject rights: who accessed one customer's data.
     #[command(subcommand)]
     Subject(audit_cmd::SubjectCommand),
+    /// Encrypted backups: create, list, verify, restore.
+    #[command(subcommand)]
+    Backup(backup_cmd::BackupCommand),
     /// Security self-check: one line per check, exit 1 if any fails.
     Doctor,
     /// Incident response: lock-down, affected-subjects report, notification templates.
@@ -463,7 +467,7 @@ fn check_master_key(config: &Config) -> anyhow::Result<()> {
 async fn open(config: &Config) -> anyhow::Result<Veil> {
     check_master_key(config)?;
     let store = connect(config).await?;
-    Veil::open(store, &config.master_key)
+    let veil = Veil::open(store, &config.master_key)
         .await
         .map_err(|error| match error {
             AppError::NotInitialised => anyhow::anyhow!(
@@ -471,7 +475,9 @@ async fn open(config: &Config) -> anyhow::Result<Veil> {
                 config.database_url
             ),
             other => other.into(),
-        })
+        })?;
+    veil.set_backup_settings(config.backup.clone());
+    Ok(veil)
 }
 
 /// Creates the data directory and key file if needed and initialises the database. Returns whether it was new.
@@ -493,6 +499,7 @@ async fn initialise(config: &Config) -> anyhow::Result<(Veil, bool)> {
     }
     check_master_key(config)?;
     let veil = Veil::initialise(store, &config.master_key).await?;
+    veil.set_backup_settings(config.backup.clone());
     Ok((veil, fresh))
 }
 
@@ -509,10 +516,11 @@ fn read_password_stdin() -> anyhow::Result<Password> {
     Ok(Password::new(password))
 }
 
-struct Bar(ProgressBar);
+/// A progress bar on standard error (hidden when it is not a terminal).
+pub(crate) struct Bar(pub(crate) ProgressBar);
 
 impl Bar {
-    fn new(message: &'static str) -> Bar {
+    pub(crate) fn new(message: &'static str) -> Bar {
         let bar = if std::io::stderr().is_terminal() {
             ProgressBar::new(0)
         } else {
@@ -741,6 +749,13 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Incident(command) => {
             let veil = open(&config).await?;
             return incident_cmd::run(&veil, command, json).await;
+        }
+        Command::Backup(command @ backup_cmd::BackupCommand::Restore { .. }) => {
+            return backup_cmd::restore(&config, command, json).await;
+        }
+        Command::Backup(command) => {
+            let veil = open(&config).await?;
+            return backup_cmd::run(&veil, command, json).await;
         }
         Command::Subject(command) => {
             let veil = open(&config).await?;

@@ -610,3 +610,87 @@ fn audit_verify_export_and_tamper_detection() {
         text(&doctor)
     );
 }
+
+fn veil_backup(data_dir: &Path, args: &[&str], passphrase: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_veil"));
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("VEIL_DATABASE_URL")
+        .env_remove("VEIL_MASTER_PASSPHRASE")
+        .env_remove("VEIL_MASTER_KEY_FILE")
+        .env_remove("VEIL_BACKUP_RECIPIENTS")
+        .env_remove("VEIL_BACKUP_IDENTITY")
+        .env_remove("VEIL_BACKUP_PASSPHRASE")
+        .env_remove("VEIL_BACKUP_DIR")
+        .env("VEIL_LOG", "warn")
+        .stdin(Stdio::null());
+    if let Some(passphrase) = passphrase {
+        command.env("VEIL_BACKUP_PASSPHRASE", passphrase);
+    }
+    command.output().expect("run veil")
+}
+
+#[test]
+fn backup_create_verify_restore_and_their_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(veil(&data, &["init"]).status.success());
+    let secret = Some("a long backup passphrase for tests");
+
+    let unconfigured = veil_backup(&data, &["backup", "create"], None);
+    assert_eq!(unconfigured.status.code(), Some(1));
+    assert!(
+        text(&unconfigured).contains("VEIL_BACKUP_RECIPIENTS"),
+        "{}",
+        text(&unconfigured)
+    );
+
+    let created = veil_backup(&data, &["--format", "json", "backup", "create"], secret);
+    assert!(created.status.success(), "{}", text(&created));
+    let view: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let id = view["id"].as_str().unwrap().to_owned();
+    let location = view["location"].as_str().unwrap().to_owned();
+
+    let verified = veil_backup(&data, &["backup", "verify", &id], secret);
+    assert!(verified.status.success(), "{}", text(&verified));
+    assert!(
+        text(&verified).contains("sample_decrypt"),
+        "{}",
+        text(&verified)
+    );
+    let listed = veil_backup(&data, &["backup", "list"], secret);
+    assert!(text(&listed).contains("verified"), "{}", text(&listed));
+
+    // A flipped byte: exit 1 and the reason.
+    let mut bytes = std::fs::read(&location).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    let broken = dir.path().join("broken.age");
+    std::fs::write(&broken, &bytes).unwrap();
+    let failed = veil_backup(
+        &data,
+        &["backup", "verify", broken.to_str().unwrap()],
+        secret,
+    );
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        text(&failed).contains("verification failed"),
+        "{}",
+        text(&failed)
+    );
+
+    let target = format!("sqlite://{}", dir.path().join("restored.db").display());
+    let restored = veil_backup(&data, &["backup", "restore", &id, "--db", &target], secret);
+    assert!(restored.status.success(), "{}", text(&restored));
+    let again = veil_backup(&data, &["backup", "restore", &id, "--db", &target], secret);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again).contains("--force"), "{}", text(&again));
+    let forced = veil_backup(
+        &data,
+        &["backup", "restore", &id, "--db", &target, "--force"],
+        secret,
+    );
+    assert!(forced.status.success(), "{}", text(&forced));
+}

@@ -67,7 +67,12 @@ impl Client {
     async fn new(harness: &Harness) -> Client {
         capture_logs();
         // The harness owns the Veil; the router gets a second handle on the same database and keys.
-        let veil = Arc::new(harness.reopen().await);
+        let veil = harness.reopen().await;
+        // Same configuration as the harness's handle.
+        if let Some(settings) = harness.veil.backup_settings() {
+            veil.set_backup_settings((*settings).clone());
+        }
+        let veil = Arc::new(veil);
         // Rate limits have their own tests; here they would only turn long tables of cases into 429s.
         Client {
             router: app(AppState::new(veil).with_rate_limits(veil_http::RateLimits::unlimited())),

@@ -135,6 +135,15 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
             StatusCode::NOT_FOUND,
             matches!(role, Role::Admin | Role::Dpo),
         ),
+        ("GET", "/api/v1/backups") => by_role(
+            StatusCode::OK,
+            matches!(role, Role::Admin | Role::Dpo | Role::Auditor),
+        ),
+        ("POST", "/api/v1/backups") => by_role(StatusCode::CREATED, role == Role::Admin),
+        // The id is no backup's: 404 for admins, 403 before the lookup for the rest.
+        ("POST", "/api/v1/backups/{id}/verify") => {
+            by_role(StatusCode::NOT_FOUND, role == Role::Admin)
+        }
         _ => return None,
     })
 }
@@ -156,6 +165,7 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
         ("POST", "/api/v1/incidents") => Some(json!({"reason": " "})),
         ("POST", "/api/v1/incidents/{id}/close") => Some(json!({"note": "matrix"})),
         ("POST", "/api/v1/security/alerts/{id}/acknowledge") => None,
+        ("POST", "/api/v1/backups") | ("POST", "/api/v1/backups/{id}/verify") => None,
         ("POST", "/api/v1/auth/tokens") => {
             Some(json!({"name": "integration", "scopes": ["customers:read"]}))
         }
@@ -226,6 +236,17 @@ async fn customers(harness: &Harness, fixture: &Fixture, counter: usize) -> [Cus
 
 pub async fn run(harness: &Harness) {
     let fixture = fixture(harness).await;
+    let (public, identity) = veil_app::backup::archive::generate_identity();
+    harness
+        .veil
+        .set_backup_settings(veil_app::backup::BackupSettings {
+            directory: harness.dir.path().join("backups"),
+            encryption: Some(veil_app::backup::Encryption::Recipients(
+                veil_app::backup::archive::parse_recipients(&public).unwrap(),
+            )),
+            decryption: Some(veil_app::backup::Decryption::Identities(identity)),
+            max_age_days: veil_app::backup::DEFAULT_MAX_AGE_DAYS,
+        });
     let client = Client::new(harness).await;
     let (_, openapi) = veil_http::routes();
     let mut routes: BTreeSet<(String, String)> = BTreeSet::new();

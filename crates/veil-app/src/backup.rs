@@ -1,0 +1,929 @@
+//! Backups: create, catalogue, verify and restore encrypted archives of the whole database.
+//!
+//! - **Create** ([`Veil::create_backup`]) reads every table inside one consistent snapshot (the server keeps
+//!   running) and streams it into an archive (see [`archive`]) written under a `.partial` name, synced, then
+//!   renamed; only then is it catalogued as `complete`. A backup killed half-way leaves at most a `.partial` file,
+//!   which is never listed and is removed by the next backup once it is a minute old.
+//! - **Verify** ([`Veil::verify_backup`]) decrypts the archive, checks every part against the manifest, restores it
+//!   into a scratch SQLite database, compares row counts, opens the restored key hierarchy with this server's
+//!   master key and decrypts a random sample of customers (the plaintext is dropped at once), and checks that
+//!   erased customers have no data key. The result is stored in the catalogue and the audit trail; the newest
+//!   verified backup's age is what `veil doctor` checks.
+//! - **Restore** ([`restore`]) loads an archive into an empty SQLite or PostgreSQL database (so it also moves an
+//!   installation from one to the other) in one transaction, checks counts, and erases again every customer in
+//!   the archive's erasure list and in a list the caller passes (the live database's): a backup taken before an
+//!   erasure does not bring the erased customer back.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use veil_store::{BackupRow, ErasureRow, Store, StoreError, Value};
+
+use crate::audit::{self, EventExt, Outcome};
+use crate::authz::Action;
+use crate::customers::reveal;
+use crate::error::{AppError, AppResult};
+use crate::keys::Progress;
+use crate::users::Actor;
+use crate::{format_time, now_ms, Veil};
+
+pub mod archive;
+#[cfg(test)]
+mod tests;
+
+pub use archive::{ArchiveError, Decryption, Encryption, Manifest};
+
+/// A verified backup older than this many days fails `veil doctor`, unless configured otherwise.
+pub const DEFAULT_MAX_AGE_DAYS: i64 = 7;
+/// How many customers verification decrypts.
+pub const SAMPLE_CUSTOMERS: i64 = 100;
+/// A `.partial` file untouched this long belongs to a backup that died; the next backup removes it.
+pub const STALE_PARTIAL_SECS: u64 = 60;
+const FILE_PREFIX: &str = "veil-backup-";
+const PARTIAL_SUFFIX: &str = ".partial";
+
+/// Where backups go and how they are encrypted and decrypted (from configuration).
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    /// Default destination directory.
+    pub directory: PathBuf,
+    /// How new archives are encrypted; `None` when neither recipients nor a passphrase are configured.
+    pub encryption: Option<Encryption>,
+    /// How archives are decrypted for verification and restore; `None` when neither an identity file nor a
+    /// passphrase is configured.
+    pub decryption: Option<Decryption>,
+    /// The `backup_age` check fails when the newest verified backup is older than this.
+    pub max_age_days: i64,
+}
+
+/// Why a backup operation failed. Messages carry no personal data.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// A setting is missing.
+    #[error("backups are not configured: {0}")]
+    NotConfigured(&'static str),
+    /// The archive could not be written or read, or failed a check.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// A restore target holds data and `--force` was not given.
+    #[error(
+        "the target database already holds data; pass --force to drop everything in it and restore"
+    )]
+    TargetNotEmpty,
+    /// The archive comes from a newer schema than this build knows.
+    #[error("the backup has schema version {backup}, newer than this Veil's {supported}: restore it with a newer Veil")]
+    SchemaTooNew {
+        /// The archive's.
+        backup: i64,
+        /// This build's newest.
+        supported: i64,
+    },
+    /// The restored data does not match the manifest, or a row does not fit the schema.
+    #[error("the restore check failed: {0}")]
+    Mismatch(String),
+    /// Neither a catalogued id nor a file.
+    #[error("no backup {0}: not an id in the catalogue, nor a file")]
+    Unknown(String),
+}
+
+impl From<BackupError> for AppError {
+    fn from(error: BackupError) -> Self {
+        AppError::Backup(error)
+    }
+}
+
+/// A catalogued backup as the API and CLI show it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BackupView {
+    /// Id.
+    pub id: String,
+    /// Where the archive is.
+    pub location: String,
+    /// Size in bytes.
+    pub size_bytes: i64,
+    /// SHA-256 of the encrypted file (hex).
+    pub sha256: String,
+    /// `complete`.
+    pub state: String,
+    /// Backend it was taken on.
+    pub backend: String,
+    /// Highest migration applied when taken.
+    pub schema_version: i64,
+    /// Tables.
+    pub tables: i64,
+    /// Rows.
+    pub rows: i64,
+    /// Snapshot time (RFC 3339).
+    pub created_at: String,
+    /// Seconds since the snapshot.
+    pub age_seconds: i64,
+    /// The latest verification, if any.
+    pub verification: Option<VerificationView>,
+}
+
+/// The latest verification of a backup.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VerificationView {
+    /// Whether every check passed.
+    pub ok: bool,
+    /// When (RFC 3339).
+    pub at: String,
+    /// What was checked, or why it failed.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+impl BackupView {
+    fn from_row(row: BackupRow, now: i64) -> Self {
+        let verification = match (row.verified_at, row.verify_ok) {
+            (Some(at), Some(ok)) => Some(VerificationView {
+                ok,
+                at: format_time(at),
+                detail: row
+                    .verify_detail
+                    .as_deref()
+                    .and_then(|text| serde_json::from_str(text).ok())
+                    .unwrap_or(serde_json::Value::Null),
+            }),
+            _ => None,
+        };
+        BackupView {
+            age_seconds: (now - row.created_at).max(0) / 1000,
+            created_at: format_time(row.created_at),
+            id: row.id,
+            location: row.location,
+            size_bytes: row.size_bytes,
+            sha256: row.sha256,
+            state: row.state,
+            backend: row.backend,
+            schema_version: row.schema_version,
+            tables: row.table_count,
+            rows: row.total_rows,
+            verification,
+        }
+    }
+}
+
+/// One check of a verification.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VerifyCheck {
+    /// `decrypt_and_checksums`, `restore_counts`, `master_key`, `sample_decrypt`, `erasure`.
+    pub name: String,
+    /// Passed.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+}
+
+/// The result of verifying one archive.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VerifyReport {
+    /// Every check passed.
+    pub ok: bool,
+    /// The backup's id, when known (from the catalogue or the archive).
+    pub backup_id: Option<String>,
+    /// The archive checked.
+    pub location: String,
+    /// When (RFC 3339).
+    pub checked_at: String,
+    /// The checks run, in order; a failed one ends the list.
+    pub checks: Vec<VerifyCheck>,
+    /// Why it failed.
+    pub reason: Option<String>,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    /// The archive's backup id.
+    pub backup_id: String,
+    /// The archive's schema version (the target is migrated past it afterwards).
+    pub schema_version: i64,
+    /// Backend the archive was taken on.
+    pub source_backend: String,
+    /// Tables loaded.
+    pub tables: usize,
+    /// Archive parts checked.
+    pub parts: usize,
+    /// Rows loaded (before erasures were replayed).
+    pub rows: u64,
+    /// Customers erased again because an erasure list named them.
+    pub erasures_replayed: u64,
+}
+
+/// How to restore.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Drop everything in a non-empty target first.
+    pub force: bool,
+    /// Erasures to replay besides the archive's own (the live database's).
+    pub erasures: Vec<ErasureRow>,
+}
+
+fn archive_error(error: ArchiveError) -> AppError {
+    AppError::Backup(BackupError::Archive(error))
+}
+
+fn io_failure(context: String) -> impl FnOnce(std::io::Error) -> AppError {
+    move |source| archive_error(ArchiveError::Io { context, source })
+}
+
+enum WriteCommand {
+    Table(String, Vec<String>),
+    Rows(Vec<Vec<Value>>),
+    Finish,
+}
+
+/// Removes `.partial` archives in `directory` untouched for [`STALE_PARTIAL_SECS`] (left by a backup that was
+/// killed). Returns how many were removed.
+pub fn remove_stale_partials(directory: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with(FILE_PREFIX) && name.ends_with(PARTIAL_SUFFIX)) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .and_then(|metadata| metadata.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age.as_secs() >= STALE_PARTIAL_SECS);
+        if stale && std::fs::remove_file(entry.path()).is_ok() {
+            tracing::warn!(file = %name, "removed the partial archive of an interrupted backup");
+            removed += 1;
+        }
+    }
+    removed
+}
+
+fn sync_directory(directory: &Path) {
+    #[cfg(unix)]
+    if let Ok(handle) = std::fs::File::open(directory) {
+        let _ = handle.sync_all();
+    }
+}
+
+impl Veil {
+    /// Installs the backup configuration (the CLI and server do so at start-up).
+    pub fn set_backup_settings(&self, settings: BackupSettings) {
+        *self
+            .backup_settings
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(settings));
+    }
+
+    /// The backup configuration, if installed.
+    pub fn backup_settings(&self) -> Option<Arc<BackupSettings>> {
+        self.backup_settings
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn require_backup_settings(&self) -> AppResult<Arc<BackupSettings>> {
+        self.backup_settings()
+            .ok_or(AppError::Backup(BackupError::NotConfigured(
+                "no backup settings are loaded",
+            )))
+    }
+
+    async fn permit_backup(&self, actor: Option<&Actor>, action: Action) -> AppResult<()> {
+        match actor {
+            Some(actor) => self.permit_recorded(actor, action, None).await,
+            // The CLI runs as the operator who holds the database and the master key.
+            None => Ok(()),
+        }
+    }
+
+    /// Takes a consistent snapshot of the whole database and writes it as an encrypted archive into
+    /// `destination` (default: the configured backup directory); catalogues it and records `backup.create`.
+    pub async fn create_backup(
+        &self,
+        actor: Option<&Actor>,
+        destination: Option<&Path>,
+        progress: &(dyn Progress + Sync),
+    ) -> AppResult<BackupView> {
+        self.permit_backup(actor, Action::BackupManage).await?;
+        let settings = self.require_backup_settings()?;
+        let encryption =
+            settings
+                .encryption
+                .clone()
+                .ok_or(AppError::Backup(BackupError::NotConfigured(
+                    "set VEIL_BACKUP_RECIPIENTS (age1… public keys) or VEIL_BACKUP_PASSPHRASE",
+                )))?;
+        let directory = destination.unwrap_or(&settings.directory).to_owned();
+        let result = self
+            .write_backup(actor, &directory, encryption, progress)
+            .await;
+        if let Err(error) = &result {
+            let entry = audit::event(actor, "backup.create", Outcome::Failed)
+                .detail(serde_json::json!({"reason": error.to_string()}));
+            self.record_best_effort(&[entry]).await;
+        }
+        result
+    }
+
+    async fn write_backup(
+        &self,
+        actor: Option<&Actor>,
+        directory: &Path,
+        encryption: Encryption,
+        progress: &(dyn Progress + Sync),
+    ) -> AppResult<BackupView> {
+        if !directory.exists() {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(0o700);
+            }
+            builder
+                .create(directory)
+                .map_err(io_failure(format!("cannot create {}", directory.display())))?;
+        }
+        let directory = directory
+            .canonicalize()
+            .map_err(io_failure(format!("cannot open {}", directory.display())))?;
+        remove_stale_partials(&directory);
+
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut snapshot = self.store().snapshot().await?;
+        let created_at_ms = now_ms();
+        let schema_version = snapshot.schema_version().await?;
+        let tables = snapshot.tables().await?;
+        let mut total = 0u64;
+        for table in &tables {
+            total += snapshot.count(&table.name).await? as u64;
+        }
+        let stamp = chrono::DateTime::from_timestamp_millis(created_at_ms)
+            .unwrap_or_default()
+            .format("%Y%m%dT%H%M%SZ");
+        let final_path = directory.join(format!("{FILE_PREFIX}{stamp}-{id}.age"));
+        let partial_path = directory.join(format!("{FILE_PREFIX}{stamp}-{id}.age{PARTIAL_SUFFIX}"));
+        let header = archive::Header {
+            format: archive::FORMAT.to_owned(),
+            format_version: archive::FORMAT_VERSION,
+            backup_id: id.clone(),
+            created_at: format_time(created_at_ms),
+            created_at_ms,
+            backend: self.store().backend().as_str().to_owned(),
+            schema_version,
+            veil_version: env!("CARGO_PKG_VERSION").to_owned(),
+            rows: total,
+        };
+
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<WriteCommand>(4);
+        let writer_path = partial_path.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut writer = archive::ArchiveWriter::create(&writer_path, &encryption, header)?;
+            while let Some(command) = receiver.blocking_recv() {
+                match command {
+                    WriteCommand::Table(name, columns) => writer.begin_table(&name, &columns)?,
+                    WriteCommand::Rows(rows) => writer.push_rows(rows)?,
+                    WriteCommand::Finish => return writer.finish(),
+                }
+            }
+            Err(ArchiveError::Cancelled)
+        });
+
+        let streamed: AppResult<()> = async {
+            let mut done = 0u64;
+            for table in &tables {
+                sender
+                    .send(WriteCommand::Table(
+                        table.name.clone(),
+                        table.columns.clone(),
+                    ))
+                    .await
+                    .map_err(|_| archive_error(ArchiveError::Cancelled))?;
+                snapshot
+                    .read_table(table, archive::BATCH_ROWS, |rows| {
+                        done += rows.len() as u64;
+                        progress.update(done, total);
+                        let sender = &sender;
+                        async move {
+                            sender
+                                .send(WriteCommand::Rows(rows))
+                                .await
+                                .map_err(|_| archive_error(ArchiveError::Cancelled))
+                        }
+                    })
+                    .await?;
+            }
+            sender
+                .send(WriteCommand::Finish)
+                .await
+                .map_err(|_| archive_error(ArchiveError::Cancelled))?;
+            Ok(())
+        }
+        .await;
+        drop(sender);
+        let _ = snapshot.finish().await;
+        let written = writer
+            .await
+            .map_err(|error| AppError::Internal(format!("the backup writer stopped: {error}")));
+        let written = match (streamed, written) {
+            (Ok(()), Ok(Ok(written))) => written,
+            (streamed, written) => {
+                let _ = std::fs::remove_file(&partial_path);
+                // The writer's own error explains a cancelled stream best.
+                return Err(match (streamed, written) {
+                    (_, Ok(Err(error))) if !matches!(error, ArchiveError::Cancelled) => {
+                        archive_error(error)
+                    }
+                    (Err(error), _) => error,
+                    (_, Err(error)) => error,
+                    (_, Ok(Err(error))) => archive_error(error),
+                    (Ok(()), Ok(Ok(_))) => unreachable!("handled above"),
+                });
+            }
+        };
+        std::fs::rename(&partial_path, &final_path).map_err(io_failure(format!(
+            "cannot rename {} into place",
+            partial_path.display()
+        )))?;
+        sync_directory(&directory);
+
+        let row = BackupRow {
+            id: id.clone(),
+            location: final_path.display().to_string(),
+            size_bytes: written.size as i64,
+            sha256: written.sha256.clone(),
+            state: "complete".to_owned(),
+            backend: written.manifest.header.backend.clone(),
+            schema_version,
+            table_count: written.manifest.tables.len() as i64,
+            total_rows: written.manifest.total_rows() as i64,
+            created_by: actor.map(|actor| actor.user_id.to_string()),
+            created_at: created_at_ms,
+            verified_at: None,
+            verify_ok: None,
+            verify_detail: None,
+        };
+        self.store().insert_backup(&row, now_ms()).await?;
+        self.record(&[audit::event(actor, "backup.create", Outcome::Ok).detail(
+            serde_json::json!({"backup_id": id, "location": row.location, "size_bytes": row.size_bytes,
+                               "tables": row.table_count, "rows": row.total_rows}),
+        )])
+        .await?;
+        tracing::info!(backup = %id, bytes = row.size_bytes, rows = row.total_rows, "backup created");
+        Ok(BackupView::from_row(row, now_ms()))
+    }
+
+    /// Catalogued backups, newest first.
+    pub async fn list_backups(&self, actor: Option<&Actor>) -> AppResult<Vec<BackupView>> {
+        self.permit_backup(actor, Action::BackupRead).await?;
+        let now = now_ms();
+        Ok(self
+            .store()
+            .list_backups(1000)
+            .await?
+            .into_iter()
+            .map(|row| BackupView::from_row(row, now))
+            .collect())
+    }
+
+    /// Milliseconds since the snapshot of the newest backup whose latest verification passed.
+    pub async fn latest_verified_backup_age(&self) -> AppResult<Option<i64>> {
+        Ok(self
+            .store()
+            .newest_verified_backup()
+            .await?
+            .map(|created_at| (now_ms() - created_at).max(0)))
+    }
+
+    /// The archive file for `target`: a catalogued id, or a path. Returns the path and the catalogued id.
+    async fn locate_backup(&self, target: &str) -> AppResult<(PathBuf, Option<String>)> {
+        if let Some(row) = self.store().backup(target).await? {
+            return Ok((PathBuf::from(row.location), Some(row.id)));
+        }
+        let path = PathBuf::from(target);
+        if path.is_file() {
+            return Ok((path, None));
+        }
+        Err(AppError::Backup(BackupError::Unknown(target.to_owned())))
+    }
+
+    /// Path of a catalogued backup or a file, for restore.
+    pub async fn backup_path(&self, target: &str) -> AppResult<PathBuf> {
+        Ok(self.locate_backup(target).await?.0)
+    }
+
+    /// Verifies one archive (a catalogued id or a file) end to end; stores the result in the catalogue when the
+    /// archive is catalogued and records `backup.verify`. A failed check is an `ok: false` report, not an error.
+    pub async fn verify_backup(
+        &self,
+        actor: Option<&Actor>,
+        target: &str,
+        progress: &(dyn Progress + Sync),
+    ) -> AppResult<VerifyReport> {
+        self.permit_backup(actor, Action::BackupManage).await?;
+        let settings = self.require_backup_settings()?;
+        let decryption =
+            settings
+                .decryption
+                .clone()
+                .ok_or(AppError::Backup(BackupError::NotConfigured(
+                    "set VEIL_BACKUP_IDENTITY (an age identity file) or VEIL_BACKUP_PASSPHRASE",
+                )))?;
+        let (path, catalogued) = self.locate_backup(target).await?;
+        let mut report = VerifyReport {
+            ok: false,
+            backup_id: catalogued.clone(),
+            location: path.display().to_string(),
+            checked_at: format_time(now_ms()),
+            checks: Vec::new(),
+            reason: None,
+        };
+        let outcome = self
+            .verify_into_scratch(&path, &decryption, &mut report, progress)
+            .await;
+        if let Err(error) = outcome {
+            report.reason = Some(error.to_string());
+        } else {
+            report.ok = report.checks.iter().all(|check| check.ok);
+            if !report.ok {
+                report.reason = report
+                    .checks
+                    .iter()
+                    .find(|check| !check.ok)
+                    .map(|check| format!("{}: {}", check.name, check.detail));
+            }
+        }
+        let detail = serde_json::json!({"checks": report.checks, "reason": report.reason});
+        let mut recorded = false;
+        if let Some(id) = report.backup_id.clone() {
+            recorded = self
+                .store()
+                .record_backup_verification(&id, report.ok, &detail.to_string(), now_ms())
+                .await?;
+        }
+        let outcome = if report.ok {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        };
+        self.record(&[
+            audit::event(actor, "backup.verify", outcome).detail(serde_json::json!({
+            "backup_id": report.backup_id, "location": report.location, "ok": report.ok,
+            "reason": report.reason, "catalogued": recorded})),
+        ])
+        .await?;
+        Ok(report)
+    }
+
+    async fn verify_into_scratch(
+        &self,
+        path: &Path,
+        decryption: &Decryption,
+        report: &mut VerifyReport,
+        progress: &(dyn Progress + Sync),
+    ) -> AppResult<()> {
+        let scratch_dir = tempfile::tempdir()
+            .map_err(io_failure("cannot create a scratch directory".to_owned()))?;
+        let url = veil_store::DatabaseUrl::new(format!(
+            "sqlite://{}",
+            scratch_dir.path().join("verify.db").display()
+        ));
+        let scratch = Store::connect(&url).await?;
+        let result = self
+            .verify_checks(path, decryption, &scratch, report, progress)
+            .await;
+        scratch.close().await;
+        result
+    }
+
+    async fn verify_checks(
+        &self,
+        path: &Path,
+        decryption: &Decryption,
+        scratch: &Store,
+        report: &mut VerifyReport,
+        progress: &(dyn Progress + Sync),
+    ) -> AppResult<()> {
+        let mut check = |name: &str, ok: bool, detail: String| {
+            report.checks.push(VerifyCheck {
+                name: name.to_owned(),
+                ok,
+                detail,
+            });
+            ok
+        };
+        let restored = match restore(
+            path,
+            decryption,
+            scratch,
+            &RestoreOptions::default(),
+            progress,
+        )
+        .await
+        {
+            Ok(restored) => restored,
+            Err(error) => {
+                let name = match &error {
+                    AppError::Backup(BackupError::Archive(ArchiveError::Integrity(_)))
+                    | AppError::Backup(BackupError::Archive(ArchiveError::Decrypt(_)))
+                    | AppError::Backup(BackupError::Archive(ArchiveError::Format(_))) => {
+                        "decrypt_and_checksums"
+                    }
+                    _ => "restore_counts",
+                };
+                check(name, false, error.to_string());
+                return Ok(());
+            }
+        };
+        check(
+            "decrypt_and_checksums",
+            true,
+            format!(
+                "decrypted; {} parts match the manifest's SHA-256",
+                restored.parts
+            ),
+        );
+        check(
+            "restore_counts",
+            true,
+            format!(
+                "restored {} tables, {} rows into a scratch SQLite database; every count matches the manifest",
+                restored.tables, restored.rows
+            ),
+        );
+        let backup_id = restored.backup_id.clone();
+        let keyring = match self.keyring().open_with_same_master(scratch).await {
+            Ok(keyring) => keyring,
+            Err(error) => {
+                check(
+                    "master_key",
+                    false,
+                    format!("the backup's key hierarchy does not open with this server's master key ({error})"),
+                );
+                return Ok(());
+            }
+        };
+        check(
+            "master_key",
+            true,
+            "the backup's keys open with this server's master key".to_owned(),
+        );
+        let sample = scratch.sample_customer_ids(SAMPLE_CUSTOMERS).await?;
+        let authority = reveal::RevealAuthority::internal_verification();
+        let mut fields = 0usize;
+        for id in &sample {
+            let row = scratch.customer_row(id).await?;
+            let key_row = scratch.customer_key(id).await?;
+            let (Some(row), Some(key_row)) = (row, key_row) else {
+                check(
+                    "sample_decrypt",
+                    false,
+                    format!("customer {id} has no data key in the backup"),
+                );
+                return Ok(());
+            };
+            match reveal::verify_decrypts(&keyring, &authority, &row, &key_row) {
+                Ok(opened) => fields += opened,
+                Err(error) => {
+                    check(
+                        "sample_decrypt",
+                        false,
+                        format!("customer {id} does not decrypt: {error}"),
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        check(
+            "sample_decrypt",
+            true,
+            format!(
+                "{} customers ({fields} fields) decrypt with the restored keys",
+                sample.len()
+            ),
+        );
+        let erased: Vec<String> = scratch
+            .erasures()
+            .await?
+            .into_iter()
+            .map(|erasure| erasure.customer_id)
+            .collect();
+        let keys_left = scratch.count_customer_keys(&erased).await?;
+        check(
+            "erasure",
+            keys_left == 0,
+            if keys_left == 0 {
+                format!("{} erased customers have no data key", erased.len())
+            } else {
+                format!("{keys_left} erased customers still have a data key")
+            },
+        );
+        report.backup_id.get_or_insert(backup_id);
+        Ok(())
+    }
+}
+
+/// Loads the archive at `path` into `target`: checks the header, drops everything first when `options.force`
+/// (refuses a non-empty target otherwise), migrates the target to the archive's schema version, loads every
+/// table in one transaction, checks each table's count against the manifest, erases again every customer in the
+/// archive's and `options.erasures`' lists, commits, and migrates the target to this build's newest schema.
+pub async fn restore(
+    path: &Path,
+    decryption: &Decryption,
+    target: &Store,
+    options: &RestoreOptions,
+    progress: &(dyn Progress + Sync),
+) -> AppResult<RestoreReport> {
+    let (sender, mut receiver) =
+        tokio::sync::mpsc::channel::<Result<archive::ReadEvent, ArchiveError>>(4);
+    let reader_path = path.to_owned();
+    let reader_decryption = decryption.clone();
+    let reader = tokio::task::spawn_blocking(move || {
+        let result = archive::read_archive(&reader_path, &reader_decryption, |event| {
+            sender
+                .blocking_send(Ok(event))
+                .map_err(|_| ArchiveError::Cancelled)
+        });
+        if let Err(error) = result {
+            let _ = sender.blocking_send(Err(error));
+        }
+    });
+    let result = load(&mut receiver, target, options, progress).await;
+    drop(receiver);
+    let _ = reader.await;
+    result
+}
+
+async fn next_event(
+    receiver: &mut tokio::sync::mpsc::Receiver<Result<archive::ReadEvent, ArchiveError>>,
+) -> AppResult<archive::ReadEvent> {
+    match receiver.recv().await {
+        Some(Ok(event)) => Ok(event),
+        Some(Err(error)) => Err(archive_error(error)),
+        None => Err(archive_error(ArchiveError::Cancelled)),
+    }
+}
+
+fn mismatch(error: StoreError) -> AppError {
+    match error {
+        StoreError::Snapshot(message) => AppError::Backup(BackupError::Mismatch(message)),
+        other => AppError::Store(other),
+    }
+}
+
+async fn load(
+    receiver: &mut tokio::sync::mpsc::Receiver<Result<archive::ReadEvent, ArchiveError>>,
+    target: &Store,
+    options: &RestoreOptions,
+    progress: &(dyn Progress + Sync),
+) -> AppResult<RestoreReport> {
+    let archive::ReadEvent::Header(header) = next_event(receiver).await? else {
+        return Err(archive_error(ArchiveError::Format(
+            "the archive does not start with its header".to_owned(),
+        )));
+    };
+    let supported = target.latest_migration();
+    if header.schema_version > supported {
+        return Err(AppError::Backup(BackupError::SchemaTooNew {
+            backup: header.schema_version,
+            supported,
+        }));
+    }
+    if target.holds_data().await? {
+        if !options.force {
+            return Err(AppError::Backup(BackupError::TargetNotEmpty));
+        }
+        target.drop_everything().await?;
+    }
+    target.migrate_to(header.schema_version).await?;
+    let mut loader = target.begin_load().await?;
+    let mut current: Option<CurrentTable> = None;
+    let mut buffered: Vec<Vec<Value>> = Vec::new();
+    let mut done = 0u64;
+    let mut parts = 0usize;
+    // A row the database refuses (say, a foreign key to a part that is missing) may be a symptom of a damaged
+    // archive: keep reading so that the archive's own finding, which names the cause, wins.
+    let mut failure: Option<AppError> = None;
+    let manifest = loop {
+        match next_event(receiver).await? {
+            archive::ReadEvent::Header(_) => {
+                return Err(archive_error(ArchiveError::Format(
+                    "a second header".to_owned(),
+                )))
+            }
+            archive::ReadEvent::Part { table, columns } => {
+                parts += 1;
+                let same = current.as_ref().is_some_and(|(name, _, _)| *name == table);
+                if !same {
+                    if failure.is_none() {
+                        failure = flush_buffered(&mut loader, &current, &mut buffered)
+                            .await
+                            .err();
+                    }
+                    buffered.clear();
+                    let self_reference =
+                        loader
+                            .self_reference(&table)
+                            .and_then(|(column, ref_column)| {
+                                let position = |name: &str| columns.iter().position(|c| c == name);
+                                Some((position(&column)?, position(&ref_column)?))
+                            });
+                    current = Some((table, columns, self_reference));
+                }
+            }
+            archive::ReadEvent::Rows(rows) => {
+                let Some((table, columns, self_reference)) = &current else {
+                    return Err(archive_error(ArchiveError::Format(
+                        "rows outside a part".to_owned(),
+                    )));
+                };
+                done += rows.len() as u64;
+                if failure.is_some() {
+                    // Only reading on, to check the archive.
+                } else if self_reference.is_some() {
+                    buffered.extend(rows);
+                } else if let Err(error) = loader.insert_rows(table, columns, &rows).await {
+                    failure = Some(AppError::Backup(BackupError::Mismatch(format!(
+                        "loading table {table}: {error}"
+                    ))));
+                }
+                progress.update(done, header.rows.max(done));
+            }
+            archive::ReadEvent::Manifest(manifest) => break manifest,
+        }
+    };
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    flush_buffered(&mut loader, &current, &mut buffered).await?;
+    for table in &manifest.tables {
+        let count = loader.count(&table.name).await.map_err(mismatch)?;
+        if count as u64 != table.rows {
+            return Err(AppError::Backup(BackupError::Mismatch(format!(
+                "table {} has {count} rows after the restore, the manifest says {}",
+                table.name, table.rows
+            ))));
+        }
+    }
+    let mut erasures = options.erasures.clone();
+    for customer_id in loader.erased_ids().await? {
+        erasures.push(ErasureRow {
+            customer_id,
+            erased_by: None,
+            erased_at: now_ms(),
+        });
+    }
+    let mut replayed = 0u64;
+    for erasure in &erasures {
+        if loader
+            .erase_customer(
+                &erasure.customer_id,
+                erasure.erased_by.as_deref(),
+                erasure.erased_at,
+            )
+            .await?
+        {
+            replayed += 1;
+        }
+    }
+    loader.commit().await?;
+    target.migrate().await?;
+    Ok(RestoreReport {
+        backup_id: manifest.header.backup_id.clone(),
+        schema_version: manifest.header.schema_version,
+        source_backend: manifest.header.backend.clone(),
+        tables: manifest.tables.len(),
+        parts,
+        rows: manifest.total_rows(),
+        erasures_replayed: replayed,
+    })
+}
+
+/// The table being loaded: name, columns, and the positions of a self-referencing key and its target column.
+type CurrentTable = (String, Vec<String>, Option<(usize, usize)>);
+
+async fn flush_buffered(
+    loader: &mut veil_store::Loader,
+    current: &Option<CurrentTable>,
+    buffered: &mut Vec<Vec<Value>>,
+) -> AppResult<()> {
+    if let Some((table, columns, Some((column, ref_column)))) = current {
+        let rows = veil_store::snapshot::order_self_referencing(
+            std::mem::take(buffered),
+            *column,
+            *ref_column,
+        );
+        for chunk in rows.chunks(archive::BATCH_ROWS) {
+            loader
+                .insert_rows(table, columns, chunk)
+                .await
+                .map_err(mismatch)?;
+        }
+    }
+    Ok(())
+}

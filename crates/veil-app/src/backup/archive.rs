@@ -1,0 +1,732 @@
+//! The backup archive format (version 1): one file, an `age`-encrypted tar stream.
+//!
+//! ```text
+//! age( tar(
+//!   header.json                        format, version, backup id, created at, backend, schema version
+//!   tables/<table>/<n>.jsonl.zst       one or more parts per table, parents before children (foreign keys)
+//!   …
+//!   manifest.json                      the header again, and per table: columns, row count, and per part
+//! ))                                   its row count, size and SHA-256 (of the compressed bytes)
+//! ```
+//!
+//! A part is zstd-compressed JSON lines: a first line `{"table": …, "columns": […]}`, then one JSON array per row
+//! whose values are typed: `null`, an integer, a string, `true`/`false`, `{"f": 1.5}` for a real and
+//! `{"b": "<base64>"}` for bytes. Parts hold at most [`PART_ROWS`] rows, so a reader or writer never holds more
+//! than one part in memory. The manifest comes last because it carries every part's checksum; the header comes
+//! first so that a restore knows the schema version before the first row.
+//!
+//! The rows are the database's own: personal fields are ciphertext, and the wrapped keys are there (a restore
+//! needs them), but no master key and no unwrapped key. Decrypting needs an age identity (X25519) or the backup
+//! passphrase; `age -d -i key.txt FILE | tar x` unpacks an archive without Veil.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use age::secrecy::SecretString;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use veil_store::Value;
+
+/// `format` of every archive.
+pub const FORMAT: &str = "veil-backup";
+/// The archive format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Name of the first tar entry.
+pub const HEADER_NAME: &str = "header.json";
+/// Name of the last tar entry.
+pub const MANIFEST_NAME: &str = "manifest.json";
+/// Rows per part (a handful in this crate's tests, so that they exercise tables split over several parts).
+pub const PART_ROWS: u64 = if cfg!(test) { 3 } else { 50_000 };
+/// Rows per batch handed between the database and the archive.
+pub const BATCH_ROWS: usize = 1_000;
+
+/// Everything that can be wrong with writing or reading an archive. Messages name files, parts, tables and counts,
+/// never row contents.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// File system trouble.
+    #[error("{context}: {source}")]
+    Io {
+        /// What we were doing.
+        context: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The archive cannot be decrypted with what we were given.
+    #[error("cannot decrypt the backup: {0}")]
+    Decrypt(String),
+    /// The archive is not a Veil backup of a format this build reads.
+    #[error("not a readable Veil backup: {0}")]
+    Format(String),
+    /// The archive decrypts but its contents do not match its manifest.
+    #[error("the backup fails its integrity check: {0}")]
+    Integrity(String),
+    /// The other side of the pipeline stopped.
+    #[error("the backup was cancelled")]
+    Cancelled,
+}
+
+fn io_error(context: impl Into<String>) -> impl FnOnce(io::Error) -> ArchiveError {
+    let context = context.into();
+    move |source| ArchiveError::Io { context, source }
+}
+
+/// How archives are encrypted.
+#[derive(Clone)]
+pub enum Encryption {
+    /// To these age X25519 recipients (`age1…`).
+    Recipients(Vec<age::x25519::Recipient>),
+    /// With a passphrase (age's scrypt recipient).
+    Passphrase(SecretString),
+}
+
+impl std::fmt::Debug for Encryption {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Encryption::Recipients(recipients) => {
+                write!(
+                    formatter,
+                    "Encryption::Recipients({} keys)",
+                    recipients.len()
+                )
+            }
+            Encryption::Passphrase(_) => formatter.write_str("Encryption::Passphrase(<redacted>)"),
+        }
+    }
+}
+
+/// How archives are decrypted.
+#[derive(Clone)]
+pub enum Decryption {
+    /// With the age identities (`AGE-SECRET-KEY-1…` lines) of an identity file's contents.
+    Identities(SecretString),
+    /// With the passphrase.
+    Passphrase(SecretString),
+}
+
+impl std::fmt::Debug for Decryption {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decryption::Identities(_) => formatter.write_str("Decryption::Identities(<redacted>)"),
+            Decryption::Passphrase(_) => formatter.write_str("Decryption::Passphrase(<redacted>)"),
+        }
+    }
+}
+
+/// Parses comma-separated `age1…` recipients.
+pub fn parse_recipients(list: &str) -> Result<Vec<age::x25519::Recipient>, String> {
+    let recipients: Vec<age::x25519::Recipient> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<age::x25519::Recipient>()
+                .map_err(|_| format!("`{item}` is not an age X25519 recipient (age1…)"))
+        })
+        .collect::<Result<_, _>>()?;
+    if recipients.is_empty() {
+        return Err("no recipients given".to_owned());
+    }
+    Ok(recipients)
+}
+
+/// A new age X25519 key pair: the public key (`age1…`, for `VEIL_BACKUP_RECIPIENTS`) and the identity
+/// (`AGE-SECRET-KEY-1…`, the contents of a `VEIL_BACKUP_IDENTITY` file).
+pub fn generate_identity() -> (String, SecretString) {
+    let identity = age::x25519::Identity::generate();
+    (identity.to_public().to_string(), identity.to_string())
+}
+
+/// What the first entry says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// [`FORMAT_VERSION`] when written by this build.
+    pub format_version: u32,
+    /// The backup's id (also its catalogue id).
+    pub backup_id: String,
+    /// Snapshot time, RFC 3339.
+    pub created_at: String,
+    /// Snapshot time, Unix ms.
+    pub created_at_ms: i64,
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// Highest migration applied in the source database.
+    pub schema_version: i64,
+    /// Version of Veil that wrote it.
+    pub veil_version: String,
+    /// Rows in the snapshot (for progress; the manifest has the exact per-table counts).
+    pub rows: u64,
+}
+
+/// One part in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartManifest {
+    /// Tar entry name.
+    pub name: String,
+    /// Rows in the part.
+    pub rows: u64,
+    /// Compressed size.
+    pub bytes: u64,
+    /// SHA-256 of the compressed bytes, hex.
+    pub sha256: String,
+}
+
+/// One table in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableManifest {
+    /// Table name.
+    pub name: String,
+    /// Column names, in row order.
+    pub columns: Vec<String>,
+    /// Rows in the table.
+    pub rows: u64,
+    /// Its parts, in order.
+    pub parts: Vec<PartManifest>,
+}
+
+/// The last entry: the header and every table's parts and checksums.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The header, repeated.
+    #[serde(flatten)]
+    pub header: Header,
+    /// Tables in load order.
+    pub tables: Vec<TableManifest>,
+}
+
+impl Manifest {
+    /// Rows over all tables.
+    pub fn total_rows(&self) -> u64 {
+        self.tables.iter().map(|table| table.rows).sum()
+    }
+}
+
+fn value_to_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Integer(number) => serde_json::Value::from(*number),
+        Value::Real(number) => serde_json::json!({ "f": number }),
+        Value::Text(text) => serde_json::Value::String(text.clone()),
+        Value::Blob(bytes) => {
+            serde_json::json!({ "b": base64::engine::general_purpose::STANDARD.encode(bytes) })
+        }
+        Value::Bool(flag) => serde_json::Value::Bool(*flag),
+    }
+}
+
+fn value_from_json(json: serde_json::Value) -> Result<Value, String> {
+    Ok(match json {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(flag) => Value::Bool(flag),
+        serde_json::Value::Number(number) => {
+            Value::Integer(number.as_i64().ok_or("an integer out of range")?)
+        }
+        serde_json::Value::String(text) => Value::Text(text),
+        serde_json::Value::Object(mut object) => {
+            if let Some(serde_json::Value::String(encoded)) = object.remove("b") {
+                Value::Blob(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(encoded)
+                        .map_err(|_| "invalid base64 bytes")?,
+                )
+            } else if let Some(number) = object.remove("f").and_then(|value| value.as_f64()) {
+                Value::Real(number)
+            } else {
+                return Err("an object that is neither bytes nor a real".to_owned());
+            }
+        }
+        serde_json::Value::Array(_) => return Err("a nested array".to_owned()),
+    })
+}
+
+/// Counts and hashes what passes through.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buffer)?;
+        self.hasher.update(&buffer[..written]);
+        self.bytes += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+struct PartBuilder {
+    table: usize,
+    index: usize,
+    encoder: zstd::Encoder<'static, Vec<u8>>,
+    rows: u64,
+}
+
+type Sink = age::stream::StreamWriter<HashingWriter<BufWriter<File>>>;
+
+/// Writes an archive (blocking I/O and CPU: run it on a blocking thread).
+pub struct ArchiveWriter {
+    builder: tar::Builder<Sink>,
+    header: Header,
+    tables: Vec<TableManifest>,
+    current: Option<PartBuilder>,
+    path: std::path::PathBuf,
+}
+
+/// What a finished archive is.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The manifest written last.
+    pub manifest: Manifest,
+    /// File size.
+    pub size: u64,
+    /// SHA-256 of the encrypted file, hex.
+    pub sha256: String,
+}
+
+impl ArchiveWriter {
+    /// Creates `path` (which must not exist) and writes the header.
+    pub fn create(
+        path: &Path,
+        encryption: &Encryption,
+        header: Header,
+    ) -> Result<ArchiveWriter, ArchiveError> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options
+            .open(path)
+            .map_err(io_error(format!("cannot create {}", path.display())))?;
+        let output = HashingWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let encryptor = match encryption {
+            Encryption::Recipients(recipients) => age::Encryptor::with_recipients(
+                recipients
+                    .iter()
+                    .map(|recipient| recipient as &dyn age::Recipient),
+            )
+            .map_err(|error| ArchiveError::Format(format!("age: {error}")))?,
+            Encryption::Passphrase(passphrase) => {
+                age::Encryptor::with_user_passphrase(passphrase.clone())
+            }
+        };
+        let sink = encryptor
+            .wrap_output(output)
+            .map_err(io_error(format!("cannot write {}", path.display())))?;
+        let mut writer = ArchiveWriter {
+            builder: tar::Builder::new(sink),
+            header,
+            tables: Vec::new(),
+            current: None,
+            path: path.to_owned(),
+        };
+        let bytes = serde_json::to_vec_pretty(&writer.header).expect("a header serialises");
+        writer.append(HEADER_NAME, &bytes)?;
+        Ok(writer)
+    }
+
+    fn append(&mut self, name: &str, bytes: &[u8]) -> Result<(), ArchiveError> {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o600);
+        header.set_mtime((self.header.created_at_ms / 1000).max(0) as u64);
+        header.set_entry_type(tar::EntryType::Regular);
+        let path = self.path.display().to_string();
+        self.builder
+            .append_data(&mut header, name, bytes)
+            .map_err(io_error(format!("cannot write {path}")))
+    }
+
+    /// Starts the next table.
+    pub fn begin_table(&mut self, name: &str, columns: &[String]) -> Result<(), ArchiveError> {
+        self.finish_part()?;
+        self.tables.push(TableManifest {
+            name: name.to_owned(),
+            columns: columns.to_vec(),
+            rows: 0,
+            parts: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn start_part(&mut self) -> Result<(), ArchiveError> {
+        let table_index = self.tables.len() - 1;
+        let table = &self.tables[table_index];
+        let mut encoder =
+            zstd::Encoder::new(Vec::new(), 3).map_err(io_error("cannot start zstd compression"))?;
+        let first = serde_json::json!({"table": table.name, "columns": table.columns});
+        serde_json::to_writer(&mut encoder, &first).expect("writing to memory");
+        encoder.write_all(b"\n").map_err(io_error("zstd"))?;
+        self.current = Some(PartBuilder {
+            table: table_index,
+            index: table.parts.len(),
+            encoder,
+            rows: 0,
+        });
+        Ok(())
+    }
+
+    /// Adds rows of the current table.
+    pub fn push_rows(&mut self, rows: Vec<Vec<Value>>) -> Result<(), ArchiveError> {
+        if self.tables.is_empty() {
+            return Err(ArchiveError::Format("rows before any table".to_owned()));
+        }
+        for row in rows {
+            if self.current.is_none() {
+                self.start_part()?;
+            }
+            let part = self.current.as_mut().expect("a part was started");
+            let json = serde_json::Value::Array(row.iter().map(value_to_json).collect());
+            serde_json::to_writer(&mut part.encoder, &json).expect("writing to memory");
+            part.encoder.write_all(b"\n").map_err(io_error("zstd"))?;
+            part.rows += 1;
+            if part.rows >= PART_ROWS {
+                self.finish_part()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_part(&mut self) -> Result<(), ArchiveError> {
+        let Some(part) = self.current.take() else {
+            return Ok(());
+        };
+        let bytes = part.encoder.finish().map_err(io_error("zstd"))?;
+        let table = &self.tables[part.table];
+        let name = format!("tables/{}/{:06}.jsonl.zst", table.name, part.index);
+        let sha256 = hex(&Sha256::digest(&bytes));
+        self.append(&name, &bytes)?;
+        let table = &mut self.tables[part.table];
+        table.rows += part.rows;
+        table.parts.push(PartManifest {
+            name,
+            rows: part.rows,
+            bytes: bytes.len() as u64,
+            sha256,
+        });
+        Ok(())
+    }
+
+    /// Writes the manifest, closes the encryption and syncs the file to disk.
+    pub fn finish(mut self) -> Result<Written, ArchiveError> {
+        self.finish_part()?;
+        let manifest = Manifest {
+            header: self.header.clone(),
+            tables: std::mem::take(&mut self.tables),
+        };
+        let bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
+        self.append(MANIFEST_NAME, &bytes)?;
+        let path = self.path.display().to_string();
+        let sink = self
+            .builder
+            .into_inner()
+            .map_err(io_error(format!("cannot write {path}")))?;
+        let mut output = sink
+            .finish()
+            .map_err(io_error(format!("cannot write {path}")))?;
+        output
+            .flush()
+            .map_err(io_error(format!("cannot write {path}")))?;
+        let file = output
+            .inner
+            .into_inner()
+            .map_err(|error| ArchiveError::Io {
+                context: format!("cannot write {path}"),
+                source: error.into_error(),
+            })?;
+        file.sync_all()
+            .map_err(io_error(format!("cannot sync {path}")))?;
+        Ok(Written {
+            manifest,
+            size: output.bytes,
+            sha256: hex(&output.hasher.finalize()),
+        })
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// What a reader reports, in archive order.
+#[derive(Debug)]
+pub enum ReadEvent {
+    /// The header (first).
+    Header(Header),
+    /// A part of `table` starts; rows follow.
+    Part {
+        /// Table name.
+        table: String,
+        /// Column names.
+        columns: Vec<String>,
+    },
+    /// Rows of the current part.
+    Rows(Vec<Vec<Value>>),
+    /// The manifest (last), after every part was checked against it.
+    Manifest(Manifest),
+}
+
+/// Reads and checks a whole archive (blocking), handing what it finds to `on_event`. Fails on a wrong key, a
+/// modified or truncated file, a part whose checksum or row count differs from the manifest, and a part missing
+/// from the archive or absent from the manifest.
+pub fn read_archive(
+    path: &Path,
+    decryption: &Decryption,
+    mut on_event: impl FnMut(ReadEvent) -> Result<(), ArchiveError>,
+) -> Result<Manifest, ArchiveError> {
+    let file = File::open(path).map_err(io_error(format!("cannot open {}", path.display())))?;
+    let decryptor =
+        age::Decryptor::new(BufReader::with_capacity(1 << 20, file)).map_err(|error| {
+            ArchiveError::Decrypt(format!(
+                "{} is not an age-encrypted file ({error})",
+                path.display()
+            ))
+        })?;
+    let reader = match decryption {
+        Decryption::Passphrase(passphrase) => {
+            if !decryptor.is_scrypt() {
+                return Err(ArchiveError::Decrypt(
+                    "this backup is encrypted to age recipients, not a passphrase: set VEIL_BACKUP_IDENTITY"
+                        .to_owned(),
+                ));
+            }
+            let identity = age::scrypt::Identity::new(passphrase.clone());
+            decryptor.decrypt(std::iter::once(&identity as &dyn age::Identity))
+        }
+        Decryption::Identities(contents) => {
+            use age::secrecy::ExposeSecret;
+            if decryptor.is_scrypt() {
+                return Err(ArchiveError::Decrypt(
+                    "this backup is encrypted with a passphrase: set VEIL_BACKUP_PASSPHRASE".to_owned(),
+                ));
+            }
+            let identities = age::IdentityFile::from_buffer(contents.expose_secret().as_bytes())
+                .map_err(|_| ArchiveError::Decrypt("the identity file cannot be parsed".to_owned()))?
+                .into_identities()
+                .map_err(|_| ArchiveError::Decrypt("the identity file cannot be parsed".to_owned()))?;
+            if identities.is_empty() {
+                return Err(ArchiveError::Decrypt("the identity file holds no identity".to_owned()));
+            }
+            decryptor.decrypt(identities.iter().map(|identity| identity.as_ref()))
+        }
+    }
+    .map_err(|error| {
+        ArchiveError::Decrypt(match error {
+            age::DecryptError::NoMatchingKeys | age::DecryptError::DecryptionFailed => {
+                "none of the given identities can open it (wrong age identity or passphrase)".to_owned()
+            }
+            age::DecryptError::InvalidMac | age::DecryptError::InvalidHeader => {
+                "its header is damaged or was modified".to_owned()
+            }
+            other => other.to_string(),
+        })
+    })?;
+    let tampered = |error: io::Error| {
+        ArchiveError::Integrity(format!(
+            "the encrypted stream failed authentication or ended early: it was modified, corrupted or truncated ({error})"
+        ))
+    };
+    let mut archive = tar::Archive::new(reader);
+    let mut seen: BTreeMap<String, (String, u64, u64)> = BTreeMap::new();
+    let mut header: Option<Header> = None;
+    let mut manifest: Option<Manifest> = None;
+    for entry in archive.entries().map_err(tampered)? {
+        let mut entry = entry.map_err(tampered)?;
+        let name = entry
+            .path()
+            .map_err(tampered)?
+            .to_string_lossy()
+            .into_owned();
+        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut bytes).map_err(tampered)?;
+        if manifest.is_some() {
+            return Err(ArchiveError::Format(format!(
+                "entry {name} follows the manifest"
+            )));
+        }
+        if name == HEADER_NAME {
+            let parsed: Header = serde_json::from_slice(&bytes)
+                .map_err(|error| ArchiveError::Format(format!("header: {error}")))?;
+            if parsed.format != FORMAT {
+                return Err(ArchiveError::Format(format!(
+                    "format is {:?}",
+                    parsed.format
+                )));
+            }
+            if parsed.format_version != FORMAT_VERSION {
+                return Err(ArchiveError::Format(format!(
+                    "format version {} (this Veil reads version {FORMAT_VERSION})",
+                    parsed.format_version
+                )));
+            }
+            header = Some(parsed.clone());
+            on_event(ReadEvent::Header(parsed))?;
+        } else if name == MANIFEST_NAME {
+            let parsed: Manifest = serde_json::from_slice(&bytes)
+                .map_err(|error| ArchiveError::Format(format!("manifest: {error}")))?;
+            manifest = Some(parsed);
+        } else if name.starts_with("tables/") {
+            if header.is_none() {
+                return Err(ArchiveError::Format(
+                    "a part comes before the header".to_owned(),
+                ));
+            }
+            let sha256 = hex(&Sha256::digest(&bytes));
+            let rows = read_part(&name, &bytes, &mut on_event)?;
+            seen.insert(name, (sha256, bytes.len() as u64, rows));
+        } else {
+            return Err(ArchiveError::Format(format!("unexpected entry {name}")));
+        }
+    }
+    let header =
+        header.ok_or_else(|| ArchiveError::Format("the archive has no header".to_owned()))?;
+    let manifest = manifest.ok_or_else(|| {
+        ArchiveError::Integrity("the archive has no manifest: it is incomplete".to_owned())
+    })?;
+    if manifest.header != header {
+        return Err(ArchiveError::Integrity(
+            "the manifest does not repeat the header".to_owned(),
+        ));
+    }
+    for table in &manifest.tables {
+        let mut rows = 0;
+        for part in &table.parts {
+            let Some((sha256, bytes, part_rows)) = seen.remove(&part.name) else {
+                return Err(ArchiveError::Integrity(format!(
+                    "part {} (table {}) is listed in the manifest but missing from the archive",
+                    part.name, table.name
+                )));
+            };
+            if sha256 != part.sha256 || bytes != part.bytes {
+                return Err(ArchiveError::Integrity(format!(
+                    "part {} fails its SHA-256 check (manifest {}, archive {})",
+                    part.name, part.sha256, sha256
+                )));
+            }
+            if part_rows != part.rows {
+                return Err(ArchiveError::Integrity(format!(
+                    "part {} holds {part_rows} rows, the manifest says {}",
+                    part.name, part.rows
+                )));
+            }
+            rows += part_rows;
+        }
+        if rows != table.rows {
+            return Err(ArchiveError::Integrity(format!(
+                "table {}: its parts hold {rows} rows, the manifest says {}",
+                table.name, table.rows
+            )));
+        }
+    }
+    if let Some(extra) = seen.keys().next() {
+        return Err(ArchiveError::Integrity(format!(
+            "part {extra} is not in the manifest"
+        )));
+    }
+    on_event(ReadEvent::Manifest(manifest.clone()))?;
+    Ok(manifest)
+}
+
+fn read_part(
+    name: &str,
+    bytes: &[u8],
+    on_event: &mut impl FnMut(ReadEvent) -> Result<(), ArchiveError>,
+) -> Result<u64, ArchiveError> {
+    let bad = |what: String| ArchiveError::Integrity(format!("part {name}: {what}"));
+    let decoder = zstd::Decoder::new(bytes).map_err(|error| bad(error.to_string()))?;
+    let mut lines = BufReader::new(decoder).lines();
+    let first = lines
+        .next()
+        .ok_or_else(|| bad("empty".to_owned()))?
+        .map_err(|error| bad(format!("cannot decompress ({error})")))?;
+    #[derive(Deserialize)]
+    struct PartHeader {
+        table: String,
+        columns: Vec<String>,
+    }
+    let part: PartHeader =
+        serde_json::from_str(&first).map_err(|error| bad(format!("first line: {error}")))?;
+    let width = part.columns.len();
+    on_event(ReadEvent::Part {
+        table: part.table,
+        columns: part.columns,
+    })?;
+    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut rows = 0u64;
+    for (number, line) in lines.enumerate() {
+        let line = line.map_err(|error| bad(format!("cannot decompress ({error})")))?;
+        let values: Vec<serde_json::Value> = serde_json::from_str(&line)
+            .map_err(|_| bad(format!("row {} is not a JSON array", number + 1)))?;
+        if values.len() != width {
+            return Err(bad(format!(
+                "row {} has {} values for {width} columns",
+                number + 1,
+                values.len()
+            )));
+        }
+        let row = values
+            .into_iter()
+            .map(value_from_json)
+            .collect::<Result<Vec<Value>, String>>()
+            .map_err(|what| bad(format!("row {}: {what}", number + 1)))?;
+        batch.push(row);
+        rows += 1;
+        if batch.len() >= BATCH_ROWS {
+            on_event(ReadEvent::Rows(std::mem::replace(
+                &mut batch,
+                Vec::with_capacity(BATCH_ROWS),
+            )))?;
+        }
+    }
+    if !batch.is_empty() {
+        on_event(ReadEvent::Rows(batch))?;
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_through_json() {
+        for value in [
+            Value::Null,
+            Value::Integer(-42),
+            Value::Integer(i64::MAX),
+            Value::Real(1.5),
+            Value::Text("张三".to_owned()),
+            Value::Blob(vec![0, 1, 255]),
+            Value::Bool(true),
+        ] {
+            assert_eq!(value_from_json(value_to_json(&value)).unwrap(), value);
+        }
+    }
+
+    #[test]
+    fn recipients_parse_or_explain() {
+        let identity = age::x25519::Identity::generate();
+        let public = identity.to_public().to_string();
+        assert_eq!(parse_recipients(&format!(" {public} ,")).unwrap().len(), 1);
+        let error = parse_recipients("age1nope").unwrap_err();
+        assert!(error.contains("not an age X25519 recipient"), "{error}");
+        assert!(parse_recipients(" , ").is_err());
+    }
+}

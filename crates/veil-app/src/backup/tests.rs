@@ -1,0 +1,629 @@
+//! Backup tests on both backends: round trip with erasure replay, SQLite → PostgreSQL, failed verifications with
+//! their reasons, no plaintext in archives, interrupted backups.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use age::secrecy::{ExposeSecret, SecretString};
+use veil_store::{SensitiveField, Store};
+
+use super::archive::{self, Decryption, Encryption};
+use super::*;
+use crate::both_backends;
+use crate::customers::reveal::{open_fields, RevealAuthority};
+use crate::customers::CustomerInput;
+use crate::testing::{EmptyDatabase, Harness};
+use crate::users::Role;
+
+const NAME: &str = "欧阳娜娜";
+const NAMES: [&str; 8] = [
+    "张伟", "王芳", "李娜", "刘洋", "陈静", "杨帆", "赵磊", "黄敏",
+];
+const PHONE: &str = "13912345678";
+const ID_NUMBER: &str = "110101198402276151";
+const EMAIL: &str = "nana.ouyang@example.com";
+const ADDRESS: &str = "北京市朝阳区建国路88号SOHO现代城5号楼1203室";
+const BANK_CARD: &str = "6222021234567890128";
+
+fn known_customer() -> CustomerInput {
+    CustomerInput {
+        name: Some(NAME.to_owned()),
+        phone: Some(PHONE.to_owned()),
+        id_number: Some(ID_NUMBER.to_owned()),
+        email: Some(EMAIL.to_owned()),
+        address: Some(ADDRESS.to_owned()),
+        bank_card: Some(BANK_CARD.to_owned()),
+        ..CustomerInput::default()
+    }
+}
+
+fn customer(name: &str, phone: &str) -> CustomerInput {
+    CustomerInput {
+        name: Some(name.to_owned()),
+        phone: Some(phone.to_owned()),
+        email: Some(format!("{phone}@example.com")),
+        ..CustomerInput::default()
+    }
+}
+
+fn assert_no_plaintext(haystack: &[u8], what: &str) {
+    for value in [
+        NAME,
+        PHONE,
+        ID_NUMBER,
+        EMAIL,
+        ADDRESS,
+        BANK_CARD,
+        "建国路88号",
+    ] {
+        assert!(
+            !haystack
+                .windows(value.len())
+                .any(|window| window == value.as_bytes()),
+            "plaintext {value} found in {what}"
+        );
+    }
+}
+
+struct Keys {
+    identity: age::x25519::Identity,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        Keys {
+            identity: age::x25519::Identity::generate(),
+        }
+    }
+
+    fn encryption(&self) -> Encryption {
+        Encryption::Recipients(vec![self.identity.to_public()])
+    }
+
+    fn decryption(&self) -> Decryption {
+        Decryption::Identities(self.identity.to_string())
+    }
+
+    fn settings(&self, directory: &Path) -> BackupSettings {
+        BackupSettings {
+            directory: directory.to_owned(),
+            encryption: Some(self.encryption()),
+            decryption: Some(self.decryption()),
+            max_age_days: DEFAULT_MAX_AGE_DAYS,
+        }
+    }
+}
+
+/// The archive's entries, decrypted with `keys`.
+fn entries(path: &Path, keys: &Keys) -> Vec<(String, Vec<u8>)> {
+    let file = std::fs::File::open(path).unwrap();
+    let decryptor = age::Decryptor::new(std::io::BufReader::new(file)).unwrap();
+    let reader = decryptor
+        .decrypt(std::iter::once(&keys.identity as &dyn age::Identity))
+        .unwrap();
+    let mut archive = tar::Archive::new(reader);
+    let mut out = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        out.push((name, bytes));
+    }
+    out
+}
+
+/// Writes `entries` as a new archive encrypted to `keys` (to forge tampered backups).
+fn write_entries(path: &Path, keys: &Keys, entries: &[(String, Vec<u8>)]) {
+    let file = std::fs::File::create(path).unwrap();
+    let encryptor = age::Encryptor::with_recipients(std::iter::once(
+        &keys.identity.to_public() as &dyn age::Recipient
+    ))
+    .unwrap();
+    let sink = encryptor.wrap_output(file).unwrap();
+    let mut builder = tar::Builder::new(sink);
+    for (name, bytes) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o600);
+        builder
+            .append_data(&mut header, name, bytes.as_slice())
+            .unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap();
+}
+
+/// Every customer's fields decrypted (test-only authority), by id.
+async fn decrypted_customers(
+    veil: &Veil,
+) -> std::collections::BTreeMap<String, Vec<(SensitiveField, String)>> {
+    let authority = RevealAuthority::for_tests();
+    let mut out = std::collections::BTreeMap::new();
+    for id in veil.store().sample_customer_ids(10_000).await.unwrap() {
+        let row = veil.store().customer_row(&id).await.unwrap().unwrap();
+        let key_row = veil.store().customer_key(&id).await.unwrap().unwrap();
+        let fields = open_fields(veil, &authority, &row, &key_row, &SensitiveField::ALL)
+            .unwrap()
+            .into_iter()
+            .map(|(field, value)| (field, value.to_string()))
+            .collect();
+        out.insert(id, fields);
+    }
+    out
+}
+
+async fn open_restored(url: &veil_store::DatabaseUrl, harness: &Harness) -> Veil {
+    let store = Store::connect(url).await.unwrap();
+    Veil::open(store, &harness.master).await.unwrap()
+}
+
+both_backends!(
+    round_trip_restores_every_customer_and_keeps_erasures,
+    |harness| {
+        let veil = &harness.veil;
+        let keys = Keys::new();
+        let backups = harness.dir.path().join("backups");
+        veil.set_backup_settings(keys.settings(&backups));
+        let admin = harness.actor("root", Role::Admin, None).await;
+        veil.add_team(&admin, "east", None).await.unwrap();
+        veil.add_team(&admin, "east-sh", Some("east"))
+            .await
+            .unwrap();
+        let known = veil
+            .create_customer(&admin, &known_customer(), false)
+            .await
+            .unwrap();
+        let mut others = Vec::new();
+        for (index, name) in NAMES.iter().enumerate().take(7) {
+            let view = veil
+                .create_customer(
+                    &admin,
+                    &customer(name, &format!("1380000{index:04}")),
+                    false,
+                )
+                .await
+                .unwrap();
+            others.push(view.id.to_string());
+        }
+        // Erased before the backup: absent from it.
+        veil.delete_customer(&admin, others[0].parse().unwrap())
+            .await
+            .unwrap();
+
+        let created = veil.create_backup(Some(&admin), None, &()).await.unwrap();
+        assert_eq!(created.state, "complete");
+        assert!(created.location.ends_with(".age"), "{}", created.location);
+        let archive_path = PathBuf::from(&created.location);
+
+        // Erased after the backup: the restore must not bring it back.
+        veil.delete_customer(&admin, others[1].parse().unwrap())
+            .await
+            .unwrap();
+
+        let report = veil
+            .verify_backup(Some(&admin), &created.id, &())
+            .await
+            .unwrap();
+        assert!(report.ok, "{report:?}");
+        let names: Vec<&str> = report
+            .checks
+            .iter()
+            .map(|check| check.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "decrypt_and_checksums",
+                "restore_counts",
+                "master_key",
+                "sample_decrypt",
+                "erasure"
+            ]
+        );
+        let listed = veil.list_backups(Some(&admin)).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0]
+            .verification
+            .as_ref()
+            .is_some_and(|verification| verification.ok));
+        let age = veil.latest_verified_backup_age().await.unwrap().unwrap();
+        assert!(age < 60_000, "{age}");
+
+        // No plaintext in the encrypted file nor in any decrypted part.
+        assert_no_plaintext(
+            &std::fs::read(&archive_path).unwrap(),
+            "the encrypted archive",
+        );
+        let parts = entries(&archive_path, &keys);
+        assert!(
+            parts
+                .iter()
+                .filter(|(name, _)| name.starts_with("tables/customer/"))
+                .count()
+                >= 2
+        );
+        for (name, bytes) in &parts {
+            let plain = if name.ends_with(".zst") {
+                zstd::decode_all(bytes.as_slice()).unwrap()
+            } else {
+                bytes.clone()
+            };
+            assert_no_plaintext(&plain, name);
+            assert_no_plaintext(bytes, name);
+        }
+        // No master key material: the key file's contents are nowhere in the archive.
+        let crate::keys::MasterKeySource::File(key_path) = &harness.master else {
+            unreachable!()
+        };
+        let master = std::fs::read_to_string(key_path).unwrap();
+        for (name, bytes) in &parts {
+            let plain = if name.ends_with(".zst") {
+                zstd::decode_all(bytes.as_slice()).unwrap()
+            } else {
+                bytes.clone()
+            };
+            assert!(
+                !String::from_utf8_lossy(&plain).contains(master.trim()),
+                "master key in {name}"
+            );
+        }
+
+        // Restore into a fresh database of the same backend, replaying the live erasure list.
+        let Some(target) = EmptyDatabase::like(&harness).await else {
+            return;
+        };
+        let target_store = Store::connect(&target.url).await.unwrap();
+        let options = RestoreOptions {
+            force: false,
+            erasures: veil.store().erasures().await.unwrap(),
+        };
+        let restored = restore(
+            &archive_path,
+            &keys.decryption(),
+            &target_store,
+            &options,
+            &(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(restored.backup_id, created.id);
+        assert_eq!(
+            restored.erasures_replayed, 1,
+            "the customer erased after the backup"
+        );
+        target_store.close().await;
+        let restored_veil = open_restored(&target.url, &harness).await;
+        assert_eq!(
+            decrypted_customers(&restored_veil).await,
+            decrypted_customers(veil).await,
+            "every customer decrypts to the same values"
+        );
+        assert_eq!(restored_veil.count_customers().await.unwrap(), 6);
+        for erased in &others[..2] {
+            assert!(restored_veil
+                .store()
+                .customer_key(erased)
+                .await
+                .unwrap()
+                .is_none());
+            assert!(restored_veil
+                .store()
+                .customer_row(erased)
+                .await
+                .unwrap()
+                .is_none());
+        }
+        assert!(restored_veil
+            .store()
+            .customer_row(&known.id.to_string())
+            .await
+            .unwrap()
+            .is_some());
+        let chain = restored_veil.verify_audit_chain().await.unwrap();
+        assert!(chain.ok, "the restored audit trail verifies: {chain:?}");
+        assert!(restored_veil.list_backups(None).await.unwrap().is_empty());
+
+        // A non-empty target is refused without --force and replaced with it.
+        let again = restore(
+            &archive_path,
+            &keys.decryption(),
+            restored_veil.store(),
+            &RestoreOptions::default(),
+            &(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(again, AppError::Backup(BackupError::TargetNotEmpty)),
+            "{again}"
+        );
+        let forced = RestoreOptions {
+            force: true,
+            erasures: Vec::new(),
+        };
+        restore(
+            &archive_path,
+            &keys.decryption(),
+            restored_veil.store(),
+            &forced,
+            &(),
+        )
+        .await
+        .unwrap();
+        // Without the live list, the customer erased after the backup is back (the archive predates it)…
+        assert_eq!(restored_veil.count_customers().await.unwrap(), 7);
+        restored_veil.store().close().await;
+        target.finish().await;
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_moves_to_postgres_by_restore() {
+    let harness = Harness::sqlite().await;
+    let Some(target) = EmptyDatabase::postgres().await else {
+        harness.finish().await;
+        return;
+    };
+    let keys = Keys::new();
+    let veil = &harness.veil;
+    veil.set_backup_settings(keys.settings(&harness.dir.path().join("backups")));
+    let admin = harness.actor("root", Role::Admin, None).await;
+    veil.add_team(&admin, "north", None).await.unwrap();
+    veil.add_team(&admin, "north-bj", Some("north"))
+        .await
+        .unwrap();
+    veil.create_customer(&admin, &known_customer(), false)
+        .await
+        .unwrap();
+    for (index, name) in NAMES.iter().enumerate().take(4) {
+        veil.create_customer(
+            &admin,
+            &customer(name, &format!("1370000{index:04}")),
+            false,
+        )
+        .await
+        .unwrap();
+    }
+    let created = veil.create_backup(None, None, &()).await.unwrap();
+    let target_store = Store::connect(&target.url).await.unwrap();
+    let restored = restore(
+        Path::new(&created.location),
+        &keys.decryption(),
+        &target_store,
+        &RestoreOptions::default(),
+        &(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(restored.source_backend, "sqlite");
+    target_store.close().await;
+    let moved = open_restored(&target.url, &harness).await;
+    assert_eq!(moved.store().backend(), veil_store::Backend::Postgres);
+    assert_eq!(
+        decrypted_customers(&moved).await,
+        decrypted_customers(veil).await
+    );
+    assert!(moved.verify_audit_chain().await.unwrap().ok);
+    // The moved installation keeps working: a new customer, found by its blind index.
+    let view = moved
+        .create_customer(
+            &admin_on(&moved).await,
+            &customer("新客户", "13600001111"),
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(view.phone.as_deref(), Some("136****1111"));
+    moved.store().close().await;
+    target.finish().await;
+    harness.finish().await;
+}
+
+async fn admin_on(veil: &Veil) -> crate::Actor {
+    veil.actor_by_username("root").await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_what_is_wrong() {
+    let harness = Harness::sqlite().await;
+    let keys = Keys::new();
+    let veil = &harness.veil;
+    veil.set_backup_settings(keys.settings(&harness.dir.path().join("backups")));
+    let admin = harness.actor("root", Role::Admin, None).await;
+    for (index, name) in NAMES.iter().enumerate().take(5) {
+        veil.create_customer(
+            &admin,
+            &customer(name, &format!("1350000{index:04}")),
+            false,
+        )
+        .await
+        .unwrap();
+    }
+    let created = veil.create_backup(None, None, &()).await.unwrap();
+    let good = PathBuf::from(&created.location);
+    let work = harness.dir.path().join("forged");
+    std::fs::create_dir_all(&work).unwrap();
+    let verify = |path: PathBuf| {
+        let veil = &harness.veil;
+        async move {
+            veil.verify_backup(None, path.to_str().unwrap(), &())
+                .await
+                .unwrap()
+        }
+    };
+
+    // One flipped byte in the encrypted file.
+    let mut bytes = std::fs::read(&good).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    let tampered = work.join("tampered.age");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let report = verify(tampered).await;
+    assert!(!report.ok);
+    let reason = report.reason.unwrap();
+    assert!(
+        reason.contains("modified, corrupted or truncated"),
+        "{reason}"
+    );
+
+    // A part removed (the archive re-encrypted by someone holding the key).
+    let original = entries(&good, &keys);
+    let missing_name = original
+        .iter()
+        .find(|(name, _)| name.starts_with("tables/customer/"))
+        .unwrap()
+        .0
+        .clone();
+    let without: Vec<(String, Vec<u8>)> = original
+        .iter()
+        .filter(|(name, _)| *name != missing_name)
+        .cloned()
+        .collect();
+    let missing = work.join("missing.age");
+    write_entries(&missing, &keys, &without);
+    let report = verify(missing).await;
+    assert!(!report.ok, "{report:?}");
+    let reason = report.reason.unwrap();
+    assert!(
+        reason.contains(&missing_name) && reason.contains("missing from the archive"),
+        "{reason}"
+    );
+
+    // A part's bytes changed (still valid zstd).
+    let changed: Vec<(String, Vec<u8>)> = original
+        .iter()
+        .map(|(name, bytes)| {
+            if *name == missing_name {
+                let mut plain = zstd::decode_all(bytes.as_slice()).unwrap();
+                plain.extend_from_slice(b"");
+                let text = String::from_utf8(plain)
+                    .unwrap()
+                    .replace("\"customer\"", "\"customer\" ");
+                (name.clone(), zstd::encode_all(text.as_bytes(), 3).unwrap())
+            } else {
+                (name.clone(), bytes.clone())
+            }
+        })
+        .collect();
+    let modified = work.join("modified.age");
+    write_entries(&modified, &keys, &changed);
+    let report = verify(modified).await;
+    assert!(!report.ok);
+    let reason = report.reason.unwrap();
+    assert!(reason.contains("fails its SHA-256 check"), "{reason}");
+
+    // The manifest missing: an incomplete archive.
+    let headless: Vec<(String, Vec<u8>)> = original
+        .iter()
+        .filter(|(name, _)| name != archive::MANIFEST_NAME)
+        .cloned()
+        .collect();
+    let incomplete = work.join("incomplete.age");
+    write_entries(&incomplete, &keys, &headless);
+    let reason = verify(incomplete).await.reason.unwrap();
+    assert!(reason.contains("no manifest"), "{reason}");
+
+    // The wrong age identity.
+    let other = Keys::new();
+    veil.set_backup_settings(BackupSettings {
+        decryption: Some(other.decryption()),
+        ..keys.settings(&harness.dir.path().join("backups"))
+    });
+    let report = veil.verify_backup(None, &created.id, &()).await.unwrap();
+    assert!(!report.ok);
+    let reason = report.reason.clone().unwrap();
+    assert!(reason.contains("wrong age identity"), "{reason}");
+    // The failure is stored in the catalogue, and no verified backup exists.
+    let listed = veil.list_backups(None).await.unwrap();
+    assert_eq!(listed[0].verification.as_ref().map(|v| v.ok), Some(false));
+    assert_eq!(veil.latest_verified_backup_age().await.unwrap(), None);
+
+    // No plaintext in the failure reasons or the audit trail's verify entries.
+    assert!(!reason.contains(PHONE));
+    harness.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_backups_are_never_listed_and_are_cleaned_up() {
+    let harness = Harness::sqlite().await;
+    let keys = Keys::new();
+    let veil = &harness.veil;
+    let backups = harness.dir.path().join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    veil.set_backup_settings(keys.settings(&backups));
+    // What a backup killed half-way leaves: a partial file, old, and one still being written by someone else.
+    let stale = backups.join("veil-backup-20260101T000000Z-dead.age.partial");
+    std::fs::write(&stale, b"half an archive").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let fresh = backups.join("veil-backup-20260101T000001Z-busy.age.partial");
+    std::fs::write(&fresh, b"being written").unwrap();
+    assert!(veil.list_backups(None).await.unwrap().is_empty());
+
+    let created = veil.create_backup(None, None, &()).await.unwrap();
+    assert!(!stale.exists(), "a stale partial file is removed");
+    assert!(
+        fresh.exists(),
+        "a recent partial file may belong to a running backup"
+    );
+    let listed = veil.list_backups(None).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, created.id);
+    // The partial file cannot be verified as a backup either.
+    let report = veil
+        .verify_backup(None, fresh.to_str().unwrap(), &())
+        .await
+        .unwrap();
+    assert!(!report.ok);
+    // A writer that stops before its manifest leaves a file that fails verification, never a listed backup.
+    let cut = backups.join("cut.age");
+    let bytes = std::fs::read(&created.location).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let report = veil
+        .verify_backup(None, cut.to_str().unwrap(), &())
+        .await
+        .unwrap();
+    assert!(!report.ok, "{report:?}");
+    harness.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passphrase_backups_and_clear_configuration_errors() {
+    let harness = Harness::sqlite().await;
+    let veil = &harness.veil;
+    let backups = harness.dir.path().join("backups");
+    let error = veil.create_backup(None, None, &()).await.unwrap_err();
+    assert!(error.to_string().contains("not configured"), "{error}");
+    let passphrase = SecretString::from("correct horse battery staple backup".to_owned());
+    veil.set_backup_settings(BackupSettings {
+        directory: backups.clone(),
+        encryption: Some(Encryption::Passphrase(passphrase.clone())),
+        decryption: Some(Decryption::Passphrase(passphrase.clone())),
+        max_age_days: DEFAULT_MAX_AGE_DAYS,
+    });
+    let created = veil.create_backup(None, None, &()).await.unwrap();
+    let report = veil.verify_backup(None, &created.id, &()).await.unwrap();
+    assert!(report.ok, "{report:?}");
+    // An identity cannot open a passphrase archive, and the message says what to set.
+    let keys = Keys::new();
+    veil.set_backup_settings(BackupSettings {
+        decryption: Some(keys.decryption()),
+        ..keys.settings(&backups)
+    });
+    let report = veil.verify_backup(None, &created.id, &()).await.unwrap();
+    assert!(report.reason.unwrap().contains("VEIL_BACKUP_PASSPHRASE"));
+    assert!(!passphrase.expose_secret().is_empty());
+    // Only admins create backups; auditors may list them.
+    let auditor = harness.actor("audrey", Role::Auditor, None).await;
+    assert!(matches!(
+        veil.create_backup(Some(&auditor), None, &()).await,
+        Err(AppError::Forbidden(_))
+    ));
+    assert_eq!(veil.list_backups(Some(&auditor)).await.unwrap().len(), 1);
+    harness.finish().await;
+}

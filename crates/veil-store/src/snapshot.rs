@@ -1,0 +1,964 @@
+//! Whole-database snapshots and bulk loads for backups and restores, independent of any one table's shape.
+//!
+//! A [`Snapshot`] reads every table inside one transaction that sees a single point in time: on SQLite a
+//! deferred read transaction on one connection (in WAL mode its first read fixes the snapshot, and writers carry
+//! on), on PostgreSQL a `REPEATABLE READ READ ONLY` transaction. Rows come out as typed [`Value`]s, so a backup
+//! taken on one backend loads into the other. A [`Loader`] writes them back inside one transaction, in the
+//! dependency order of the foreign keys, converting each value to the target column's type.
+//!
+//! The store still sees no keys and no plaintext: the rows are the database's own ciphertext, masked values and
+//! wrapped keys.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures_util::TryStreamExt;
+use sqlx::{Column, Row, TypeInfo, ValueRef};
+
+use crate::{with_pool, Pool, Store, StoreError, StoreResult};
+
+/// Tables never copied: sqlx's migration bookkeeping (the target runs its own migrations) and the backup
+/// catalogue (it describes backups; a restored database starts with an empty one).
+pub const EXCLUDED_TABLES: &[&str] = &["_sqlx_migrations", "backup"];
+
+/// Rows seeded by migrations that a restore overwrites instead of inserting (`audit_head` starts at sequence 0).
+const SEEDED_TABLES: &[&str] = &["audit_head"];
+
+/// One column value, typed independently of the backend.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// Any integer column.
+    Integer(i64),
+    /// A floating-point column.
+    Real(f64),
+    /// Text.
+    Text(String),
+    /// Bytes (ciphertext, hashes, wrapped keys).
+    Blob(Vec<u8>),
+    /// A PostgreSQL boolean (SQLite stores booleans as integers).
+    Bool(bool),
+}
+
+/// The storage type of a target column, from its declared type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// Integer of any width.
+    Integer,
+    /// Floating point.
+    Real,
+    /// Text.
+    Text,
+    /// Bytes.
+    Blob,
+    /// Boolean.
+    Bool,
+}
+
+impl ColumnKind {
+    /// Maps a declared SQL type (`BIGINT`, `bytea`, `BOOLEAN`, …) to its kind.
+    pub fn from_declared(declared: &str) -> ColumnKind {
+        let declared = declared.to_ascii_lowercase();
+        if declared.contains("bool") {
+            ColumnKind::Bool
+        } else if declared.contains("int") {
+            ColumnKind::Integer
+        } else if declared.contains("char")
+            || declared.contains("text")
+            || declared.contains("clob")
+        {
+            ColumnKind::Text
+        } else if declared.contains("blob") || declared.contains("bytea") {
+            ColumnKind::Blob
+        } else if declared.contains("real")
+            || declared.contains("floa")
+            || declared.contains("doub")
+            || declared.contains("numeric")
+        {
+            ColumnKind::Real
+        } else {
+            ColumnKind::Text
+        }
+    }
+}
+
+/// A table and its columns, in the order rows list them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    /// Table name.
+    pub name: String,
+    /// Column names.
+    pub columns: Vec<String>,
+}
+
+/// A foreign key: `table.column` references `ref_table.ref_column`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    /// The referencing table.
+    pub table: String,
+    /// The referencing column.
+    pub column: String,
+    /// The referenced table.
+    pub ref_table: String,
+    /// The referenced column.
+    pub ref_column: String,
+}
+
+fn quote(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+/// Orders tables so that every table comes after the tables it references (self-references ignored); ties and
+/// cycles fall back to name order.
+pub fn dependency_order(tables: &[String], keys: &[ForeignKey]) -> Vec<String> {
+    let mut parents: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for table in tables {
+        parents.entry(table.as_str()).or_default();
+    }
+    for key in keys {
+        if key.table != key.ref_table && parents.contains_key(key.ref_table.as_str()) {
+            if let Some(set) = parents.get_mut(key.table.as_str()) {
+                set.insert(key.ref_table.as_str());
+            }
+        }
+    }
+    let mut ordered: Vec<String> = Vec::new();
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    while done.len() < parents.len() {
+        let ready: Vec<&str> = parents
+            .iter()
+            .filter(|(table, needs)| {
+                !done.contains(*table) && needs.iter().all(|p| done.contains(p))
+            })
+            .map(|(table, _)| *table)
+            .collect();
+        let next = if ready.is_empty() {
+            // A cycle between tables: take the first remaining one and let the database report any violation.
+            parents
+                .keys()
+                .copied()
+                .filter(|table| !done.contains(table))
+                .take(1)
+                .collect()
+        } else {
+            ready
+        };
+        for table in next {
+            done.insert(table);
+            ordered.push(table.to_owned());
+        }
+    }
+    ordered
+}
+
+fn sqlite_value(row: &sqlx::sqlite::SqliteRow, index: usize) -> StoreResult<Value> {
+    let raw = row.try_get_raw(index)?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let storage = raw.type_info().name().to_owned();
+    Ok(match storage.as_str() {
+        "INTEGER" | "BOOLEAN" => Value::Integer(row.try_get_unchecked::<i64, _>(index)?),
+        "REAL" | "NUMERIC" => Value::Real(row.try_get_unchecked::<f64, _>(index)?),
+        "BLOB" => Value::Blob(row.try_get_unchecked::<Vec<u8>, _>(index)?),
+        _ => Value::Text(row.try_get_unchecked::<String, _>(index)?),
+    })
+}
+
+fn postgres_value(row: &sqlx::postgres::PgRow, index: usize) -> StoreResult<Value> {
+    let type_name = row.column(index).type_info().name().to_owned();
+    let value = match type_name.as_str() {
+        "INT8" => row.try_get::<Option<i64>, _>(index)?.map(Value::Integer),
+        "INT4" => row
+            .try_get::<Option<i32>, _>(index)?
+            .map(|value| Value::Integer(value.into())),
+        "INT2" => row
+            .try_get::<Option<i16>, _>(index)?
+            .map(|value| Value::Integer(value.into())),
+        "BOOL" => row.try_get::<Option<bool>, _>(index)?.map(Value::Bool),
+        "FLOAT8" => row.try_get::<Option<f64>, _>(index)?.map(Value::Real),
+        "FLOAT4" => row
+            .try_get::<Option<f32>, _>(index)?
+            .map(|value| Value::Real(value.into())),
+        "BYTEA" => row.try_get::<Option<Vec<u8>>, _>(index)?.map(Value::Blob),
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => {
+            row.try_get::<Option<String>, _>(index)?.map(Value::Text)
+        }
+        other => {
+            return Err(StoreError::Snapshot(format!(
+                "column {} has type {other}, which backups do not support",
+                row.column(index).name()
+            )))
+        }
+    };
+    Ok(value.unwrap_or(Value::Null))
+}
+
+/// Queries shared by snapshots, loaders and the store: tables, columns, keys, schema version. Each is written
+/// once per backend and run on whatever executor (pool or transaction) the caller holds.
+macro_rules! schema_queries {
+    ($name:ident, $executor_ty:ty, $backend:literal) => {
+        mod $name {
+            use super::*;
+
+            pub(super) async fn tables(executor: $executor_ty) -> StoreResult<Vec<String>> {
+                let sql = if $backend == "sqlite" {
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                } else {
+                    "SELECT table_name::text FROM information_schema.tables \
+                     WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name"
+                };
+                Ok(sqlx::query_scalar::<_, String>(sql).fetch_all(executor).await?)
+            }
+
+            pub(super) async fn columns(
+                executor: $executor_ty,
+                table: &str,
+            ) -> StoreResult<Vec<(String, ColumnKind)>> {
+                let sql = if $backend == "sqlite" {
+                    "SELECT name, type FROM pragma_table_info($1) ORDER BY cid"
+                } else {
+                    "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
+                };
+                let rows: Vec<(String, String)> =
+                    sqlx::query_as(sql).bind(table).fetch_all(executor).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(name, declared)| (name, ColumnKind::from_declared(&declared)))
+                    .collect())
+            }
+
+            pub(super) async fn schema_version(executor: $executor_ty) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar::<_, Option<i64>>(
+                    "SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE",
+                )
+                .fetch_one(executor)
+                .await
+                .unwrap_or(None)
+                .unwrap_or(0))
+            }
+        }
+    };
+}
+
+schema_queries!(sqlite_schema, &mut sqlx::SqliteConnection, "sqlite");
+schema_queries!(postgres_schema, &mut sqlx::PgConnection, "postgres");
+
+async fn sqlite_foreign_keys(
+    connection: &mut sqlx::SqliteConnection,
+    tables: &[String],
+) -> StoreResult<Vec<ForeignKey>> {
+    let mut keys = Vec::new();
+    for table in tables {
+        let rows: Vec<(String, String, Option<String>)> =
+            sqlx::query_as("SELECT \"table\", \"from\", \"to\" FROM pragma_foreign_key_list($1)")
+                .bind(table)
+                .fetch_all(&mut *connection)
+                .await?;
+        for (ref_table, column, ref_column) in rows {
+            keys.push(ForeignKey {
+                table: table.clone(),
+                column,
+                ref_column: ref_column.unwrap_or_else(|| "id".to_owned()),
+                ref_table,
+            });
+        }
+    }
+    Ok(keys)
+}
+
+async fn postgres_foreign_keys(
+    connection: &mut sqlx::PgConnection,
+) -> StoreResult<Vec<ForeignKey>> {
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT child.relname::text, a.attname::text, parent.relname::text, pa.attname::text \
+         FROM pg_constraint c \
+         JOIN pg_class child ON child.oid = c.conrelid \
+         JOIN pg_class parent ON parent.oid = c.confrelid \
+         JOIN pg_namespace n ON n.oid = child.relnamespace \
+         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
+         JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = c.confkey[1] \
+         WHERE c.contype = 'f' AND n.nspname = current_schema()",
+    )
+    .fetch_all(connection)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(table, column, ref_table, ref_column)| ForeignKey {
+            table,
+            column,
+            ref_table,
+            ref_column,
+        })
+        .collect())
+}
+
+enum Transaction {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// A read-only view of the whole database at one point in time.
+pub struct Snapshot {
+    tx: Transaction,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Snapshot")
+    }
+}
+
+impl Snapshot {
+    /// The highest applied migration.
+    pub async fn schema_version(&mut self) -> StoreResult<i64> {
+        match &mut self.tx {
+            Transaction::Sqlite(tx) => sqlite_schema::schema_version(tx).await,
+            Transaction::Postgres(tx) => postgres_schema::schema_version(tx).await,
+        }
+    }
+
+    /// Every table to back up, parents before the tables that reference them.
+    pub async fn tables(&mut self) -> StoreResult<Vec<TableInfo>> {
+        let (names, keys) = match &mut self.tx {
+            Transaction::Sqlite(tx) => {
+                let names = sqlite_schema::tables(tx).await?;
+                let keys = sqlite_foreign_keys(tx, &names).await?;
+                (names, keys)
+            }
+            Transaction::Postgres(tx) => {
+                let names = postgres_schema::tables(tx).await?;
+                (names, postgres_foreign_keys(tx).await?)
+            }
+        };
+        let names: Vec<String> = names
+            .into_iter()
+            .filter(|name| !EXCLUDED_TABLES.contains(&name.as_str()))
+            .collect();
+        let mut tables = Vec::new();
+        for name in dependency_order(&names, &keys) {
+            let columns = match &mut self.tx {
+                Transaction::Sqlite(tx) => sqlite_schema::columns(tx, &name).await?,
+                Transaction::Postgres(tx) => postgres_schema::columns(tx, &name).await?,
+            };
+            tables.push(TableInfo {
+                name,
+                columns: columns.into_iter().map(|(column, _)| column).collect(),
+            });
+        }
+        Ok(tables)
+    }
+
+    /// Streams every row of `table` in batches of up to `batch_size` rows to `sink`; returns the row count.
+    /// A sink error stops the read and is returned as is.
+    pub async fn read_table<F, Fut, E>(
+        &mut self,
+        table: &TableInfo,
+        batch_size: usize,
+        mut sink: F,
+    ) -> Result<u64, E>
+    where
+        F: FnMut(Vec<Vec<Value>>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>>,
+        E: From<StoreError>,
+    {
+        let columns: Vec<String> = table.columns.iter().map(|column| quote(column)).collect();
+        let sql = format!("SELECT {} FROM {}", columns.join(", "), quote(&table.name));
+        let mut batch = Vec::with_capacity(batch_size);
+        let mut count = 0u64;
+        macro_rules! drain {
+            ($tx:expr, $convert:ident) => {{
+                let mut rows = sqlx::query(&sql).fetch(&mut **$tx);
+                while let Some(row) = rows.try_next().await.map_err(StoreError::from)? {
+                    let mut values = Vec::with_capacity(table.columns.len());
+                    for index in 0..table.columns.len() {
+                        values.push($convert(&row, index)?);
+                    }
+                    batch.push(values);
+                    count += 1;
+                    if batch.len() >= batch_size {
+                        sink(std::mem::replace(
+                            &mut batch,
+                            Vec::with_capacity(batch_size),
+                        ))
+                        .await?;
+                    }
+                }
+            }};
+        }
+        match &mut self.tx {
+            Transaction::Sqlite(tx) => drain!(tx, sqlite_value),
+            Transaction::Postgres(tx) => drain!(tx, postgres_value),
+        }
+        if !batch.is_empty() {
+            sink(batch).await?;
+        }
+        Ok(count)
+    }
+
+    /// Rows in `table` (inside the snapshot).
+    pub async fn count(&mut self, table: &str) -> StoreResult<i64> {
+        let sql = format!("SELECT COUNT(*) FROM {}", quote(table));
+        Ok(match &mut self.tx {
+            Transaction::Sqlite(tx) => {
+                sqlx::query_scalar::<_, i64>(&sql)
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+            Transaction::Postgres(tx) => {
+                sqlx::query_scalar::<_, i64>(&sql)
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+        })
+    }
+
+    /// Ends the read transaction.
+    pub async fn finish(self) -> StoreResult<()> {
+        match self.tx {
+            Transaction::Sqlite(tx) => tx.rollback().await?,
+            Transaction::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+/// Binds one value converted to the target column's kind (so `0/1` become booleans on PostgreSQL and a NULL
+/// carries the column's type).
+macro_rules! bind_value {
+    ($query:expr, $value:expr, $kind:expr, $table:expr, $column:expr) => {{
+        let mismatch = |found: &Value| {
+            StoreError::Snapshot(format!(
+                "column {}.{}: a {} value does not fit a {:?} column",
+                $table,
+                $column,
+                match found {
+                    Value::Null => "null",
+                    Value::Integer(_) => "integer",
+                    Value::Real(_) => "real",
+                    Value::Text(_) => "text",
+                    Value::Blob(_) => "blob",
+                    Value::Bool(_) => "boolean",
+                },
+                $kind
+            ))
+        };
+        match ($kind, $value) {
+            (ColumnKind::Integer, Value::Integer(value)) => $query.bind(*value),
+            (ColumnKind::Integer, Value::Bool(value)) => $query.bind(i64::from(*value)),
+            (ColumnKind::Integer, Value::Null) => $query.bind(None::<i64>),
+            (ColumnKind::Bool, Value::Bool(value)) => $query.bind(*value),
+            (ColumnKind::Bool, Value::Integer(value)) => $query.bind(*value != 0),
+            (ColumnKind::Bool, Value::Null) => $query.bind(None::<bool>),
+            (ColumnKind::Real, Value::Real(value)) => $query.bind(*value),
+            (ColumnKind::Real, Value::Integer(value)) => $query.bind(*value as f64),
+            (ColumnKind::Real, Value::Null) => $query.bind(None::<f64>),
+            (ColumnKind::Text, Value::Text(value)) => $query.bind(value.as_str()),
+            (ColumnKind::Text, Value::Null) => $query.bind(None::<String>),
+            (ColumnKind::Blob, Value::Blob(value)) => $query.bind(value.as_slice()),
+            (ColumnKind::Blob, Value::Null) => $query.bind(None::<Vec<u8>>),
+            (_, other) => return Err(mismatch(other)),
+        }
+    }};
+}
+
+/// Writes a whole database inside one transaction (see [`Store::begin_load`]).
+pub struct Loader {
+    tx: Transaction,
+    kinds: HashMap<String, HashMap<String, ColumnKind>>,
+    keys: Vec<ForeignKey>,
+}
+
+impl std::fmt::Debug for Loader {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Loader")
+    }
+}
+
+impl Loader {
+    /// The table's self-referencing foreign key, if any (`team.parent → team.name`): such rows must be loaded
+    /// parents first, see [`order_self_referencing`].
+    pub fn self_reference(&self, table: &str) -> Option<(String, String)> {
+        self.keys
+            .iter()
+            .find(|key| key.table == table && key.ref_table == table)
+            .map(|key| (key.column.clone(), key.ref_column.clone()))
+    }
+
+    /// Inserts rows of `table` whose values follow `columns`.
+    pub async fn insert_rows(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        rows: &[Vec<Value>],
+    ) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let target = self.kinds.get(table).ok_or_else(|| {
+            StoreError::Snapshot(format!("table {table} does not exist in the target schema"))
+        })?;
+        let kinds: Vec<ColumnKind> = columns
+            .iter()
+            .map(|column| {
+                target.get(column).copied().ok_or_else(|| {
+                    StoreError::Snapshot(format!(
+                        "column {table}.{column} does not exist in the target schema"
+                    ))
+                })
+            })
+            .collect::<StoreResult<_>>()?;
+        if SEEDED_TABLES.contains(&table) {
+            // The migrations seeded this table's single row: overwrite it rather than insert a second one.
+            for row in rows {
+                let assignments: Vec<String> = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(index, column)| format!("{} = ${}", quote(column), index + 1))
+                    .collect();
+                let sql = format!("UPDATE {} SET {}", quote(table), assignments.join(", "));
+                self.execute(&sql, table, columns, &kinds, std::slice::from_ref(row))
+                    .await?;
+            }
+            return Ok(());
+        }
+        let per_statement = (8_000 / columns.len().max(1)).max(1);
+        let column_list: Vec<String> = columns.iter().map(|column| quote(column)).collect();
+        for chunk in rows.chunks(per_statement) {
+            let mut sql = format!(
+                "INSERT INTO {} ({}) VALUES ",
+                quote(table),
+                column_list.join(", ")
+            );
+            let mut parameter = 1;
+            for (row_index, _) in chunk.iter().enumerate() {
+                if row_index > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                for column_index in 0..columns.len() {
+                    if column_index > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("${parameter}"));
+                    parameter += 1;
+                }
+                sql.push(')');
+            }
+            self.execute(&sql, table, columns, &kinds, chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn execute(
+        &mut self,
+        sql: &str,
+        table: &str,
+        columns: &[String],
+        kinds: &[ColumnKind],
+        rows: &[Vec<Value>],
+    ) -> StoreResult<()> {
+        macro_rules! run {
+            ($tx:expr) => {{
+                let mut query = sqlx::query(sql);
+                for row in rows {
+                    if row.len() != columns.len() {
+                        return Err(StoreError::Snapshot(format!(
+                            "a row of {table} has {} values for {} columns",
+                            row.len(),
+                            columns.len()
+                        )));
+                    }
+                    for ((value, kind), column) in row.iter().zip(kinds).zip(columns) {
+                        query = bind_value!(query, value, *kind, table, column);
+                    }
+                }
+                query.execute(&mut **$tx).await?;
+            }};
+        }
+        match &mut self.tx {
+            Transaction::Sqlite(tx) => run!(tx),
+            Transaction::Postgres(tx) => run!(tx),
+        }
+        Ok(())
+    }
+
+    /// Rows in `table` now (inside the load transaction).
+    pub async fn count(&mut self, table: &str) -> StoreResult<i64> {
+        let sql = format!("SELECT COUNT(*) FROM {}", quote(table));
+        Ok(match &mut self.tx {
+            Transaction::Sqlite(tx) => {
+                sqlx::query_scalar::<_, i64>(&sql)
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+            Transaction::Postgres(tx) => {
+                sqlx::query_scalar::<_, i64>(&sql)
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+        })
+    }
+
+    /// Customer ids in the erasure table of the load.
+    pub async fn erased_ids(&mut self) -> StoreResult<Vec<String>> {
+        let sql = "SELECT customer_id FROM erasure";
+        Ok(match &mut self.tx {
+            Transaction::Sqlite(tx) => sqlx::query_scalar(sql).fetch_all(&mut **tx).await?,
+            Transaction::Postgres(tx) => sqlx::query_scalar(sql).fetch_all(&mut **tx).await?,
+        })
+    }
+
+    /// Erases a customer again inside the load: deletes its data key and its row (dependent rows cascade) and
+    /// records the erasure if it is not recorded yet. Returns whether a key or row was removed.
+    pub async fn erase_customer(
+        &mut self,
+        customer_id: &str,
+        erased_by: Option<&str>,
+        erased_at: i64,
+    ) -> StoreResult<bool> {
+        macro_rules! run {
+            ($tx:expr) => {{
+                let keys = sqlx::query("DELETE FROM customer_key WHERE customer_id = $1")
+                    .bind(customer_id)
+                    .execute(&mut **$tx)
+                    .await?
+                    .rows_affected();
+                let rows = sqlx::query("DELETE FROM customer WHERE id = $1")
+                    .bind(customer_id)
+                    .execute(&mut **$tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query(
+                    "INSERT INTO erasure (customer_id, erased_by, erased_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (customer_id) DO NOTHING",
+                )
+                .bind(customer_id)
+                .bind(erased_by)
+                .bind(erased_at)
+                .execute(&mut **$tx)
+                .await?;
+                keys + rows > 0
+            }};
+        }
+        Ok(match &mut self.tx {
+            Transaction::Sqlite(tx) => run!(tx),
+            Transaction::Postgres(tx) => run!(tx),
+        })
+    }
+
+    /// Commits the load.
+    pub async fn commit(self) -> StoreResult<()> {
+        match self.tx {
+            Transaction::Sqlite(tx) => tx.commit().await?,
+            Transaction::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Abandons the load: nothing of it stays in the target.
+    pub async fn rollback(self) -> StoreResult<()> {
+        match self.tx {
+            Transaction::Sqlite(tx) => tx.rollback().await?,
+            Transaction::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+/// Orders rows of a self-referencing table so that each row comes after the row it references.
+/// `column` and `ref_column` index into the row. Rows whose parent is missing keep their relative order at the end.
+pub fn order_self_referencing(
+    rows: Vec<Vec<Value>>,
+    column: usize,
+    ref_column: usize,
+) -> Vec<Vec<Value>> {
+    let mut placed: BTreeSet<String> = BTreeSet::new();
+    let key = |value: &Value| format!("{value:?}");
+    let mut remaining = rows;
+    let mut ordered = Vec::with_capacity(remaining.len());
+    loop {
+        let before = remaining.len();
+        let mut next = Vec::new();
+        for row in remaining {
+            let parent = &row[column];
+            if *parent == Value::Null || placed.contains(&key(parent)) {
+                placed.insert(key(&row[ref_column]));
+                ordered.push(row);
+            } else {
+                next.push(row);
+            }
+        }
+        remaining = next;
+        if remaining.is_empty() || remaining.len() == before {
+            break;
+        }
+    }
+    ordered.extend(remaining);
+    ordered
+}
+
+impl Store {
+    /// Opens a consistent read-only snapshot of the whole database.
+    pub async fn snapshot(&self) -> StoreResult<Snapshot> {
+        let tx = match self.pool() {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                // The first read fixes the WAL snapshot for the rest of the transaction.
+                sqlx::query("SELECT COUNT(*) FROM sqlite_master")
+                    .execute(&mut *tx)
+                    .await?;
+                Transaction::Sqlite(tx)
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *tx)
+                    .await?;
+                Transaction::Postgres(tx)
+            }
+        };
+        Ok(Snapshot { tx })
+    }
+
+    /// The highest applied migration of this database (0 before any).
+    pub async fn schema_version(&self) -> StoreResult<i64> {
+        match self.pool() {
+            Pool::Sqlite(pool) => sqlite_schema::schema_version(&mut *pool.acquire().await?).await,
+            Pool::Postgres(pool) => {
+                postgres_schema::schema_version(&mut *pool.acquire().await?).await
+            }
+        }
+    }
+
+    /// The newest migration this build knows.
+    pub fn latest_migration(&self) -> i64 {
+        let migrator = match self.pool() {
+            Pool::Sqlite(_) => sqlx::migrate!("./migrations/sqlite"),
+            Pool::Postgres(_) => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator
+            .iter()
+            .map(|migration| migration.version)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Applies this backend's migrations up to and including `version` only (a restore loads an older backup
+    /// into the schema it was taken with, then [`Store::migrate`] brings it forward).
+    pub async fn migrate_to(&self, version: i64) -> StoreResult<()> {
+        let mut migrator = match self.pool() {
+            Pool::Sqlite(_) => sqlx::migrate!("./migrations/sqlite"),
+            Pool::Postgres(_) => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.migrations = std::borrow::Cow::Owned(
+            migrator
+                .iter()
+                .filter(|migration| migration.version <= version)
+                .cloned()
+                .collect(),
+        );
+        match self.pool() {
+            Pool::Sqlite(pool) => migrator.run(pool).await?,
+            Pool::Postgres(pool) => migrator.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Whether the database holds any data: a row in any table except migration bookkeeping and the seeded
+    /// audit head at sequence 0.
+    pub async fn holds_data(&self) -> StoreResult<bool> {
+        let tables = match self.pool() {
+            Pool::Sqlite(pool) => sqlite_schema::tables(&mut *pool.acquire().await?).await?,
+            Pool::Postgres(pool) => postgres_schema::tables(&mut *pool.acquire().await?).await?,
+        };
+        for table in tables {
+            if table == "_sqlx_migrations" {
+                continue;
+            }
+            let sql = if table == "audit_head" {
+                "SELECT COUNT(*) FROM audit_head WHERE seq > 0".to_owned()
+            } else {
+                format!("SELECT COUNT(*) FROM {}", quote(&table))
+            };
+            let count: i64 =
+                with_pool!(self, |pool| sqlx::query_scalar(&sql).fetch_one(pool).await)?;
+            if count > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Drops every table (and, on PostgreSQL, every function) in the database or schema: the `--force` of a
+    /// restore over existing data. Irreversible.
+    pub async fn drop_everything(&self) -> StoreResult<()> {
+        match self.pool() {
+            Pool::Sqlite(pool) => {
+                let mut connection = pool.acquire().await?;
+                let tables = sqlite_schema::tables(&mut connection).await?;
+                sqlx::query("PRAGMA foreign_keys = OFF")
+                    .execute(&mut *connection)
+                    .await?;
+                let mut result = Ok(());
+                for table in tables {
+                    if let Err(error) =
+                        sqlx::query(&format!("DROP TABLE IF EXISTS {}", quote(&table)))
+                            .execute(&mut *connection)
+                            .await
+                    {
+                        result = Err(error.into());
+                        break;
+                    }
+                }
+                sqlx::query("PRAGMA foreign_keys = ON")
+                    .execute(&mut *connection)
+                    .await?;
+                result
+            }
+            Pool::Postgres(pool) => {
+                let mut connection = pool.acquire().await?;
+                for table in postgres_schema::tables(&mut connection).await? {
+                    sqlx::query(&format!("DROP TABLE IF EXISTS {} CASCADE", quote(&table)))
+                        .execute(&mut *connection)
+                        .await?;
+                }
+                let functions: Vec<String> = sqlx::query_scalar(
+                    "SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+                     WHERE n.nspname = current_schema()",
+                )
+                .fetch_all(&mut *connection)
+                .await?;
+                for function in functions {
+                    sqlx::query(&format!(
+                        "DROP FUNCTION IF EXISTS {} CASCADE",
+                        quote(&function)
+                    ))
+                    .execute(&mut *connection)
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts loading a whole database in one transaction. The schema must already be migrated.
+    pub async fn begin_load(&self) -> StoreResult<Loader> {
+        let (tx, tables, keys) = match self.pool() {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let tables = sqlite_schema::tables(&mut tx).await?;
+                let keys = sqlite_foreign_keys(&mut tx, &tables).await?;
+                (Transaction::Sqlite(tx), tables, keys)
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let tables = postgres_schema::tables(&mut tx).await?;
+                let keys = postgres_foreign_keys(&mut tx).await?;
+                (Transaction::Postgres(tx), tables, keys)
+            }
+        };
+        let mut loader = Loader {
+            tx,
+            kinds: HashMap::new(),
+            keys,
+        };
+        for table in tables {
+            let columns = match &mut loader.tx {
+                Transaction::Sqlite(tx) => sqlite_schema::columns(tx, &table).await?,
+                Transaction::Postgres(tx) => postgres_schema::columns(tx, &table).await?,
+            };
+            loader.kinds.insert(table, columns.into_iter().collect());
+        }
+        Ok(loader)
+    }
+
+    /// Row count of every table (for comparing a restore with its manifest).
+    pub async fn table_counts(&self) -> StoreResult<BTreeMap<String, i64>> {
+        let tables = match self.pool() {
+            Pool::Sqlite(pool) => sqlite_schema::tables(&mut *pool.acquire().await?).await?,
+            Pool::Postgres(pool) => postgres_schema::tables(&mut *pool.acquire().await?).await?,
+        };
+        let mut counts = BTreeMap::new();
+        for table in tables {
+            let sql = format!("SELECT COUNT(*) FROM {}", quote(&table));
+            let count: i64 =
+                with_pool!(self, |pool| sqlx::query_scalar(&sql).fetch_one(pool).await)?;
+            counts.insert(table, count);
+        }
+        Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(table: &str, ref_table: &str) -> ForeignKey {
+        ForeignKey {
+            table: table.to_owned(),
+            column: "x".to_owned(),
+            ref_table: ref_table.to_owned(),
+            ref_column: "id".to_owned(),
+        }
+    }
+
+    #[test]
+    fn parents_come_first() {
+        let tables: Vec<String> = ["customer_key", "customer", "app_user", "team"]
+            .iter()
+            .map(|name| name.to_string())
+            .collect();
+        let keys = vec![
+            key("customer_key", "customer"),
+            key("customer", "app_user"),
+            key("team", "team"),
+        ];
+        let order = dependency_order(&tables, &keys);
+        let position = |name: &str| order.iter().position(|table| table == name).unwrap();
+        assert!(position("app_user") < position("customer"));
+        assert!(position("customer") < position("customer_key"));
+        assert_eq!(order.len(), 4);
+    }
+
+    #[test]
+    fn self_references_are_loaded_parents_first() {
+        let row = |name: &str, parent: Option<&str>| {
+            vec![
+                Value::Text(name.to_owned()),
+                parent.map_or(Value::Null, |parent| Value::Text(parent.to_owned())),
+            ]
+        };
+        let rows = vec![
+            row("leaf", Some("mid")),
+            row("mid", Some("root")),
+            row("root", None),
+        ];
+        let ordered = order_self_referencing(rows, 1, 0);
+        let names: Vec<&Value> = ordered.iter().map(|row| &row[0]).collect();
+        assert_eq!(
+            names,
+            vec![
+                &Value::Text("root".into()),
+                &Value::Text("mid".into()),
+                &Value::Text("leaf".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn declared_types_map_to_kinds() {
+        for (declared, kind) in [
+            ("BIGINT", ColumnKind::Integer),
+            ("smallint", ColumnKind::Integer),
+            ("BOOLEAN", ColumnKind::Bool),
+            ("bytea", ColumnKind::Blob),
+            ("BLOB", ColumnKind::Blob),
+            ("TEXT", ColumnKind::Text),
+            ("double precision", ColumnKind::Real),
+        ] {
+            assert_eq!(ColumnKind::from_declared(declared), kind, "{declared}");
+        }
+    }
+}

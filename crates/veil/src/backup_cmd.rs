@@ -1,0 +1,243 @@
+//! `veil backup …`: create, list, verify and restore encrypted backups (see `veil_app::backup`).
+//!
+//! `create`, `list` and `verify` open the configured database with the master key; `restore` needs only the
+//! archive, its decryption (identity file or passphrase) and the target URL. Exit 1 when verification fails.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use veil_app::audit::{self, EventExt, Outcome};
+use veil_app::backup::{self, BackupView, RestoreOptions, VerifyReport};
+use veil_app::{DatabaseUrl, Veil};
+use veil_store::Store;
+
+use crate::config::Config;
+use crate::Bar;
+
+#[derive(Subcommand)]
+pub enum BackupCommand {
+    /// Snapshot the whole database (consistent while the server runs) into an encrypted archive.
+    Create {
+        /// Destination directory [default: VEIL_BACKUP_DIR, or <data dir>/backups].
+        #[arg(long)]
+        to: Option<std::path::PathBuf>,
+    },
+    /// Catalogued backups: size, location, age, verification state.
+    List,
+    /// Decrypt, check every checksum, restore into a scratch database, compare counts and decrypt a sample of
+    /// customers. Needs VEIL_BACKUP_IDENTITY or VEIL_BACKUP_PASSPHRASE. Exit 1 if any check fails.
+    Verify {
+        /// A backup id from `veil backup list`, or an archive file.
+        backup: String,
+    },
+    /// Load a backup into an empty SQLite or PostgreSQL database (also the way to move to PostgreSQL). Erasures
+    /// recorded in the configured (live) database since the backup are replayed when it is reachable.
+    Restore {
+        /// A backup id from `veil backup list`, or an archive file.
+        backup: String,
+        /// The target database: sqlite://PATH or postgres://….
+        #[arg(long)]
+        db: String,
+        /// Drop everything in a non-empty target first.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn human_size(bytes: i64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
+fn human_age(seconds: i64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+fn verification_state(view: &BackupView) -> String {
+    match &view.verification {
+        None => "unverified".to_owned(),
+        Some(verification) if verification.ok => format!("verified {}", verification.at),
+        Some(verification) => format!("FAILED {}", verification.at),
+    }
+}
+
+fn print_verify(report: &VerifyReport, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        for check in &report.checks {
+            let mark = if check.ok { "ok  " } else { "FAIL" };
+            println!("{mark} {:<22} {}", check.name, check.detail);
+        }
+        match &report.reason {
+            None => println!(
+                "ok: backup {} verified",
+                report.backup_id.as_deref().unwrap_or(&report.location)
+            ),
+            Some(reason) => eprintln!("verification failed: {reason}"),
+        }
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs a subcommand that works on the opened database.
+pub async fn run(veil: &Veil, command: BackupCommand, json: bool) -> anyhow::Result<ExitCode> {
+    match command {
+        BackupCommand::Create { to } => {
+            let bar = Bar::new("backup");
+            let view = veil.create_backup(None, to.as_deref(), &bar).await?;
+            bar.0.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string(&view)?);
+            } else {
+                println!(
+                    "backup {} written: {} ({}, {} tables, {} rows)",
+                    view.id,
+                    view.location,
+                    human_size(view.size_bytes),
+                    view.tables,
+                    view.rows
+                );
+                println!("verify it with: veil backup verify {}", view.id);
+            }
+        }
+        BackupCommand::List => {
+            let views = veil.list_backups(None).await?;
+            if json {
+                println!("{}", serde_json::to_string(&views)?);
+            } else if views.is_empty() {
+                println!("no backups yet: run `veil backup create`");
+            } else {
+                println!(
+                    "{:<36}  {:>10}  {:>5}  {:<32}  location",
+                    "id", "size", "age", "verification"
+                );
+                for view in &views {
+                    println!(
+                        "{:<36}  {:>10}  {:>5}  {:<32}  {}",
+                        view.id,
+                        human_size(view.size_bytes),
+                        human_age(view.age_seconds),
+                        verification_state(view),
+                        view.location
+                    );
+                }
+            }
+        }
+        BackupCommand::Verify { backup } => {
+            let bar = Bar::new("verify");
+            let report = veil.verify_backup(None, &backup, &bar).await?;
+            bar.0.finish_and_clear();
+            return print_verify(&report, json);
+        }
+        BackupCommand::Restore { .. } => unreachable!("restore does not open the live database"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `veil backup restore`: works without the master key. The configured database, when reachable, resolves a
+/// backup id and supplies the erasures to replay.
+pub async fn restore(
+    config: &Config,
+    command: BackupCommand,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let BackupCommand::Restore { backup, db, force } = command else {
+        unreachable!("only restore")
+    };
+    let decryption = config.backup.decryption.clone().context(
+        "set VEIL_BACKUP_IDENTITY (an age identity file) or VEIL_BACKUP_PASSPHRASE to decrypt the backup",
+    )?;
+    let target_url = DatabaseUrl::new(db);
+    if target_url.backend().is_none() {
+        bail!("unsupported target URL {target_url}: use sqlite://PATH or postgres://USER@HOST/DB");
+    }
+    let live = match Store::connect(&config.database_url).await {
+        Ok(store) => Some(store),
+        Err(error) => {
+            eprintln!(
+                "warning: the configured database {} is not reachable ({error}); erasures recorded there since the \
+                 backup cannot be replayed",
+                config.database_url
+            );
+            None
+        }
+    };
+    let mut path = std::path::PathBuf::from(&backup);
+    let mut erasures = Vec::new();
+    if let Some(live) = &live {
+        if !path.is_file() {
+            if let Ok(Some(row)) = live.backup(&backup).await {
+                path = row.location.into();
+            }
+        }
+        match live.erasures().await {
+            Ok(list) => erasures = list,
+            Err(error) => eprintln!(
+                "warning: cannot read the erasure list of {} ({error}); erasures since the backup are not replayed",
+                config.database_url
+            ),
+        }
+    }
+    if !path.is_file() {
+        bail!(
+            "no backup {backup}: not an id in the catalogue of {}, nor a file",
+            config.database_url
+        );
+    }
+    if let Some(live) = live {
+        live.close().await;
+    }
+    let target = Store::connect(&target_url)
+        .await
+        .with_context(|| format!("cannot open the target database {target_url}"))?;
+    let bar = Bar::new("restore");
+    let options = RestoreOptions { force, erasures };
+    let report = backup::restore(&path, &decryption, &target, &options, &bar).await;
+    bar.0.finish_and_clear();
+    let report = report?;
+    let entry = audit::event(None, "backup.restore", Outcome::Ok).detail(serde_json::json!({
+        "backup_id": report.backup_id, "location": path.display().to_string(), "tables": report.tables,
+        "rows": report.rows, "erasures_replayed": report.erasures_replayed, "forced": force}));
+    target
+        .append_audit(&[entry])
+        .await
+        .context("the restore is complete, but its audit entry could not be written")?;
+    target.close().await;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "restored backup {} ({} database, schema {}) into {target_url}: {} tables, {} rows; {} customers erased \
+             again from the erasure lists",
+            report.backup_id,
+            report.source_backend,
+            report.schema_version,
+            report.tables,
+            report.rows,
+            report.erasures_replayed
+        );
+        println!("open it with the same master key (VEIL_MASTER_KEY_FILE or VEIL_MASTER_PASSPHRASE) as the source");
+    }
+    Ok(ExitCode::SUCCESS)
+}
