@@ -299,11 +299,14 @@ impl Veil {
                 ),
             ),
         });
-        checks.push(result(
-            "expired_grants",
-            Status::Ok,
-            "no unmask grants exist (the governed unmasking workflow is not enabled), so none can outlive its time",
-        ));
+        let closed = self.expire_grants().await?;
+        checks.push(if closed == 0 {
+            result("expired_grants", Status::Ok, "no grant outlived its time")
+        } else {
+            result("expired_grants", Status::Warn, format!(
+                "{closed} grant(s) had outlived their time and were closed now (they could not be used: every reveal \
+                 checks expiry); is the server's expiry job running?"))
+        });
 
         let last_logins: std::collections::HashMap<String, i64> =
             self.store().last_logins().await?.into_iter().collect();

@@ -1197,10 +1197,23 @@ impl Veil {
         })
     }
 
-    /// When the newest verified backup was verified. Backups are not built yet, so there is none: every check
-    /// that needs one stays unmet until they are.
+    /// When the snapshot of the newest backup whose latest verification passed was taken.
     pub async fn newest_verified_backup_at(&self) -> AppResult<Option<i64>> {
-        Ok(None)
+        Ok(self.store().newest_verified_backup().await?)
+    }
+
+    /// Closes expired grants every minute until the process ends (several servers may all run it).
+    pub fn spawn_grant_expiry(veil: std::sync::Arc<Veil>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                match veil.expire_grants().await {
+                    Ok(0) => {}
+                    Ok(count) => tracing::info!(count, "expired grants closed"),
+                    Err(error) => tracing::error!(%error, "closing expired grants failed"),
+                }
+            }
+        })
     }
 
     async fn request_view(&self, row: &RequestRow) -> AppResult<UnmaskRequestView> {

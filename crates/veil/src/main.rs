@@ -1055,6 +1055,7 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     let checkpoints = Veil::spawn_checkpoints(veil.clone());
     let _monitor = start_monitor(&veil, config)?;
     let doctor = Veil::spawn_doctor(veil.clone(), host_facts(config));
+    let expiry = Veil::spawn_grant_expiry(veil.clone());
     let state = veil_http::AppState::new(veil.clone()).with_tls(tls.is_some());
     // Handlers may take `ConnectInfo<SocketAddr>` (the TCP peer) in both modes.
     let app = veil_http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -1092,6 +1093,7 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     }
     checkpoints.abort();
     doctor.abort();
+    expiry.abort();
     if let Err(error) = veil.audit_checkpoint().await {
         tracing::error!(%error, "final audit checkpoint failed");
     }

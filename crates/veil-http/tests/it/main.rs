@@ -1673,3 +1673,434 @@ both_backends!(http_audit_query_verify_and_subject_report, |harness| {
         .await;
     assert_problem(&refused, StatusCode::FORBIDDEN, "forbidden");
 });
+
+// ---- Governed unmasking, end to end ----
+
+/// Enrols `token`'s user in MFA and verifies a step-up; returns nothing (the token is now fresh).
+async fn enrol_and_step_up(client: &Client, token: &str) {
+    let router = &client.router;
+    let (status, _, body) = post_from(
+        router,
+        "/api/v1/auth/mfa/enroll",
+        Some(token),
+        json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let secret = veil_app::mfa::TotpSecret::from_base32(body["secret"].as_str().unwrap()).unwrap();
+    let (status, _, body) = post_from(
+        router,
+        "/api/v1/auth/mfa/confirm",
+        Some(token),
+        json!({"code": totp_now(&secret, 0)}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = post_from(
+        router,
+        "/api/v1/auth/mfa/verify",
+        Some(token),
+        json!({"code": totp_now(&secret, 1)}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn raw_sql(harness: &Harness, sql: &str) {
+    use veil_store::sqlx;
+    match harness.veil.store().pool() {
+        veil_store::Pool::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+        veil_store::Pool::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+    }
+    .unwrap();
+}
+
+both_backends!(governed_unmasking_story, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "dora", Role::Dpo, None).await;
+    let client = Client::new(&harness).await;
+    let sally = client.login("sally").await;
+    let created = client
+        .send(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&sally),
+            Some(full_customer()),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+
+    // Without a grant (and before any step-up): refused.
+    let reveal_uri = format!("/api/v1/customers/{id}/reveal");
+    let refused = client
+        .send(
+            Method::POST,
+            &reveal_uri,
+            Some(&sally),
+            Some(json!({"fields": ["id_number"]})),
+        )
+        .await;
+    assert_problem(&refused, StatusCode::FORBIDDEN, "forbidden");
+    enrol_and_step_up(&client, &sally).await;
+    let refused = client
+        .send(
+            Method::POST,
+            &reveal_uri,
+            Some(&sally),
+            Some(json!({"fields": ["id_number"]})),
+        )
+        .await;
+    assert_problem(&refused, StatusCode::FORBIDDEN, "grant_required");
+
+    // The request: blocked, because the customer has not consented.
+    let request = json!({
+        "purpose": "customer_service", "purpose_detail": "客户来电核实身份 13987654321",
+        "legal_basis": "consent", "jurisdiction": "CN", "scope": {"customer_ids": [id]},
+        "fields": ["id_number"], "mode": "view", "duration_minutes": 30
+    });
+    let asked = client
+        .send(
+            Method::POST,
+            "/api/v1/unmask-requests",
+            Some(&sally),
+            Some(request.clone()),
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::CREATED, "{}", asked.raw);
+    assert_no_plaintext(&asked.raw, "the request");
+    assert_eq!(asked.body["state"], "blocked", "{}", asked.raw);
+    let checks = asked.body["checks"].as_array().unwrap();
+    let consent_check = checks
+        .iter()
+        .find(|check| check["name"] == "consent")
+        .unwrap();
+    assert_eq!(consent_check["met"], false);
+    assert_eq!(consent_check["customers"], json!([id]));
+    for name in ["legal_basis", "risk_assessment", "security", "backup"] {
+        let found = checks.iter().find(|check| check["name"] == name).unwrap();
+        assert_eq!(found["met"], true, "{name}: {found}");
+    }
+    assert_eq!(asked.body["risk"], "low", "one person, one sensitive field");
+    let request_id = asked.body["id"].as_str().unwrap().to_owned();
+
+    // Consent recorded (with the separate consent for sensitive data), recheck: pending.
+    let consent = client
+        .send(
+            Method::POST,
+            &format!("/api/v1/customers/{id}/consents"),
+            Some(&sally),
+            Some(json!({"purposes": ["customer_service"], "fields": ["id_number", "phone"],
+                        "recipient": "internal", "sensitive": true,
+                        "evidence_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"})),
+        )
+        .await;
+    assert_eq!(consent.status, StatusCode::CREATED, "{}", consent.raw);
+    let consent_id = consent.body["id"].as_str().unwrap().to_owned();
+    let rechecked = client
+        .send(
+            Method::POST,
+            &format!("/api/v1/unmask-requests/{request_id}/recheck"),
+            Some(&sally),
+            None,
+        )
+        .await;
+    assert_eq!(rechecked.status, StatusCode::OK, "{}", rechecked.raw);
+    assert_eq!(rechecked.body["state"], "pending", "{}", rechecked.raw);
+
+    // The salesperson cannot approve her own request; the DPO can.
+    let approve_uri = format!("/api/v1/unmask-requests/{request_id}/approve");
+    let own = client
+        .send(
+            Method::POST,
+            &approve_uri,
+            Some(&sally),
+            Some(json!({"reason": "mine"})),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.raw);
+    let dora = client.login("dora").await;
+    let approved = client
+        .send(
+            Method::POST,
+            &approve_uri,
+            Some(&dora),
+            Some(json!({"reason": "customer verified by phone"})),
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.raw);
+    assert_eq!(approved.body["state"], "active", "{}", approved.raw);
+    let grant_id = approved.body["grant_id"].as_str().unwrap().to_owned();
+
+    // The reveal works, only for the granted field, and is audited with the grant and purpose.
+    let revealed = client
+        .send(
+            Method::POST,
+            &reveal_uri,
+            Some(&sally),
+            Some(json!({"fields": ["id_number"]})),
+        )
+        .await;
+    assert_eq!(revealed.status, StatusCode::OK, "{}", revealed.raw);
+    assert_eq!(revealed.body, json!({"id_number": ID_NUMBER}));
+    let other_field = client
+        .send(
+            Method::POST,
+            &reveal_uri,
+            Some(&sally),
+            Some(json!({"fields": ["bank_card"]})),
+        )
+        .await;
+    assert_problem(&other_field, StatusCode::FORBIDDEN, "grant_required");
+    let trail = harness
+        .veil
+        .store()
+        .query_audit(
+            &veil_store::AuditFilter {
+                action: Some("customer.reveal".to_owned()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    let ok = trail
+        .iter()
+        .find(|entry| entry.event.outcome == "ok")
+        .unwrap();
+    assert_eq!(ok.event.grant_id.as_deref(), Some(grant_id.as_str()));
+    assert_eq!(ok.event.purpose.as_deref(), Some("customer_service"));
+    assert_eq!(ok.event.fields, vec!["id_number".to_owned()]);
+    assert!(!format!("{trail:?}").contains(ID_NUMBER));
+
+    // After expiry the reveal is refused and the request reads `expired`.
+    raw_sql(
+        &harness,
+        &format!("UPDATE unmask_grant SET expires_at = 1 WHERE id = '{grant_id}'"),
+    )
+    .await;
+    let expired = client
+        .send(
+            Method::POST,
+            &reveal_uri,
+            Some(&sally),
+            Some(json!({"fields": ["id_number"]})),
+        )
+        .await;
+    assert_problem(&expired, StatusCode::FORBIDDEN, "grant_required");
+    let read = client
+        .send(
+            Method::GET,
+            &format!("/api/v1/unmask-requests/{request_id}"),
+            Some(&sally),
+            None,
+        )
+        .await;
+    assert_eq!(read.body["state"], "expired", "{}", read.raw);
+
+    // A second grant, then the customer withdraws consent: the grant is revoked at once.
+    let again = client
+        .send(
+            Method::POST,
+            "/api/v1/unmask-requests",
+            Some(&sally),
+            Some(request),
+        )
+        .await;
+    assert_eq!(again.body["state"], "pending", "{}", again.raw);
+    let second = again.body["id"].as_str().unwrap().to_owned();
+    let approved = client
+        .send(
+            Method::POST,
+            &format!("/api/v1/unmask-requests/{second}/approve"),
+            Some(&dora),
+            Some(json!({"reason": "second call"})),
+        )
+        .await;
+    assert_eq!(approved.body["state"], "active", "{}", approved.raw);
+    let works = client
+        .send(
+            Method::POST,
+            &reveal_uri,
+            Some(&sally),
+            Some(json!({"fields": ["id_number"]})),
+        )
+        .await;
+    assert_eq!(works.status, StatusCode::OK, "{}", works.raw);
+    let withdrawn = client
+        .send(
+            Method::POST,
+            &format!("/api/v1/consents/{consent_id}/withdraw"),
+            Some(&sally),
+            None,
+        )
+        .await;
+    assert_eq!(withdrawn.status, StatusCode::OK, "{}", withdrawn.raw);
+    let after = client
+        .send(
+            Method::POST,
+            &reveal_uri,
+            Some(&sally),
+            Some(json!({"fields": ["id_number"]})),
+        )
+        .await;
+    assert_problem(&after, StatusCode::FORBIDDEN, "grant_required");
+    let read = client
+        .send(
+            Method::GET,
+            &format!("/api/v1/unmask-requests/{second}"),
+            Some(&sally),
+            None,
+        )
+        .await;
+    assert_eq!(read.body["state"], "revoked", "{}", read.raw);
+    let grants = client
+        .send(Method::GET, "/api/v1/grants", Some(&sally), None)
+        .await;
+    assert!(grants
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|grant| grant["live"] == false));
+    assert!(harness.veil.verify_audit_chain().await.unwrap().ok);
+});
+
+both_backends!(
+    high_risk_needs_two_approvers_and_bulk_needs_a_backup,
+    |harness| {
+        add_user(&harness, "ada", Role::Admin, None).await;
+        add_user(&harness, "dora", Role::Dpo, None).await;
+        add_user(&harness, "dan", Role::Dpo, None).await;
+        let client = Client::new(&harness).await;
+        let ada = client.login("ada").await;
+        enrol_and_step_up(&client, &ada).await;
+        let mut ids = Vec::new();
+        for index in 0..12 {
+            let created = client
+                .send(
+                    Method::POST,
+                    "/api/v1/customers",
+                    Some(&ada),
+                    Some(
+                        json!({"name": "测试", "phone": format!("1390000{:04}", index),
+                            "bank_card": "6222021234567890128"}),
+                    ),
+                )
+                .await;
+            ids.push(created.body["id"].as_str().unwrap().to_owned());
+        }
+        // Twelve people, a sensitive field, a week-long grant: high risk on a contract basis.
+        let asked = client
+        .send(
+            Method::POST,
+            "/api/v1/unmask-requests",
+            Some(&ada),
+            Some(json!({"purpose": "fraud_investigation", "purpose_detail": "chargeback ring",
+                        "legal_basis": "legal_obligation", "jurisdiction": "CN", "scope": {"customer_ids": ids},
+                        "fields": ["bank_card", "phone"], "mode": "view", "duration_minutes": 10080,
+                        "cross_border": true})),
+        )
+        .await;
+        assert_eq!(asked.status, StatusCode::CREATED, "{}", asked.raw);
+        assert_eq!(asked.body["risk"], "high", "{}", asked.raw);
+        assert_eq!(asked.body["approvals_needed"], 2);
+        assert_eq!(asked.body["state"], "pending", "{}", asked.raw);
+        let id = asked.body["id"].as_str().unwrap().to_owned();
+        let approve = format!("/api/v1/unmask-requests/{id}/approve");
+        let dora = client.login("dora").await;
+        let one = client
+            .send(
+                Method::POST,
+                &approve,
+                Some(&dora),
+                Some(json!({"reason": "looks right"})),
+            )
+            .await;
+        assert_eq!(
+            one.body["state"], "pending",
+            "one approval is not enough: {}",
+            one.raw
+        );
+        let twice = client
+            .send(
+                Method::POST,
+                &approve,
+                Some(&dora),
+                Some(json!({"reason": "again"})),
+            )
+            .await;
+        assert_eq!(
+            twice.status,
+            StatusCode::CONFLICT,
+            "the same approver twice: {}",
+            twice.raw
+        );
+        let dan = client.login("dan").await;
+        let two = client
+            .send(
+                Method::POST,
+                &approve,
+                Some(&dan),
+                Some(json!({"reason": "agreed"})),
+            )
+            .await;
+        assert_eq!(two.body["state"], "active", "{}", two.raw);
+
+        // A bulk scope (over 100 people) without a verified backup is blocked with that reason.
+        let mut many: Vec<String> = ids.clone();
+        for index in 0..95 {
+            let created = client
+                .send(
+                    Method::POST,
+                    "/api/v1/customers",
+                    Some(&ada),
+                    Some(json!({"name": "批量", "phone": format!("1370000{:04}", index)})),
+                )
+                .await;
+            many.push(created.body["id"].as_str().unwrap().to_owned());
+        }
+        let bulk = client
+        .send(
+            Method::POST,
+            "/api/v1/unmask-requests",
+            Some(&ada),
+            Some(json!({"purpose": "audit", "purpose_detail": "annual data audit",
+                        "legal_basis": "legal_obligation", "jurisdiction": "CN", "scope": {"customer_ids": many},
+                        "fields": ["phone"], "mode": "view", "duration_minutes": 60})),
+        )
+        .await;
+        assert_eq!(bulk.body["state"], "blocked", "{}", bulk.raw);
+        let backup = bulk.body["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|check| check["name"] == "backup")
+            .unwrap();
+        assert_eq!(backup["met"], false);
+        assert!(
+            backup["reason"]
+                .as_str()
+                .unwrap()
+                .contains("no verified backup"),
+            "{backup}"
+        );
+        // A purpose the basis cannot carry is blocked at the first check.
+        let wrong = client
+        .send(
+            Method::POST,
+            "/api/v1/unmask-requests",
+            Some(&ada),
+            Some(json!({"purpose": "marketing", "purpose_detail": "campaign", "legal_basis": "legitimate_interests",
+                        "jurisdiction": "CN", "scope": {"customer_ids": [ids[0]]}, "fields": ["phone"],
+                        "mode": "view", "duration_minutes": 60})),
+        )
+        .await;
+        assert_eq!(wrong.body["state"], "blocked");
+        assert_eq!(wrong.body["checks"][0]["name"], "legal_basis");
+        assert_eq!(wrong.body["checks"][0]["met"], false);
+    }
+);

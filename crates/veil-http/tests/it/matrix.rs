@@ -144,6 +144,34 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         ("POST", "/api/v1/backups/{id}/verify") => {
             by_role(StatusCode::NOT_FOUND, role == Role::Admin)
         }
+        // Consents: DPOs and auditors read any customer's (an empty list for an unknown id); the others
+        // within their scope.
+        ("GET", "/api/v1/customers/{id}/consents") => {
+            if matches!(role, Role::Dpo | Role::Auditor) {
+                StatusCode::OK
+            } else {
+                on_record(StatusCode::OK, true)
+            }
+        }
+        ("POST", "/api/v1/customers/{id}/consents") => on_record(
+            StatusCode::CREATED,
+            matches!(role, Role::Admin | Role::Manager | Role::Sales),
+        ),
+        // The id is a customer's, not a consent's / request's / grant's: unknown to everyone.
+        ("POST", "/api/v1/consents/{id}/withdraw")
+        | ("GET", "/api/v1/unmask-requests/{id}")
+        | ("POST", "/api/v1/unmask-requests/{id}/recheck")
+        | ("POST", "/api/v1/unmask-requests/{id}/approve")
+        | ("POST", "/api/v1/unmask-requests/{id}/reject")
+        | ("POST", "/api/v1/unmask-requests/{id}/revoke")
+        | ("POST", "/api/v1/grants/{id}/revoke") => StatusCode::NOT_FOUND,
+        ("GET", "/api/v1/unmask-requests") | ("GET", "/api/v1/grants") => StatusCode::OK,
+        // The fixture's request has an empty scope: refused as invalid once the role may ask at all.
+        ("POST", "/api/v1/unmask-requests") => {
+            by_role(StatusCode::UNPROCESSABLE_ENTITY, role != Role::Auditor)
+        }
+        // Without a recent MFA step-up (and a grant) nobody reveals, whether or not the customer exists.
+        ("POST", "/api/v1/customers/{id}/reveal") => StatusCode::FORBIDDEN,
         _ => return None,
     })
 }
@@ -163,6 +191,18 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
         }
         ("POST", "/api/v1/teams") => Some(json!({"name": format!("team-{counter}")})),
         ("POST", "/api/v1/incidents") => Some(json!({"reason": " "})),
+        ("POST", "/api/v1/customers/{id}/consents") => Some(json!({
+            "purposes": ["customer_service"], "fields": ["phone"], "recipient": "internal",
+            "evidence_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        })),
+        ("POST", "/api/v1/unmask-requests") => Some(json!({
+            "purpose": "customer_service", "purpose_detail": "matrix", "legal_basis": "consent",
+            "jurisdiction": "CN", "scope": {"customer_ids": []}, "fields": ["phone"], "mode": "view",
+            "duration_minutes": 60
+        })),
+        ("POST", "/api/v1/unmask-requests/{id}/approve")
+        | ("POST", "/api/v1/unmask-requests/{id}/reject") => Some(json!({"reason": "matrix"})),
+        ("POST", "/api/v1/customers/{id}/reveal") => Some(json!({"fields": ["phone"]})),
         ("POST", "/api/v1/incidents/{id}/close") => Some(json!({"note": "matrix"})),
         ("POST", "/api/v1/security/alerts/{id}/acknowledge") => None,
         ("POST", "/api/v1/backups") | ("POST", "/api/v1/backups/{id}/verify") => None,
