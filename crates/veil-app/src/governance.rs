@@ -107,6 +107,9 @@ pub fn is_sensitive(field: SensitiveField) -> bool {
     matches!(field, SensitiveField::IdNumber | SensitiveField::BankCard)
 }
 
+mod export;
+pub use export::{verify_export_file, ExportCheck, ExportDelivery, ExportManifest, SignedManifest};
+
 // ---------------------------------------------------------------------------------------------------------------
 // Consents
 
@@ -286,9 +289,12 @@ pub struct UnmaskRequestInput {
     pub mode: String,
     /// How long the grant lasts once approved (1 minute to 30 days).
     pub duration_minutes: i64,
-    /// Recipient of an export (`null` for views).
+    /// For an export: the age public key (`age1…`) the file is encrypted to (`null` for views).
     #[serde(default)]
     pub recipient: Option<String>,
+    /// Who receives the data: `internal` (default) or the partner's name, as consents name it.
+    #[serde(default)]
+    pub recipient_name: Option<String>,
     /// Whether the data leaves the jurisdiction.
     #[serde(default)]
     pub cross_border: bool,
@@ -369,8 +375,10 @@ pub struct UnmaskRequestView {
     pub mode: String,
     /// Grant length.
     pub duration_minutes: i64,
-    /// Export recipient.
+    /// Export recipient's age key.
     pub recipient: Option<String>,
+    /// Who receives the data (`internal` or a partner).
+    pub recipient_name: Option<String>,
     /// Most reveals.
     pub max_reveals: Option<i64>,
     /// `low`, `medium`, `high`.
@@ -781,16 +789,48 @@ impl Veil {
             ));
         }
         let fields = parse_fields(&input.fields, &mut errors);
-        if input.mode != "view" {
-            errors.push(FieldError::new(
+        if let Some(name) = &input.recipient_name {
+            if !valid_recipient(name) {
+                errors.push(FieldError::new(
+                    "recipient_name",
+                    "invalid",
+                    "`internal` or a partner's name, 1 to 100 characters",
+                ));
+            }
+        }
+        match input.mode.as_str() {
+            "view" => {
+                if input.recipient.is_some() {
+                    errors.push(FieldError::new(
+                        "recipient",
+                        "unexpected",
+                        "a view has no recipient; use mode export to send data to someone",
+                    ));
+                }
+            }
+            "export" => match input.recipient.as_deref() {
+                Some(key) if key.parse::<age::x25519::Recipient>().is_ok() => {}
+                Some(_) => errors.push(FieldError::new(
+                    "recipient",
+                    "invalid",
+                    "an export's recipient is the age public key (age1…) the file is encrypted to",
+                )),
+                None => errors.push(FieldError::new(
+                    "recipient",
+                    "required",
+                    "an export names the age public key (age1…) of its recipient",
+                )),
+            },
+            "policy_change" => errors.push(FieldError::new(
                 "mode",
                 "unsupported",
-                if matches!(input.mode.as_str(), "export" | "policy_change") {
-                    "export and policy_change requests are not available yet; only view".to_owned()
-                } else {
-                    "expected view, export or policy_change".to_owned()
-                },
-            ));
+                "policy_change requests are not available yet; use view or export",
+            )),
+            _ => errors.push(FieldError::new(
+                "mode",
+                "unknown",
+                "expected view, export or policy_change",
+            )),
         }
         if !(1..=MAX_DURATION_MINUTES).contains(&input.duration_minutes) {
             errors.push(FieldError::new(
@@ -869,7 +909,14 @@ impl Veil {
             mode: input.mode.clone(),
             duration_minutes: input.duration_minutes,
             recipient: input.recipient.clone(),
-            max_reveals: input.max_reveals,
+            recipient_name: Some(
+                input
+                    .recipient_name
+                    .clone()
+                    .unwrap_or_else(|| "internal".to_owned()),
+            ),
+            // An export runs once unless the request says otherwise.
+            max_reveals: input.max_reveals.or((input.mode == "export").then_some(1)),
             risk: String::new(),
             checks: String::new(),
             approvals_needed: 1,
@@ -980,7 +1027,7 @@ impl Veil {
 
         // 2. Consent coverage.
         let recipient = row
-            .recipient
+            .recipient_name
             .clone()
             .unwrap_or_else(|| "internal".to_owned());
         let external = recipient != "internal";
@@ -1260,6 +1307,7 @@ impl Veil {
             mode: row.mode.clone(),
             duration_minutes: row.duration_minutes,
             recipient: row.recipient.clone(),
+            recipient_name: row.recipient_name.clone(),
             max_reveals: row.max_reveals,
             risk: row.risk.clone(),
             checks: serde_json::from_str(&row.checks).unwrap_or_default(),

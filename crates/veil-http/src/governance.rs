@@ -10,8 +10,8 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use veil_app::governance::{
-    ConsentInput, ConsentView, DecisionInput, GrantView, RevealInput, UnmaskRequestInput,
-    UnmaskRequestView,
+    ConsentInput, ConsentView, DecisionInput, ExportDelivery, GrantView, RevealInput,
+    UnmaskRequestInput, UnmaskRequestView,
 };
 use veil_app::CustomerId;
 
@@ -182,6 +182,25 @@ pub async fn revoke_request(
     ))
 }
 
+/// Runs an approved export request: the approved fields of the approved customers as CSV, encrypted to the
+/// request's age recipient, with a manifest signed by the server (check it with `veil export verify`).
+#[utoipa::path(post, path = "/api/v1/unmask-requests/{id}/export", tag = "governance",
+    params(("id" = String, Path, description = "Request id")),
+    responses((status = 200, body = ExportDelivery), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 503, body = Problem)), security(("bearer" = [])))]
+pub async fn run_export(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ExportDelivery>> {
+    Ok(Json(
+        state
+            .veil
+            .run_export(&user.actor, Some(&user.token), &id)
+            .await?,
+    ))
+}
+
 /// Grants: the caller's own (DPOs, admins and auditors see all), with time left.
 #[utoipa::path(get, path = "/api/v1/grants", tag = "governance",
     responses((status = 200, body = Vec<GrantView>)), security(("bearer" = [])))]
@@ -241,6 +260,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(approve_request))
         .routes(routes!(reject_request))
         .routes(routes!(revoke_request))
+        .routes(routes!(run_export))
         .routes(routes!(list_grants))
         .routes(routes!(revoke_grant))
         .routes(routes!(reveal))

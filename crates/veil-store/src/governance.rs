@@ -67,8 +67,10 @@ pub struct RequestRow {
     pub mode: String,
     /// How long the grant lasts.
     pub duration_minutes: i64,
-    /// Recipient of an export.
+    /// The age public key an export is encrypted to.
     pub recipient: Option<String>,
+    /// Who receives the data: `internal` or a partner's name (what consents name).
+    pub recipient_name: Option<String>,
     /// Most reveals the grant allows.
     pub max_reveals: Option<i64>,
     /// `low`, `medium` or `high`.
@@ -162,8 +164,8 @@ const CONSENT_COLUMNS: &str =
     "id, customer_id, purposes, fields, recipient, evidence_sha256, evidence_ref, \
      sensitive, third_party, granted_at, expires_at, withdrawn_at, recorded_by, created_at";
 const REQUEST_COLUMNS: &str = "id, requester_id, requester_role, requester_team, purpose, purpose_detail, \
-     legal_basis, jurisdiction, consent_ids, customer_ids, fields, mode, duration_minutes, recipient, max_reveals, \
-     risk, checks, approvals_needed, state, created_at, updated_at";
+     legal_basis, jurisdiction, consent_ids, customer_ids, fields, mode, duration_minutes, recipient, recipient_name, \
+     max_reveals, risk, checks, approvals_needed, state, created_at, updated_at";
 const GRANT_COLUMNS: &str =
     "id, request_id, user_id, customer_ids, fields, mode, purpose, created_at, \
      expires_at, max_reveals, reveals_used, revoked_at, revoked_by, revoke_reason";
@@ -208,6 +210,7 @@ macro_rules! request_from {
             mode: $row.try_get("mode")?,
             duration_minutes: $row.try_get("duration_minutes")?,
             recipient: $row.try_get("recipient")?,
+            recipient_name: $row.try_get("recipient_name")?,
             max_reveals: $row.try_get("max_reveals")?,
             risk: $row.try_get("risk")?,
             checks: $row.try_get("checks")?,
@@ -400,7 +403,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             sqlx::query(&format!(
                 "INSERT INTO unmask_request ({REQUEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-                 $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+                 $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
             ))
             .bind(&row.id)
             .bind(&row.requester_id)
@@ -416,6 +419,7 @@ impl Store {
             .bind(&row.mode)
             .bind(row.duration_minutes)
             .bind(&row.recipient)
+            .bind(&row.recipient_name)
             .bind(row.max_reveals)
             .bind(&row.risk)
             .bind(&row.checks)

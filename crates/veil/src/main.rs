@@ -16,6 +16,7 @@ use veil_pii::PiiKind;
 mod audit_cmd;
 mod backup_cmd;
 mod config;
+mod export_cmd;
 mod incident_cmd;
 mod tls;
 
@@ -108,6 +109,9 @@ enum Command {
     Backup(backup_cmd::BackupCommand),
     /// Security self-check: one line per check, exit 1 if any fails.
     Doctor,
+    /// Unmasked exports: verify a delivered file against its signed manifest.
+    #[command(subcommand)]
+    Export(export_cmd::ExportCommand),
     /// Incident response: lock-down, affected-subjects report, notification templates.
     #[command(subcommand)]
     Incident(incident_cmd::IncidentCommand),
@@ -296,6 +300,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Mask { kind, value } => return mask(kind, value),
         Command::Pii(PiiCommand::Scan { file }) => return pii_scan(file.as_deref(), cli.format),
+        Command::Export(command) => return export_cmd::run(command, cli.format == Format::Json),
         Command::Audit(audit_cmd::AuditCommand::Verify {
             file: Some(file),
             public_key,
@@ -761,7 +766,9 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             let veil = open(&config).await?;
             return audit_cmd::subject(&veil, command, json).await;
         }
-        Command::Pii(_) | Command::Mask { .. } => unreachable!("handled before configuration"),
+        Command::Pii(_) | Command::Mask { .. } | Command::Export(_) => {
+            unreachable!("handled before configuration")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2104,3 +2104,199 @@ both_backends!(
         assert_eq!(wrong.body["checks"][0]["met"], false);
     }
 );
+
+both_backends!(
+    unmasked_export_is_encrypted_signed_and_verifiable,
+    |harness| {
+        add_user(&harness, "ada", Role::Admin, None).await;
+        add_user(&harness, "dora", Role::Dpo, None).await;
+        let client = Client::new(&harness).await;
+        let ada = client.login("ada").await;
+        enrol_and_step_up(&client, &ada).await;
+        let mut ids = Vec::new();
+        for (name, phone) in [
+            ("导出甲", "13911110001"),
+            ("导出乙", "13911110002"),
+            ("导出丙", "13911110003"),
+        ] {
+            let created = client
+                .send(
+                    Method::POST,
+                    "/api/v1/customers",
+                    Some(&ada),
+                    Some(json!({"name": name, "phone": phone})),
+                )
+                .await;
+            assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+            ids.push(created.body["id"].as_str().unwrap().to_owned());
+        }
+        let identity = age::x25519::Identity::generate();
+        let recipient = identity.to_public().to_string();
+        let request = json!({
+            "purpose": "audit", "purpose_detail": "2026 annual data audit", "legal_basis": "legal_obligation",
+            "jurisdiction": "CN", "scope": {"customer_ids": ids}, "fields": ["phone", "name"], "mode": "export",
+            "duration_minutes": 60, "recipient": recipient
+        });
+        // No recipient key: refused as invalid.
+        let mut keyless = request.clone();
+        keyless["recipient"] = json!(null);
+        let refused = client
+            .send(
+                Method::POST,
+                "/api/v1/unmask-requests",
+                Some(&ada),
+                Some(keyless),
+            )
+            .await;
+        assert_problem(
+            &refused,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+        // Without a fresh verified backup an export is blocked with that reason.
+        let asked = client
+            .send(
+                Method::POST,
+                "/api/v1/unmask-requests",
+                Some(&ada),
+                Some(request),
+            )
+            .await;
+        assert_eq!(asked.body["state"], "blocked", "{}", asked.raw);
+        let backup_check = asked.body["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|check| check["name"] == "backup")
+            .unwrap()
+            .clone();
+        assert_eq!(backup_check["met"], false, "{backup_check}");
+        let id = asked.body["id"].as_str().unwrap().to_owned();
+
+        // Take and verify a backup (as the host operator), recheck, approve.
+        let keys = age::x25519::Identity::generate();
+        let backups = tempfile::tempdir().unwrap();
+        harness
+            .veil
+            .set_backup_settings(veil_app::backup::BackupSettings {
+                directory: backups.path().to_owned(),
+                encryption: Some(veil_app::backup::Encryption::Recipients(vec![
+                    keys.to_public()
+                ])),
+                decryption: Some(veil_app::backup::Decryption::Identities(
+                    keys.to_string().into(),
+                )),
+                max_age_days: 7,
+            });
+        let backup = harness.veil.create_backup(None, None, &()).await.unwrap();
+        harness
+            .veil
+            .verify_backup(None, &backup.id, &())
+            .await
+            .unwrap();
+        let rechecked = client
+            .send(
+                Method::POST,
+                &format!("/api/v1/unmask-requests/{id}/recheck"),
+                Some(&ada),
+                None,
+            )
+            .await;
+        assert_eq!(rechecked.body["state"], "pending", "{}", rechecked.raw);
+        let dora = client.login("dora").await;
+        let approved = client
+            .send(
+                Method::POST,
+                &format!("/api/v1/unmask-requests/{id}/approve"),
+                Some(&dora),
+                Some(json!({"reason": "audit plan 2026"})),
+            )
+            .await;
+        assert_eq!(approved.body["state"], "active", "{}", approved.raw);
+
+        // The export: encrypted to the recipient, with a signed manifest that matches it.
+        let exported = client
+            .send(
+                Method::POST,
+                &format!("/api/v1/unmask-requests/{id}/export"),
+                Some(&ada),
+                None,
+            )
+            .await;
+        assert_eq!(exported.status, StatusCode::OK, "{}", exported.raw);
+        assert!(
+            !exported.raw.contains("13911110001"),
+            "plaintext outside the encrypted file"
+        );
+        use base64::Engine;
+        let file = base64::engine::general_purpose::STANDARD
+            .decode(exported.body["file_base64"].as_str().unwrap())
+            .unwrap();
+        let signed: veil_app::governance::SignedManifest =
+            serde_json::from_value(exported.body["manifest"].clone()).unwrap();
+        assert_eq!(signed.manifest.rows, 3);
+        assert_eq!(signed.manifest.counts.get("phone"), Some(&3));
+        let key = harness
+            .veil
+            .audit_signing_key()
+            .await
+            .unwrap()
+            .verifying_key();
+        let identity_text = identity.to_string();
+        use age::secrecy::ExposeSecret;
+        let check = veil_app::governance::verify_export_file(
+            &file,
+            &signed,
+            &key,
+            Some(identity_text.expose_secret()),
+        );
+        assert!(check.problems.is_empty(), "{check:?}");
+        assert_eq!(check.contents_ok, Some(true));
+        let decryptor = age::Decryptor::new(file.as_slice()).unwrap();
+        let mut csv = String::new();
+        std::io::Read::read_to_string(
+            &mut decryptor
+                .decrypt(std::iter::once(&identity as &dyn age::Identity))
+                .unwrap(),
+            &mut csv,
+        )
+        .unwrap();
+        assert!(csv.starts_with("customer_id,phone,name\n"), "{csv}");
+        assert!(csv.contains("13911110002,导出乙"), "{csv}");
+        // A changed byte, or another server's key, is caught.
+        let mut tampered = file.clone();
+        let middle = tampered.len() / 2;
+        tampered[middle] ^= 1;
+        let check = veil_app::governance::verify_export_file(&tampered, &signed, &key, None);
+        assert!(!check.checksum_ok);
+        let stranger = ed25519_dalek::SigningKey::from_bytes(&[3; 32]).verifying_key();
+        assert!(
+            !veil_app::governance::verify_export_file(&file, &signed, &stranger, None).signature_ok
+        );
+        // The grant exported once; a second run is refused.
+        let again = client
+            .send(
+                Method::POST,
+                &format!("/api/v1/unmask-requests/{id}/export"),
+                Some(&ada),
+                None,
+            )
+            .await;
+        assert_problem(&again, StatusCode::FORBIDDEN, "grant_required");
+        let trail = harness
+            .veil
+            .store()
+            .query_audit(
+                &veil_store::AuditFilter {
+                    action: Some("customer.export".to_owned()),
+                    ..Default::default()
+                },
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(trail.len(), 1);
+        assert_eq!(trail[0].event.customer_ids.len(), 3);
+        assert!(!format!("{trail:?}").contains("13911110001"));
+    }
+);

@@ -164,6 +164,7 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         | ("POST", "/api/v1/unmask-requests/{id}/approve")
         | ("POST", "/api/v1/unmask-requests/{id}/reject")
         | ("POST", "/api/v1/unmask-requests/{id}/revoke")
+        | ("POST", "/api/v1/unmask-requests/{id}/export")
         | ("POST", "/api/v1/grants/{id}/revoke") => StatusCode::NOT_FOUND,
         ("GET", "/api/v1/unmask-requests") | ("GET", "/api/v1/grants") => StatusCode::OK,
         // The fixture's request has an empty scope: refused as invalid once the role may ask at all.

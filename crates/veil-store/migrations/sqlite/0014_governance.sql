@@ -34,6 +34,7 @@ CREATE TABLE unmask_request (
     mode              TEXT    NOT NULL,
     duration_minutes  BIGINT  NOT NULL,
     recipient         TEXT,
+    recipient_name    TEXT,
     max_reveals       BIGINT,
     risk              TEXT    NOT NULL,
     checks            TEXT    NOT NULL,
