@@ -299,6 +299,17 @@ impl Veil {
                 ),
             ),
         });
+        let overdue = self
+            .store()
+            .unreviewed_break_glass(now - crate::governance::BREAK_GLASS_REVIEW_MS)
+            .await?;
+        checks.push(if overdue.is_empty() {
+            result("break_glass_review", Status::Ok, "every break-glass access was reviewed within 24 hours")
+        } else {
+            result("break_glass_review", Status::Fail, format!(
+                "{} break-glass access(es) still unreviewed by the DPO after 24 hours (escalated to the admins): \
+                 review with POST /api/v1/unmask-requests/{{id}}/review", overdue.len()))
+        });
         let closed = self.expire_grants().await?;
         checks.push(if closed == 0 {
             result("expired_grants", Status::Ok, "no grant outlived its time")

@@ -1259,6 +1259,14 @@ impl Veil {
                     Ok(count) => tracing::info!(count, "expired grants closed"),
                     Err(error) => tracing::error!(%error, "closing expired grants failed"),
                 }
+                match veil.escalate_break_glass().await {
+                    Ok(0) => {}
+                    Ok(count) => tracing::warn!(
+                        count,
+                        "break-glass access awaiting DPO review for over 24 hours"
+                    ),
+                    Err(error) => tracing::error!(%error, "break-glass escalation failed"),
+                }
             }
         })
     }
@@ -1828,6 +1836,325 @@ impl Veil {
             .into_iter()
             .map(|(field, value)| (field.as_str().to_owned(), value))
             .collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Break-glass
+
+/// Longest break-glass access.
+pub const BREAK_GLASS_MAX_MINUTES: i64 = 15;
+/// A DPO must review a break-glass access within this long, or it escalates to the admins.
+pub const BREAK_GLASS_REVIEW_MS: i64 = DAY_MS;
+
+/// An emergency view of one customer without prior approval (`POST /api/v1/break-glass`).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassInput {
+    /// The customer.
+    pub customer_id: String,
+    /// Fields to see.
+    pub fields: Vec<String>,
+    /// The emergency, in words (personal data in it is masked before it is stored).
+    pub reason: String,
+    /// How long (1 to 15 minutes; default 15).
+    #[serde(default)]
+    pub minutes: Option<i64>,
+}
+
+impl Veil {
+    /// Opens a break-glass view: a grant of at most 15 minutes on one customer, with no prior approval, for a
+    /// user who may work with that customer and verified MFA recently. The DPO is alerted at once (a security
+    /// alert, delivered like every other) and must review it within 24 hours, or it escalates to the admins.
+    pub async fn break_glass(
+        &self,
+        actor: &Actor,
+        token: Option<&str>,
+        input: &BreakGlassInput,
+    ) -> AppResult<UnmaskRequestView> {
+        let mut errors = Vec::new();
+        let fields = parse_fields(&input.fields, &mut errors);
+        let reason = input.reason.trim();
+        if reason.chars().count() < 10 || reason.chars().count() > 1000 {
+            errors.push(FieldError::new(
+                "reason",
+                "invalid_length",
+                "describe the emergency: 10 to 1000 characters",
+            ));
+        }
+        let minutes = input.minutes.unwrap_or(BREAK_GLASS_MAX_MINUTES);
+        if !(1..=BREAK_GLASS_MAX_MINUTES).contains(&minutes) {
+            errors.push(FieldError::new(
+                "minutes",
+                "out_of_range",
+                format!("1 to {BREAK_GLASS_MAX_MINUTES} minutes"),
+            ));
+        }
+        let customer_id: CustomerId = match input.customer_id.parse() {
+            Ok(id) => id,
+            Err(_) => {
+                errors.push(FieldError::new(
+                    "customer_id",
+                    "invalid",
+                    "not a customer id",
+                ));
+                CustomerId::default()
+            }
+        };
+        if !errors.is_empty() {
+            return Err(AppError::Validation(errors));
+        }
+        let id = customer_id.to_string();
+        let customer = self
+            .store()
+            .masked_customer(&id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        self.authorize(
+            actor,
+            Action::Reveal,
+            Some((&customer.id, &customer.profile)),
+        )
+        .await?;
+        self.ensure_not_locked_down().await?;
+        let fresh = match token {
+            Some(token) => {
+                self.recent_mfa(token, crate::mfa::STEP_UP_WINDOW_MS)
+                    .await?
+            }
+            None => false,
+        };
+        if !fresh {
+            return Err(AppError::Forbidden(
+                "break-glass needs a second factor verified in the last 10 minutes: POST /api/v1/auth/mfa/verify",
+            ));
+        }
+        let now = now_ms();
+        let field_names: Vec<String> = fields
+            .iter()
+            .map(|field| field.as_str().to_owned())
+            .collect();
+        let masked_reason = crate::notes::mask_text(reason).body;
+        let checks = vec![
+            check(
+                "legal_basis",
+                true,
+                "emergency access (PIPL Art. 13(4) / GDPR Art. 6(1)(d)), reviewed after the fact",
+            ),
+            check(
+                "approval",
+                false,
+                "break-glass: no prior approval; the DPO must review it within 24 hours",
+            ),
+        ];
+        let row = RequestRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            requester_id: actor.user_id.to_string(),
+            requester_role: actor.role.as_str().to_owned(),
+            requester_team: actor.team.clone(),
+            purpose: "break_glass".to_owned(),
+            purpose_detail: masked_reason.clone(),
+            legal_basis: "vital_interests".to_owned(),
+            jurisdiction: "CN".to_owned(),
+            consent_ids: "[]".to_owned(),
+            customer_ids: json(std::slice::from_ref(&id)),
+            fields: json(&field_names),
+            mode: "break_glass".to_owned(),
+            duration_minutes: minutes,
+            recipient: None,
+            recipient_name: Some("internal".to_owned()),
+            max_reveals: None,
+            risk: "high".to_owned(),
+            checks: serde_json::to_string(&checks).unwrap_or_else(|_| "[]".to_owned()),
+            approvals_needed: 0,
+            state: "active".to_owned(),
+            created_at: now,
+            updated_at: now,
+        };
+        let risk = RiskRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            request_id: row.id.clone(),
+            level: "high".to_owned(),
+            score: 6,
+            factors: serde_json::json!({"break_glass": true, "minutes": minutes}).to_string(),
+            purpose: format!("break-glass: {masked_reason}"),
+            necessity: masked_reason.clone(),
+            impact: format!("1 person; fields {}; {minutes} minutes without prior approval", field_names.join(", ")),
+            measures: "at most 15 minutes; DPO alerted at once and reviews within 24 hours, else escalation to the \
+                       admins; every reveal audited"
+                .to_owned(),
+            created_at: now,
+        };
+        let mut opened = event(Some(actor), "unmask.break_glass", Outcome::Ok)
+            .customers([id.clone()])
+            .fields(field_names.clone())
+            .detail(serde_json::json!({"request_id": row.id, "minutes": minutes, "reason": masked_reason}));
+        opened.purpose = Some("break_glass".to_owned());
+        self.store().insert_request(&row, &risk, &[opened]).await?;
+        let grant = GrantRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            request_id: row.id.clone(),
+            user_id: row.requester_id.clone(),
+            customer_ids: row.customer_ids.clone(),
+            fields: row.fields.clone(),
+            mode: "view".to_owned(),
+            purpose: "break_glass".to_owned(),
+            created_at: now,
+            expires_at: now + minutes * MINUTE_MS,
+            max_reveals: None,
+            reveals_used: 0,
+            revoked_at: None,
+            revoked_by: None,
+            revoke_reason: None,
+        };
+        let mut created = event(Some(actor), "grant.create", Outcome::Ok)
+            .customers([id.clone()])
+            .fields(field_names.clone())
+            .detail(
+                serde_json::json!({"request_id": row.id, "break_glass": true,
+                                       "expires_at": format_time(grant.expires_at)}),
+            );
+        created.grant_id = Some(grant.id.clone());
+        self.store().insert_grant(&grant, &[created]).await?;
+        self.raise_governance_alert(
+            "break_glass",
+            "high",
+            actor,
+            &row.id,
+            format!(
+                "break-glass: {} opened a {minutes}-minute view of one customer's {} without approval; DPO review due within 24 hours",
+                actor.username,
+                field_names.join(", ")
+            ),
+        )
+        .await?;
+        tracing::warn!(request = %row.id, user = %actor.user_id, "break-glass access opened");
+        self.request_view(&row).await
+    }
+
+    /// The DPO's review of a break-glass access (recorded; stops the escalation).
+    pub async fn review_break_glass(
+        &self,
+        actor: &Actor,
+        id: &str,
+        input: &DecisionInput,
+    ) -> AppResult<UnmaskRequestView> {
+        let row = self.store().request(id).await?.ok_or(AppError::NotFound)?;
+        if actor.role != Role::Dpo {
+            return Err(if Self::may_see_request(actor, &row) {
+                AppError::Forbidden("only the DPO reviews break-glass access")
+            } else {
+                AppError::NotFound
+            });
+        }
+        if row.mode != "break_glass" {
+            return Err(AppError::Conflict(
+                "only break-glass access is reviewed after the fact".to_owned(),
+            ));
+        }
+        let reason = crate::notes::mask_text(input.reason.trim()).body;
+        if reason.is_empty() {
+            return Err(AppError::Validation(vec![FieldError::new(
+                "reason",
+                "required",
+                "give the review's finding",
+            )]));
+        }
+        let decision = DecisionRow {
+            request_id: row.id.clone(),
+            approver_id: actor.user_id.to_string(),
+            decision: "review".to_owned(),
+            reason: reason.clone(),
+            decided_at: now_ms(),
+        };
+        let entry = event(Some(actor), "unmask.break_glass.review", Outcome::Ok)
+            .customers(list(&row.customer_ids))
+            .detail(serde_json::json!({"request_id": row.id, "finding": reason}));
+        self.store()
+            .insert_decision(&decision, &[entry])
+            .await
+            .map_err(|error| match error {
+                veil_store::StoreError::Conflict(_) => {
+                    AppError::Conflict("already reviewed".to_owned())
+                }
+                other => other.into(),
+            })?;
+        self.request_view(&row).await
+    }
+
+    /// Raises an alert for every break-glass access unreviewed after 24 hours (once each); returns how many
+    /// are overdue. Run by the server's grant job and counted by `veil doctor`.
+    pub async fn escalate_break_glass(&self) -> AppResult<usize> {
+        let overdue = self
+            .store()
+            .unreviewed_break_glass(now_ms() - BREAK_GLASS_REVIEW_MS)
+            .await?;
+        for row in &overdue {
+            let requester = Actor {
+                user_id: row.requester_id.parse().unwrap_or_default(),
+                username: self
+                    .store()
+                    .user_by_id(&row.requester_id)
+                    .await?
+                    .map(|user| user.username)
+                    .unwrap_or_default(),
+                role: row.requester_role.parse().unwrap_or(Role::Sales),
+                team: row.requester_team.clone(),
+                scopes: None,
+                source_ip: None,
+            };
+            self.raise_governance_alert(
+                "break_glass_unreviewed",
+                "high",
+                &requester,
+                &row.id,
+                format!(
+                    "escalation to the admins: the break-glass access {} by {} opened {} is still unreviewed by the DPO after 24 hours",
+                    row.id,
+                    requester.username,
+                    format_time(row.created_at)
+                ),
+            )
+            .await?;
+        }
+        Ok(overdue.len())
+    }
+
+    async fn raise_governance_alert(
+        &self,
+        rule: &str,
+        severity: &str,
+        actor: &Actor,
+        request_id: &str,
+        summary: String,
+    ) -> AppResult<()> {
+        let now = now_ms();
+        let alert = veil_store::AlertRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            rule: rule.to_owned(),
+            severity: severity.to_owned(),
+            user_id: Some(actor.user_id.to_string()),
+            username: Some(actor.username.clone()),
+            source_ip: actor.source_ip.clone(),
+            subject: request_id.to_owned(),
+            trigger_seq: 0,
+            triggered_at: now,
+            summary: summary.clone(),
+            evidence: serde_json::json!({"request_id": request_id}).to_string(),
+            actions_taken: serde_json::json!([{"action": "alert", "result": "raised"}]).to_string(),
+            created_at: now,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            webhook_delivered_at: None,
+            webhook_attempts: 0,
+            email_delivered_at: None,
+            email_attempts: 0,
+        };
+        let entry = event(None, "security.alert", Outcome::Ok).detail(
+            serde_json::json!({"rule": rule, "alert_id": alert.id, "request_id": request_id}),
+        );
+        self.store().insert_security_alert(&alert, &[entry]).await?;
+        Ok(())
     }
 }
 

@@ -10,8 +10,8 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use veil_app::governance::{
-    ConsentInput, ConsentView, DecisionInput, ExportDelivery, GrantView, RevealInput,
-    UnmaskRequestInput, UnmaskRequestView,
+    BreakGlassInput, ConsentInput, ConsentView, DecisionInput, ExportDelivery, GrantView,
+    RevealInput, UnmaskRequestInput, UnmaskRequestView,
 };
 use veil_app::CustomerId;
 
@@ -201,6 +201,42 @@ pub async fn run_export(
     ))
 }
 
+/// Break-glass: an emergency view (≤ 15 minutes) of one customer without prior approval. Needs a recent MFA
+/// step-up; the DPO is alerted at once and must review it within 24 hours, or it escalates to the admins.
+#[utoipa::path(post, path = "/api/v1/break-glass", tag = "governance", request_body = BreakGlassInput,
+    responses((status = 201, body = UnmaskRequestView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn break_glass(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(input): ApiJson<BreakGlassInput>,
+) -> ApiResult<(StatusCode, Json<UnmaskRequestView>)> {
+    let request = state
+        .veil
+        .break_glass(&user.actor, Some(&user.token), &input)
+        .await?;
+    Ok((StatusCode::CREATED, Json(request)))
+}
+
+/// The DPO's review of a break-glass access.
+#[utoipa::path(post, path = "/api/v1/unmask-requests/{id}/review", tag = "governance",
+    params(("id" = String, Path, description = "Request id")), request_body = DecisionInput,
+    responses((status = 200, body = UnmaskRequestView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)), security(("bearer" = [])))]
+pub async fn review_request(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<DecisionInput>,
+) -> ApiResult<Json<UnmaskRequestView>> {
+    Ok(Json(
+        state
+            .veil
+            .review_break_glass(&user.actor, &id, &input)
+            .await?,
+    ))
+}
+
 /// Grants: the caller's own (DPOs, admins and auditors see all), with time left.
 #[utoipa::path(get, path = "/api/v1/grants", tag = "governance",
     responses((status = 200, body = Vec<GrantView>)), security(("bearer" = [])))]
@@ -261,6 +297,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reject_request))
         .routes(routes!(revoke_request))
         .routes(routes!(run_export))
+        .routes(routes!(break_glass))
+        .routes(routes!(review_request))
         .routes(routes!(list_grants))
         .routes(routes!(revoke_grant))
         .routes(routes!(reveal))

@@ -632,6 +632,77 @@ impl Store {
         })
     }
 
+    /// Stores a grant outside the approval flow (break-glass) with its audit entries.
+    pub async fn insert_grant(&self, grant: &GrantRow, audit: &[AuditEvent]) -> StoreResult<()> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(&format!(
+                "INSERT INTO unmask_grant ({GRANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ))
+            .bind(&grant.id)
+            .bind(&grant.request_id)
+            .bind(&grant.user_id)
+            .bind(&grant.customer_ids)
+            .bind(&grant.fields)
+            .bind(&grant.mode)
+            .bind(&grant.purpose)
+            .bind(grant.created_at)
+            .bind(grant.expires_at)
+            .bind(grant.max_reveals)
+            .bind(grant.reveals_used)
+            .bind(grant.revoked_at)
+            .bind(&grant.revoked_by)
+            .bind(&grant.revoke_reason)
+            .execute(&mut *tx)
+            .await?;
+            append_in(&mut *tx, audit).await?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// Records a decision that does not change the request's state (a DPO's review of a break-glass access). A
+    /// second decision by the same person is a conflict.
+    pub async fn insert_decision(
+        &self,
+        decision: &DecisionRow,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO unmask_decision (request_id, approver_id, decision, reason, decided_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&decision.request_id)
+            .bind(&decision.approver_id)
+            .bind(&decision.decision)
+            .bind(&decision.reason)
+            .bind(decision.decided_at)
+            .execute(&mut *tx)
+            .await?;
+            append_in(&mut *tx, audit).await?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// Break-glass requests created before `before` that no DPO has reviewed.
+    pub async fn unreviewed_break_glass(&self, before: i64) -> StoreResult<Vec<RequestRow>> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM unmask_request WHERE mode = 'break_glass' AND created_at < $1 AND id NOT IN \
+             (SELECT request_id FROM unmask_decision WHERE decision = 'review') ORDER BY created_at"
+        );
+        with_pool!(self, |pool| {
+            let rows = sqlx::query(&sql).bind(before).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push(request_from!(row));
+            }
+            Ok::<_, StoreError>(out)
+        })
+    }
+
     /// One grant.
     pub async fn grant(&self, id: &str) -> StoreResult<Option<GrantRow>> {
         let sql = format!("SELECT {GRANT_COLUMNS} FROM unmask_grant WHERE id = $1");

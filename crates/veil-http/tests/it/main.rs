@@ -2300,3 +2300,136 @@ both_backends!(
         assert!(!format!("{trail:?}").contains("13911110001"));
     }
 );
+
+both_backends!(
+    break_glass_is_short_alerted_reviewed_and_escalated,
+    |harness| {
+        add_user(&harness, "sally", Role::Sales, Some("east")).await;
+        add_user(&harness, "dora", Role::Dpo, None).await;
+        let client = Client::new(&harness).await;
+        let sally = client.login("sally").await;
+        let created = client
+            .send(
+                Method::POST,
+                "/api/v1/customers",
+                Some(&sally),
+                Some(full_customer()),
+            )
+            .await;
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        let body = json!({"customer_id": id, "fields": ["phone"], "reason": "customer collapsed in the branch, calling family"});
+        // No step-up yet: refused.
+        let refused = client
+            .send(
+                Method::POST,
+                "/api/v1/break-glass",
+                Some(&sally),
+                Some(body.clone()),
+            )
+            .await;
+        assert_problem(&refused, StatusCode::FORBIDDEN, "forbidden");
+        enrol_and_step_up(&client, &sally).await;
+        let mut too_long = body.clone();
+        too_long["minutes"] = json!(60);
+        let refused = client
+            .send(
+                Method::POST,
+                "/api/v1/break-glass",
+                Some(&sally),
+                Some(too_long),
+            )
+            .await;
+        assert_problem(
+            &refused,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+        let opened = client
+            .send(
+                Method::POST,
+                "/api/v1/break-glass",
+                Some(&sally),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.raw);
+        assert_eq!(opened.body["state"], "active");
+        let request_id = opened.body["id"].as_str().unwrap().to_owned();
+        let revealed = client
+            .send(
+                Method::POST,
+                &format!("/api/v1/customers/{id}/reveal"),
+                Some(&sally),
+                Some(json!({"fields": ["phone"]})),
+            )
+            .await;
+        assert_eq!(revealed.body, json!({"phone": PHONE}), "{}", revealed.raw);
+        // The DPO was alerted at once.
+        let dora = client.login("dora").await;
+        let alerts = client
+            .send(Method::GET, "/api/v1/security/alerts", Some(&dora), None)
+            .await;
+        assert!(
+            alerts.raw.contains("\"rule\":\"break_glass\""),
+            "{}",
+            alerts.raw
+        );
+        assert_no_plaintext(&alerts.raw, "the alert");
+        // Only the DPO reviews.
+        let review_uri = format!("/api/v1/unmask-requests/{request_id}/review");
+        let not_hers = client
+            .send(
+                Method::POST,
+                &review_uri,
+                Some(&sally),
+                Some(json!({"reason": "fine"})),
+            )
+            .await;
+        assert_eq!(not_hers.status, StatusCode::FORBIDDEN, "{}", not_hers.raw);
+        let reviewed = client
+            .send(
+                Method::POST,
+                &review_uri,
+                Some(&dora),
+                Some(json!({"reason": "justified emergency"})),
+            )
+            .await;
+        assert_eq!(reviewed.status, StatusCode::OK, "{}", reviewed.raw);
+        // A second access left unreviewed for a day escalates to the admins, and the self-check fails.
+        let second = client
+            .send(
+                Method::POST,
+                "/api/v1/break-glass",
+                Some(&sally),
+                Some(body),
+            )
+            .await;
+        let second_id = second.body["id"].as_str().unwrap().to_owned();
+        let day_ago = veil_app::now_ms() - 25 * 60 * 60 * 1000;
+        raw_sql(
+            &harness,
+            &format!("UPDATE unmask_request SET created_at = {day_ago} WHERE id = '{second_id}'"),
+        )
+        .await;
+        assert_eq!(harness.veil.escalate_break_glass().await.unwrap(), 1);
+        let alerts = client
+            .send(Method::GET, "/api/v1/security/alerts", Some(&dora), None)
+            .await;
+        assert!(
+            alerts.raw.contains("break_glass_unreviewed"),
+            "{}",
+            alerts.raw
+        );
+        let report = harness
+            .veil
+            .run_doctor(&veil_app::doctor::HostFacts::default(), "cli")
+            .await
+            .unwrap();
+        let check = report
+            .checks
+            .iter()
+            .find(|check| check.name == "break_glass_review")
+            .unwrap();
+        assert_eq!(check.status, veil_app::doctor::Status::Fail, "{check:?}");
+    }
+);

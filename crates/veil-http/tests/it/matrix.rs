@@ -165,12 +165,15 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         | ("POST", "/api/v1/unmask-requests/{id}/reject")
         | ("POST", "/api/v1/unmask-requests/{id}/revoke")
         | ("POST", "/api/v1/unmask-requests/{id}/export")
+        | ("POST", "/api/v1/unmask-requests/{id}/review")
         | ("POST", "/api/v1/grants/{id}/revoke") => StatusCode::NOT_FOUND,
         ("GET", "/api/v1/unmask-requests") | ("GET", "/api/v1/grants") => StatusCode::OK,
         // The fixture's request has an empty scope: refused as invalid once the role may ask at all.
         ("POST", "/api/v1/unmask-requests") => {
             by_role(StatusCode::UNPROCESSABLE_ENTITY, role != Role::Auditor)
         }
+        // The fixture's body names no real customer: invalid for everyone.
+        ("POST", "/api/v1/break-glass") => StatusCode::UNPROCESSABLE_ENTITY,
         // Without a recent MFA step-up (and a grant) nobody reveals, whether or not the customer exists.
         ("POST", "/api/v1/customers/{id}/reveal") => StatusCode::FORBIDDEN,
         _ => return None,
@@ -204,6 +207,10 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
         ("POST", "/api/v1/unmask-requests/{id}/approve")
         | ("POST", "/api/v1/unmask-requests/{id}/reject") => Some(json!({"reason": "matrix"})),
         ("POST", "/api/v1/customers/{id}/reveal") => Some(json!({"fields": ["phone"]})),
+        ("POST", "/api/v1/break-glass") => {
+            Some(json!({"customer_id": "nope", "fields": ["phone"], "reason": "matrix emergency"}))
+        }
+        ("POST", "/api/v1/unmask-requests/{id}/review") => Some(json!({"reason": "matrix"})),
         ("POST", "/api/v1/incidents/{id}/close") => Some(json!({"note": "matrix"})),
         ("POST", "/api/v1/security/alerts/{id}/acknowledge") => None,
         ("POST", "/api/v1/backups") | ("POST", "/api/v1/backups/{id}/verify") => None,
