@@ -2183,9 +2183,7 @@ both_backends!(
                 encryption: Some(veil_app::backup::Encryption::Recipients(vec![
                     keys.to_public()
                 ])),
-                decryption: Some(veil_app::backup::Decryption::Identities(
-                    keys.to_string().into(),
-                )),
+                decryption: Some(veil_app::backup::Decryption::Identities(keys.to_string())),
                 max_age_days: 7,
             });
         let backup = harness.veil.create_backup(None, None, &()).await.unwrap();
