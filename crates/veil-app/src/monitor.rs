@@ -21,8 +21,7 @@
 //! window, however many more entries match.
 //!
 //! Each rule alerts; it may also lock the account (disable the user, ending their sessions) or suspend the user's
-//! active grants. Grants do not exist yet, so `suspend_grants` records "no grant system yet" in the alert's
-//! `actions_taken` and does nothing else.
+//! active unmask grants (revoked at once, recorded as `grant.revoke_user`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -1055,10 +1054,39 @@ impl Veil {
                 RuleAction::LockAccount => {
                     actions_taken.push(self.lock_account(trigger.user_id.as_deref()).await);
                 }
-                RuleAction::SuspendGrants => actions_taken.push(serde_json::json!({
-                    "action": "suspend_grants",
-                    "result": "not done: no grant system yet",
-                })),
+                RuleAction::SuspendGrants => {
+                    let result = match trigger.user_id.as_deref() {
+                        None => "not done: no user concerned".to_owned(),
+                        Some(user) => {
+                            let entry = crate::audit::EventExt::detail(
+                                crate::audit::event(
+                                    None,
+                                    "grant.revoke_user",
+                                    crate::audit::Outcome::Ok,
+                                ),
+                                serde_json::json!({"user_id": user, "rule": trigger.rule}),
+                            );
+                            match self
+                                .store()
+                                .revoke_user_grants(
+                                    user,
+                                    &format!("monitoring rule {}", trigger.rule),
+                                    now_ms(),
+                                    &[entry],
+                                )
+                                .await
+                            {
+                                Ok(count) => format!("{count} active grant(s) revoked"),
+                                Err(error) => {
+                                    tracing::error!(%error, "suspending grants failed");
+                                    "failed: see the server log".to_owned()
+                                }
+                            }
+                        }
+                    };
+                    actions_taken
+                        .push(serde_json::json!({"action": "suspend_grants", "result": result}));
+                }
             }
         }
         let now = now_ms();

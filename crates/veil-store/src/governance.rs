@@ -802,6 +802,42 @@ impl Store {
         })
     }
 
+    /// Revokes every live grant of one user (a monitoring rule's `suspend_grants`). Returns how many.
+    pub async fn revoke_user_grants(
+        &self,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<u64> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE unmask_request SET state = 'revoked', updated_at = $1 WHERE id IN \
+                 (SELECT request_id FROM unmask_grant WHERE user_id = $2 AND revoked_at IS NULL AND expires_at > $1)",
+            )
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+            let revoked = sqlx::query(
+                "UPDATE unmask_grant SET revoked_at = $1, revoked_by = 'system', revoke_reason = $3 \
+                 WHERE user_id = $2 AND revoked_at IS NULL AND expires_at > $1",
+            )
+            .bind(now)
+            .bind(user_id)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if revoked > 0 {
+                append_in(&mut *tx, audit).await?;
+            }
+            tx.commit().await?;
+            Ok::<u64, StoreError>(revoked)
+        })
+    }
+
     /// Revokes every live grant (incident lock-down). Returns how many.
     pub async fn revoke_all_grants(
         &self,

@@ -482,6 +482,29 @@ both_backends!(
             .await
             .unwrap();
         assert!(veil.authenticate(session.token.expose()).await.is_ok());
+        // A live grant the rule will suspend.
+        veil.store()
+            .insert_grant(
+                &veil_store::GrantRow {
+                    id: "grant-of-greedy".to_owned(),
+                    request_id: "request-of-greedy".to_owned(),
+                    user_id: greedy.user_id.to_string(),
+                    customer_ids: "[]".to_owned(),
+                    fields: "[\"phone\"]".to_owned(),
+                    mode: "view".to_owned(),
+                    purpose: "customer_service".to_owned(),
+                    created_at: now_ms(),
+                    expires_at: now_ms() + 3_600_000,
+                    max_reveals: None,
+                    reveals_used: 0,
+                    revoked_at: None,
+                    revoked_by: None,
+                    revoke_reason: None,
+                },
+                &[],
+            )
+            .await
+            .unwrap();
         veil.record(&burst(
             &greedy,
             "customer.reveal",
@@ -500,7 +523,14 @@ both_backends!(
             "account disabled; sessions and API tokens revoked"
         );
         assert_eq!(actions[2]["action"], "suspend_grants");
-        assert_eq!(actions[2]["result"], "not done: no grant system yet");
+        assert_eq!(actions[2]["result"], "1 active grant(s) revoked");
+        let grant = veil
+            .store()
+            .grant("grant-of-greedy")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(grant.revoked_at.is_some());
         assert!(matches!(
             veil.authenticate(session.token.expose()).await,
             Err(AppError::Unauthenticated)
