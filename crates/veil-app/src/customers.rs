@@ -535,6 +535,49 @@ impl Veil {
         }
     }
 
+    /// Applies the masking policy in force for `actor`'s role to a view built from the write-time displays:
+    /// `default_mask` keeps the stored display; `redact` replaces it; `plaintext` keeps the masked display (plaintext
+    /// only ever comes through a grant's reveal); any other operator needs the original, which reads never decrypt,
+    /// so it shows fully masked (fail safe) until per-rule displays are computed at write time.
+    async fn for_role(&self, actor: &Actor, views: &mut [CustomerView]) -> AppResult<()> {
+        let (_, policy) = self.current_policy().await?;
+        let role = actor.role.as_str();
+        for (name, rules) in &policy.fields {
+            let rule = rules
+                .roles
+                .get(role)
+                .cloned()
+                .unwrap_or_else(|| veil_mask::Rule::Apply(rules.display.clone()));
+            let replacement = match rule {
+                veil_mask::Rule::Plaintext
+                | veil_mask::Rule::Apply(veil_mask::Operator::DefaultMask) => continue,
+                veil_mask::Rule::Apply(veil_mask::Operator::Redact { replacement }) => {
+                    replacement.unwrap_or_else(|| veil_mask::display::FULL_MASK.to_owned())
+                }
+                veil_mask::Rule::Apply(_) => veil_mask::display::FULL_MASK.to_owned(),
+            };
+            for view in views.iter_mut() {
+                let slot = match name.as_str() {
+                    "name" => {
+                        view.name = replacement.clone();
+                        continue;
+                    }
+                    "birth_date" => &mut view.birth_date,
+                    "phone" => &mut view.phone,
+                    "id_number" => &mut view.id_number,
+                    "email" => &mut view.email,
+                    "address" => &mut view.address,
+                    "bank_card" => &mut view.bank_card,
+                    _ => continue,
+                };
+                if slot.is_some() {
+                    *slot = Some(replacement.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn masked_view_of(row: &CustomerRow) -> CustomerView {
         Veil::view(MaskedCustomerRow {
             id: row.id.clone(),
@@ -794,7 +837,10 @@ impl Veil {
             .customers([row.id.clone()])
             .fields(row.masked.keys().map(|field| field.as_str()))])
             .await?;
-        Ok(Veil::view(row))
+        let mut views = [Veil::view(row)];
+        self.for_role(actor, &mut views).await?;
+        let [view] = views;
+        Ok(view)
     }
 
     /// A page of the caller's customers, newest first.
@@ -834,10 +880,9 @@ impl Veil {
             .customers(rows.iter().map(|row| row.id.clone()))
             .detail(serde_json::json!({"returned": rows.len(), "paged": cursor.is_some()}))])
             .await?;
-        Ok(CustomerPage {
-            items: rows.into_iter().map(Veil::view).collect(),
-            next_cursor,
-        })
+        let mut items: Vec<CustomerView> = rows.into_iter().map(Veil::view).collect();
+        self.for_role(actor, &mut items).await?;
+        Ok(CustomerPage { items, next_cursor })
     }
 
     /// Exact search on a blind-indexed field, inside the caller's scope. The value is normalised first
@@ -874,7 +919,9 @@ impl Veil {
             .fields([search.field.as_str()])
             .detail(serde_json::json!({"matches": rows.len()}))])
             .await?;
-        Ok(rows.into_iter().map(Veil::view).collect())
+        let mut views: Vec<CustomerView> = rows.into_iter().map(Veil::view).collect();
+        self.for_role(actor, &mut views).await?;
+        Ok(views)
     }
 
     /// Applies a partial update: changed sensitive fields are re-validated, re-sealed, re-masked and re-indexed.
