@@ -87,10 +87,55 @@ pub async fn transfer_history(
     Ok(Json(state.veil.transfer_history(&user.actor, id).await?))
 }
 
+/// A service user to link to a customer.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceLinkInput {
+    /// The service user's id.
+    pub user: String,
+    /// Why (kept with the link; personal data in it is masked in the audit trail).
+    pub reason: String,
+}
+
+/// Links a customer to a service user so they can serve it (admins, and managers for their customers); tickets
+/// will create these links when they are assigned.
+#[utoipa::path(post, path = "/api/v1/customers/{id}/service-links", tag = "customers",
+    params(("id" = String, Path, description = "Customer id")), request_body = ServiceLinkInput,
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn link_service_user(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ServiceLinkInput>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id)?;
+    let service_user: veil_app::UserId = input.user.parse().map_err(|_| {
+        ApiError::from(veil_app::AppError::Validation(vec![
+            veil_app::FieldError::new("user", "invalid", "must be a user id"),
+        ]))
+    })?;
+    if input.reason.trim().is_empty() {
+        return Err(ApiError::from(veil_app::AppError::Validation(vec![
+            veil_app::FieldError::new(
+                "reason",
+                "required",
+                "say why the service user needs this customer",
+            ),
+        ])));
+    }
+    state
+        .veil
+        .link_service_user(&user.actor, id, service_user, input.reason.trim())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The team and transfer routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_teams, add_team))
         .routes(routes!(transfer_customer))
         .routes(routes!(transfer_history))
+        .routes(routes!(link_service_user))
 }

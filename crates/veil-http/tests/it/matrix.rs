@@ -172,6 +172,10 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         ("POST", "/api/v1/unmask-requests") => {
             by_role(StatusCode::UNPROCESSABLE_ENTITY, role != Role::Auditor)
         }
+        // Admins and managers (for customers they see) may link; the fixture's body names a real service user.
+        ("POST", "/api/v1/customers/{id}/service-links") => {
+            on_record(StatusCode::NO_CONTENT, erase_or_move)
+        }
         // The fixture's body names no real customer: invalid for everyone.
         ("POST", "/api/v1/break-glass") => StatusCode::UNPROCESSABLE_ENTITY,
         // Without a recent MFA step-up (and a grant) nobody reveals, whether or not the customer exists.
@@ -211,6 +215,9 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
             Some(json!({"customer_id": "nope", "fields": ["phone"], "reason": "matrix emergency"}))
         }
         ("POST", "/api/v1/unmask-requests/{id}/review") => Some(json!({"reason": "matrix"})),
+        ("POST", "/api/v1/customers/{id}/service-links") => {
+            Some(json!({"user": fixture.sue.user_id.to_string(), "reason": "matrix"}))
+        }
         ("POST", "/api/v1/incidents/{id}/close") => Some(json!({"note": "matrix"})),
         ("POST", "/api/v1/security/alerts/{id}/acknowledge") => None,
         ("POST", "/api/v1/backups") | ("POST", "/api/v1/backups/{id}/verify") => None,
@@ -227,6 +234,7 @@ struct Fixture {
     admin: Actor,
     sally: Actor,
     sam: Actor,
+    sue: Actor,
     will: Actor,
 }
 
@@ -252,6 +260,7 @@ async fn fixture(harness: &Harness) -> Fixture {
         admin: harness.veil.actor_by_username("ada").await.unwrap(),
         sally: harness.veil.actor_by_username("sally").await.unwrap(),
         sam: harness.veil.actor_by_username("sam").await.unwrap(),
+        sue: harness.veil.actor_by_username("sue").await.unwrap(),
         will: harness.veil.actor_by_username("will").await.unwrap(),
         users,
     }
