@@ -536,12 +536,14 @@ impl Veil {
     }
 
     /// Applies the masking policy in force for `actor`'s role to a view built from the write-time displays:
-    /// `default_mask` keeps the stored display; `redact` replaces it; `plaintext` keeps the masked display (plaintext
-    /// only ever comes through a grant's reveal); any other operator needs the original, which reads never decrypt,
-    /// so it shows fully masked (fail safe) until per-rule displays are computed at write time.
+    /// `default_mask` keeps the stored display; `redact` replaces it; `plaintext` shows the original only when an
+    /// approved policy-change request put it there (the read is then audited as a reveal under that request before
+    /// anything is decrypted), and otherwise keeps the masked display; any other operator needs the original, which
+    /// reads never decrypt, so it shows fully masked (fail safe) until per-rule displays are computed at write time.
     async fn for_role(&self, actor: &Actor, views: &mut [CustomerView]) -> AppResult<()> {
         let (_, policy) = self.current_policy().await?;
         let role = actor.role.as_str();
+        let approved = self.approved_plaintext().await?;
         for (name, rules) in &policy.fields {
             let rule = rules
                 .roles
@@ -549,8 +551,16 @@ impl Veil {
                 .cloned()
                 .unwrap_or_else(|| veil_mask::Rule::Apply(rules.display.clone()));
             let replacement = match rule {
-                veil_mask::Rule::Plaintext
-                | veil_mask::Rule::Apply(veil_mask::Operator::DefaultMask) => continue,
+                veil_mask::Rule::Plaintext => {
+                    if let Some((_, _, request)) = approved
+                        .iter()
+                        .find(|(field, granted_role, _)| field == name && granted_role == role)
+                    {
+                        self.unmask_by_policy(actor, name, request, views).await?;
+                    }
+                    continue;
+                }
+                veil_mask::Rule::Apply(veil_mask::Operator::DefaultMask) => continue,
                 veil_mask::Rule::Apply(veil_mask::Operator::Redact { replacement }) => {
                     replacement.unwrap_or_else(|| veil_mask::display::FULL_MASK.to_owned())
                 }
@@ -574,6 +584,56 @@ impl Veil {
                     *slot = Some(replacement.clone());
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Shows `field` in clear in `views` under the approved policy change `request`: one audit entry for the read
+    /// (customers, field, the request as grant, purpose `policy_change`) is committed first.
+    async fn unmask_by_policy(
+        &self,
+        actor: &Actor,
+        name: &str,
+        request: &str,
+        views: &mut [CustomerView],
+    ) -> AppResult<()> {
+        let Some(field) = SensitiveField::parse(name) else {
+            return Ok(());
+        };
+        if views.is_empty() {
+            return Ok(());
+        }
+        let mut entry = audit::event(Some(actor), "customer.reveal", Outcome::Ok)
+            .customers(views.iter().map(|view| view.id.to_string()))
+            .fields([name])
+            .detail(serde_json::json!({"by": "policy", "request_id": request}));
+        entry.grant_id = Some(request.to_owned());
+        entry.purpose = Some("policy_change".to_owned());
+        self.record(&[entry]).await?;
+        let authority = reveal::RevealAuthority::granted();
+        for view in views.iter_mut() {
+            let id = view.id.to_string();
+            let (Some(row), Some(key_row)) = (
+                self.store().customer_row(&id).await?,
+                self.store().customer_key(&id).await?,
+            ) else {
+                continue;
+            };
+            let mut opened = reveal::open_fields(self, &authority, &row, &key_row, &[field])?;
+            let Some(value) = opened.remove(&field) else {
+                continue;
+            };
+            let text = value.to_string();
+            match field {
+                SensitiveField::Name => view.name = text,
+                SensitiveField::BirthDate => view.birth_date = Some(text),
+                SensitiveField::Phone => view.phone = Some(text),
+                SensitiveField::IdNumber => view.id_number = Some(text),
+                SensitiveField::Email => view.email = Some(text),
+                SensitiveField::Address => view.address = Some(text),
+                SensitiveField::BankCard => view.bank_card = Some(text),
+            }
+            view.masked.retain(|masked| masked != name);
         }
         Ok(())
     }

@@ -304,6 +304,31 @@ pub struct UnmaskRequestInput {
     /// Why the access is necessary (for the risk assessment).
     #[serde(default)]
     pub necessity: Option<String>,
+    /// For `policy_change`: which field, for which role, becomes what.
+    #[serde(default)]
+    pub policy_change: Option<PolicyChangeInput>,
+}
+
+/// A change of one field's rule for one role (`mode: "policy_change"`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyChangeInput {
+    /// The policy field (`phone`, `id_number`, …).
+    pub field: String,
+    /// The role (`sales`, `manager`, … or a custom role).
+    pub role: String,
+    /// The new rule: `{"op": "plaintext"}` (masking off) or an operator such as `{"op": "redact"}`.
+    #[schema(value_type = Object)]
+    pub rule: serde_json::Value,
+}
+
+/// A stored policy change: the input plus the rule it replaces (for rollback).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredPolicyChange {
+    field: String,
+    role: String,
+    rule: serde_json::Value,
+    previous: Option<serde_json::Value>,
 }
 
 /// The customers a request covers.
@@ -379,6 +404,9 @@ pub struct UnmaskRequestView {
     pub recipient: Option<String>,
     /// Who receives the data (`internal` or a partner).
     pub recipient_name: Option<String>,
+    /// For a policy change: field, role, new rule and the rule it replaces.
+    #[schema(value_type = Object)]
+    pub policy_change: Option<serde_json::Value>,
     /// Most reveals.
     pub max_reveals: Option<i64>,
     /// `low`, `medium`, `high`.
@@ -821,11 +849,15 @@ impl Veil {
                     "an export names the age public key (age1…) of its recipient",
                 )),
             },
-            "policy_change" => errors.push(FieldError::new(
-                "mode",
-                "unsupported",
-                "policy_change requests are not available yet; use view or export",
-            )),
+            "policy_change" => {
+                if input.policy_change.is_none() {
+                    errors.push(FieldError::new(
+                        "policy_change",
+                        "required",
+                        "name the field, the role and the new rule",
+                    ));
+                }
+            }
             _ => errors.push(FieldError::new(
                 "mode",
                 "unknown",
@@ -855,7 +887,64 @@ impl Veil {
                 )),
             }
         }
-        if customers.is_empty() || customers.len() > MAX_SCOPE {
+        let policy_change = match (&input.policy_change, input.mode.as_str()) {
+            (Some(change), "policy_change") => {
+                let (_, mut policy) = self.current_policy().await?;
+                let previous = policy
+                    .fields
+                    .get(&change.field)
+                    .and_then(|rules| rules.roles.get(&change.role))
+                    .and_then(|rule| serde_json::to_value(rule).ok());
+                match serde_json::from_value::<veil_mask::Rule>(change.rule.clone()) {
+                    Err(error) => errors.push(FieldError::new(
+                        "policy_change.rule",
+                        "invalid",
+                        format!("not a rule: {error}"),
+                    )),
+                    Ok(rule) => match policy.fields.get_mut(&change.field) {
+                        None => errors.push(FieldError::new(
+                            "policy_change.field",
+                            "unknown",
+                            "no such field in the policy in force",
+                        )),
+                        Some(rules) => {
+                            rules.roles.insert(change.role.clone(), rule);
+                            if let Err(problem) = policy.validate() {
+                                errors.push(FieldError::new(
+                                    "policy_change",
+                                    "invalid_policy",
+                                    problem.to_string(),
+                                ));
+                            }
+                        }
+                    },
+                }
+                if fields.len() != 1 || fields[0].as_str() != change.field {
+                    errors.push(FieldError::new(
+                        "fields",
+                        "mismatch",
+                        "a policy change names exactly its field in fields",
+                    ));
+                }
+                Some(StoredPolicyChange {
+                    field: change.field.clone(),
+                    role: change.role.clone(),
+                    rule: change.rule.clone(),
+                    previous,
+                })
+            }
+            (Some(_), _) => {
+                errors.push(FieldError::new(
+                    "policy_change",
+                    "unexpected",
+                    "only a policy_change request carries a policy change",
+                ));
+                None
+            }
+            (None, _) => None,
+        };
+        let whole_base = input.mode == "policy_change";
+        if (!whole_base && customers.is_empty()) || customers.len() > MAX_SCOPE {
             errors.push(FieldError::new(
                 "scope.customer_ids",
                 "invalid_length",
@@ -915,6 +1004,9 @@ impl Veil {
                     .clone()
                     .unwrap_or_else(|| "internal".to_owned()),
             ),
+            policy_change: policy_change
+                .as_ref()
+                .map(|change| serde_json::to_string(change).unwrap_or_default()),
             // An export runs once unless the request says otherwise.
             max_reveals: input.max_reveals.or((input.mode == "export").then_some(1)),
             risk: String::new(),
@@ -1032,7 +1124,20 @@ impl Veil {
             .unwrap_or_else(|| "internal".to_owned());
         let external = recipient != "internal";
         let needs_sensitive = fields.iter().any(|field| is_sensitive(*field));
-        if row.legal_basis == "consent" {
+        let whole_base = row.mode == "policy_change";
+        let people = if whole_base {
+            self.count_customers().await?.max(0) as usize
+        } else {
+            customers.len()
+        };
+        if whole_base && row.legal_basis == "consent" {
+            checks.push(check(
+                "consent",
+                false,
+                "a policy change applies to every customer and cannot rest on individual consents: choose another \
+                 legal basis",
+            ));
+        } else if row.legal_basis == "consent" {
             let named: BTreeSet<String> = list(&row.consent_ids).into_iter().collect();
             let mut lacking = Vec::new();
             for customer in &customers {
@@ -1094,7 +1199,7 @@ impl Veil {
             .iter()
             .filter(|other| other.state == "rejected" && other.created_at >= now - 90 * DAY_MS)
             .count();
-        let mut score = match customers.len() {
+        let mut score = match people {
             0 | 1 => 0,
             2..=10 => 1,
             11..=100 => 2,
@@ -1132,7 +1237,7 @@ impl Veil {
         }
         let level = risk_level(score);
         let factors = RiskFactors {
-            people: customers.len(),
+            people,
             sensitive_fields: sensitive_fields.clone(),
             mode: row.mode.clone(),
             external_recipient: external,
@@ -1152,7 +1257,7 @@ impl Veil {
             necessity: necessity.to_owned(),
             impact: format!(
                 "{} person(s); {} field(s){}; {} for {} minutes{}",
-                customers.len(),
+                people,
                 field_names.len(),
                 if sensitive_fields.is_empty() { String::new() } else { format!(" incl. sensitive {}", sensitive_fields.join(", ")) },
                 row.mode,
@@ -1198,9 +1303,9 @@ impl Veil {
         });
 
         // 5. Backup.
-        let needs_backup = row.mode != "view" || customers.len() > BULK_SCOPE;
+        let needs_backup = row.mode != "view" || people > BULK_SCOPE;
         checks.push(if !needs_backup {
-            check("backup", true, format!("not required for a view of {} ≤ {BULK_SCOPE} people", customers.len()))
+            check("backup", true, format!("not required for a view of {people} ≤ {BULK_SCOPE} people"))
         } else {
             match self.newest_verified_backup_at().await? {
                 Some(at) if now - at <= BACKUP_MAX_AGE_MS => check(
@@ -1316,6 +1421,10 @@ impl Veil {
             duration_minutes: row.duration_minutes,
             recipient: row.recipient.clone(),
             recipient_name: row.recipient_name.clone(),
+            policy_change: row
+                .policy_change
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok()),
             max_reveals: row.max_reveals,
             risk: row.risk.clone(),
             checks: serde_json::from_str(&row.checks).unwrap_or_default(),
@@ -1550,6 +1659,9 @@ impl Veil {
             + i64::from(approve);
         let (state, grant) = if !approve {
             ("rejected", None)
+        } else if approvals >= row.approvals_needed && row.mode == "policy_change" {
+            // The change itself is the outcome: applied below once the decision is committed.
+            ("active", None)
         } else if approvals >= row.approvals_needed {
             let grant = GrantRow {
                 id: uuid::Uuid::now_v7().to_string(),
@@ -1606,8 +1718,86 @@ impl Veil {
                 "the request was decided meanwhile".to_owned(),
             ));
         }
+        if state == "active" && row.mode == "policy_change" {
+            self.apply_policy_change(actor, &row, false).await?;
+        }
         let row = self.store().request(id).await?.ok_or(AppError::NotFound)?;
         self.request_view(&row).await
+    }
+
+    /// Applies an approved policy change (or, with `rollback`, puts the replaced rule back) as a new policy
+    /// version whose reason names the request.
+    async fn apply_policy_change(
+        &self,
+        actor: &Actor,
+        row: &RequestRow,
+        rollback: bool,
+    ) -> AppResult<()> {
+        let change: StoredPolicyChange = row
+            .policy_change
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .ok_or_else(|| {
+                AppError::Internal("a policy_change request without its change".to_owned())
+            })?;
+        let (_, mut policy) = self.current_policy().await?;
+        let rules = policy.fields.get_mut(&change.field).ok_or_else(|| {
+            AppError::Conflict(format!(
+                "the field {} is no longer in the policy",
+                change.field
+            ))
+        })?;
+        let target = if rollback {
+            change.previous.clone()
+        } else {
+            Some(change.rule.clone())
+        };
+        match target {
+            None => {
+                rules.roles.remove(&change.role);
+            }
+            Some(value) => {
+                let rule: veil_mask::Rule = serde_json::from_value(value)
+                    .map_err(|error| AppError::Internal(format!("stored rule: {error}")))?;
+                rules.roles.insert(change.role.clone(), rule);
+            }
+        }
+        policy.validate().map_err(|problem| {
+            AppError::Conflict(format!(
+                "the policy changed since the request and the change no longer fits: {problem}"
+            ))
+        })?;
+        let reason = if rollback {
+            format!(
+                "rollback of unmask request {} ({} for {})",
+                row.id, change.field, change.role
+            )
+        } else {
+            format!(
+                "unmask request {} approved: {} for {} ({}: {})",
+                row.id, change.field, change.role, row.purpose, row.purpose_detail
+            )
+        };
+        self.store_policy_version(Some(actor), policy, &reason)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether an active policy-change request turned masking off for `field` and `role`.
+    pub(crate) async fn approved_plaintext(&self) -> AppResult<Vec<(String, String, String)>> {
+        let mut out = Vec::new();
+        for row in self.store().active_policy_changes().await? {
+            if let Some(change) = row
+                .policy_change
+                .as_deref()
+                .and_then(|text| serde_json::from_str::<StoredPolicyChange>(text).ok())
+            {
+                if change.rule.get("op").and_then(|op| op.as_str()) == Some("plaintext") {
+                    out.push((change.field, change.role, row.id.clone()));
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn refuse_decision(
@@ -1633,6 +1823,34 @@ impl Veil {
         let row = self.store().request(id).await?.ok_or(AppError::NotFound)?;
         if !Self::may_see_request(actor, &row) {
             return Err(AppError::NotFound);
+        }
+        if row.mode == "policy_change" {
+            // Revoking a policy change rolls it back: the replaced rule returns as a new version.
+            let approver = self
+                .store()
+                .decisions(&row.id)
+                .await?
+                .iter()
+                .any(|decision| decision.approver_id == actor.user_id.to_string());
+            if !(approver
+                || row.requester_id == actor.user_id.to_string()
+                || matches!(actor.role, Role::Dpo | Role::Admin))
+            {
+                return Err(AppError::NotFound);
+            }
+            let entry = event(Some(actor), "unmask.revoke", Outcome::Ok)
+                .fields(list(&row.fields))
+                .detail(serde_json::json!({"request_id": row.id, "rollback": true}));
+            if !self
+                .store()
+                .set_request_state(&row.id, "active", "revoked", now_ms(), &[entry])
+                .await?
+            {
+                return Err(AppError::Conflict(format!("the request is {}", row.state)));
+            }
+            self.apply_policy_change(actor, &row, true).await?;
+            let row = self.store().request(id).await?.ok_or(AppError::NotFound)?;
+            return self.request_view(&row).await;
         }
         let grant = self
             .store()
@@ -1963,6 +2181,7 @@ impl Veil {
             duration_minutes: minutes,
             recipient: None,
             recipient_name: Some("internal".to_owned()),
+            policy_change: None,
             max_reveals: None,
             risk: "high".to_owned(),
             checks: serde_json::to_string(&checks).unwrap_or_else(|_| "[]".to_owned()),

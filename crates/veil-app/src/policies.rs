@@ -108,13 +108,50 @@ impl Veil {
                 "a policy change needs a reason",
             )]));
         }
-        let mut policy = Policy::from_json(document).map_err(|error| {
+        let policy = Policy::from_json(document).map_err(|error| {
             AppError::Validation(vec![FieldError::new(
                 "document",
                 "invalid_policy",
                 error.to_string(),
             )])
         })?;
+        // Turning masking off for a role is the governed "switch in the settings": only an approved
+        // policy_change unmask request may add a plaintext rule.
+        let (_, current) = self.current_policy().await?;
+        let mut added = Vec::new();
+        for (field, rules) in &policy.fields {
+            for (role, rule) in &rules.roles {
+                let before = current
+                    .fields
+                    .get(field)
+                    .and_then(|old| old.roles.get(role));
+                if matches!(rule, veil_mask::Rule::Plaintext)
+                    && !matches!(before, Some(veil_mask::Rule::Plaintext))
+                {
+                    added.push(format!("{field} for {role}"));
+                }
+            }
+        }
+        if !added.is_empty() {
+            return Err(AppError::Validation(vec![FieldError::new(
+                "document",
+                "plaintext_needs_approval",
+                format!(
+                    "showing {} in plaintext needs an approved policy_change unmask request                      (POST /api/v1/unmask-requests with mode policy_change)",
+                    added.join(", ")
+                ),
+            )]));
+        }
+        self.store_policy_version(Some(actor), policy, reason).await
+    }
+
+    /// Stores `policy` as the next version (no permission check: callers decide who may), with its audit entry.
+    pub(crate) async fn store_policy_version(
+        &self,
+        actor: Option<&Actor>,
+        mut policy: Policy,
+        reason: &str,
+    ) -> AppResult<PolicyVersion> {
         let (current, _) = self.current_policy().await?;
         // The document's own revision follows the stored version, so an exported document says which it is.
         policy.version = (current + 1) as u64;
@@ -122,11 +159,11 @@ impl Veil {
             version: current + 1,
             document: policy.to_json(),
             reason: reason.to_owned(),
-            created_by: Some(actor.user_id.to_string()),
+            created_by: actor.map(|actor| actor.user_id.to_string()),
             created_at: now_ms(),
         };
         let entry = crate::audit::EventExt::detail(
-            crate::audit::event(Some(actor), "policy.change", crate::audit::Outcome::Ok),
+            crate::audit::event(actor, "policy.change", crate::audit::Outcome::Ok),
             serde_json::json!({"version": row.version, "reason": crate::notes::mask_text(reason).body}),
         );
         self.store()
@@ -138,7 +175,7 @@ impl Veil {
                 ),
                 other => other.into(),
             })?;
-        tracing::info!(version = row.version, actor = %actor.user_id, "masking policy changed");
+        tracing::info!(version = row.version, "masking policy changed");
         Ok(version_of(&row))
     }
 }

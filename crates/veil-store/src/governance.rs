@@ -71,6 +71,8 @@ pub struct RequestRow {
     pub recipient: Option<String>,
     /// Who receives the data: `internal` or a partner's name (what consents name).
     pub recipient_name: Option<String>,
+    /// For `policy_change`: the change (JSON: field, role, rule, and the rule it replaces).
+    pub policy_change: Option<String>,
     /// Most reveals the grant allows.
     pub max_reveals: Option<i64>,
     /// `low`, `medium` or `high`.
@@ -165,7 +167,7 @@ const CONSENT_COLUMNS: &str =
      sensitive, third_party, granted_at, expires_at, withdrawn_at, recorded_by, created_at";
 const REQUEST_COLUMNS: &str = "id, requester_id, requester_role, requester_team, purpose, purpose_detail, \
      legal_basis, jurisdiction, consent_ids, customer_ids, fields, mode, duration_minutes, recipient, recipient_name, \
-     max_reveals, risk, checks, approvals_needed, state, created_at, updated_at";
+     policy_change, max_reveals, risk, checks, approvals_needed, state, created_at, updated_at";
 const GRANT_COLUMNS: &str =
     "id, request_id, user_id, customer_ids, fields, mode, purpose, created_at, \
      expires_at, max_reveals, reveals_used, revoked_at, revoked_by, revoke_reason";
@@ -211,6 +213,7 @@ macro_rules! request_from {
             duration_minutes: $row.try_get("duration_minutes")?,
             recipient: $row.try_get("recipient")?,
             recipient_name: $row.try_get("recipient_name")?,
+            policy_change: $row.try_get("policy_change")?,
             max_reveals: $row.try_get("max_reveals")?,
             risk: $row.try_get("risk")?,
             checks: $row.try_get("checks")?,
@@ -403,7 +406,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             sqlx::query(&format!(
                 "INSERT INTO unmask_request ({REQUEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-                 $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
+                 $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
             ))
             .bind(&row.id)
             .bind(&row.requester_id)
@@ -420,6 +423,7 @@ impl Store {
             .bind(row.duration_minutes)
             .bind(&row.recipient)
             .bind(&row.recipient_name)
+            .bind(&row.policy_change)
             .bind(row.max_reveals)
             .bind(&row.risk)
             .bind(&row.checks)
@@ -504,6 +508,51 @@ impl Store {
                 out.push(request_from!(row));
             }
             Ok::<_, StoreError>(out)
+        })
+    }
+
+    /// Active policy-change requests (approved and not revoked).
+    pub async fn active_policy_changes(&self) -> StoreResult<Vec<RequestRow>> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM unmask_request WHERE mode = 'policy_change' AND state = 'active' \
+             ORDER BY created_at"
+        );
+        with_pool!(self, |pool| {
+            let rows = sqlx::query(&sql).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push(request_from!(row));
+            }
+            Ok::<_, StoreError>(out)
+        })
+    }
+
+    /// Moves a request to `state` (from `from`), with its audit entries. Returns whether it was in `from`.
+    pub async fn set_request_state(
+        &self,
+        id: &str,
+        from: &str,
+        state: &str,
+        now: i64,
+        audit: &[AuditEvent],
+    ) -> StoreResult<bool> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query(
+                "UPDATE unmask_request SET state = $3, updated_at = $4 WHERE id = $1 AND state = $2",
+            )
+            .bind(id)
+            .bind(from)
+            .bind(state)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 1 {
+                append_in(&mut *tx, audit).await?;
+            }
+            tx.commit().await?;
+            Ok::<bool, StoreError>(updated == 1)
         })
     }
 

@@ -2431,3 +2431,161 @@ both_backends!(
         assert_eq!(check.status, veil_app::doctor::Status::Fail, "{check:?}");
     }
 );
+
+both_backends!(
+    policy_change_turns_masking_off_for_a_role_and_rolls_back,
+    |harness| {
+        add_user(&harness, "ada", Role::Admin, None).await;
+        add_user(&harness, "dora", Role::Dpo, None).await;
+        add_user(&harness, "mona", Role::Manager, Some("east")).await;
+        add_user(&harness, "sally", Role::Sales, Some("east")).await;
+        let client = Client::new(&harness).await;
+        let sally = client.login("sally").await;
+        let created = client
+            .send(
+                Method::POST,
+                "/api/v1/customers",
+                Some(&sally),
+                Some(full_customer()),
+            )
+            .await;
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        let ada = client.login("ada").await;
+        enrol_and_step_up(&client, &ada).await;
+        let keys = age::x25519::Identity::generate();
+        let backups = tempfile::tempdir().unwrap();
+        harness
+            .veil
+            .set_backup_settings(veil_app::backup::BackupSettings {
+                directory: backups.path().to_owned(),
+                encryption: Some(veil_app::backup::Encryption::Recipients(vec![
+                    keys.to_public()
+                ])),
+                decryption: Some(veil_app::backup::Decryption::Identities(keys.to_string())),
+                max_age_days: 7,
+            });
+        let backup = harness.veil.create_backup(None, None, &()).await.unwrap();
+        harness
+            .veil
+            .verify_backup(None, &backup.id, &())
+            .await
+            .unwrap();
+
+        let asked = client
+        .send(
+            Method::POST,
+            "/api/v1/unmask-requests",
+            Some(&ada),
+            Some(json!({"purpose": "customer_service", "purpose_detail": "managers call customers back",
+                        "legal_basis": "contract", "jurisdiction": "CN", "scope": {"customer_ids": []},
+                        "fields": ["phone"], "mode": "policy_change", "duration_minutes": 60,
+                        "policy_change": {"field": "phone", "role": "manager", "rule": {"op": "plaintext"}}})),
+        )
+        .await;
+        assert_eq!(asked.status, StatusCode::CREATED, "{}", asked.raw);
+        assert_eq!(asked.body["state"], "pending", "{}", asked.raw);
+        let request_id = asked.body["id"].as_str().unwrap().to_owned();
+        let mona = client.login("mona").await;
+        let before = client
+            .send(
+                Method::GET,
+                &format!("/api/v1/customers/{id}"),
+                Some(&mona),
+                None,
+            )
+            .await;
+        assert_eq!(before.body["phone"], "139****4321");
+        let dora = client.login("dora").await;
+        let approved = client
+            .send(
+                Method::POST,
+                &format!("/api/v1/unmask-requests/{request_id}/approve"),
+                Some(&dora),
+                Some(json!({"reason": "call-backs are part of the service contract"})),
+            )
+            .await;
+        assert_eq!(approved.body["state"], "active", "{}", approved.raw);
+        // Managers now read the phone number in clear, audited as a reveal under the request; salespeople do not.
+        let after = client
+            .send(
+                Method::GET,
+                &format!("/api/v1/customers/{id}"),
+                Some(&mona),
+                None,
+            )
+            .await;
+        assert_eq!(after.body["phone"], PHONE, "{}", after.raw);
+        let sales_view = client
+            .send(
+                Method::GET,
+                &format!("/api/v1/customers/{id}"),
+                Some(&sally),
+                None,
+            )
+            .await;
+        assert_eq!(sales_view.body["phone"], "139****4321");
+        let reveals = harness
+            .veil
+            .store()
+            .query_audit(
+                &veil_store::AuditFilter {
+                    action: Some("customer.reveal".to_owned()),
+                    ..Default::default()
+                },
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(reveals[0].event.purpose.as_deref(), Some("policy_change"));
+        assert_eq!(
+            reveals[0].event.grant_id.as_deref(),
+            Some(request_id.as_str())
+        );
+        let report = harness
+            .veil
+            .run_doctor(&veil_app::doctor::HostFacts::default(), "cli")
+            .await
+            .unwrap();
+        let plaintext = report
+            .checks
+            .iter()
+            .find(|check| check.name == "policy_plaintext")
+            .unwrap();
+        assert_eq!(
+            plaintext.status,
+            veil_app::doctor::Status::Ok,
+            "{plaintext:?}"
+        );
+        // Revoking rolls the change back.
+        let revoked = client
+            .send(
+                Method::POST,
+                &format!("/api/v1/unmask-requests/{request_id}/revoke"),
+                Some(&dora),
+                None,
+            )
+            .await;
+        assert_eq!(revoked.body["state"], "revoked", "{}", revoked.raw);
+        let rolled_back = client
+            .send(
+                Method::GET,
+                &format!("/api/v1/customers/{id}"),
+                Some(&mona),
+                None,
+            )
+            .await;
+        assert_eq!(
+            rolled_back.body["phone"], "139****4321",
+            "{}",
+            rolled_back.raw
+        );
+        let policies = client
+            .send(Method::GET, "/api/v1/policies", Some(&dora), None)
+            .await;
+        assert!(
+            policies.raw.contains("rollback of unmask request"),
+            "{}",
+            policies.raw
+        );
+    }
+);

@@ -35,6 +35,7 @@ CREATE TABLE unmask_request (
     duration_minutes  BIGINT  NOT NULL,
     recipient         TEXT,
     recipient_name    TEXT,
+    policy_change     TEXT,
     max_reveals       BIGINT,
     risk              TEXT    NOT NULL,
     checks            TEXT    NOT NULL,
