@@ -4,6 +4,9 @@
 //!   running) and streams it into an archive (see [`archive`]) written under a `.partial` name, synced, then
 //!   renamed; only then is it catalogued as `complete`. A backup killed half-way leaves at most a `.partial` file,
 //!   which is never listed and is removed by the next backup once it is a minute old.
+//! - **Object storage** ([`Veil::create_backup_in_object_storage`], [`object_storage`]): the archive is built
+//!   locally as above, then uploaded to S3-compatible storage with a multipart upload to its final key and only
+//!   catalogued (location `s3://bucket/key`) once the upload completed; verify and restore download it first.
 //! - **Verify** ([`Veil::verify_backup`]) decrypts the archive, checks every part against the manifest, restores it
 //!   into a scratch SQLite database, compares row counts, opens the restored key hierarchy with this server's
 //!   master key and decrypts a random sample of customers (the plaintext is dropped at once), and checks that
@@ -30,10 +33,14 @@ use crate::users::Actor;
 use crate::{format_time, now_ms, Veil};
 
 pub mod archive;
+pub mod object_storage;
+#[cfg(test)]
+mod object_storage_tests;
 #[cfg(test)]
 mod tests;
 
 pub use archive::{ArchiveError, Decryption, Encryption, Manifest};
+pub use object_storage::{ObjectLocation, ObjectStorageSettings};
 
 /// A verified backup older than this many days fails `veil doctor`, unless configured otherwise.
 pub const DEFAULT_MAX_AGE_DAYS: i64 = 7;
@@ -56,6 +63,8 @@ pub struct BackupSettings {
     pub decryption: Option<Decryption>,
     /// The `backup_age` check fails when the newest verified backup is older than this.
     pub max_age_days: i64,
+    /// S3-compatible object storage, when configured.
+    pub object_storage: Option<ObjectStorageSettings>,
 }
 
 /// Why a backup operation failed. Messages carry no personal data.
@@ -83,6 +92,14 @@ pub enum BackupError {
     /// The restored data does not match the manifest, or a row does not fit the schema.
     #[error("the restore check failed: {0}")]
     Mismatch(String),
+    /// An upload to or a download from object storage failed (a failed upload is aborted, never catalogued).
+    #[error("object storage: {context}: {detail}")]
+    ObjectStorage {
+        /// What was being done.
+        context: String,
+        /// The client's error.
+        detail: String,
+    },
     /// Neither a catalogued id nor a file.
     #[error("no backup {0}: not an id in the catalogue, nor a file")]
     Unknown(String),
@@ -230,6 +247,13 @@ fn io_failure(context: String) -> impl FnOnce(std::io::Error) -> AppError {
     move |source| archive_error(ArchiveError::Io { context, source })
 }
 
+/// Where and how [`Veil::create_backup_in_object_storage`] uploads.
+struct Upload {
+    storage: ObjectStorageSettings,
+    prefix: ObjectLocation,
+    keep_local: bool,
+}
+
 enum WriteCommand {
     Table(String, Vec<String>),
     Rows(Vec<Vec<Value>>),
@@ -309,6 +333,56 @@ impl Veil {
         destination: Option<&Path>,
         progress: &(dyn Progress + Sync),
     ) -> AppResult<BackupView> {
+        self.create_backup_with(actor, destination, None, progress)
+            .await
+    }
+
+    /// Like [`Veil::create_backup`], but uploads the archive to S3-compatible object storage under `url`
+    /// (`s3://bucket/prefix`; default: the configured one) with a multipart upload, and catalogues the object only
+    /// once the upload completed. The local copy, built in the backup directory, is deleted afterwards unless
+    /// `keep_local`; a failed upload is aborted and leaves neither a catalogue row nor the local copy.
+    pub async fn create_backup_in_object_storage(
+        &self,
+        actor: Option<&Actor>,
+        url: Option<&str>,
+        keep_local: bool,
+        progress: &(dyn Progress + Sync),
+    ) -> AppResult<BackupView> {
+        let settings = self.require_backup_settings()?;
+        let storage =
+            settings
+                .object_storage
+                .clone()
+                .ok_or(AppError::Backup(BackupError::NotConfigured(
+                    "set VEIL_BACKUP_S3_URL (s3://bucket/prefix) and its credentials",
+                )))?;
+        let url =
+            url.or(storage.url.as_deref())
+                .ok_or(AppError::Backup(BackupError::NotConfigured(
+                    "set VEIL_BACKUP_S3_URL (s3://bucket/prefix)",
+                )))?;
+        let prefix = ObjectLocation::parse(url).ok_or_else(|| {
+            AppError::Backup(BackupError::ObjectStorage {
+                context: format!("{url} is not a valid destination"),
+                detail: "expected s3://bucket/prefix".to_owned(),
+            })
+        })?;
+        let upload = Upload {
+            storage,
+            prefix,
+            keep_local,
+        };
+        self.create_backup_with(actor, None, Some(&upload), progress)
+            .await
+    }
+
+    async fn create_backup_with(
+        &self,
+        actor: Option<&Actor>,
+        destination: Option<&Path>,
+        upload: Option<&Upload>,
+        progress: &(dyn Progress + Sync),
+    ) -> AppResult<BackupView> {
         self.permit_backup(actor, Action::BackupManage).await?;
         let settings = self.require_backup_settings()?;
         let encryption =
@@ -320,7 +394,7 @@ impl Veil {
                 )))?;
         let directory = destination.unwrap_or(&settings.directory).to_owned();
         let result = self
-            .write_backup(actor, &directory, encryption, progress)
+            .write_backup(actor, &directory, encryption, upload, progress)
             .await;
         if let Err(error) = &result {
             let entry = audit::event(actor, "backup.create", Outcome::Failed)
@@ -335,6 +409,7 @@ impl Veil {
         actor: Option<&Actor>,
         directory: &Path,
         encryption: Encryption,
+        upload: Option<&Upload>,
         progress: &(dyn Progress + Sync),
     ) -> AppResult<BackupView> {
         if !directory.exists() {
@@ -451,10 +526,27 @@ impl Veil {
             partial_path.display()
         )))?;
         sync_directory(&directory);
+        let location = match upload {
+            None => final_path.display().to_string(),
+            Some(upload) => {
+                let name = final_path
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let target = upload.prefix.join(&name);
+                let uploaded = object_storage::upload(&upload.storage, &final_path, &target).await;
+                // A failed upload is no backup: nothing of it stays, here or there.
+                if uploaded.is_err() || !upload.keep_local {
+                    let _ = std::fs::remove_file(&final_path);
+                }
+                uploaded?;
+                target.to_string()
+            }
+        };
 
         let row = BackupRow {
             id: id.clone(),
-            location: final_path.display().to_string(),
+            location,
             size_bytes: written.size as i64,
             sha256: written.sha256.clone(),
             state: "complete".to_owned(),
@@ -500,21 +592,22 @@ impl Veil {
             .map(|created_at| (now_ms() - created_at).max(0)))
     }
 
-    /// The archive file for `target`: a catalogued id, or a path. Returns the path and the catalogued id.
-    async fn locate_backup(&self, target: &str) -> AppResult<(PathBuf, Option<String>)> {
+    /// The archive for `target`: a catalogued id (downloaded first when it is in object storage), or a path.
+    /// Returns the local archive, its location and the catalogued id.
+    async fn locate_backup(
+        &self,
+        target: &str,
+        settings: &BackupSettings,
+    ) -> AppResult<(LocalArchive, String, Option<String>)> {
         if let Some(row) = self.store().backup(target).await? {
-            return Ok((PathBuf::from(row.location), Some(row.id)));
+            let archive = LocalArchive::fetch(&row.location, settings).await?;
+            return Ok((archive, row.location, Some(row.id)));
         }
         let path = PathBuf::from(target);
         if path.is_file() {
-            return Ok((path, None));
+            return Ok((LocalArchive::File(path), target.to_owned(), None));
         }
         Err(AppError::Backup(BackupError::Unknown(target.to_owned())))
-    }
-
-    /// Path of a catalogued backup or a file, for restore.
-    pub async fn backup_path(&self, target: &str) -> AppResult<PathBuf> {
-        Ok(self.locate_backup(target).await?.0)
     }
 
     /// Verifies one archive (a catalogued id or a file) end to end; stores the result in the catalogue when the
@@ -534,11 +627,12 @@ impl Veil {
                 .ok_or(AppError::Backup(BackupError::NotConfigured(
                     "set VEIL_BACKUP_IDENTITY (an age identity file) or VEIL_BACKUP_PASSPHRASE",
                 )))?;
-        let (path, catalogued) = self.locate_backup(target).await?;
+        let (local, location, catalogued) = self.locate_backup(target, &settings).await?;
+        let path = local.path().to_owned();
         let mut report = VerifyReport {
             ok: false,
             backup_id: catalogued.clone(),
-            location: path.display().to_string(),
+            location,
             checked_at: format_time(now_ms()),
             checks: Vec::new(),
             reason: None,
@@ -725,6 +819,41 @@ impl Veil {
         );
         report.backup_id.get_or_insert(backup_id);
         Ok(())
+    }
+}
+
+/// An archive on local disk: a file, or a temporary copy downloaded from object storage (removed on drop).
+#[derive(Debug)]
+pub enum LocalArchive {
+    /// A local file.
+    File(PathBuf),
+    /// Downloaded from object storage.
+    Downloaded(object_storage::DownloadedArchive),
+}
+
+impl LocalArchive {
+    /// The archive at a catalogue `location`: the file itself, or a download when it is in object storage.
+    pub async fn fetch(location: &str, settings: &BackupSettings) -> AppResult<LocalArchive> {
+        if !object_storage::is_object_location(location) {
+            return Ok(LocalArchive::File(PathBuf::from(location)));
+        }
+        let storage = settings
+            .object_storage
+            .as_ref()
+            .ok_or(AppError::Backup(BackupError::NotConfigured(
+            "the backup is in object storage: set VEIL_BACKUP_S3_ENDPOINT/REGION and credentials",
+        )))?;
+        Ok(LocalArchive::Downloaded(
+            object_storage::download(storage, location).await?,
+        ))
+    }
+
+    /// Its path on disk.
+    pub fn path(&self) -> &Path {
+        match self {
+            LocalArchive::File(path) => path,
+            LocalArchive::Downloaded(downloaded) => downloaded.path(),
+        }
     }
 }
 

@@ -19,9 +19,13 @@ use crate::Bar;
 pub enum BackupCommand {
     /// Snapshot the whole database (consistent while the server runs) into an encrypted archive.
     Create {
-        /// Destination directory [default: VEIL_BACKUP_DIR, or <data dir>/backups].
+        /// Destination: a directory [default: VEIL_BACKUP_DIR, or <data dir>/backups], `s3` (VEIL_BACKUP_S3_URL)
+        /// or `s3://bucket/prefix`. Object storage gets a multipart upload of the archive built locally.
         #[arg(long)]
-        to: Option<std::path::PathBuf>,
+        to: Option<String>,
+        /// With an s3 destination: keep the local copy after the upload (deleted by default).
+        #[arg(long)]
+        keep_local: bool,
     },
     /// Catalogued backups: size, location, age, verification state.
     List,
@@ -103,9 +107,25 @@ fn print_verify(report: &VerifyReport, json: bool) -> anyhow::Result<ExitCode> {
 /// Runs a subcommand that works on the opened database.
 pub async fn run(veil: &Veil, command: BackupCommand, json: bool) -> anyhow::Result<ExitCode> {
     match command {
-        BackupCommand::Create { to } => {
+        BackupCommand::Create { to, keep_local } => {
             let bar = Bar::new("backup");
-            let view = veil.create_backup(None, to.as_deref(), &bar).await?;
+            let view = match to.as_deref() {
+                Some("s3") => {
+                    veil.create_backup_in_object_storage(None, None, keep_local, &bar)
+                        .await?
+                }
+                Some(url) if backup::object_storage::is_object_location(url) => {
+                    veil.create_backup_in_object_storage(None, Some(url), keep_local, &bar)
+                        .await?
+                }
+                directory => {
+                    if keep_local {
+                        bail!("--keep-local applies to an s3 destination only");
+                    }
+                    let directory = directory.map(std::path::Path::new);
+                    veil.create_backup(None, directory, &bar).await?
+                }
+            };
             bar.0.finish_and_clear();
             if json {
                 println!("{}", serde_json::to_string(&view)?);
@@ -183,12 +203,12 @@ pub async fn restore(
             None
         }
     };
-    let mut path = std::path::PathBuf::from(&backup);
+    let mut location = backup.clone();
     let mut erasures = Vec::new();
     if let Some(live) = &live {
-        if !path.is_file() {
+        if !std::path::Path::new(&backup).is_file() {
             if let Ok(Some(row)) = live.backup(&backup).await {
-                path = row.location.into();
+                location = row.location;
             }
         }
         match live.erasures().await {
@@ -199,6 +219,11 @@ pub async fn restore(
             ),
         }
     }
+    // An archive in object storage is downloaded to a temporary file first (removed when done).
+    let archive = backup::LocalArchive::fetch(&location, &config.backup)
+        .await
+        .with_context(|| format!("cannot fetch the backup {location}"))?;
+    let path = archive.path().to_owned();
     if !path.is_file() {
         bail!(
             "no backup {backup}: not an id in the catalogue of {}, nor a file",
@@ -217,7 +242,7 @@ pub async fn restore(
     bar.0.finish_and_clear();
     let report = report?;
     let entry = audit::event(None, "backup.restore", Outcome::Ok).detail(serde_json::json!({
-        "backup_id": report.backup_id, "location": path.display().to_string(), "tables": report.tables,
+        "backup_id": report.backup_id, "location": location, "tables": report.tables,
         "rows": report.rows, "erasures_replayed": report.erasures_replayed, "forced": force}));
     target
         .append_audit(&[entry])

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
-use veil_app::backup::{archive, BackupSettings, Decryption, Encryption};
+use veil_app::backup::{
+    archive, BackupSettings, Decryption, Encryption, ObjectLocation, ObjectStorageSettings,
+};
 use veil_app::keys::Passphrase;
 use veil_app::monitor::notify::{EmailTarget, NotifierConfig, Secret, WebhookTarget};
 use veil_app::{DatabaseUrl, MasterKeySource};
@@ -135,6 +137,42 @@ pub const SETTINGS: &[Setting] = &[
         doc: "`veil doctor` fails its backup_age check when the newest verified backup is older than this many days.",
     },
     Setting {
+        toml_key: "",
+        env: "VEIL_BACKUP_S3_URL",
+        default: "unset",
+        doc: "S3-compatible object storage for backups, s3://bucket/prefix: `veil backup create --to s3` uploads there (multipart; catalogued only once complete).",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_BACKUP_S3_ENDPOINT",
+        default: "unset (AWS)",
+        doc: "Endpoint of an S3-compatible server (MinIO, Ceph, …), e.g. https://minio.internal:9000.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_BACKUP_S3_REGION",
+        default: "us-east-1",
+        doc: "Region of the bucket (used for request signing).",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_BACKUP_S3_ACCESS_KEY_ID",
+        default: "unset",
+        doc: "Access key id for object storage; without one, AWS instance credentials are tried.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_BACKUP_S3_SECRET_ACCESS_KEY",
+        default: "unset",
+        doc: "Secret access key for object storage. Also VEIL_BACKUP_S3_SECRET_ACCESS_KEY_FILE.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_BACKUP_S3_ALLOW_HTTP",
+        default: "false",
+        doc: "Allow a plain http:// endpoint (local test servers only).",
+    },
+    Setting {
         toml_key: "log",
         env: "VEIL_LOG",
         default: "info",
@@ -170,6 +208,7 @@ const OTHER_KNOWN_ENV: &[&str] = &[
     "VEIL_ALERT_WEBHOOK_SECRET_FILE",
     "VEIL_ALERT_SMTP_URL_FILE",
     "VEIL_BACKUP_PASSPHRASE_FILE",
+    "VEIL_BACKUP_S3_SECRET_ACCESS_KEY_FILE",
 ];
 
 /// `veil.toml`.
@@ -368,7 +407,42 @@ fn backup_settings(data_dir: &Path) -> anyhow::Result<BackupSettings> {
         encryption,
         decryption,
         max_age_days,
+        object_storage: object_storage_settings()?,
     })
+}
+
+/// The object-storage settings, when any `VEIL_BACKUP_S3_*` setting is present.
+fn object_storage_settings() -> anyhow::Result<Option<ObjectStorageSettings>> {
+    use age::secrecy::SecretString;
+    let url = env_value("VEIL_BACKUP_S3_URL")?;
+    if let Some(url) = &url {
+        if ObjectLocation::parse(url).is_none() {
+            bail!("VEIL_BACKUP_S3_URL must be s3://bucket/prefix, not {url}");
+        }
+    }
+    let endpoint = env_value("VEIL_BACKUP_S3_ENDPOINT")?;
+    let region = env_value("VEIL_BACKUP_S3_REGION")?;
+    let access_key_id = env_value("VEIL_BACKUP_S3_ACCESS_KEY_ID")?;
+    let secret_access_key = secret_env_value("VEIL_BACKUP_S3_SECRET_ACCESS_KEY")?;
+    let allow_http = match env_value("VEIL_BACKUP_S3_ALLOW_HTTP")?.as_deref() {
+        None | Some("false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(other) => bail!("VEIL_BACKUP_S3_ALLOW_HTTP must be true or false, not {other}"),
+    };
+    if access_key_id.is_some() != secret_access_key.is_some() {
+        bail!("set both VEIL_BACKUP_S3_ACCESS_KEY_ID and VEIL_BACKUP_S3_SECRET_ACCESS_KEY, or neither");
+    }
+    if url.is_none() && endpoint.is_none() && access_key_id.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(ObjectStorageSettings {
+        url,
+        endpoint,
+        region: region.unwrap_or_else(|| "us-east-1".to_owned()),
+        access_key_id,
+        secret_access_key: secret_access_key.map(SecretString::from),
+        allow_http,
+    }))
 }
 
 impl Config {

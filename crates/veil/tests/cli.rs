@@ -624,6 +624,11 @@ fn veil_backup(data_dir: &Path, args: &[&str], passphrase: Option<&str>) -> Outp
         .env_remove("VEIL_BACKUP_IDENTITY")
         .env_remove("VEIL_BACKUP_PASSPHRASE")
         .env_remove("VEIL_BACKUP_DIR")
+        .env_remove("VEIL_BACKUP_S3_URL")
+        .env_remove("VEIL_BACKUP_S3_ENDPOINT")
+        .env_remove("VEIL_BACKUP_S3_ACCESS_KEY_ID")
+        .env_remove("VEIL_BACKUP_S3_SECRET_ACCESS_KEY")
+        .env_remove("VEIL_BACKUP_S3_ALLOW_HTTP")
         .env("VEIL_LOG", "warn")
         .stdin(Stdio::null());
     if let Some(passphrase) = passphrase {
@@ -693,4 +698,149 @@ fn backup_create_verify_restore_and_their_refusals() {
         secret,
     );
     assert!(forced.status.success(), "{}", text(&forced));
+}
+
+/// A moto S3 server (`python3 -m pip install 'moto[server]'`) on a free port, killed on drop.
+struct MotoServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl MotoServer {
+    /// `None` (skip) when moto is missing outside CI; a panic under CI.
+    fn start() -> Option<MotoServer> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let unavailable = |why: &str| {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "moto is required under CI: {why}"
+            );
+            eprintln!("skipping: {why}; install it with python3 -m pip install 'moto[server]'");
+            None
+        };
+        let Ok(child) = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        else {
+            return unavailable("python3 -m moto.server does not start");
+        };
+        let mut server = MotoServer { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if server.request("GET", "/").is_some() {
+                return Some(server);
+            }
+            if matches!(server.child.try_wait(), Ok(Some(_))) {
+                return unavailable("moto exited");
+            }
+            if std::time::Instant::now() > deadline {
+                return unavailable("moto did not answer in 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// One unsigned HTTP/1.0 request (moto accepts them); the whole response.
+    fn request(&self, method: &str, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\r\n",
+            self.port
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.starts_with("HTTP/").then_some(response)
+    }
+}
+
+#[test]
+fn backup_to_object_storage_lists_verifies_and_restores() {
+    let Some(server) = MotoServer::start() else {
+        return;
+    };
+    let bucket = server.request("PUT", "/veil-cli").unwrap();
+    assert!(
+        bucket.starts_with("HTTP/1.0 200") || bucket.starts_with("HTTP/1.1 200"),
+        "{bucket}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(veil(&data, &["init"]).status.success());
+    let secret = "a long backup passphrase for tests";
+    let endpoint = format!("http://127.0.0.1:{}", server.port);
+    let secret_file = dir.path().join("s3-secret");
+    std::fs::write(&secret_file, "testing\n").unwrap();
+    let run = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_veil"));
+        command
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .env_remove("VEIL_DATABASE_URL")
+            .env_remove("VEIL_MASTER_PASSPHRASE")
+            .env_remove("VEIL_MASTER_KEY_FILE")
+            .env_remove("VEIL_BACKUP_RECIPIENTS")
+            .env_remove("VEIL_BACKUP_IDENTITY")
+            .env_remove("VEIL_BACKUP_DIR")
+            .env_remove("VEIL_BACKUP_S3_SECRET_ACCESS_KEY")
+            .env("VEIL_BACKUP_PASSPHRASE", secret)
+            .env("VEIL_BACKUP_S3_URL", "s3://veil-cli/nightly")
+            .env("VEIL_BACKUP_S3_ENDPOINT", &endpoint)
+            .env("VEIL_BACKUP_S3_ACCESS_KEY_ID", "testing")
+            .env("VEIL_BACKUP_S3_SECRET_ACCESS_KEY_FILE", &secret_file)
+            .env("VEIL_BACKUP_S3_ALLOW_HTTP", "true")
+            .env("VEIL_LOG", "warn")
+            .stdin(Stdio::null());
+        command.output().expect("run veil")
+    };
+
+    let created = run(&["--format", "json", "backup", "create", "--to", "s3"]);
+    assert!(created.status.success(), "{}", text(&created));
+    let view: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let id = view["id"].as_str().unwrap().to_owned();
+    let location = view["location"].as_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("s3://veil-cli/nightly/veil-backup-"),
+        "{location}"
+    );
+    let local = std::fs::read_dir(data.join("backups")).unwrap().count();
+    assert_eq!(local, 0, "the local copy is deleted after the upload");
+
+    let listed = run(&["backup", "list"]);
+    assert!(text(&listed).contains(&location), "{}", text(&listed));
+    let verified = run(&["backup", "verify", &id]);
+    assert!(verified.status.success(), "{}", text(&verified));
+    assert!(
+        text(&verified).contains("sample_decrypt"),
+        "{}",
+        text(&verified)
+    );
+    let target = format!("sqlite://{}", dir.path().join("restored.db").display());
+    let restored = run(&["backup", "restore", &id, "--db", &target]);
+    assert!(restored.status.success(), "{}", text(&restored));
+    assert!(text(&restored).contains(&id), "{}", text(&restored));
 }

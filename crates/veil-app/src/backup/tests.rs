@@ -25,7 +25,7 @@ const EMAIL: &str = "nana.ouyang@example.com";
 const ADDRESS: &str = "北京市朝阳区建国路88号SOHO现代城5号楼1203室";
 const BANK_CARD: &str = "6222021234567890128";
 
-fn known_customer() -> CustomerInput {
+pub(super) fn known_customer() -> CustomerInput {
     CustomerInput {
         name: Some(NAME.to_owned()),
         phone: Some(PHONE.to_owned()),
@@ -37,7 +37,7 @@ fn known_customer() -> CustomerInput {
     }
 }
 
-fn customer(name: &str, phone: &str) -> CustomerInput {
+pub(super) fn customer(name: &str, phone: &str) -> CustomerInput {
     CustomerInput {
         name: Some(name.to_owned()),
         phone: Some(phone.to_owned()),
@@ -46,7 +46,7 @@ fn customer(name: &str, phone: &str) -> CustomerInput {
     }
 }
 
-fn assert_no_plaintext(haystack: &[u8], what: &str) {
+pub(super) fn assert_no_plaintext(haystack: &[u8], what: &str) {
     for value in [
         NAME,
         PHONE,
@@ -65,12 +65,12 @@ fn assert_no_plaintext(haystack: &[u8], what: &str) {
     }
 }
 
-struct Keys {
-    identity: age::x25519::Identity,
+pub(super) struct Keys {
+    pub(super) identity: age::x25519::Identity,
 }
 
 impl Keys {
-    fn new() -> Keys {
+    pub(super) fn new() -> Keys {
         Keys {
             identity: age::x25519::Identity::generate(),
         }
@@ -80,16 +80,17 @@ impl Keys {
         Encryption::Recipients(vec![self.identity.to_public()])
     }
 
-    fn decryption(&self) -> Decryption {
+    pub(super) fn decryption(&self) -> Decryption {
         Decryption::Identities(self.identity.to_string())
     }
 
-    fn settings(&self, directory: &Path) -> BackupSettings {
+    pub(super) fn settings(&self, directory: &Path) -> BackupSettings {
         BackupSettings {
             directory: directory.to_owned(),
             encryption: Some(self.encryption()),
             decryption: Some(self.decryption()),
             max_age_days: DEFAULT_MAX_AGE_DAYS,
+            object_storage: None,
         }
     }
 }
@@ -134,7 +135,7 @@ fn write_entries(path: &Path, keys: &Keys, entries: &[(String, Vec<u8>)]) {
 }
 
 /// Every customer's fields decrypted (test-only authority), by id.
-async fn decrypted_customers(
+pub(super) async fn decrypted_customers(
     veil: &Veil,
 ) -> std::collections::BTreeMap<String, Vec<(SensitiveField, String)>> {
     let authority = RevealAuthority::for_tests();
@@ -152,7 +153,7 @@ async fn decrypted_customers(
     out
 }
 
-async fn open_restored(url: &veil_store::DatabaseUrl, harness: &Harness) -> Veil {
+pub(super) async fn open_restored(url: &veil_store::DatabaseUrl, harness: &Harness) -> Veil {
     let store = Store::connect(url).await.unwrap();
     Veil::open(store, &harness.master).await.unwrap()
 }
@@ -605,6 +606,7 @@ async fn passphrase_backups_and_clear_configuration_errors() {
         encryption: Some(Encryption::Passphrase(passphrase.clone())),
         decryption: Some(Decryption::Passphrase(passphrase.clone())),
         max_age_days: DEFAULT_MAX_AGE_DAYS,
+        object_storage: None,
     });
     let created = veil.create_backup(None, None, &()).await.unwrap();
     let report = veil.verify_backup(None, &created.id, &()).await.unwrap();

@@ -303,6 +303,7 @@ pub async fn run(harness: &Harness) {
             )),
             decryption: Some(veil_app::backup::Decryption::Identities(identity)),
             max_age_days: veil_app::backup::DEFAULT_MAX_AGE_DAYS,
+            object_storage: None,
         });
     let client = Client::new(harness).await;
     let (_, openapi) = veil_http::routes();

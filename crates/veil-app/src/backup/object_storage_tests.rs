@@ -1,0 +1,304 @@
+//! Object-storage backups against a real S3-compatible server: moto (`python3 -m pip install 'moto[server]'`,
+//! installed by `.ci/run`), started on a free port for each test. Without moto the tests skip with a message, and
+//! fail under `CI`.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use age::secrecy::SecretString;
+
+use super::tests::{
+    assert_no_plaintext, customer, decrypted_customers, known_customer, open_restored, Keys,
+};
+use super::*;
+use crate::testing::{EmptyDatabase, Harness};
+use crate::users::Role;
+
+const BUCKET: &str = "veil-backups";
+const STARTUP: Duration = Duration::from_secs(60);
+
+/// A moto server subprocess, killed on drop.
+struct MotoServer {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn spawn_moto(port: u16) -> Option<Child> {
+    let port = port.to_string();
+    let quiet = |command: &mut Command| {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()
+    };
+    quiet(Command::new("moto_server").args(["-H", "127.0.0.1", "-p", &port])).or_else(|| {
+        quiet(Command::new("python3").args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port]))
+    })
+}
+
+impl MotoServer {
+    /// Starts moto and waits until it answers; `None` (a skip, or a panic under CI) when it cannot.
+    fn start() -> Option<MotoServer> {
+        let port = free_port();
+        let unavailable = |why: String| {
+            if std::env::var_os("CI").is_some() {
+                panic!("moto (S3 test server) is required under CI: {why}");
+            }
+            eprintln!("skipping the object-storage test: {why}; install it with python3 -m pip install 'moto[server]'");
+            None
+        };
+        let Some(child) = spawn_moto(port) else {
+            return unavailable("neither moto_server nor python3 -m moto.server starts".to_owned());
+        };
+        let mut server = MotoServer { child, port };
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            if ureq::get(&server.url("/")).call().is_ok() {
+                return Some(server);
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return unavailable(format!("moto exited with {status}"));
+            }
+            if Instant::now() > deadline {
+                return unavailable(format!("moto did not answer within {STARTUP:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// object_store cannot create buckets: an unsigned PUT, which moto accepts.
+    fn create_bucket(&self, bucket: &str) {
+        let response = ureq::put(&self.url(&format!("/{bucket}")))
+            .send_empty()
+            .expect("create the bucket");
+        assert!(response.status().is_success(), "{:?}", response.status());
+    }
+
+    /// The bytes of an object, read without Veil.
+    fn object(&self, location: &str) -> Vec<u8> {
+        let location = ObjectLocation::parse(location).expect("an s3 location");
+        let mut response = ureq::get(&self.url(&format!("/{}/{}", location.bucket, location.key)))
+            .call()
+            .expect("the object exists");
+        response
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .unwrap()
+    }
+
+    fn settings(&self, url: &str) -> ObjectStorageSettings {
+        storage_settings(&format!("http://127.0.0.1:{}", self.port), url)
+    }
+}
+
+fn storage_settings(endpoint: &str, url: &str) -> ObjectStorageSettings {
+    ObjectStorageSettings {
+        url: Some(url.to_owned()),
+        endpoint: Some(endpoint.to_owned()),
+        region: "us-east-1".to_owned(),
+        access_key_id: Some("testing".to_owned()),
+        secret_access_key: Some(SecretString::from("testing".to_owned())),
+        allow_http: true,
+    }
+}
+
+/// Archive files (complete or partial) left in `directory`.
+fn local_archives(directory: &Path) -> Vec<String> {
+    std::fs::read_dir(directory)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with(FILE_PREFIX))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_storage_round_trip_create_list_verify_restore() {
+    let Some(server) = MotoServer::start() else {
+        return;
+    };
+    server.create_bucket(BUCKET);
+    let harness = Harness::sqlite().await;
+    let veil = &harness.veil;
+    let keys = Keys::new();
+    let backups = harness.dir.path().join("backups");
+    veil.set_backup_settings(BackupSettings {
+        object_storage: Some(server.settings(&format!("s3://{BUCKET}/veil/prod/"))),
+        ..keys.settings(&backups)
+    });
+    let admin = harness.actor("root", Role::Admin, None).await;
+    veil.create_customer(&admin, &known_customer(), false)
+        .await
+        .unwrap();
+    veil.create_customer(&admin, &customer("张伟", "13800000001"), false)
+        .await
+        .unwrap();
+
+    let created = veil
+        .create_backup_in_object_storage(Some(&admin), None, false, &())
+        .await
+        .unwrap();
+    let prefix = format!("s3://{BUCKET}/veil/prod/veil-backup-");
+    assert!(
+        created.location.starts_with(&prefix) && created.location.ends_with(".age"),
+        "{}",
+        created.location
+    );
+    assert!(
+        local_archives(&backups).is_empty(),
+        "the local copy is deleted after the upload: {:?}",
+        local_archives(&backups)
+    );
+    let uploaded = server.object(&created.location);
+    assert_eq!(uploaded.len() as i64, created.size_bytes);
+    assert_no_plaintext(&uploaded, "the uploaded object");
+
+    let listed = veil.list_backups(Some(&admin)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].location, created.location);
+
+    let report = veil
+        .verify_backup(Some(&admin), &created.id, &())
+        .await
+        .unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.location, created.location);
+    assert_eq!(report.checks.len(), 5, "{report:?}");
+    assert!(veil.latest_verified_backup_age().await.unwrap().is_some());
+
+    // Restore (what `veil backup restore ID` does): download, then the local restore.
+    let settings = veil.backup_settings().unwrap();
+    let local = LocalArchive::fetch(&created.location, &settings)
+        .await
+        .unwrap();
+    let target = EmptyDatabase::sqlite();
+    let target_store = Store::connect(&target.url).await.unwrap();
+    let restored = restore(
+        local.path(),
+        &keys.decryption(),
+        &target_store,
+        &RestoreOptions::default(),
+        &(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(restored.backup_id, created.id);
+    target_store.close().await;
+    let downloaded = local.path().to_owned();
+    drop(local);
+    assert!(!downloaded.exists(), "the temporary download is removed");
+    let restored_veil = open_restored(&target.url, &harness).await;
+    assert_eq!(
+        decrypted_customers(&restored_veil).await,
+        decrypted_customers(veil).await,
+        "every customer decrypts to the same values"
+    );
+    assert_eq!(restored_veil.count_customers().await.unwrap(), 2);
+    restored_veil.store().close().await;
+
+    // --keep-local keeps the archive built locally besides the upload.
+    let kept = veil
+        .create_backup_in_object_storage(Some(&admin), None, true, &())
+        .await
+        .unwrap();
+    assert_eq!(local_archives(&backups).len(), 1);
+    assert!(kept.location.starts_with(&prefix));
+    target.finish().await;
+    harness.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_uploads_leave_no_catalogue_row_and_no_object() {
+    let Some(server) = MotoServer::start() else {
+        return;
+    };
+    server.create_bucket(BUCKET);
+    let harness = Harness::sqlite().await;
+    let veil = &harness.veil;
+    let keys = Keys::new();
+    let backups = harness.dir.path().join("backups");
+    veil.create_customer(
+        &harness.actor("root", Role::Admin, None).await,
+        &known_customer(),
+        false,
+    )
+    .await
+    .unwrap();
+
+    // The bucket does not exist: the multipart upload cannot start.
+    veil.set_backup_settings(BackupSettings {
+        object_storage: Some(server.settings("s3://no-such-bucket/veil")),
+        ..keys.settings(&backups)
+    });
+    let error = veil
+        .create_backup_in_object_storage(None, None, true, &())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, AppError::Backup(BackupError::ObjectStorage { .. })),
+        "{error}"
+    );
+
+    // The server is gone (killed before the upload): nothing is listed, nothing is left locally.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    veil.set_backup_settings(BackupSettings {
+        object_storage: Some(storage_settings(&closed, &format!("s3://{BUCKET}/veil"))),
+        ..keys.settings(&backups)
+    });
+    let error = veil
+        .create_backup_in_object_storage(None, None, false, &())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, AppError::Backup(BackupError::ObjectStorage { .. })),
+        "{error}"
+    );
+    assert!(veil.list_backups(None).await.unwrap().is_empty());
+    assert!(
+        local_archives(&backups).is_empty(),
+        "{:?}",
+        local_archives(&backups)
+    );
+    let listing = ureq::get(&server.url(&format!("/{BUCKET}")))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(!listing.contains("<Key>"), "no object: {listing}");
+
+    // Without object storage configured, the error says what to set.
+    veil.set_backup_settings(keys.settings(&backups));
+    let error = veil
+        .create_backup_in_object_storage(None, None, false, &())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("VEIL_BACKUP_S3_URL"), "{error}");
+    harness.finish().await;
+}
