@@ -2464,6 +2464,7 @@ both_backends!(
                 ])),
                 decryption: Some(veil_app::backup::Decryption::Identities(keys.to_string())),
                 max_age_days: 7,
+                object_storage: None,
             });
         let backup = harness.veil.create_backup(None, None, &()).await.unwrap();
         harness
