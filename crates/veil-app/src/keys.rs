@@ -95,9 +95,17 @@ pub enum KeyFileError {
     },
 }
 
+pub mod escrow;
+
 /// Creates a new master key file with mode 0600; refuses to overwrite an existing one.
 pub fn create_master_key_file(path: &Path) -> Result<SecretKey, KeyFileError> {
     let key = SecretKey::generate();
+    write_master_key_file(path, &key)?;
+    Ok(key)
+}
+
+/// Writes `key` as a new master key file with mode 0600 (recovery); refuses to overwrite an existing one.
+pub fn write_master_key_file(path: &Path, key: &SecretKey) -> Result<(), KeyFileError> {
     let encoded =
         Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.expose_secret()));
     let create_error = |source| KeyFileError::Create {
@@ -115,7 +123,7 @@ pub fn create_master_key_file(path: &Path) -> Result<SecretKey, KeyFileError> {
     file.write_all(encoded.as_bytes()).map_err(create_error)?;
     file.write_all(b"\n").map_err(create_error)?;
     file.sync_all().map_err(create_error)?;
-    Ok(key)
+    Ok(())
 }
 
 /// Reads the master key file, refusing one that group or others can access.
@@ -166,6 +174,13 @@ pub struct Keyring {
     keks: HashMap<i64, SecretKey>,
     current_kek: i64,
     blind_indexer: BlindIndexer,
+}
+
+impl Keyring {
+    /// The master key (for the deliberate key backups of [`escrow`] only).
+    pub(crate) fn master_key(&self) -> &SecretKey {
+        &self.master
+    }
 }
 
 impl fmt::Debug for Keyring {

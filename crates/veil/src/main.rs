@@ -178,6 +178,37 @@ enum KeysCommand {
     /// Replace the master key: a new key file (or the passphrase in VEIL_NEW_MASTER_PASSPHRASE); re-wraps the
     /// keyring only, in one transaction.
     RotateMaster,
+    /// Write the master key, wrapped under a passphrase (VEIL_EXPORT_PASSPHRASE, or the first line of standard
+    /// input), to FILE. Keep it apart from the database and its backups.
+    Export {
+        /// Where to write the wrapped key (must not exist).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Split the master key into N Shamir shares of which any K recover it, one file per share in DIR.
+    Escrow {
+        /// Number of shares.
+        #[arg(long)]
+        shares: u8,
+        /// Shares needed to recover.
+        #[arg(long)]
+        threshold: u8,
+        /// Directory for the share files (created; must not hold shares already).
+        #[arg(long)]
+        out_dir: std::path::PathBuf,
+    },
+    /// Recreate the master key file from an export (with its passphrase) or from escrow shares.
+    Recover {
+        /// A file written by `veil keys export`.
+        #[arg(long, conflicts_with = "share")]
+        from_export: Option<std::path::PathBuf>,
+        /// A share file written by `veil keys escrow` (repeat for each share).
+        #[arg(long)]
+        share: Vec<std::path::PathBuf>,
+        /// Where to write the key file (mode 0600; must not exist).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -301,6 +332,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mask { kind, value } => return mask(kind, value),
         Command::Pii(PiiCommand::Scan { file }) => return pii_scan(file.as_deref(), cli.format),
         Command::Export(command) => return export_cmd::run(command, cli.format == Format::Json),
+        Command::Keys(KeysCommand::Recover {
+            from_export,
+            share,
+            out,
+        }) => return keys_recover(from_export.as_deref(), share, out),
         Command::Audit(audit_cmd::AuditCommand::Verify {
             file: Some(file),
             public_key,
@@ -701,6 +737,71 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                     }
                 }
                 KeysCommand::RotateMaster => rotate_master(&config, &veil, json).await?,
+                KeysCommand::Export { out } => {
+                    let passphrase = match std::env::var("VEIL_EXPORT_PASSPHRASE") {
+                        Ok(value) if !value.is_empty() => value,
+                        _ => read_password_stdin()?.expose().to_owned(),
+                    };
+                    let wrapped = veil.export_master_key(&passphrase).await?;
+                    let mut options = std::fs::OpenOptions::new();
+                    options.write(true).create_new(true);
+                    #[cfg(unix)]
+                    {
+                        use std::os::unix::fs::OpenOptionsExt;
+                        options.mode(0o600);
+                    }
+                    let mut file = options.open(&out).with_context(|| {
+                        format!("cannot create {} (it must not exist)", out.display())
+                    })?;
+                    std::io::Write::write_all(&mut file, &wrapped)?;
+                    file.sync_all()?;
+                    eprintln!(
+                        "WARNING: {} now holds the master key, protected only by the passphrase. Anyone with both \
+                         can decrypt every customer. Keep it offline, apart from the database and its backups.",
+                        out.display()
+                    );
+                    println!("exported the master key to {}", out.display());
+                }
+                KeysCommand::Escrow {
+                    shares,
+                    threshold,
+                    out_dir,
+                } => {
+                    let pieces = veil.escrow_master_key(shares, threshold).await?;
+                    std::fs::create_dir_all(&out_dir)
+                        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+                    for (index, piece) in pieces.iter().enumerate() {
+                        let path =
+                            out_dir.join(format!("veil-key-share-{}-of-{shares}.txt", index + 1));
+                        let mut options = std::fs::OpenOptions::new();
+                        options.write(true).create_new(true);
+                        #[cfg(unix)]
+                        {
+                            use std::os::unix::fs::OpenOptionsExt;
+                            options.mode(0o600);
+                        }
+                        let mut file = options.open(&path).with_context(|| {
+                            format!(
+                                "cannot create {} (shares must not be overwritten)",
+                                path.display()
+                            )
+                        })?;
+                        std::io::Write::write_all(
+                            &mut file,
+                            format!("{}\n", piece.as_str()).as_bytes(),
+                        )?;
+                        file.sync_all()?;
+                    }
+                    eprintln!(
+                        "WARNING: any {threshold} of these {shares} files recover the master key. Give each to a \
+                         different custodian and delete them here."
+                    );
+                    println!(
+                        "wrote {shares} shares (any {threshold} recover the key) to {}",
+                        out_dir.display()
+                    );
+                }
+                KeysCommand::Recover { .. } => unreachable!("handled before configuration"),
                 KeysCommand::Rotate => {
                     let bar = Bar::new("re-wrapping data keys");
                     let (report, retired) = veil.rotate_keys(&bar).await?;
@@ -770,6 +871,47 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             unreachable!("handled before configuration")
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `veil keys recover`: needs no database or configuration.
+fn keys_recover(
+    from_export: Option<&std::path::Path>,
+    shares: &[std::path::PathBuf],
+    out: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use veil_app::keys::escrow;
+    let key = match from_export {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let passphrase = match std::env::var("VEIL_EXPORT_PASSPHRASE") {
+                Ok(value) if !value.is_empty() => value,
+                _ => read_password_stdin()?.expose().to_owned(),
+            };
+            escrow::recover_from_export(&bytes, &passphrase)
+                .map_err(|error| anyhow::anyhow!(error))?
+        }
+        None => {
+            if shares.is_empty() {
+                bail!("give --from-export FILE or one --share FILE per share");
+            }
+            let texts = shares
+                .iter()
+                .map(|path| {
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))
+                })
+                .collect::<anyhow::Result<Vec<String>>>()?;
+            escrow::recover_from_shares(&texts).map_err(|error| anyhow::anyhow!(error))?
+        }
+    };
+    keys::write_master_key_file(out, &key)?;
+    println!(
+        "recovered the master key (check {}) into {} (mode 0600)",
+        escrow::key_check(&key),
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

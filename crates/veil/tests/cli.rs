@@ -844,3 +844,142 @@ fn backup_to_object_storage_lists_verifies_and_restores() {
     assert!(restored.status.success(), "{}", text(&restored));
     assert!(text(&restored).contains(&id), "{}", text(&restored));
 }
+
+/// Like [`veil`], with extra environment variables.
+fn veil_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veil"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("VEIL_DATABASE_URL")
+        .env_remove("VEIL_MASTER_PASSPHRASE")
+        .env_remove("VEIL_MASTER_KEY_FILE")
+        .env("VEIL_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run veil")
+}
+
+#[test]
+fn the_master_key_can_be_exported_escrowed_and_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(veil(&data, &["demo", "--no-serve", "--customers", "5"])
+        .status
+        .success());
+    let key_file = data.join("master.key");
+    let original = std::fs::read(&key_file).unwrap();
+
+    // Escrow into 5 shares, any 3 recover.
+    let shares_dir = dir.path().join("shares");
+    let escrow = veil(
+        &data,
+        &[
+            "keys",
+            "escrow",
+            "--shares",
+            "5",
+            "--threshold",
+            "3",
+            "--out-dir",
+            shares_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(escrow.status.success(), "{}", text(&escrow));
+    let share = |n: usize| shares_dir.join(format!("veil-key-share-{n}-of-5.txt"));
+    // The key is lost…
+    std::fs::remove_file(&key_file).unwrap();
+    assert!(!veil(&data, &["keys", "status"]).status.success());
+    // …two shares are not enough…
+    let too_few = veil(
+        &data,
+        &[
+            "keys",
+            "recover",
+            "--share",
+            share(1).to_str().unwrap(),
+            "--share",
+            share(4).to_str().unwrap(),
+            "--out",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    assert!(!too_few.status.success());
+    assert!(text(&too_few).contains("3 needed"), "{}", text(&too_few));
+    assert!(!key_file.exists());
+    // …three are.
+    let recovered = veil(
+        &data,
+        &[
+            "keys",
+            "recover",
+            "--share",
+            share(2).to_str().unwrap(),
+            "--share",
+            share(4).to_str().unwrap(),
+            "--share",
+            share(5).to_str().unwrap(),
+            "--out",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    assert!(recovered.status.success(), "{}", text(&recovered));
+    assert_eq!(std::fs::read(&key_file).unwrap(), original);
+    assert!(veil(&data, &["keys", "status"]).status.success());
+
+    // Export under a passphrase; the wrong passphrase is refused, the right one recovers.
+    let export = dir.path().join("master.key.age");
+    let passphrase = [("VEIL_EXPORT_PASSPHRASE", "correct horse battery staple")];
+    let exported = veil_with(
+        &data,
+        &["keys", "export", "--out", export.to_str().unwrap()],
+        &passphrase,
+    );
+    assert!(exported.status.success(), "{}", text(&exported));
+    assert!(text(&exported).contains("WARNING"));
+    let exported_bytes = std::fs::read(&export).unwrap();
+    assert!(!exported_bytes
+        .windows(original.len() - 1)
+        .any(|window| window == &original[..original.len() - 1]));
+    let elsewhere = dir.path().join("recovered.key");
+    let wrong = veil_with(
+        &data,
+        &[
+            "keys",
+            "recover",
+            "--from-export",
+            export.to_str().unwrap(),
+            "--out",
+            elsewhere.to_str().unwrap(),
+        ],
+        &[("VEIL_EXPORT_PASSPHRASE", "wrong horse battery staple")],
+    );
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong).contains("wrong passphrase"),
+        "{}",
+        text(&wrong)
+    );
+    let right = veil_with(
+        &data,
+        &[
+            "keys",
+            "recover",
+            "--from-export",
+            export.to_str().unwrap(),
+            "--out",
+            elsewhere.to_str().unwrap(),
+        ],
+        &passphrase,
+    );
+    assert!(right.status.success(), "{}", text(&right));
+    assert_eq!(std::fs::read(&elsewhere).unwrap(), original);
+    // Both are in the audit trail.
+    let listed = veil(&data, &["audit", "list", "--action", "key."]);
+    assert!(
+        text(&listed).contains("key.escrow") && text(&listed).contains("key.export"),
+        "{}",
+        text(&listed)
+    );
+}
