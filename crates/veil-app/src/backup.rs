@@ -36,6 +36,7 @@ pub mod archive;
 pub mod object_storage;
 #[cfg(test)]
 mod object_storage_tests;
+pub mod schedule;
 #[cfg(test)]
 mod tests;
 

@@ -171,11 +171,31 @@ impl Store {
         Ok(rows.into_iter().map(from_tuple).collect())
     }
 
+    /// Marks a backup removed by the retention, with its audit entry.
+    pub async fn mark_backup_pruned(
+        &self,
+        id: &str,
+        now: i64,
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<()> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE backup SET state = 'pruned', updated_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            crate::audit::append_in(&mut *tx, audit).await?;
+            tx.commit().await?;
+            Ok::<(), crate::StoreError>(())
+        })
+    }
+
     /// Snapshot time of the newest backup whose latest verification succeeded.
     pub async fn newest_verified_backup(&self) -> StoreResult<Option<i64>> {
         let at = with_pool!(self, |pool| {
             sqlx::query_scalar::<_, Option<i64>>(
-                "SELECT MAX(created_at) FROM backup WHERE verify_ok = TRUE",
+                "SELECT MAX(created_at) FROM backup WHERE verify_ok = TRUE AND state = 'complete'",
             )
             .fetch_one(pool)
             .await

@@ -138,6 +138,30 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         toml_key: "",
+        env: "VEIL_BACKUP_SCHEDULE",
+        default: "unset (no scheduled backups)",
+        doc: "Cron expression (5 fields, UTC), e.g. `0 2 * * *`: `veil serve` then takes a backup (to S3 when configured), verifies it by restoring it into a scratch database, alerts on failure, and applies the retention below.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_BACKUP_KEEP_DAILY",
+        default: "7",
+        doc: "Scheduled-backup retention: keep the newest backup of each of this many days.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_BACKUP_KEEP_WEEKLY",
+        default: "4",
+        doc: "Scheduled-backup retention: keep the newest backup of each of this many ISO weeks.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_BACKUP_KEEP_MONTHLY",
+        default: "12",
+        doc: "Scheduled-backup retention: keep the newest backup of each of this many months.",
+    },
+    Setting {
+        toml_key: "",
         env: "VEIL_BACKUP_S3_URL",
         default: "unset",
         doc: "S3-compatible object storage for backups, s3://bucket/prefix: `veil backup create --to s3` uploads there (multipart; catalogued only once complete).",
@@ -271,6 +295,32 @@ pub struct Config {
     pub alerts: NotifierConfig,
     /// Backup destination, encryption and decryption.
     pub backup: BackupSettings,
+    /// Scheduled backups, when `VEIL_BACKUP_SCHEDULE` is set.
+    pub backup_schedule: Option<veil_app::backup::schedule::BackupSchedule>,
+}
+
+fn backup_schedule() -> anyhow::Result<Option<veil_app::backup::schedule::BackupSchedule>> {
+    let Some(cron) = env_value("VEIL_BACKUP_SCHEDULE")? else {
+        return Ok(None);
+    };
+    let count = |name: &str, default: usize| -> anyhow::Result<usize> {
+        match env_value(name)? {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<usize>()
+                .map_err(|_| anyhow::anyhow!("{name} must be a whole number")),
+        }
+    };
+    let schedule = veil_app::backup::schedule::BackupSchedule {
+        cron,
+        keep_daily: count("VEIL_BACKUP_KEEP_DAILY", 7)?,
+        keep_weekly: count("VEIL_BACKUP_KEEP_WEEKLY", 4)?,
+        keep_monthly: count("VEIL_BACKUP_KEEP_MONTHLY", 12)?,
+    };
+    schedule
+        .validate()
+        .map_err(|error| anyhow::anyhow!(error))?;
+    Ok(Some(schedule))
 }
 
 fn env_value(name: &str) -> anyhow::Result<Option<String>> {
@@ -515,8 +565,10 @@ impl Config {
         };
         let alerts = alert_channels()?;
         let backup = backup_settings(&data_dir)?;
+        let backup_schedule = backup_schedule()?;
         Ok(Config {
             backup,
+            backup_schedule,
             monitor_interval,
             alerts,
             data_dir,

@@ -1205,6 +1205,10 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     let _monitor = start_monitor(&veil, config)?;
     let doctor = Veil::spawn_doctor(veil.clone(), host_facts(config));
     let expiry = Veil::spawn_grant_expiry(veil.clone());
+    let scheduled_backups = config
+        .backup_schedule
+        .clone()
+        .map(|schedule| Veil::spawn_backup_schedule(veil.clone(), schedule));
     let state = veil_http::AppState::new(veil.clone()).with_tls(tls.is_some());
     // Handlers may take `ConnectInfo<SocketAddr>` (the TCP peer) in both modes.
     let app = veil_http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -1243,6 +1247,9 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     checkpoints.abort();
     doctor.abort();
     expiry.abort();
+    if let Some(task) = scheduled_backups {
+        task.abort();
+    }
     if let Err(error) = veil.audit_checkpoint().await {
         tracing::error!(%error, "final audit checkpoint failed");
     }

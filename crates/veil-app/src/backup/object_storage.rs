@@ -214,6 +214,19 @@ impl DownloadedArchive {
     }
 }
 
+/// Deletes the archive at `location` (`s3://bucket/key`), for the retention.
+pub async fn delete(settings: &ObjectStorageSettings, location: &str) -> Result<(), BackupError> {
+    let source = ObjectLocation::parse(location).ok_or_else(|| BackupError::ObjectStorage {
+        context: format!("{location} is not an s3://bucket/key location"),
+        detail: "invalid location".to_owned(),
+    })?;
+    let store = client(settings, &source.bucket)?;
+    store
+        .delete(&ObjectPath::from(source.key.as_str()))
+        .await
+        .map_err(failure(format!("cannot delete {source}")))
+}
+
 /// Downloads the archive at `location` (`s3://bucket/key`) into a temporary file.
 pub async fn download(
     settings: &ObjectStorageSettings,

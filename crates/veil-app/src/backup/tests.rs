@@ -629,3 +629,86 @@ async fn passphrase_backups_and_clear_configuration_errors() {
     assert_eq!(veil.list_backups(Some(&auditor)).await.unwrap().len(), 1);
     harness.finish().await;
 }
+
+both_backends!(
+    scheduled_runs_verify_prune_by_retention_and_alert_on_failure,
+    |harness| {
+        use veil_store::sqlx;
+        let veil = &harness.veil;
+        let keys = Keys::new();
+        let backups = harness.dir.path().join("backups");
+        veil.set_backup_settings(keys.settings(&backups));
+        let admin = harness.actor("root", Role::Admin, None).await;
+        veil.create_customer(&admin, &known_customer(), false)
+            .await
+            .unwrap();
+        // Three older backups, moved back to 3, 2 and 1 days ago.
+        let mut old = Vec::new();
+        for days in [3_i64, 2, 1] {
+            let view = veil.create_backup(None, None, &()).await.unwrap();
+            let at = now_ms() - days * 24 * 60 * 60 * 1000;
+            let sql = format!(
+                "UPDATE backup SET created_at = {at} WHERE id = '{}'",
+                view.id
+            );
+            match veil.store().pool() {
+                veil_store::Pool::Sqlite(pool) => {
+                    sqlx::raw_sql(&sql).execute(pool).await.map(|_| ())
+                }
+                veil_store::Pool::Postgres(pool) => {
+                    sqlx::raw_sql(&sql).execute(pool).await.map(|_| ())
+                }
+            }
+            .unwrap();
+            old.push(view);
+        }
+        let schedule = schedule::BackupSchedule {
+            cron: "0 2 * * *".to_owned(),
+            keep_daily: 2,
+            keep_weekly: 0,
+            keep_monthly: 0,
+        };
+        let run = veil.run_scheduled_backup(&schedule).await.unwrap();
+        assert!(run.verified, "the restore test passes");
+        // Kept: today's new backup and yesterday's; the two older ones are pruned and their files gone.
+        let mut pruned = run.pruned.clone();
+        pruned.sort();
+        let mut expected = vec![old[0].id.clone(), old[1].id.clone()];
+        expected.sort();
+        assert_eq!(pruned, expected);
+        assert!(!Path::new(&old[0].location).exists());
+        assert!(Path::new(&old[2].location).exists());
+        let states: Vec<(String, String)> = veil
+            .store()
+            .list_backups(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| (row.id, row.state))
+            .collect();
+        assert!(states.contains(&(old[0].id.clone(), "pruned".to_owned())));
+        assert!(states.contains(&(old[2].id.clone(), "complete".to_owned())));
+        // A restore test that cannot decrypt (the wrong identity) raises an alert.
+        let mut broken = keys.settings(&backups);
+        broken.decryption = Some(Decryption::Identities(SecretString::from(
+            age::x25519::Identity::generate()
+                .to_string()
+                .expose_secret()
+                .to_owned(),
+        )));
+        veil.set_backup_settings(broken);
+        let run = veil.run_scheduled_backup(&schedule).await.unwrap();
+        assert!(!run.verified);
+        let alerts = veil
+            .store()
+            .list_security_alerts(&veil_store::AlertFilter::default(), 10)
+            .await
+            .unwrap();
+        assert!(
+            alerts
+                .iter()
+                .any(|alert| alert.rule == "restore_test_failed"),
+            "{alerts:?}"
+        );
+    }
+);
