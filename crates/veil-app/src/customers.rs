@@ -543,7 +543,8 @@ impl Veil {
     async fn for_role(&self, actor: &Actor, views: &mut [CustomerView]) -> AppResult<()> {
         let (_, policy) = self.current_policy().await?;
         let role = actor.role.as_str();
-        let approved = self.approved_plaintext().await?;
+        // Only a plaintext rule for this role needs to know which changes were approved.
+        let mut approved = None;
         for (name, rules) in &policy.fields {
             let rule = rules
                 .roles
@@ -552,8 +553,12 @@ impl Veil {
                 .unwrap_or_else(|| veil_mask::Rule::Apply(rules.display.clone()));
             let replacement = match rule {
                 veil_mask::Rule::Plaintext => {
+                    if approved.is_none() {
+                        approved = Some(self.approved_plaintext().await?);
+                    }
                     if let Some((_, _, request)) = approved
                         .iter()
+                        .flatten()
                         .find(|(field, granted_role, _)| field == name && granted_role == role)
                     {
                         self.unmask_by_policy(actor, name, request, views).await?;

@@ -528,7 +528,9 @@ mod tests {
             assert_eq!(report.affected[0].exposures.len(), 1);
             assert_eq!(report.actors, vec!["root".to_owned()]);
             assert!(report.notice_subject_zh.contains("手机号码"));
-            assert!(report.notice_regulator_en.contains("1"));
+            assert!(report
+                .notice_regulator_en
+                .contains("number of data subjects: 1."));
             let text = serde_json::to_string(&report).unwrap();
             assert!(!text.contains("13912345678") && !text.contains("欧阳娜娜"));
 

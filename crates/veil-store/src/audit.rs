@@ -367,8 +367,8 @@ fn entry_from(tuple: EntryTuple) -> AuditEntry {
     }
 }
 
-/// Streams entries from the SQLite file: one thread reads and decodes rows (in batches) while the caller's thread
-/// visits them, so reading and hashing overlap on two cores.
+/// Streams entries from the SQLite file through a synchronous read-only connection, several times faster than
+/// the async driver decodes rows. (A reader thread overlapping with the visitor measured slower.)
 fn scan_sqlite<S>(
     path: &std::path::Path,
     after_seq: i64,
@@ -376,64 +376,39 @@ fn scan_sqlite<S>(
     state: &mut S,
     visit: &mut impl FnMut(&mut S, &AuditEntry) -> bool,
 ) -> rusqlite::Result<()> {
-    const BATCH: usize = 1024;
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<AuditEntry>>(8);
-    let path = path.to_owned();
-    let reader = std::thread::spawn(move || -> rusqlite::Result<()> {
-        use rusqlite::OpenFlags;
-        let connection = rusqlite::Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        connection.busy_timeout(std::time::Duration::from_secs(10))?;
-        let mut statement = connection.prepare(&format!(
-            "{SELECT_ENTRY} WHERE seq > ?1 AND seq <= ?2 ORDER BY seq"
-        ))?;
-        let mut rows = statement.query(rusqlite::params![after_seq, upto_seq])?;
-        let mut batch = Vec::with_capacity(BATCH);
-        while let Some(row) = rows.next()? {
-            let tuple: EntryTuple = (
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-                row.get(6)?,
-                row.get(7)?,
-                row.get(8)?,
-                row.get(9)?,
-                row.get(10)?,
-                row.get(11)?,
-                row.get(12)?,
-                row.get(13)?,
-                row.get(14)?,
-            );
-            batch.push(entry_from(tuple));
-            if batch.len() == BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                if sender.send(full).is_err() {
-                    // The visitor stopped early.
-                    return Ok(());
-                }
-            }
-        }
-        if !batch.is_empty() {
-            let _ = sender.send(batch);
-        }
-        Ok(())
-    });
-    'batches: for batch in receiver.iter() {
-        for entry in &batch {
-            if !visit(state, entry) {
-                break 'batches;
-            }
+    use rusqlite::OpenFlags;
+    let connection = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    let mut statement = connection.prepare(&format!(
+        "{SELECT_ENTRY} WHERE seq > ?1 AND seq <= ?2 ORDER BY seq"
+    ))?;
+    let mut rows = statement.query(rusqlite::params![after_seq, upto_seq])?;
+    while let Some(row) = rows.next()? {
+        let tuple: EntryTuple = (
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+            row.get(5)?,
+            row.get(6)?,
+            row.get(7)?,
+            row.get(8)?,
+            row.get(9)?,
+            row.get(10)?,
+            row.get(11)?,
+            row.get(12)?,
+            row.get(13)?,
+            row.get(14)?,
+        );
+        if !visit(state, &entry_from(tuple)) {
+            break;
         }
     }
-    drop(receiver);
-    reader
-        .join()
-        .unwrap_or_else(|_| Err(rusqlite::Error::InvalidQuery))
+    Ok(())
 }
 
 const SELECT_ENTRY: &str =
