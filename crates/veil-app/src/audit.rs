@@ -494,7 +494,8 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+/// Parses lower- or upper-case hex.
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }
@@ -655,7 +656,8 @@ pub enum ExportFormat {
     Csv,
 }
 
-fn csv_field(text: &str) -> String {
+/// One CSV cell: quoted when needed, with cells a spreadsheet would run as a formula prefixed by a quote.
+pub(crate) fn csv_field(text: &str) -> String {
     // Cells that a spreadsheet would run as a formula are prefixed with a quote.
     let guarded = if text.starts_with(['=', '+', '-', '@']) {
         format!("'{text}")

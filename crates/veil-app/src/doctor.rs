@@ -484,7 +484,6 @@ mod tests {
     use super::*;
     use crate::both_backends;
     use crate::AppError;
-    use veil_store::sqlx;
 
     fn status_of(report: &DoctorReport, name: &str) -> Status {
         report
@@ -578,11 +577,7 @@ mod tests {
         let long_ago = now_ms() - 200 * DAY_MS;
         let sql =
             format!("UPDATE app_user SET created_at = {long_ago} WHERE username = 'old-admin'");
-        match veil.store().pool() {
-            veil_store::Pool::Sqlite(pool) => sqlx::raw_sql(&sql).execute(pool).await.map(|_| ()),
-            veil_store::Pool::Postgres(pool) => sqlx::raw_sql(&sql).execute(pool).await.map(|_| ()),
-        }
-        .unwrap();
+        harness.raw_sql(&sql).await.unwrap();
         let report = veil
             .run_doctor(&facts(&harness, "127.0.0.1:8080"), "server")
             .await

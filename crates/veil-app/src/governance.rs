@@ -2235,16 +2235,17 @@ impl Veil {
             );
         created.grant_id = Some(grant.id.clone());
         self.store().insert_grant(&grant, &[created]).await?;
-        self.raise_governance_alert(
+        self.raise_alert(
             "break_glass",
             "high",
-            actor,
+            Some(actor),
             &row.id,
             format!(
                 "break-glass: {} opened a {minutes}-minute view of one customer's {} without approval; DPO review due within 24 hours",
                 actor.username,
                 field_names.join(", ")
             ),
+            serde_json::json!({"request_id": row.id}),
         )
         .await?;
         tracing::warn!(request = %row.id, user = %actor.user_id, "break-glass access opened");
@@ -2322,10 +2323,10 @@ impl Veil {
                 scopes: None,
                 source_ip: None,
             };
-            self.raise_governance_alert(
+            self.raise_alert(
                 "break_glass_unreviewed",
                 "high",
-                &requester,
+                Some(&requester),
                 &row.id,
                 format!(
                     "escalation to the admins: the break-glass access {} by {} opened {} is still unreviewed by the DPO after 24 hours",
@@ -2333,33 +2334,38 @@ impl Veil {
                     requester.username,
                     format_time(row.created_at)
                 ),
+                serde_json::json!({"request_id": row.id}),
             )
             .await?;
         }
         Ok(overdue.len())
     }
 
-    async fn raise_governance_alert(
+    /// Stores a security alert (delivered like the monitor's) with its `security.alert` audit entry, whose detail
+    /// carries the rule, the alert id and `evidence`'s fields. `subject` de-duplicates: one alert per rule and
+    /// subject.
+    pub(crate) async fn raise_alert(
         &self,
         rule: &str,
         severity: &str,
-        actor: &Actor,
-        request_id: &str,
+        actor: Option<&Actor>,
+        subject: &str,
         summary: String,
+        evidence: serde_json::Value,
     ) -> AppResult<()> {
         let now = now_ms();
         let alert = veil_store::AlertRow {
             id: uuid::Uuid::now_v7().to_string(),
             rule: rule.to_owned(),
             severity: severity.to_owned(),
-            user_id: Some(actor.user_id.to_string()),
-            username: Some(actor.username.clone()),
-            source_ip: actor.source_ip.clone(),
-            subject: request_id.to_owned(),
+            user_id: actor.map(|actor| actor.user_id.to_string()),
+            username: actor.map(|actor| actor.username.clone()),
+            source_ip: actor.and_then(|actor| actor.source_ip.clone()),
+            subject: subject.to_owned(),
             trigger_seq: 0,
             triggered_at: now,
-            summary: summary.clone(),
-            evidence: serde_json::json!({"request_id": request_id}).to_string(),
+            summary,
+            evidence: evidence.to_string(),
             actions_taken: serde_json::json!([{"action": "alert", "result": "raised"}]).to_string(),
             created_at: now,
             acknowledged_by: None,
@@ -2369,9 +2375,12 @@ impl Veil {
             email_delivered_at: None,
             email_attempts: 0,
         };
-        let entry = event(None, "security.alert", Outcome::Ok).detail(
-            serde_json::json!({"rule": rule, "alert_id": alert.id, "request_id": request_id}),
-        );
+        let mut detail = serde_json::json!({"rule": rule, "alert_id": alert.id});
+        if let (Some(detail), serde_json::Value::Object(extra)) = (detail.as_object_mut(), evidence)
+        {
+            detail.extend(extra);
+        }
+        let entry = event(None, "security.alert", Outcome::Ok).detail(detail);
         self.store().insert_security_alert(&alert, &[entry]).await?;
         Ok(())
     }

@@ -106,6 +106,15 @@ impl Harness {
         self.veil.actor_by_username(username).await.expect("actor")
     }
 
+    /// Runs `sql` on the database directly, bypassing the application (what someone with file or database access
+    /// could do): tampering and time-travel in tests.
+    pub async fn raw_sql(&self, sql: &str) -> Result<(), sqlx::Error> {
+        match self.veil.store().pool() {
+            veil_store::Pool::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+            veil_store::Pool::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+        }
+    }
+
     /// The SQLite database file, if this is SQLite.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         self.postgres

@@ -270,6 +270,31 @@ macro_rules! insert_risk {
     };
 }
 
+/// Inserts a grant on an open transaction.
+macro_rules! insert_grant {
+    ($tx:expr, $grant:expr) => {
+        sqlx::query(&format!(
+            "INSERT INTO unmask_grant ({GRANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        ))
+        .bind(&$grant.id)
+        .bind(&$grant.request_id)
+        .bind(&$grant.user_id)
+        .bind(&$grant.customer_ids)
+        .bind(&$grant.fields)
+        .bind(&$grant.mode)
+        .bind(&$grant.purpose)
+        .bind($grant.created_at)
+        .bind($grant.expires_at)
+        .bind($grant.max_reveals)
+        .bind($grant.reveals_used)
+        .bind($grant.revoked_at)
+        .bind(&$grant.revoked_by)
+        .bind(&$grant.revoke_reason)
+        .execute($tx)
+        .await?
+    };
+}
+
 /// A JSON array pattern element for `LIKE` searches on the stored lists: `%"value"%`.
 fn contains_pattern(value: &str) -> String {
     format!("%\"{}\"%", value.replace(['%', '_', '"', '\\'], ""))
@@ -655,25 +680,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if let Some(grant) = grant {
-                sqlx::query(&format!(
-                    "INSERT INTO unmask_grant ({GRANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-                ))
-                .bind(&grant.id)
-                .bind(&grant.request_id)
-                .bind(&grant.user_id)
-                .bind(&grant.customer_ids)
-                .bind(&grant.fields)
-                .bind(&grant.mode)
-                .bind(&grant.purpose)
-                .bind(grant.created_at)
-                .bind(grant.expires_at)
-                .bind(grant.max_reveals)
-                .bind(grant.reveals_used)
-                .bind(grant.revoked_at)
-                .bind(&grant.revoked_by)
-                .bind(&grant.revoke_reason)
-                .execute(&mut *tx)
-                .await?;
+                insert_grant!(&mut *tx, grant);
             }
             append_in(&mut *tx, audit).await?;
             tx.commit().await?;
@@ -685,25 +692,7 @@ impl Store {
     pub async fn insert_grant(&self, grant: &GrantRow, audit: &[AuditEvent]) -> StoreResult<()> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(&format!(
-                "INSERT INTO unmask_grant ({GRANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-            ))
-            .bind(&grant.id)
-            .bind(&grant.request_id)
-            .bind(&grant.user_id)
-            .bind(&grant.customer_ids)
-            .bind(&grant.fields)
-            .bind(&grant.mode)
-            .bind(&grant.purpose)
-            .bind(grant.created_at)
-            .bind(grant.expires_at)
-            .bind(grant.max_reveals)
-            .bind(grant.reveals_used)
-            .bind(grant.revoked_at)
-            .bind(&grant.revoked_by)
-            .bind(&grant.revoke_reason)
-            .execute(&mut *tx)
-            .await?;
+            insert_grant!(&mut *tx, grant);
             append_in(&mut *tx, audit).await?;
             tx.commit().await?;
             Ok::<(), StoreError>(())

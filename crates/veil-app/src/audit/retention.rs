@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use veil_store::{AuditFilter, CheckpointRow, PruneRow};
 
 use super::{check_signature, event, hex, EventExt, ExportFormat, Outcome};
+use crate::backup::archive::HashingWriter;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::{now_ms, Veil};
 
@@ -53,23 +54,6 @@ pub struct PruneReport {
     pub archive_sha256: Option<String>,
     /// Whether this was a dry run.
     pub dry_run: bool,
-}
-
-struct HashingWriter<'a> {
-    inner: &'a mut dyn Write,
-    hasher: Sha256,
-}
-
-impl Write for HashingWriter<'_> {
-    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
-        let written = self.inner.write(buffer)?;
-        self.hasher.update(&buffer[..written]);
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 fn days_setting(name: &str, text: Option<String>, default: i64, minimum: i64) -> AppResult<i64> {
@@ -207,6 +191,7 @@ impl Veil {
         let mut writer = HashingWriter {
             inner: archive,
             hasher: Sha256::new(),
+            bytes: 0,
         };
         let written = self
             .export_audit_range(anchor, upto, ExportFormat::Jsonl, &mut writer)

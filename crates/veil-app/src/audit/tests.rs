@@ -35,10 +35,7 @@ async fn entries(harness: &Harness) -> Vec<AuditEntry> {
 
 /// Runs `sql` on the raw database, bypassing the application (what an attacker with file access does).
 async fn raw(harness: &Harness, sql: &str) -> Result<(), sqlx::Error> {
-    match harness.veil.store().pool() {
-        veil_store::Pool::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
-        veil_store::Pool::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
-    }
+    harness.raw_sql(sql).await
 }
 
 /// Drops the append-only triggers, as someone editing the database file directly could.

@@ -19,6 +19,7 @@
 //! needs them), but no master key and no unwrapped key. Decrypting needs an age identity (X25519) or the backup
 //! passphrase; `age -d -i key.txt FILE | tar x` unpacks an archive without Veil.
 
+use crate::audit::hex;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -245,10 +246,10 @@ fn value_from_json(json: serde_json::Value) -> Result<Value, String> {
 }
 
 /// Counts and hashes what passes through.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    bytes: u64,
+pub(crate) struct HashingWriter<W> {
+    pub(crate) inner: W,
+    pub(crate) hasher: Sha256,
+    pub(crate) bytes: u64,
 }
 
 impl<W: Write> Write for HashingWriter<W> {
@@ -458,11 +459,6 @@ impl ArchiveWriter {
             sha256: hex(&output.hasher.finalize()),
         })
     }
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// What a reader reports, in archive order.

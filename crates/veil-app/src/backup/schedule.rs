@@ -174,31 +174,18 @@ impl Veil {
     }
 
     async fn raise_backup_alert(&self, rule: &str, summary: &str) {
-        let now = now_ms();
-        let alert = veil_store::AlertRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            rule: rule.to_owned(),
-            severity: "high".to_owned(),
-            user_id: None,
-            username: None,
-            source_ip: None,
-            subject: format!("{rule}:{now}"),
-            trigger_seq: 0,
-            triggered_at: now,
-            summary: summary.to_owned(),
-            evidence: "{}".to_owned(),
-            actions_taken: serde_json::json!([{"action": "alert", "result": "raised"}]).to_string(),
-            created_at: now,
-            acknowledged_by: None,
-            acknowledged_at: None,
-            webhook_delivered_at: None,
-            webhook_attempts: 0,
-            email_delivered_at: None,
-            email_attempts: 0,
-        };
-        let entry = event(None, "security.alert", Outcome::Ok)
-            .detail(serde_json::json!({"rule": rule, "alert_id": alert.id}));
-        if let Err(error) = self.store().insert_security_alert(&alert, &[entry]).await {
+        let subject = format!("{rule}:{}", now_ms());
+        let raised = self
+            .raise_alert(
+                rule,
+                "high",
+                None,
+                &subject,
+                summary.to_owned(),
+                serde_json::json!({}),
+            )
+            .await;
+        if let Err(error) = raised {
             tracing::error!(%error, "could not raise the backup alert");
         }
     }

@@ -633,7 +633,6 @@ async fn passphrase_backups_and_clear_configuration_errors() {
 both_backends!(
     scheduled_runs_verify_prune_by_retention_and_alert_on_failure,
     |harness| {
-        use veil_store::sqlx;
         let veil = &harness.veil;
         let keys = Keys::new();
         let backups = harness.dir.path().join("backups");
@@ -651,15 +650,7 @@ both_backends!(
                 "UPDATE backup SET created_at = {at} WHERE id = '{}'",
                 view.id
             );
-            match veil.store().pool() {
-                veil_store::Pool::Sqlite(pool) => {
-                    sqlx::raw_sql(&sql).execute(pool).await.map(|_| ())
-                }
-                veil_store::Pool::Postgres(pool) => {
-                    sqlx::raw_sql(&sql).execute(pool).await.map(|_| ())
-                }
-            }
-            .unwrap();
+            harness.raw_sql(&sql).await.unwrap();
             old.push(view);
         }
         let schedule = schedule::BackupSchedule {

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use veil_store::SensitiveField;
 
 use super::{grant_live, list};
-use crate::audit::{event, hex, EventExt, Outcome};
+use crate::audit::{csv_field as csv_cell, event, hex, unhex, EventExt, Outcome};
 use crate::error::{AppError, AppResult};
 use crate::users::Actor;
 use crate::{format_time, now_ms, Veil};
@@ -77,19 +77,6 @@ pub struct ExportCheck {
     pub contents_ok: Option<bool>,
     /// What is wrong, in words.
     pub problems: Vec<String>,
-}
-
-fn csv_cell(text: &str) -> String {
-    let guarded = if text.starts_with(['=', '+', '-', '@']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    };
-    if guarded.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", guarded.replace('"', "\"\""))
-    } else {
-        guarded
-    }
 }
 
 fn manifest_signature_bytes(manifest: &ExportManifest) -> Vec<u8> {
@@ -201,16 +188,6 @@ fn decrypt(file: &[u8], identity: &str) -> Result<String, String> {
     std::io::Read::read_to_string(&mut reader, &mut text)
         .map_err(|_| "the decrypted file is not UTF-8 CSV".to_owned())?;
     Ok(text)
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|index| u8::from_str_radix(text.get(index..index + 2)?, 16).ok())
-        .collect()
 }
 
 impl Veil {

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use veil_mask::SecretKey;
 use zeroize::Zeroizing;
 
-use crate::audit::{event, hex, EventExt, Outcome};
+use crate::audit::{event, hex, unhex, EventExt, Outcome};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::Veil;
 
@@ -25,16 +25,6 @@ pub fn key_check(key: &SecretKey) -> String {
     hasher.update(b"veil-master-key-check");
     hasher.update(key.expose_secret());
     hex(&hasher.finalize()[..8])
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|index| u8::from_str_radix(text.get(index..index + 2)?, 16).ok())
-        .collect()
 }
 
 impl Veil {

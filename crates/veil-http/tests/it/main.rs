@@ -1709,13 +1709,33 @@ async fn enrol_and_step_up(client: &Client, token: &str) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
+/// Configures local, age-encrypted backups and takes and verifies one (as the host operator would); the returned
+/// directory holds it.
+async fn take_verified_backup(harness: &Harness) -> tempfile::TempDir {
+    let keys = age::x25519::Identity::generate();
+    let backups = tempfile::tempdir().unwrap();
+    harness
+        .veil
+        .set_backup_settings(veil_app::backup::BackupSettings {
+            directory: backups.path().to_owned(),
+            encryption: Some(veil_app::backup::Encryption::Recipients(vec![
+                keys.to_public()
+            ])),
+            decryption: Some(veil_app::backup::Decryption::Identities(keys.to_string())),
+            max_age_days: 7,
+            object_storage: None,
+        });
+    let backup = harness.veil.create_backup(None, None, &()).await.unwrap();
+    harness
+        .veil
+        .verify_backup(None, &backup.id, &())
+        .await
+        .unwrap();
+    backups
+}
+
 async fn raw_sql(harness: &Harness, sql: &str) {
-    use veil_store::sqlx;
-    match harness.veil.store().pool() {
-        veil_store::Pool::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
-        veil_store::Pool::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
-    }
-    .unwrap();
+    harness.raw_sql(sql).await.unwrap();
 }
 
 both_backends!(governed_unmasking_story, |harness| {
@@ -2174,25 +2194,7 @@ both_backends!(
         let id = asked.body["id"].as_str().unwrap().to_owned();
 
         // Take and verify a backup (as the host operator), recheck, approve.
-        let keys = age::x25519::Identity::generate();
-        let backups = tempfile::tempdir().unwrap();
-        harness
-            .veil
-            .set_backup_settings(veil_app::backup::BackupSettings {
-                directory: backups.path().to_owned(),
-                encryption: Some(veil_app::backup::Encryption::Recipients(vec![
-                    keys.to_public()
-                ])),
-                decryption: Some(veil_app::backup::Decryption::Identities(keys.to_string())),
-                max_age_days: 7,
-                object_storage: None,
-            });
-        let backup = harness.veil.create_backup(None, None, &()).await.unwrap();
-        harness
-            .veil
-            .verify_backup(None, &backup.id, &())
-            .await
-            .unwrap();
+        let _backups = take_verified_backup(&harness).await;
         let rechecked = client
             .send(
                 Method::POST,
@@ -2453,25 +2455,7 @@ both_backends!(
         let id = created.body["id"].as_str().unwrap().to_owned();
         let ada = client.login("ada").await;
         enrol_and_step_up(&client, &ada).await;
-        let keys = age::x25519::Identity::generate();
-        let backups = tempfile::tempdir().unwrap();
-        harness
-            .veil
-            .set_backup_settings(veil_app::backup::BackupSettings {
-                directory: backups.path().to_owned(),
-                encryption: Some(veil_app::backup::Encryption::Recipients(vec![
-                    keys.to_public()
-                ])),
-                decryption: Some(veil_app::backup::Decryption::Identities(keys.to_string())),
-                max_age_days: 7,
-                object_storage: None,
-            });
-        let backup = harness.veil.create_backup(None, None, &()).await.unwrap();
-        harness
-            .veil
-            .verify_backup(None, &backup.id, &())
-            .await
-            .unwrap();
+        let _backups = take_verified_backup(&harness).await;
 
         let asked = client
         .send(
