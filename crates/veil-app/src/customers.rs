@@ -473,6 +473,26 @@ pub fn validate_input(input: &CustomerInput) -> Result<ValidatedCustomer, Vec<Fi
     }
 }
 
+/// Puts `display` in `view`'s field `name`, where the customer has a value.
+fn set_display(view: &mut CustomerView, name: &str, display: String) {
+    let slot = match name {
+        "name" => {
+            view.name = display;
+            return;
+        }
+        "birth_date" => &mut view.birth_date,
+        "phone" => &mut view.phone,
+        "id_number" => &mut view.id_number,
+        "email" => &mut view.email,
+        "address" => &mut view.address,
+        "bank_card" => &mut view.bank_card,
+        _ => return,
+    };
+    if slot.is_some() {
+        *slot = Some(display);
+    }
+}
+
 fn field_aad(customer_id: &str, field: SensitiveField, dek_version: i64) -> Vec<u8> {
     Aad {
         table: "customer",
@@ -538,19 +558,43 @@ impl Veil {
     /// Applies the masking policy in force for `actor`'s role to a view built from the write-time displays:
     /// `default_mask` keeps the stored display; `redact` replaces it; `plaintext` shows the original only when an
     /// approved policy-change request put it there (the read is then audited as a reveal under that request before
-    /// anything is decrypted), and otherwise keeps the masked display; any other operator needs the original, which
-    /// reads never decrypt, so it shows fully masked (fail safe) until per-rule displays are computed at write time.
+    /// anything is decrypted), and otherwise keeps the masked display; any other operator's output was computed
+    /// when the value was written (or by the re-mask job after a policy change) and is read from
+    /// `customer_display` — where it is missing, the field shows fully masked (fail safe). Nothing is decrypted.
     async fn for_role(&self, actor: &Actor, views: &mut [CustomerView]) -> AppResult<()> {
         let (_, policy) = self.current_policy().await?;
         let role = actor.role.as_str();
-        // Only a plaintext rule for this role needs to know which changes were approved.
-        let mut approved = None;
-        for (name, rules) in &policy.fields {
-            let rule = rules
+        let rule_of = |rules: &veil_mask::policy::FieldPolicy| {
+            rules
                 .roles
                 .get(role)
                 .cloned()
-                .unwrap_or_else(|| veil_mask::Rule::Apply(rules.display.clone()));
+                .unwrap_or_else(|| veil_mask::Rule::Apply(rules.display.clone()))
+        };
+        // The stored displays this role reads, fetched for the whole page at once.
+        let wanted: Vec<(String, String)> = policy
+            .fields
+            .iter()
+            .filter_map(|(name, rules)| match rule_of(rules) {
+                veil_mask::Rule::Apply(
+                    veil_mask::Operator::DefaultMask | veil_mask::Operator::Redact { .. },
+                )
+                | veil_mask::Rule::Plaintext => None,
+                veil_mask::Rule::Apply(operator) => {
+                    Some((name.clone(), crate::displays::rule_key(&operator)))
+                }
+            })
+            .collect();
+        let stored = if wanted.is_empty() || views.is_empty() {
+            Default::default()
+        } else {
+            let ids: Vec<String> = views.iter().map(|view| view.id.to_string()).collect();
+            self.store().displays_for(&ids, &wanted).await?
+        };
+        // Only a plaintext rule for this role needs to know which changes were approved.
+        let mut approved = None;
+        for (name, rules) in &policy.fields {
+            let rule = rule_of(rules);
             let replacement = match rule {
                 veil_mask::Rule::Plaintext => {
                     if approved.is_none() {
@@ -569,25 +613,22 @@ impl Veil {
                 veil_mask::Rule::Apply(veil_mask::Operator::Redact { replacement }) => {
                     replacement.unwrap_or_else(|| veil_mask::display::FULL_MASK.to_owned())
                 }
-                veil_mask::Rule::Apply(_) => veil_mask::display::FULL_MASK.to_owned(),
+                veil_mask::Rule::Apply(operator) => {
+                    // Computed at write time (or by the re-mask job); fully masked until it exists.
+                    let key = crate::displays::rule_key(&operator);
+                    for view in views.iter_mut() {
+                        let found = stored
+                            .get(&(view.id.to_string(), name.clone(), key.clone()))
+                            .cloned();
+                        let display =
+                            found.unwrap_or_else(|| veil_mask::display::FULL_MASK.to_owned());
+                        set_display(view, name, display);
+                    }
+                    continue;
+                }
             };
             for view in views.iter_mut() {
-                let slot = match name.as_str() {
-                    "name" => {
-                        view.name = replacement.clone();
-                        continue;
-                    }
-                    "birth_date" => &mut view.birth_date,
-                    "phone" => &mut view.phone,
-                    "id_number" => &mut view.id_number,
-                    "email" => &mut view.email,
-                    "address" => &mut view.address,
-                    "bank_card" => &mut view.bank_card,
-                    _ => continue,
-                };
-                if slot.is_some() {
-                    *slot = Some(replacement.clone());
-                }
+                set_display(view, name, replacement.clone());
             }
         }
         Ok(())
@@ -784,12 +825,44 @@ impl Veil {
         actor: &Actor,
         action: &str,
     ) -> AppResult<Vec<(CustomerRow, veil_store::CustomerKeyRow)>> {
+        let (rules, keys) = self.display_rules().await?;
         for attempt in 0..2 {
             let now = now_ms();
             let sealed: Vec<_> = customers
                 .iter()
                 .map(|customer| self.seal_customer(customer, now))
                 .collect();
+            let mut displays = veil_store::DisplayWrite::default();
+            if !rules.is_empty() {
+                let mut vault = match rules.uses_vault() {
+                    true => Some(crate::vault::StagedVault::new(
+                        self.vault_keys().await?,
+                        None,
+                    )),
+                    false => None,
+                };
+                for ((row, _), customer) in sealed.iter().zip(customers) {
+                    if let Some(vault) = vault.as_mut() {
+                        vault.set_customer(Some(row.id.clone()));
+                    }
+                    for (field, normalized) in &customer.values {
+                        if let Some(vault) = vault.as_mut() {
+                            rules.prefetch(self, vault, *field, normalized).await?;
+                        }
+                        rules.compute(
+                            &keys,
+                            &row.id,
+                            *field,
+                            normalized,
+                            vault.as_mut(),
+                            &mut displays.rows,
+                        );
+                    }
+                }
+                displays.vault = vault
+                    .map(crate::vault::StagedVault::into_rows)
+                    .unwrap_or_default();
+            }
             let fields: BTreeSet<&str> = sealed
                 .iter()
                 .flat_map(|(row, _)| row.values.keys().map(|field| field.as_str()))
@@ -798,7 +871,11 @@ impl Veil {
                 .customers(sealed.iter().map(|(row, _)| row.id.clone()))
                 .fields(fields)
                 .detail(serde_json::json!({"count": sealed.len()}));
-            match self.store().insert_customers(&sealed, &[entry]).await {
+            match self
+                .store()
+                .insert_customers(&sealed, &displays, &[entry])
+                .await
+            {
                 Ok(()) => return Ok(sealed),
                 Err(StoreError::StaleKey) if attempt == 0 => self.reload_keyring().await?,
                 Err(error) => return Err(error.into()),
@@ -1110,12 +1187,35 @@ impl Veil {
         let mut changed_searchable = Vec::new();
         let mut changed_fields: Vec<&'static str> =
             new_values.keys().map(|field| field.as_str()).collect();
+        let (rules, keys) = self.display_rules().await?;
+        let mut displays = veil_store::DisplayWrite::default();
+        let mut vault = match rules.uses_vault() {
+            true => Some(crate::vault::StagedVault::new(
+                self.vault_keys().await?,
+                Some(row.id.clone()),
+            )),
+            false => None,
+        };
         for (field, value) in new_values {
+            displays
+                .replaced
+                .push((row.id.clone(), field.as_str().to_owned()));
             match value {
                 None => {
                     row.values.remove(&field);
                 }
                 Some(normalized) => {
+                    if let Some(vault) = vault.as_mut() {
+                        rules.prefetch(self, vault, field, &normalized).await?;
+                    }
+                    rules.compute(
+                        &keys,
+                        &row.id,
+                        field,
+                        &normalized,
+                        vault.as_mut(),
+                        &mut displays.rows,
+                    );
                     if field.has_blind_index() {
                         changed_searchable.push(field);
                     }
@@ -1133,6 +1233,9 @@ impl Veil {
                 }
             }
         }
+        displays.vault = vault
+            .map(crate::vault::StagedVault::into_rows)
+            .unwrap_or_default();
         if !allow_duplicate {
             let checked: Vec<SensitiveField> = changed_searchable
                 .into_iter()
@@ -1159,7 +1262,7 @@ impl Veil {
             .customers([row.id.clone()])
             .fields(changed_fields);
         self.store()
-            .update_customer(&row, expected_updated_at, &[entry])
+            .update_customer(&row, expected_updated_at, &displays, &[entry])
             .await
             .map_err(|error| match error {
                 StoreError::StaleWrite => AppError::Conflict(
@@ -1232,6 +1335,11 @@ pub mod reveal {
 
         /// For internal verification (key rotation checks) that never returns plaintext to a caller.
         pub(crate) fn internal_verification() -> Self {
+            RevealAuthority { _private: () }
+        }
+
+        /// For the re-mask job, which turns originals into masked displays and returns none of them.
+        pub(crate) fn remask() -> Self {
             RevealAuthority { _private: () }
         }
     }

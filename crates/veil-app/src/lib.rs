@@ -14,6 +14,7 @@ pub mod backup;
 pub mod customers;
 pub mod demo;
 pub mod demo_data;
+pub mod displays;
 pub mod doctor;
 pub mod error;
 pub mod governance;
@@ -28,6 +29,7 @@ pub mod policies;
 pub mod teams;
 pub mod tokens;
 pub mod users;
+pub mod vault;
 
 #[cfg(test)]
 mod suite;
@@ -51,6 +53,12 @@ pub struct Veil {
     monitor: monitor::MonitorSlot,
     /// Where backups go and how they are encrypted (see [`backup`]).
     backup_settings: RwLock<Option<Arc<backup::BackupSettings>>>,
+    /// Keys of the keyed display operators, loaded on first use (see [`displays`]).
+    operator_keys: tokio::sync::OnceCell<Arc<veil_mask::OperatorKeys>>,
+    /// Keys of the token vault, loaded on first use (see [`vault`]).
+    vault_keys: tokio::sync::OnceCell<Arc<vault::VaultKeys>>,
+    /// Wakes the background re-mask job after a policy change.
+    remask_wake: tokio::sync::Notify,
 }
 
 type TeamCache = (i64, Arc<std::collections::HashMap<String, Option<String>>>);
@@ -78,6 +86,9 @@ impl Veil {
             team_cache: std::sync::Mutex::new(None),
             monitor: monitor::MonitorSlot::default(),
             backup_settings: RwLock::new(None),
+            operator_keys: tokio::sync::OnceCell::new(),
+            remask_wake: tokio::sync::Notify::new(),
+            vault_keys: tokio::sync::OnceCell::new(),
         }
     }
 

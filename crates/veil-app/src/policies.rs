@@ -5,9 +5,9 @@
 //! (`mode: "policy_change"`); until that workflow exists, an admin records a change with a reason, and the change
 //! is kept with who made it and when.
 //!
-//! Reads still serve the masked displays computed at write time (principle 2: the masked view needs no key), which
-//! are the default policy's displays. Serving other per-role displays from stored values arrives with field-level
-//! access control.
+//! Reads serve displays computed at write time (principle 2: the masked view needs no key): the default display on
+//! the customer row, and every other rule's output in `customer_display` (see [`crate::displays`]); after a change
+//! the re-mask job computes the new rules' displays for customers written before it.
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -176,6 +176,7 @@ impl Veil {
                 other => other.into(),
             })?;
         tracing::info!(version = row.version, "masking policy changed");
+        self.wake_remask();
         Ok(version_of(&row))
     }
 }

@@ -193,7 +193,7 @@ both_backends!(
             first_row.values[&SensitiveField::Phone].clone(),
         );
         store
-            .update_customer(&second_row, expected, &[])
+            .update_customer(&second_row, expected, &Default::default(), &[])
             .await
             .unwrap();
         let tampered = store
@@ -1440,6 +1440,8 @@ mod auth_security {
                     "auth_token",
                     "app_user",
                     "setting",
+                    "token_vault",
+                    "customer_display",
                 ] {
                     let text: Option<String> = sqlx::query_scalar(&format!(
                         "SELECT string_agg(t::text, '|') FROM {table} t"
@@ -2082,5 +2084,228 @@ both_backends!(
             .await
             .unwrap();
         assert_eq!(found[0].phone.as_deref(), Some("******"));
+        // Once the re-mask job has run, the manager reads the keyed hash computed from the original.
+        veil.remask(&|_, _| {}).await.unwrap();
+        let hashed = veil
+            .get_customer(&manager, created.id)
+            .await
+            .unwrap()
+            .phone
+            .unwrap();
+        assert_ne!(hashed, "******");
+        assert!(!hashed.contains(PHONE) && hashed.len() >= 32);
+        let mut twin = known_customer();
+        twin.team = Some("east".to_owned());
+        let twin = veil.create_customer(&admin, &twin, true).await.unwrap();
+        let twin_hash = veil.get_customer(&manager, twin.id).await.unwrap().phone;
+        assert_eq!(twin_hash.as_deref(), Some(hashed.as_str()));
+    }
+);
+
+both_backends!(
+    per_rule_displays_are_computed_on_write_and_by_the_resumable_remask_job,
+    |harness| {
+        use veil_mask::display::FULL_MASK;
+        use veil_mask::operator::Generalization;
+        use veil_mask::{MaskSpec, Operator, Rule};
+        let veil = &harness.veil;
+        let admin = harness.actor("root", Role::Admin, None).await;
+        let sales = harness.actor("sam", Role::Sales, Some("east")).await;
+        let mut input = known_customer();
+        input.owner = Some(sales.user_id.to_string());
+        input.team = Some("east".to_owned());
+        let before = veil.create_customer(&admin, &input, false).await.unwrap();
+        let mask_with = |mask_char: char| {
+            Rule::Apply(Operator::Mask(MaskSpec {
+                keep_leading: 3,
+                keep_trailing: 0,
+                mask_char,
+                keep_separators: false,
+            }))
+        };
+        let (_, mut policy) = veil.current_policy().await.unwrap();
+        policy
+            .fields
+            .get_mut("phone")
+            .unwrap()
+            .roles
+            .insert("sales".to_owned(), mask_with('#'));
+        policy.fields.get_mut("id_number").unwrap().roles.insert(
+            "sales".to_owned(),
+            Rule::Apply(Operator::Generalize {
+                to: Generalization::RegionAndBirthYear,
+                band_width: None,
+            }),
+        );
+        veil.record_policy_change(&admin, &policy.to_json(), "coarser views for sales")
+            .await
+            .unwrap();
+        // Until the job reaches it, an older customer's new displays do not exist: fully masked, never decrypted.
+        let seen = veil.get_customer(&sales, before.id).await.unwrap();
+        assert_eq!(seen.phone.as_deref(), Some(FULL_MASK));
+        assert_eq!(seen.id_number.as_deref(), Some(FULL_MASK));
+        assert!(!veil.remask_status().await.unwrap().finished);
+        // A customer written under the new policy has them at once.
+        let mut other = known_customer();
+        other.phone = Some("13800138000".to_owned());
+        other.owner = Some(sales.user_id.to_string());
+        other.team = Some("east".to_owned());
+        let after = veil.create_customer(&admin, &other, true).await.unwrap();
+        let seen = veil.get_customer(&sales, after.id).await.unwrap();
+        assert_eq!(seen.phone.as_deref(), Some("138########"));
+        assert_eq!(seen.id_number.as_deref(), Some("110101-1984"));
+        // The job fills in the rest and reports complete; other roles keep the default displays.
+        let calls = std::sync::atomic::AtomicU64::new(0);
+        let status = veil
+            .remask(&|_, _| {
+                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            })
+            .await
+            .unwrap();
+        assert!(status.finished);
+        assert_eq!(status.done, 2);
+        assert!(calls.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+        let seen = veil.get_customer(&sales, before.id).await.unwrap();
+        assert_eq!(seen.phone.as_deref(), Some("139########"));
+        assert_eq!(seen.id_number.as_deref(), Some("110101-1984"));
+        let page = veil.list_customers(&sales, None, 10).await.unwrap();
+        assert!(page.items.iter().all(|item| item
+            .phone
+            .as_deref()
+            .is_some_and(|p| p.ends_with("########"))));
+        let as_admin = veil.get_customer(&admin, before.id).await.unwrap();
+        assert_eq!(as_admin.phone.as_deref(), Some("139****5678"));
+        // An update recomputes the changed field's displays.
+        let patch = CustomerPatch {
+            phone: Some(Some("13700001111".to_owned())),
+            ..CustomerPatch::default()
+        };
+        veil.update_customer(&admin, before.id, &patch, true)
+            .await
+            .unwrap();
+        let seen = veil.get_customer(&sales, before.id).await.unwrap();
+        assert_eq!(seen.phone.as_deref(), Some("137########"));
+        // What is stored is the display, never the value.
+        let pairs =
+            crate::displays::StoredRules::of(&veil.current_policy().await.unwrap().1).pairs();
+        let stored = veil
+            .store()
+            .displays_for(&[before.id.to_string(), after.id.to_string()], &pairs)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 4);
+        for display in stored.values() {
+            for secret in [PHONE, ID_NUMBER, "13700001111", "13800138000"] {
+                assert!(!display.contains(secret));
+            }
+        }
+        // Interrupted after the first customer (ids ascend): a resumed run starts after the cursor.
+        policy
+            .fields
+            .get_mut("phone")
+            .unwrap()
+            .roles
+            .insert("sales".to_owned(), mask_with('@'));
+        let version = veil
+            .record_policy_change(&admin, &policy.to_json(), "another mask")
+            .await
+            .unwrap()
+            .version;
+        harness
+            .raw_sql(&format!(
+                "INSERT INTO remask_progress (policy_version, cursor, done, started_at) \
+                 VALUES ({version}, '{}', 1, 0)",
+                before.id
+            ))
+            .await
+            .unwrap();
+        let status = veil.remask(&|_, _| {}).await.unwrap();
+        assert!(status.finished);
+        assert_eq!(status.done, 2);
+        let first = veil.get_customer(&sales, before.id).await.unwrap();
+        let second = veil.get_customer(&sales, after.id).await.unwrap();
+        assert_eq!(first.phone.as_deref(), Some(FULL_MASK));
+        assert_eq!(second.phone.as_deref(), Some("138@@@@@@@@"));
+    }
+);
+
+both_backends!(
+    tokenized_displays_keep_their_values_sealed_in_the_database_vault,
+    |harness| {
+        use veil_mask::operator::SurrogateKind;
+        use veil_mask::{Operator, Rule, VaultScope};
+        let veil = &harness.veil;
+        let admin = harness.actor("root", Role::Admin, None).await;
+        let manager = harness.actor("mona", Role::Manager, Some("east")).await;
+        let mut input = known_customer();
+        input.team = Some("east".to_owned());
+        let (_, mut policy) = veil.current_policy().await.unwrap();
+        policy.fields.get_mut("phone").unwrap().roles.insert(
+            "manager".to_owned(),
+            Rule::Apply(Operator::Tokenize {
+                deterministic: true,
+            }),
+        );
+        veil.record_policy_change(&admin, &policy.to_json(), "managers see join keys")
+            .await
+            .unwrap();
+        let first = veil.create_customer(&admin, &input, false).await.unwrap();
+        let twin = veil.create_customer(&admin, &input, true).await.unwrap();
+        let token = veil
+            .get_customer(&manager, first.id)
+            .await
+            .unwrap()
+            .phone
+            .unwrap();
+        assert!(token.starts_with("tok_"), "{token}");
+        // Deterministic: the same number has the same token (joins work), recorded once.
+        let twin_token = veil.get_customer(&manager, twin.id).await.unwrap().phone;
+        assert_eq!(twin_token.as_deref(), Some(token.as_str()));
+        assert_eq!(veil.store().vault_len().await.unwrap(), 1);
+        // The vault resolves it (for the governed re-identification path only), and stores no plaintext.
+        let scope = VaultScope {
+            surrogate: SurrogateKind::Token,
+            kind: Some(veil_pii::PiiKind::CnMobile),
+            context: "phone",
+        };
+        let value = veil.vault_value(&scope, &token).await.unwrap().unwrap();
+        assert_eq!(value.as_str(), PHONE);
+        let wrong_scope = VaultScope {
+            context: "email",
+            ..scope
+        };
+        assert!(veil
+            .vault_value(&wrong_scope, &token)
+            .await
+            .unwrap()
+            .is_none());
+        for bytes in auth_security::stored_bytes(&harness).await {
+            assert!(!bytes
+                .windows(PHONE.len())
+                .any(|window| window == PHONE.as_bytes()));
+        }
+        // A new number gets a new token; erasing its customer deletes what the vault held for it.
+        let patch = CustomerPatch {
+            phone: Some(Some("13700001111".to_owned())),
+            ..CustomerPatch::default()
+        };
+        veil.update_customer(&admin, twin.id, &patch, true)
+            .await
+            .unwrap();
+        let new_token = veil
+            .get_customer(&manager, twin.id)
+            .await
+            .unwrap()
+            .phone
+            .unwrap();
+        assert!(new_token.starts_with("tok_") && new_token != token);
+        assert_eq!(veil.store().vault_len().await.unwrap(), 2);
+        veil.delete_customer(&admin, twin.id).await.unwrap();
+        assert_eq!(veil.store().vault_len().await.unwrap(), 1);
+        assert!(veil
+            .vault_value(&scope, &new_token)
+            .await
+            .unwrap()
+            .is_none());
     }
 );

@@ -397,7 +397,7 @@ impl fmt::Debug for OperatorKeys {
 }
 
 /// A 32-byte subkey of `root` for one purpose: HMAC-SHA-256(root, label).
-fn derive_subkey(root: &SecretKey, label: &str) -> SecretKey {
+pub fn derive_subkey(root: &SecretKey, label: &str) -> SecretKey {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(root.expose_secret())
         .expect("HMAC accepts keys of any length");
     mac.update(label.as_bytes());

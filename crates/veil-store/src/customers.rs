@@ -228,7 +228,7 @@ const ROWS_PER_INSERT: usize = 100;
 
 /// `rows` groups of `columns` placeholders. SQLite gets anonymous `?`: with numbered parameters it looks every
 /// name up linearly on each bind, which makes a many-row statement quadratic.
-fn placeholder_rows(backend: crate::Backend, rows: usize, columns: usize) -> String {
+pub(crate) fn placeholder_rows(backend: crate::Backend, rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|row| {
             let placeholders: Vec<String> = (1..=columns)
@@ -423,6 +423,7 @@ impl Store {
     pub async fn insert_customers(
         &self,
         customers: &[(CustomerRow, CustomerKeyRow)],
+        displays: &crate::DisplayWrite,
         audit: &[crate::AuditEvent],
     ) -> StoreResult<()> {
         let mut kek_versions: Vec<i64> = customers.iter().map(|(_, key)| key.kek_version).collect();
@@ -472,6 +473,7 @@ impl Store {
                     return Err(StoreError::StaleKey);
                 }
             }
+            crate::displays::write_displays!(backend, tx, displays);
             crate::audit::append_in(&mut *tx, audit).await?;
             tx.commit().await?;
             Ok(())
@@ -483,8 +485,10 @@ impl Store {
         &self,
         row: &CustomerRow,
         expected_updated_at: i64,
+        displays: &crate::DisplayWrite,
         audit: &[crate::AuditEvent],
     ) -> StoreResult<()> {
+        let backend = self.backend();
         let result = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let affected = bind_customer!(sqlx::query(update_sql()), row)
@@ -493,6 +497,7 @@ impl Store {
                 .await?
                 .rows_affected();
             if affected == 1 {
+                crate::displays::write_displays!(backend, tx, displays);
                 crate::audit::append_in(&mut *tx, audit).await?;
             }
             tx.commit().await?;
@@ -517,6 +522,15 @@ impl Store {
         let existed = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query("DELETE FROM customer_key WHERE customer_id = $1")
+                .bind(customer_id)
+                .execute(&mut *tx)
+                .await?;
+            // Pseudonyms and other per-rule displays go with the customer (whatever the foreign-key setting).
+            sqlx::query("DELETE FROM customer_display WHERE customer_id = $1")
+                .bind(customer_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM token_vault WHERE customer_id = $1")
                 .bind(customer_id)
                 .execute(&mut *tx)
                 .await?;
@@ -554,6 +568,26 @@ impl Store {
                 .map(|row| full_from_row!(row))
         });
         Ok(row.transpose()?)
+    }
+
+    /// Up to `limit` whole customer rows with ids after `after` (ascending), for jobs that walk every customer.
+    pub async fn customer_rows_after(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<CustomerRow>> {
+        let sql = format!("{} WHERE id > $1 ORDER BY id LIMIT $2", full_select());
+        let rows = with_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(after.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| full_from_row!(row))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(rows)
     }
 
     /// One customer's masked view.

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod backups;
 pub mod checks;
 pub mod customers;
+pub mod displays;
 pub mod governance;
 pub mod incidents;
 pub mod keyring;
@@ -28,6 +29,7 @@ pub mod policies;
 pub mod snapshot;
 pub mod teams;
 pub mod users;
+pub mod vault;
 
 pub use alerts::{AlertFilter, AlertRow, Channel};
 pub use audit::{AuditEntry, AuditEvent, AuditFilter, CheckpointRow, PruneRow};
@@ -36,6 +38,7 @@ pub use checks::CheckRunRow;
 pub use customers::{
     CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow, SealedValue, SensitiveField,
 };
+pub use displays::{DisplayRow, DisplayWrite, RemaskProgress};
 pub use governance::{ConsentRow, DecisionRow, GrantRow, RequestRow, RiskRow};
 pub use incidents::IncidentRow;
 pub use keyring::{CustomerKeyRow, KeyringRow, MasterKeyMeta};
@@ -45,6 +48,7 @@ pub use policies::PolicyRow;
 pub use snapshot::{ColumnKind, Loader, Snapshot, TableInfo, Value};
 pub use teams::{TeamRow, TransferRow};
 pub use users::{TokenRow, UserRow};
+pub use vault::VaultRow;
 
 /// Runs `$body` with `$pool` bound to the concrete pool of `$store`, compiling the body once per backend.
 macro_rules! with_pool {

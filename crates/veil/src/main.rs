@@ -275,6 +275,11 @@ enum PolicyCommand {
         #[arg(long = "as", default_value = "admin")]
         actor: String,
     },
+    /// Compute the stored displays the policy in force needs for every customer (resumes an interrupted run;
+    /// the server also runs this in the background after a policy change).
+    Remask,
+    /// Show whether every customer has the displays of the policy in force.
+    RemaskStatus,
 }
 
 #[derive(Subcommand)]
@@ -1109,8 +1114,38 @@ async fn policy_command(config: &Config, command: PolicyCommand, json: bool) -> 
                 println!("{}", serde_json::to_string(&version)?);
             } else {
                 println!("masking policy v{} recorded", version.version);
+                println!("run `veil policy remask` (or let a running server do it) to compute its displays");
             }
         }
+        PolicyCommand::Remask => {
+            let bar = Bar::new("re-masking");
+            let status = veil
+                .remask(&|done, total| keys::Progress::update(&bar, done, total))
+                .await?;
+            bar.0.finish_and_clear();
+            print_remask(&status, json)?;
+        }
+        PolicyCommand::RemaskStatus => {
+            let status = veil.remask_status().await?;
+            print_remask(&status, json)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_remask(status: &veil_app::displays::RemaskStatus, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(status)?);
+    } else if status.finished {
+        println!(
+            "policy v{}: displays complete ({} stored rule(s), {} customer(s) done)",
+            status.policy_version, status.rules, status.done
+        );
+    } else {
+        println!(
+            "policy v{}: {} customer(s) done; run `veil policy remask` to finish",
+            status.policy_version, status.done
+        );
     }
     Ok(())
 }
@@ -1205,6 +1240,7 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     let _monitor = start_monitor(&veil, config)?;
     let doctor = Veil::spawn_doctor(veil.clone(), host_facts(config));
     let expiry = Veil::spawn_grant_expiry(veil.clone());
+    let remask = Veil::spawn_remask(veil.clone(), std::time::Duration::from_secs(60));
     let scheduled_backups = config
         .backup_schedule
         .clone()
@@ -1247,6 +1283,7 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     checkpoints.abort();
     doctor.abort();
     expiry.abort();
+    remask.abort();
     if let Some(task) = scheduled_backups {
         task.abort();
     }
