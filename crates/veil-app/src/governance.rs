@@ -204,7 +204,7 @@ fn consent_view(row: &ConsentRow, now: i64) -> ConsentView {
     }
 }
 
-fn parse_fields(names: &[String], errors: &mut Vec<FieldError>) -> Vec<SensitiveField> {
+pub(crate) fn parse_fields(names: &[String], errors: &mut Vec<FieldError>) -> Vec<SensitiveField> {
     let mut fields = Vec::new();
     if names.is_empty() {
         errors.push(FieldError::new(
@@ -1973,11 +1973,61 @@ impl Veil {
         }
         self.permit_recorded(actor, Action::Reveal, Some(&id))
             .await?;
+        let field_names: Vec<String> = fields
+            .iter()
+            .map(|field| field.as_str().to_owned())
+            .collect();
+        self.use_view_grant(
+            actor,
+            token,
+            &id,
+            &field_names,
+            input.grant_id.as_deref(),
+            None,
+        )
+        .await?;
+        let row = self
+            .store()
+            .customer_row(&id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let key_row = self
+            .store()
+            .customer_key(&id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let authority = crate::customers::reveal::RevealAuthority::granted();
+        let opened =
+            crate::customers::reveal::open_fields(self, &authority, &row, &key_row, &fields)?;
+        Ok(opened
+            .into_iter()
+            .map(|(field, value)| (field.as_str().to_owned(), value))
+            .collect())
+    }
+
+    /// The checks every governed reveal passes, and its record: no incident lock-down, a second factor verified
+    /// in the last 10 minutes (`token`'s session), and a live `view` grant of the caller (`grant_id`, or any)
+    /// covering customer `id` and `field_names`; then the grant's use and the reveal's audit entry
+    /// (`customer.reveal`, with `detail`) commit together. Refusals are recorded as denials. Nothing is decrypted
+    /// here: callers decrypt only after this returns.
+    pub(crate) async fn use_view_grant(
+        &self,
+        actor: &Actor,
+        token: Option<&str>,
+        id: &str,
+        field_names: &[String],
+        grant_id: Option<&str>,
+        detail: Option<serde_json::Value>,
+    ) -> AppResult<()> {
         let deny = |reason: &str| {
+            let mut details = serde_json::json!({"reason": reason});
+            if let (Some(extra), Some(map)) = (detail.as_ref(), details.as_object_mut()) {
+                map.insert("context".to_owned(), extra.clone());
+            }
             event(Some(actor), "customer.reveal", Outcome::Denied)
-                .customers([id.clone()])
-                .fields(fields.iter().map(|field| field.as_str()))
-                .detail(serde_json::json!({"reason": reason}))
+                .customers([id.to_owned()])
+                .fields(field_names.iter().cloned())
+                .detail(details)
         };
         if let Err(refusal) = self.ensure_not_locked_down().await {
             self.record_best_effort(&[deny("incident lock-down")]).await;
@@ -1998,20 +2048,15 @@ impl Veil {
             ));
         }
         let now = now_ms();
-        let field_names: Vec<String> = fields
-            .iter()
-            .map(|field| field.as_str().to_owned())
-            .collect();
         let user = actor.user_id.to_string();
         let grants = self.store().grants(Some(&user), 1000).await?;
         let grant = grants.into_iter().find(|grant| {
-            input
-                .grant_id
-                .as_ref()
-                .is_none_or(|wanted| *wanted == grant.id)
+            grant_id.is_none_or(|wanted| wanted == grant.id)
                 && grant.mode == "view"
                 && grant_live(grant, now)
-                && list(&grant.customer_ids).contains(&id)
+                && list(&grant.customer_ids)
+                    .iter()
+                    .any(|customer| customer == id)
                 && field_names
                     .iter()
                     .all(|field| list(&grant.fields).contains(field))
@@ -2021,19 +2066,12 @@ impl Veil {
                 .await;
             return Err(AppError::GrantRequired);
         };
-        let row = self
-            .store()
-            .customer_row(&id)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        let key_row = self
-            .store()
-            .customer_key(&id)
-            .await?
-            .ok_or(AppError::NotFound)?;
         let mut entry = event(Some(actor), "customer.reveal", Outcome::Ok)
-            .customers([id.clone()])
-            .fields(field_names.clone());
+            .customers([id.to_owned()])
+            .fields(field_names.iter().cloned());
+        if let Some(detail) = detail {
+            entry = entry.detail(detail);
+        }
         entry.grant_id = Some(grant.id.clone());
         entry.purpose = Some(grant.purpose.clone());
         if !self
@@ -2047,13 +2085,7 @@ impl Veil {
         {
             return Err(AppError::GrantRequired);
         }
-        let authority = crate::customers::reveal::RevealAuthority::granted();
-        let opened =
-            crate::customers::reveal::open_fields(self, &authority, &row, &key_row, &fields)?;
-        Ok(opened
-            .into_iter()
-            .map(|(field, value)| (field.as_str().to_owned(), value))
-            .collect())
+        Ok(())
     }
 }
 

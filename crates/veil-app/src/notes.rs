@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use veil_mask::crypto::Aad;
 use veil_mask::FieldCipher;
-use veil_pii::PiiKind;
 use veil_store::NoteRow;
 use zeroize::Zeroizing;
 
+use crate::customers::reveal::RevealAuthority;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::ids::CustomerId;
 use crate::users::Actor;
@@ -237,14 +237,14 @@ impl Veil {
     }
 }
 
-/// Opens a note's sealed spans. Only the reveal path may call this (see [`crate::customers::reveal`]); the
-/// governed reveal of notes arrives with the unmasking issue, until then only tests call it.
-#[cfg_attr(not(test), allow(dead_code))]
+/// Opens a note's sealed spans, in the order of its span index. Only the reveal path may call this: the
+/// authority proves a grant was checked and the reveal recorded (see [`crate::customers::reveal`]).
 pub(crate) fn open_spans(
+    _authority: &RevealAuthority,
     dek: &veil_mask::SecretKey,
     note: &NoteRow,
     dek_version: i64,
-) -> AppResult<Vec<(PiiKind, Zeroizing<String>)>> {
+) -> AppResult<Vec<(String, Zeroizing<String>)>> {
     let Some(sealed) = &note.spans_ct else {
         return Ok(Vec::new());
     };
@@ -253,11 +253,125 @@ pub(crate) fn open_spans(
         .map_err(|error| AppError::Internal(format!("sealed note spans: {error}")))?;
     Ok(spans
         .into_iter()
-        .filter_map(|span| {
-            span.kind
-                .parse::<PiiKind>()
-                .ok()
-                .map(|kind| (kind, Zeroizing::new(span.value)))
-        })
+        .map(|span| (span.kind, Zeroizing::new(span.value)))
         .collect())
+}
+
+/// The customer field whose grant reveals a note span of `kind` (a grant names fields, not kinds). Kinds with no
+/// customer field (passports, permits, company codes) stay masked in every reveal.
+pub fn span_field(kind: &str) -> Option<&'static str> {
+    match kind {
+        "cn_mobile" | "cn_landline" => Some("phone"),
+        "cn_id" => Some("id_number"),
+        "email" => Some("email"),
+        "bank_card" => Some("bank_card"),
+        "person_name" => Some("name"),
+        "address" => Some("address"),
+        _ => None,
+    }
+}
+
+/// A note with some of its spans shown in clear (`POST /api/v1/customers/{id}/notes/{note}/reveal`).
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteRevealInput {
+    /// Customer fields whose spans to show (`phone` shows mobile and landline numbers, `id_number` ID numbers…).
+    pub fields: Vec<String>,
+    /// The grant to use (default: any live grant of the caller covering the customer and fields).
+    #[serde(default)]
+    pub grant_id: Option<String>,
+}
+
+/// What a note reveal returns.
+pub struct RevealedNote {
+    /// The note's text with the granted spans in clear and the others masked.
+    pub body: Zeroizing<String>,
+    /// How many spans were shown in clear.
+    pub revealed: usize,
+}
+
+impl Veil {
+    /// The governed reveal of a note's spans: the same checks and record as a customer reveal (live `view`
+    /// grant covering the customer and the fields, recent second factor, no lock-down; the audit entry names the
+    /// note and commits with the grant's use before anything is decrypted). Spans whose kind maps to a requested
+    /// field come back in clear; every other span stays masked.
+    pub async fn reveal_note(
+        &self,
+        actor: &Actor,
+        token: Option<&str>,
+        customer_id: CustomerId,
+        note_id: &str,
+        input: &NoteRevealInput,
+    ) -> AppResult<RevealedNote> {
+        let customer = customer_id.to_string();
+        let mut errors = Vec::new();
+        let fields = crate::governance::parse_fields(&input.fields, &mut errors);
+        if !errors.is_empty() {
+            return Err(AppError::Validation(errors));
+        }
+        self.permit_recorded(actor, crate::authz::Action::Reveal, Some(&customer))
+            .await?;
+        let note = self
+            .store()
+            .note(&customer, note_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let field_names: Vec<String> = fields
+            .iter()
+            .map(|field| field.as_str().to_owned())
+            .collect();
+        self.use_view_grant(
+            actor,
+            token,
+            &customer,
+            &field_names,
+            input.grant_id.as_deref(),
+            Some(serde_json::json!({"note_id": note.id})),
+        )
+        .await?;
+        let spans: Vec<MaskedSpan> = serde_json::from_str(&note.span_index)
+            .map_err(|error| AppError::Internal(format!("note span index: {error}")))?;
+        if note.spans_ct.is_none() || spans.is_empty() {
+            return Ok(RevealedNote {
+                body: Zeroizing::new(note.body_masked),
+                revealed: 0,
+            });
+        }
+        let key_row = self
+            .store()
+            .customer_key(&customer)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let authority = RevealAuthority::granted();
+        let dek = self.unwrap_customer_key(&key_row).await?;
+        let originals = open_spans(&authority, &dek, &note, key_row.dek_version)?;
+        if originals.len() != spans.len() {
+            return Err(AppError::Internal(
+                "a note's sealed spans do not match its span index".to_owned(),
+            ));
+        }
+        let masked: Vec<char> = note.body_masked.chars().collect();
+        let mut body = Zeroizing::new(String::with_capacity(note.body_masked.len()));
+        let mut cursor = 0;
+        let mut revealed = 0;
+        for (span, (kind, value)) in spans.iter().zip(&originals) {
+            if span.start < cursor || span.end > masked.len() || span.start > span.end {
+                return Err(AppError::Internal(
+                    "a note's span index is out of order".to_owned(),
+                ));
+            }
+            body.extend(&masked[cursor..span.start]);
+            let shown = span_field(kind)
+                .is_some_and(|field| field_names.iter().any(|wanted| wanted == field));
+            if shown {
+                body.push_str(value);
+                revealed += 1;
+            } else {
+                body.extend(&masked[span.start..span.end]);
+            }
+            cursor = span.end;
+        }
+        body.extend(&masked[cursor..]);
+        Ok(RevealedNote { body, revealed })
+    }
 }

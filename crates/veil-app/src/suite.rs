@@ -1054,12 +1054,16 @@ both_backends!(
             .unwrap()
             .unwrap();
         let dek = harness.veil.unwrap_customer_key(&key_row).await.unwrap();
-        let spans = crate::notes::open_spans(&dek, &rows[0], key_row.dek_version).unwrap();
+        let authority = RevealAuthority::for_tests();
+        let spans =
+            crate::notes::open_spans(&authority, &dek, &rows[0], key_row.dek_version).unwrap();
         assert!(spans
             .iter()
-            .any(|(kind, value)| *kind == veil_pii::PiiKind::CnMobile && value.as_str() == PHONE));
+            .any(|(kind, value)| kind == "cn_mobile" && value.as_str() == PHONE));
         let stranger = veil_mask::SecretKey::generate();
-        assert!(crate::notes::open_spans(&stranger, &rows[0], key_row.dek_version).is_err());
+        assert!(
+            crate::notes::open_spans(&authority, &stranger, &rows[0], key_row.dek_version).is_err()
+        );
         // Nothing of the note's plaintext is at rest.
         if let Some(path) = harness.sqlite_path() {
             harness.veil.store().checkpoint().await.unwrap();

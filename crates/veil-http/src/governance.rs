@@ -7,12 +7,15 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use veil_app::governance::{
     BreakGlassInput, ConsentInput, ConsentView, DecisionInput, ExportDelivery, GrantView,
     RevealInput, UnmaskRequestInput, UnmaskRequestView,
 };
+use veil_app::notes::NoteRevealInput;
 use veil_app::CustomerId;
 
 use crate::error::{ApiError, ApiResult, Problem};
@@ -285,6 +288,46 @@ pub async fn reveal(
     ))
 }
 
+/// A note with its personal-data spans revealed.
+#[derive(Serialize, ToSchema)]
+pub struct RevealedNoteView {
+    /// The note's text: spans of the granted fields in clear, every other span masked.
+    pub body: String,
+    /// How many spans are shown in clear.
+    pub revealed: usize,
+}
+
+/// Reveals the spans of one note whose kinds map to the requested fields (`phone` shows mobile and landline
+/// numbers, `id_number` ID numbers, …) under the caller's live grant on the customer, after a recent MFA step-up;
+/// other spans stay masked. Audited (naming the note) before the plaintext leaves.
+#[utoipa::path(post, path = "/api/v1/customers/{id}/notes/{note_id}/reveal", tag = "governance",
+    params(("id" = String, Path, description = "Customer id"), ("note_id" = String, Path, description = "Note id")),
+    request_body = NoteRevealInput,
+    responses((status = 200, body = RevealedNoteView), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn reveal_note(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((id, note_id)): Path<(String, String)>,
+    ApiJson(input): ApiJson<NoteRevealInput>,
+) -> ApiResult<Json<RevealedNoteView>> {
+    let revealed = state
+        .veil
+        .reveal_note(
+            &user.actor,
+            Some(&user.token),
+            customer(&id)?,
+            &note_id,
+            &input,
+        )
+        .await?;
+    Ok(Json(RevealedNoteView {
+        body: revealed.body.to_string(),
+        revealed: revealed.revealed,
+    }))
+}
+
 /// The governance routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -302,4 +345,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_grants))
         .routes(routes!(revoke_grant))
         .routes(routes!(reveal))
+        .routes(routes!(reveal_note))
 }

@@ -105,4 +105,20 @@ impl Store {
         })?;
         Ok(rows)
     }
+
+    /// One note of a customer.
+    pub async fn note(&self, customer_id: &str, note_id: &str) -> StoreResult<Option<NoteRow>> {
+        let row = with_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT id, customer_id, author_id, body_masked, spans_ct, span_index, created_at \
+                 FROM customer_note WHERE customer_id = $1 AND id = $2",
+            )
+            .bind(customer_id)
+            .bind(note_id)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| note_from_row!(row))
+        });
+        Ok(row.transpose()?)
+    }
 }

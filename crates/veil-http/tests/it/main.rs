@@ -1875,6 +1875,63 @@ both_backends!(governed_unmasking_story, |harness| {
         )
         .await;
     assert_problem(&other_field, StatusCode::FORBIDDEN, "grant_required");
+
+    // A note's spans reveal under the same grant: the granted kind in clear, every other span still masked.
+    let note = client
+        .send(
+            Method::POST,
+            &format!("/api/v1/customers/{id}/notes"),
+            Some(&sally),
+            Some(json!({"body": format!("核实身份证{ID_NUMBER}，回电13987654321")})),
+        )
+        .await;
+    assert_eq!(note.status, StatusCode::CREATED, "{}", note.raw);
+    assert_no_plaintext(&note.raw, "the note");
+    let note_id = note.body["id"].as_str().unwrap().to_owned();
+    let note_uri = format!("/api/v1/customers/{id}/notes/{note_id}/reveal");
+    let shown = client
+        .send(
+            Method::POST,
+            &note_uri,
+            Some(&sally),
+            Some(json!({"fields": ["id_number"]})),
+        )
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.raw);
+    assert_eq!(shown.body["revealed"], 1, "{}", shown.raw);
+    let body = shown.body["body"].as_str().unwrap();
+    assert!(body.contains(ID_NUMBER), "{body}");
+    assert!(
+        !body.contains("13987654321") && body.contains("139****4321"),
+        "{body}"
+    );
+    let not_granted = client
+        .send(
+            Method::POST,
+            &note_uri,
+            Some(&sally),
+            Some(json!({"fields": ["phone"]})),
+        )
+        .await;
+    assert_problem(&not_granted, StatusCode::FORBIDDEN, "grant_required");
+    let unknown_note = client
+        .send(
+            Method::POST,
+            &format!(
+                "/api/v1/customers/{id}/notes/{}/reveal",
+                uuid::Uuid::now_v7()
+            ),
+            Some(&sally),
+            Some(json!({"fields": ["id_number"]})),
+        )
+        .await;
+    assert_eq!(
+        unknown_note.status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        unknown_note.raw
+    );
+
     let trail = harness
         .veil
         .store()
@@ -1889,11 +1946,22 @@ both_backends!(governed_unmasking_story, |harness| {
         .unwrap();
     let ok = trail
         .iter()
+        .rev()
         .find(|entry| entry.event.outcome == "ok")
         .unwrap();
     assert_eq!(ok.event.grant_id.as_deref(), Some(grant_id.as_str()));
     assert_eq!(ok.event.purpose.as_deref(), Some("customer_service"));
     assert_eq!(ok.event.fields, vec!["id_number".to_owned()]);
+    let note_entry = trail
+        .iter()
+        .find(|entry| {
+            entry.event.outcome == "ok" && format!("{:?}", entry.event).contains(&note_id)
+        })
+        .expect("the note reveal is audited and names the note");
+    assert_eq!(
+        note_entry.event.grant_id.as_deref(),
+        Some(grant_id.as_str())
+    );
     assert!(!format!("{trail:?}").contains(ID_NUMBER));
 
     // After expiry the reveal is refused and the request reads `expired`.

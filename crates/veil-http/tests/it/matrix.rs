@@ -180,6 +180,10 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         ("POST", "/api/v1/break-glass") => StatusCode::UNPROCESSABLE_ENTITY,
         // Without a recent MFA step-up (and a grant) nobody reveals, whether or not the customer exists.
         ("POST", "/api/v1/customers/{id}/reveal") => StatusCode::FORBIDDEN,
+        // The note id is no note's: unknown to every role that may reveal at all.
+        ("POST", "/api/v1/customers/{id}/notes/{note_id}/reveal") => {
+            by_role(StatusCode::NOT_FOUND, role != Role::Auditor)
+        }
         _ => return None,
     })
 }
@@ -210,7 +214,10 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
         })),
         ("POST", "/api/v1/unmask-requests/{id}/approve")
         | ("POST", "/api/v1/unmask-requests/{id}/reject") => Some(json!({"reason": "matrix"})),
-        ("POST", "/api/v1/customers/{id}/reveal") => Some(json!({"fields": ["phone"]})),
+        ("POST", "/api/v1/customers/{id}/reveal")
+        | ("POST", "/api/v1/customers/{id}/notes/{note_id}/reveal") => {
+            Some(json!({"fields": ["phone"]}))
+        }
         ("POST", "/api/v1/break-glass") => {
             Some(json!({"customer_id": "nope", "fields": ["phone"], "reason": "matrix emergency"}))
         }
