@@ -1338,6 +1338,11 @@ pub mod reveal {
             RevealAuthority { _private: () }
         }
 
+        /// For a pseudonymised export, which turns originals into partner pseudonyms and returns none of them.
+        pub(crate) fn pseudonymise() -> Self {
+            RevealAuthority { _private: () }
+        }
+
         /// For the re-mask job, which turns originals into masked displays and returns none of them.
         pub(crate) fn remask() -> Self {
             RevealAuthority { _private: () }

@@ -108,6 +108,7 @@ pub fn is_sensitive(field: SensitiveField) -> bool {
 }
 
 mod export;
+pub mod partner;
 pub use export::{verify_export_file, ExportCheck, ExportDelivery, ExportManifest, SignedManifest};
 
 // ---------------------------------------------------------------------------------------------------------------

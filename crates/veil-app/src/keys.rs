@@ -449,6 +449,27 @@ impl Keyring {
         self.purpose_key(store, PURPOSE_MFA).await
     }
 
+    /// The active key of `purpose` if one exists (never creates one): `None` when it was never made or was retired.
+    pub(crate) async fn existing_purpose_key(
+        &self,
+        store: &Store,
+        purpose: &str,
+    ) -> AppResult<Option<SecretKey>> {
+        let row = store
+            .keyring_rows()
+            .await?
+            .into_iter()
+            .find(|row| row.purpose == purpose && row.state == "active");
+        match row.and_then(|row| row.wrapped.map(|wrapped| (row.version, wrapped))) {
+            Some((version, wrapped)) => Ok(Some(crypto::unwrap_key(
+                &self.master,
+                &keyring_aad(purpose, version),
+                &wrapped,
+            )?)),
+            None => Ok(None),
+        }
+    }
+
     /// A single-version key for `purpose` (`mfa`, `audit_signing`, …), wrapped by the master key like every
     /// keyring row and created on first use. Returns `(version, key)`.
     pub async fn purpose_key(&self, store: &Store, purpose: &str) -> AppResult<(i64, SecretKey)> {

@@ -2313,3 +2313,131 @@ both_backends!(
             .is_none());
     }
 );
+
+both_backends!(
+    a_pseudonymised_partner_round_trip_reidentifies_every_row_under_a_grant,
+    |harness| {
+        use crate::governance::partner::QuasiIdentifier;
+        use std::io::Read;
+        let veil = &harness.veil;
+        let admin = harness.actor("root", Role::Admin, None).await;
+        let dpo = harness.actor("dora", Role::Dpo, None).await;
+        let sales = harness.actor("sam", Role::Sales, Some("east")).await;
+        let mut ids = Vec::new();
+        for n in 0..6 {
+            let mut input = known_customer();
+            input.phone = Some(format!("1391234{n:04}"));
+            input.gender = Some("female".to_owned());
+            ids.push(
+                veil.create_customer(&admin, &input, true)
+                    .await
+                    .unwrap()
+                    .id
+                    .to_string(),
+            );
+        }
+        veil.add_partner(&dpo, "acme").await.unwrap();
+        veil.add_partner(&dpo, "globex").await.unwrap();
+        assert!(matches!(
+            veil.add_partner(&sales, "initech").await,
+            Err(AppError::Forbidden(_))
+        ));
+        let identity = age::x25519::Identity::generate();
+        let fields = [SensitiveField::Phone, SensitiveField::IdNumber];
+        let quasi = [
+            QuasiIdentifier::BirthYear,
+            QuasiIdentifier::Gender,
+            QuasiIdentifier::Province,
+        ];
+        let (dpo_ref, ids_ref, fields_ref, quasi_ref) = (&dpo, &ids, &fields, &quasi);
+        let export = |partner: &'static str, k: usize| {
+            let recipient = identity.to_public();
+            async move {
+                veil.pseudonymised_export(
+                    dpo_ref, partner, ids_ref, fields_ref, quasi_ref, k, &recipient,
+                )
+                .await
+            }
+        };
+        let decrypt = |file: &[u8]| {
+            let decryptor = age::Decryptor::new(file).unwrap();
+            let mut text = String::new();
+            decryptor
+                .decrypt(std::iter::once(&identity as &dyn age::Identity))
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
+            text
+        };
+        // Six people share birth year, gender and province: k = 5 holds without generalising; k = 7 cannot.
+        let (file, report) = export("acme", 5).await.unwrap();
+        assert_eq!((report.rows, report.smallest_class), (6, 6));
+        assert_eq!(report.generalisation, "none");
+        match export("acme", 7).await {
+            Err(AppError::Validation(errors)) => assert_eq!(errors[0].code, "k_anonymity"),
+            other => panic!("expected a k-anonymity refusal, got {other:?}"),
+        }
+        let text = decrypt(&file);
+        assert!(!text.contains(PHONE) && !text.contains(ID_NUMBER) && !text.contains("13912340001"));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "pseudonym,phone,id_number,birth_year,gender,province");
+        let first: Vec<&str> = lines[1].split(',').collect();
+        assert!(first[0].starts_with("p_"));
+        assert!(first[1].len() == 11 && first[1].starts_with("139"), "{}", first[1]);
+        assert!(veil_pii::validate(veil_pii::PiiKind::CnId, first[2], crate::today()).is_ok());
+        assert_eq!(&first[3..], ["1984", "female", "北京市"]);
+        // Another partner's pseudonyms of the same customers share nothing with acme's.
+        let (other, _) = export("globex", 5).await.unwrap();
+        let other = decrypt(&other);
+        for (mine, theirs) in text.lines().skip(1).zip(other.lines().skip(1)) {
+            let mine: Vec<&str> = mine.split(',').collect();
+            let theirs: Vec<&str> = theirs.split(',').collect();
+            assert_ne!(mine[0], theirs[0]);
+            assert_ne!(mine[1], theirs[1]);
+        }
+        // The partner enriches the file and sends it back; under a grant on five of the six, five map back.
+        let mut returned = String::from("pseudonym,score\n");
+        for (n, line) in text.lines().skip(1).enumerate() {
+            returned.push_str(&format!("{},{n}\n", line.split(',').next().unwrap()));
+        }
+        returned.push_str("p_00000000000000000000000000000000,9\n");
+        let covered: Vec<&String> = ids.iter().take(5).collect();
+        harness
+            .raw_sql(&format!(
+                "INSERT INTO unmask_grant (id, request_id, user_id, customer_ids, fields, mode, purpose, \
+                 created_at, expires_at, max_reveals, reveals_used) VALUES ('g1', 'r1', '{}', '{}', \
+                 '[\"phone\"]', 'export', 'partner_exchange', 0, {}, NULL, 0)",
+                dpo.user_id,
+                serde_json::to_string(&covered).unwrap(),
+                crate::now_ms() + 3_600_000
+            ))
+            .await
+            .unwrap();
+        assert!(matches!(
+            veil.reidentify(&dpo, "acme", "nope", &returned).await,
+            Err(AppError::GrantRequired)
+        ));
+        let (mapped, report) = veil.reidentify(&dpo, "acme", "g1", &returned).await.unwrap();
+        assert_eq!(
+            (report.matched, report.unknown, report.outside_grant),
+            (5, 1, 1)
+        );
+        let mapped: Vec<&str> = mapped.lines().collect();
+        assert_eq!(mapped[0], "customer_id,score");
+        for (n, line) in mapped.iter().skip(1).enumerate() {
+            assert_eq!(*line, format!("{},{n}", ids[n]));
+        }
+        // globex's file does not map through acme, and a retired partner's pseudonyms link to no one.
+        let (_, crossed) = veil.reidentify(&dpo, "acme", "g1", &other).await.unwrap();
+        assert_eq!(crossed.matched, 0);
+        veil.retire_partner(&dpo, "acme").await.unwrap();
+        match veil.reidentify(&dpo, "acme", "g1", &returned).await {
+            Err(AppError::Validation(errors)) => assert_eq!(errors[0].code, "unknown_partner"),
+            other => panic!("expected unknown_partner, got {other:?}"),
+        }
+        assert_eq!(
+            veil.partners().await.unwrap().get("acme").map(String::as_str),
+            Some("retired")
+        );
+    }
+);

@@ -18,6 +18,7 @@ mod backup_cmd;
 mod config;
 mod export_cmd;
 mod incident_cmd;
+mod partner_cmd;
 mod tls;
 
 use config::{Config, Overrides};
@@ -112,6 +113,29 @@ enum Command {
     /// Unmasked exports: verify a delivered file against its signed manifest.
     #[command(subcommand)]
     Export(export_cmd::ExportCommand),
+    /// Partner data exchange: partners, pseudonymised exports with k-anonymity.
+    #[command(subcommand)]
+    Partner(partner_cmd::PartnerCommand),
+    /// Map a partner's enriched file (keyed by its pseudonyms) back onto customers under a grant.
+    Import {
+        /// The partner's CSV (a `pseudonym` column plus its own columns).
+        file: std::path::PathBuf,
+        /// Re-identify the partner's pseudonyms (the only kind of import so far).
+        #[arg(long)]
+        reidentify: bool,
+        /// The partner whose pseudonyms the file carries.
+        #[arg(long)]
+        partner: String,
+        /// The caller's live grant covering the customers to map back.
+        #[arg(long)]
+        grant: String,
+        /// Where to write the file with customer ids.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The admin or DPO doing it.
+        #[arg(long = "as", default_value = "admin")]
+        actor: String,
+    },
     /// Incident response: lock-down, affected-subjects report, notification templates.
     #[command(subcommand)]
     Incident(incident_cmd::IncidentCommand),
@@ -860,6 +884,24 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Incident(command) => {
             let veil = open(&config).await?;
             return incident_cmd::run(&veil, command, json).await;
+        }
+        Command::Partner(command) => {
+            let veil = open(&config).await?;
+            return partner_cmd::run(&veil, command, json).await;
+        }
+        Command::Import {
+            file,
+            reidentify,
+            partner,
+            grant,
+            out,
+            actor,
+        } => {
+            let veil = open(&config).await?;
+            return partner_cmd::import(
+                &veil, &file, reidentify, &partner, &grant, &out, &actor, json,
+            )
+            .await;
         }
         Command::Backup(command @ backup_cmd::BackupCommand::Restore { .. }) => {
             return backup_cmd::restore(&config, command, json).await;
