@@ -570,6 +570,36 @@ impl Store {
         Ok(row.transpose()?)
     }
 
+    /// The whole rows of `customer_ids` (those that exist), in one query per 500 ids.
+    pub async fn customer_rows_by_ids(
+        &self,
+        customer_ids: &[String],
+    ) -> StoreResult<Vec<CustomerRow>> {
+        let mut out = Vec::with_capacity(customer_ids.len());
+        for chunk in customer_ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "{} WHERE id IN ({})",
+                full_select(),
+                placeholders.join(", ")
+            );
+            let rows = with_pool!(self, |pool| {
+                let mut query = sqlx::query(&sql);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                query
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| full_from_row!(row))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+            })?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
     /// Up to `limit` whole customer rows with ids after `after` (ascending), for jobs that walk every customer.
     pub async fn customer_rows_after(
         &self,

@@ -202,6 +202,36 @@ impl Store {
         Ok(row.transpose()?)
     }
 
+    /// The data keys of `customer_ids` (those that exist), in one query per 500 ids.
+    pub async fn customer_keys_by_ids(
+        &self,
+        customer_ids: &[String],
+    ) -> StoreResult<Vec<CustomerKeyRow>> {
+        let mut out = Vec::with_capacity(customer_ids.len());
+        for chunk in customer_ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT customer_id, dek_version, kek_version, wrapped FROM customer_key \
+                 WHERE customer_id IN ({})",
+                placeholders.join(", ")
+            );
+            let rows = with_pool!(self, |pool| {
+                let mut query = sqlx::query(&sql);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                query
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| customer_key_from_row!(row))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+            })?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
     /// Up to `limit` customer keys still wrapped by a key-encryption key older than `kek_version`.
     pub async fn customer_keys_below_kek(
         &self,

@@ -190,6 +190,9 @@ fn decrypt(file: &[u8], identity: &str) -> Result<String, String> {
     Ok(text)
 }
 
+/// Customers read per query pair (rows, keys) while exporting.
+const EXPORT_BATCH: usize = 500;
+
 impl Veil {
     /// Runs an approved export request (its requester, with a recent second factor, outside a lock-down): the
     /// export's audit entry and the grant's use commit first; then every customer's approved fields are decrypted
@@ -283,27 +286,43 @@ impl Veil {
         let authority = crate::customers::reveal::RevealAuthority::granted();
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut rows = 0u64;
-        for customer in &customers {
-            let (Some(row), Some(key_row)) = (
-                self.store().customer_row(customer).await?,
-                self.store().customer_key(customer).await?,
-            ) else {
-                // Erased since the approval: nothing to export for them.
-                continue;
-            };
-            let opened =
-                crate::customers::reveal::open_fields(self, &authority, &row, &key_row, &fields)?;
-            let mut cells = vec![csv_cell(customer)];
-            for field in &fields {
-                let value = opened.get(field).map(|value| value.as_str()).unwrap_or("");
-                if !value.is_empty() {
-                    *counts.entry(field.as_str().to_owned()).or_default() += 1;
+        for chunk in customers.chunks(EXPORT_BATCH) {
+            let mut rows_by_id: std::collections::HashMap<String, veil_store::CustomerRow> = self
+                .store()
+                .customer_rows_by_ids(chunk)
+                .await?
+                .into_iter()
+                .map(|row| (row.id.clone(), row))
+                .collect();
+            let mut keys_by_id: std::collections::HashMap<String, veil_store::CustomerKeyRow> =
+                self.store()
+                    .customer_keys_by_ids(chunk)
+                    .await?
+                    .into_iter()
+                    .map(|key| (key.customer_id.clone(), key))
+                    .collect();
+            for customer in chunk {
+                let (Some(row), Some(key_row)) =
+                    (rows_by_id.remove(customer), keys_by_id.remove(customer))
+                else {
+                    // Erased since the approval: nothing to export for them.
+                    continue;
+                };
+                let opened = crate::customers::reveal::open_fields(
+                    self, &authority, &row, &key_row, &fields,
+                )?;
+                let mut cells = vec![csv_cell(customer)];
+                for field in &fields {
+                    let value = opened.get(field).map(|value| value.as_str()).unwrap_or("");
+                    if !value.is_empty() {
+                        *counts.entry(field.as_str().to_owned()).or_default() += 1;
+                    }
+                    cells.push(csv_cell(value));
                 }
-                cells.push(csv_cell(value));
+                let line = zeroize::Zeroizing::new(cells.join(","));
+                writeln!(writer, "{}", line.as_str()).map_err(io)?;
+                rows += 1;
             }
-            let line = zeroize::Zeroizing::new(cells.join(","));
-            writeln!(writer, "{}", line.as_str()).map_err(io)?;
-            rows += 1;
         }
         writer.finish().map_err(io)?;
         let key = self.audit_signing_key().await?;
