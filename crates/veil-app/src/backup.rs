@@ -104,6 +104,9 @@ pub enum BackupError {
     /// Neither a catalogued id nor a file.
     #[error("no backup {0}: not an id in the catalogue, nor a file")]
     Unknown(String),
+    /// A client named a destination this server is not configured with (the API never takes a path).
+    #[error("unknown backup destination: {0}")]
+    UnknownDestination(String),
 }
 
 impl From<BackupError> for AppError {
@@ -248,6 +251,48 @@ fn io_failure(context: String) -> impl FnOnce(std::io::Error) -> AppError {
     move |source| archive_error(ArchiveError::Io { context, source })
 }
 
+/// A destination a client of the API may choose: only those this server is configured with, never a path or
+/// bucket of the client's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupDestination {
+    /// The configured backup directory (`VEIL_BACKUP_DIR`).
+    Local,
+    /// The configured object storage location (`VEIL_BACKUP_S3_URL`).
+    ObjectStorage,
+}
+
+impl BackupSettings {
+    /// Resolves a client's choice: `local` or the configured directory itself, `s3` or the configured
+    /// `s3://bucket/prefix` itself. Anything else, including `s3` when no object storage is configured, is
+    /// [`BackupError::UnknownDestination`] with what the server offers.
+    pub fn destination(&self, to: &str) -> Result<BackupDestination, BackupError> {
+        let configured_url = self
+            .object_storage
+            .as_ref()
+            .and_then(|storage| storage.url.as_deref());
+        let to = to.trim();
+        if to == "local" || Path::new(to) == self.directory {
+            return Ok(BackupDestination::Local);
+        }
+        if let Some(url) = configured_url {
+            let same_url = ObjectLocation::parse(to)
+                .is_some_and(|location| Some(location) == ObjectLocation::parse(url));
+            if to == "s3" || same_url {
+                return Ok(BackupDestination::ObjectStorage);
+            }
+        }
+        let offered = match configured_url {
+            Some(url) => format!("\"local\" (the configured backup directory) or \"s3\" ({url})"),
+            None => "\"local\" (the configured backup directory); no object storage is configured \
+                     (VEIL_BACKUP_S3_URL)"
+                .to_owned(),
+        };
+        Err(BackupError::UnknownDestination(format!(
+            "`to` must be {offered}; other paths and buckets cannot be chosen by a client"
+        )))
+    }
+}
+
 /// Where and how [`Veil::create_backup_in_object_storage`] uploads.
 struct Upload {
     storage: ObjectStorageSettings,
@@ -375,6 +420,30 @@ impl Veil {
         };
         self.create_backup_with(actor, None, Some(&upload), progress)
             .await
+    }
+
+    /// Creates a backup at a destination a client chose by name (`POST /api/v1/backups`): `None` or `local` for
+    /// the configured directory, `s3` for the configured object storage (see [`BackupSettings::destination`]).
+    /// Authorisation is checked first, so that only admins learn which destinations exist.
+    pub async fn create_backup_to(
+        &self,
+        actor: Option<&Actor>,
+        to: Option<&str>,
+        progress: &(dyn Progress + Sync),
+    ) -> AppResult<BackupView> {
+        self.permit_backup(actor, Action::BackupManage).await?;
+        let settings = self.require_backup_settings()?;
+        let destination = match to {
+            None => BackupDestination::Local,
+            Some(to) => settings.destination(to)?,
+        };
+        match destination {
+            BackupDestination::Local => self.create_backup(actor, None, progress).await,
+            BackupDestination::ObjectStorage => {
+                self.create_backup_in_object_storage(actor, None, false, progress)
+                    .await
+            }
+        }
     }
 
     async fn create_backup_with(
