@@ -183,3 +183,127 @@ async fn failed_uploads_leave_no_catalogue_row_and_no_object() {
     assert!(error.to_string().contains("VEIL_BACKUP_S3_URL"), "{error}");
     harness.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_stopped_after_a_part_resumes_from_its_journal() {
+    let Some(server) = MotoServer::start() else {
+        return;
+    };
+    server.create_bucket(BUCKET);
+    let settings = server.settings(&format!("s3://{BUCKET}/resume"));
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("veil-backup-test.age");
+    // Two full parts and a short one, of bytes that differ per part (a part sent twice or out of place shows).
+    let size = 2 * object_storage::PART_BYTES + 12_345;
+    let bytes: Vec<u8> = (0..size).map(|index| (index % 251) as u8).collect();
+    std::fs::write(&archive, &bytes).unwrap();
+    let journal_path = UploadJournal::path_for(&archive);
+    let target = format!("s3://{BUCKET}/resume/veil-backup-test.age");
+    let journal = UploadJournal {
+        target: target.clone(),
+        upload_id: String::new(),
+        part_bytes: object_storage::PART_BYTES as u64,
+        parts: Vec::new(),
+        keep_local: false,
+        row: BackupRow {
+            id: "test".to_owned(),
+            location: target.clone(),
+            size_bytes: size as i64,
+            sha256: String::new(),
+            state: "complete".to_owned(),
+            backend: "sqlite".to_owned(),
+            schema_version: 1,
+            table_count: 0,
+            total_rows: 0,
+            created_by: None,
+            created_at: 0,
+            verified_at: None,
+            verify_ok: None,
+            verify_detail: None,
+        },
+    };
+
+    // The first run dies right after its first part (a panic stands in for SIGKILL: nothing after it runs).
+    let stopped = {
+        let (settings, archive, journal_path, mut journal) = (
+            settings.clone(),
+            archive.clone(),
+            journal_path.clone(),
+            journal.clone(),
+        );
+        tokio::spawn(async move {
+            let die = || panic!("killed after the first part");
+            object_storage::upload(&settings, &archive, &mut journal, &journal_path, &die).await
+        })
+        .await
+    };
+    assert!(stopped.unwrap_err().is_panic());
+    let left = UploadJournal::load(&journal_path).unwrap();
+    assert_eq!(left.parts.len(), 1, "{left:?}");
+    assert!(!left.upload_id.is_empty());
+    assert!(!server.listing(BUCKET).contains("<Key>"), "nothing visible");
+    assert_eq!(
+        server
+            .multipart_uploads(BUCKET)
+            .matches("<UploadId>")
+            .count(),
+        1
+    );
+
+    // The next run sends only the missing parts and completes the same upload.
+    let mut resumed = left;
+    let sent = object_storage::upload(&settings, &archive, &mut resumed, &journal_path, &|| {})
+        .await
+        .unwrap();
+    assert_eq!(sent as usize, size - object_storage::PART_BYTES);
+    assert_eq!(resumed.parts.len(), 3);
+    assert_eq!(
+        server.object(&target),
+        bytes,
+        "the object is the archive, byte for byte"
+    );
+    assert_eq!(
+        server
+            .multipart_uploads(BUCKET)
+            .matches("<UploadId>")
+            .count(),
+        0
+    );
+
+    // An upload that cannot be resumed is aborted: its parts are gone.
+    let mut abandoned = UploadJournal {
+        target: format!("s3://{BUCKET}/resume/abandoned.age"),
+        upload_id: String::new(),
+        parts: Vec::new(),
+        ..journal
+    };
+    let abandoned_path = dir.path().join("abandoned.age.upload");
+    let stopped = {
+        let (settings, archive, abandoned_path) =
+            (settings.clone(), archive.clone(), abandoned_path.clone());
+        let mut abandoned = abandoned.clone();
+        tokio::spawn(async move {
+            let die = || panic!("killed after the first part");
+            object_storage::upload(&settings, &archive, &mut abandoned, &abandoned_path, &die).await
+        })
+        .await
+    };
+    assert!(stopped.unwrap_err().is_panic());
+    abandoned = UploadJournal::load(&abandoned_path).unwrap();
+    assert_eq!(
+        server
+            .multipart_uploads(BUCKET)
+            .matches("<UploadId>")
+            .count(),
+        1
+    );
+    object_storage::abort(&settings, &abandoned).await;
+    assert_eq!(
+        server
+            .multipart_uploads(BUCKET)
+            .matches("<UploadId>")
+            .count(),
+        0
+    );
+    assert_eq!(server.listing(BUCKET).matches("<Key>").count(), 1);
+}
