@@ -6,7 +6,9 @@
 //!   which is never listed and is removed by the next backup once it is a minute old.
 //! - **Object storage** ([`Veil::create_backup_in_object_storage`], [`object_storage`]): the archive is built
 //!   locally as above, then uploaded to S3-compatible storage with a multipart upload to its final key and only
-//!   catalogued (location `s3://bucket/key`) once the upload completed; verify and restore download it first.
+//!   catalogued (location `s3://bucket/key`) once the upload completed; verify and restore download it first. An
+//!   upload killed half-way leaves its [`UploadJournal`], and the next upload resumes it ([`Veil::resume_uploads`]).
+//! - **Destinations over the API** ([`Veil::create_backup_to`]): a client names `local` or `s3`, never a path.
 //! - **Verify** ([`Veil::verify_backup`]) decrypts the archive, checks every part against the manifest, restores it
 //!   into a scratch SQLite database, compares row counts, opens the restored key hierarchy with this server's
 //!   master key and decrypts a random sample of customers (the plaintext is dropped at once), and checks that
@@ -41,7 +43,7 @@ pub mod schedule;
 mod tests;
 
 pub use archive::{ArchiveError, Decryption, Encryption, Manifest};
-pub use object_storage::{ObjectLocation, ObjectStorageSettings};
+pub use object_storage::{ObjectLocation, ObjectStorageSettings, UploadJournal};
 
 /// A verified backup older than this many days fails `veil doctor`, unless configured otherwise.
 pub const DEFAULT_MAX_AGE_DAYS: i64 = 7;
@@ -104,6 +106,9 @@ pub enum BackupError {
     /// Neither a catalogued id nor a file.
     #[error("no backup {0}: not an id in the catalogue, nor a file")]
     Unknown(String),
+    /// A client named a destination this server is not configured with (the API never takes a path).
+    #[error("unknown backup destination: {0}")]
+    UnknownDestination(String),
 }
 
 impl From<BackupError> for AppError {
@@ -248,6 +253,48 @@ fn io_failure(context: String) -> impl FnOnce(std::io::Error) -> AppError {
     move |source| archive_error(ArchiveError::Io { context, source })
 }
 
+/// A destination a client of the API may choose: only those this server is configured with, never a path or
+/// bucket of the client's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupDestination {
+    /// The configured backup directory (`VEIL_BACKUP_DIR`).
+    Local,
+    /// The configured object storage location (`VEIL_BACKUP_S3_URL`).
+    ObjectStorage,
+}
+
+impl BackupSettings {
+    /// Resolves a client's choice: `local` or the configured directory itself, `s3` or the configured
+    /// `s3://bucket/prefix` itself. Anything else, including `s3` when no object storage is configured, is
+    /// [`BackupError::UnknownDestination`] with what the server offers.
+    pub fn destination(&self, to: &str) -> Result<BackupDestination, BackupError> {
+        let configured_url = self
+            .object_storage
+            .as_ref()
+            .and_then(|storage| storage.url.as_deref());
+        let to = to.trim();
+        if to == "local" || Path::new(to) == self.directory {
+            return Ok(BackupDestination::Local);
+        }
+        if let Some(url) = configured_url {
+            let same_url = ObjectLocation::parse(to)
+                .is_some_and(|location| Some(location) == ObjectLocation::parse(url));
+            if to == "s3" || same_url {
+                return Ok(BackupDestination::ObjectStorage);
+            }
+        }
+        let offered = match configured_url {
+            Some(url) => format!("\"local\" (the configured backup directory) or \"s3\" ({url})"),
+            None => "\"local\" (the configured backup directory); no object storage is configured \
+                     (VEIL_BACKUP_S3_URL)"
+                .to_owned(),
+        };
+        Err(BackupError::UnknownDestination(format!(
+            "`to` must be {offered}; other paths and buckets cannot be chosen by a client"
+        )))
+    }
+}
+
 /// Where and how [`Veil::create_backup_in_object_storage`] uploads.
 struct Upload {
     storage: ObjectStorageSettings,
@@ -285,6 +332,14 @@ pub fn remove_stale_partials(directory: &Path) -> usize {
         }
     }
     removed
+}
+
+/// After an upload is catalogued or has failed: removes its journal, and its local archive unless it is kept.
+fn forget_upload(archive: &Path, keep_local: bool) {
+    if !keep_local {
+        let _ = std::fs::remove_file(archive);
+    }
+    let _ = std::fs::remove_file(UploadJournal::path_for(archive));
 }
 
 fn sync_directory(directory: &Path) {
@@ -377,6 +432,30 @@ impl Veil {
             .await
     }
 
+    /// Creates a backup at a destination a client chose by name (`POST /api/v1/backups`): `None` or `local` for
+    /// the configured directory, `s3` for the configured object storage (see [`BackupSettings::destination`]).
+    /// Authorisation is checked first, so that only admins learn which destinations exist.
+    pub async fn create_backup_to(
+        &self,
+        actor: Option<&Actor>,
+        to: Option<&str>,
+        progress: &(dyn Progress + Sync),
+    ) -> AppResult<BackupView> {
+        self.permit_backup(actor, Action::BackupManage).await?;
+        let settings = self.require_backup_settings()?;
+        let destination = match to {
+            None => BackupDestination::Local,
+            Some(to) => settings.destination(to)?,
+        };
+        match destination {
+            BackupDestination::Local => self.create_backup(actor, None, progress).await,
+            BackupDestination::ObjectStorage => {
+                self.create_backup_in_object_storage(actor, None, false, progress)
+                    .await
+            }
+        }
+    }
+
     async fn create_backup_with(
         &self,
         actor: Option<&Actor>,
@@ -429,6 +508,11 @@ impl Veil {
             .canonicalize()
             .map_err(io_failure(format!("cannot open {}", directory.display())))?;
         remove_stale_partials(&directory);
+        if let Some(upload) = upload {
+            // Uploads a killed run left are finished first (or aborted), so that none lingers half-done.
+            self.resume_uploads(actor, &directory, &upload.storage, progress)
+                .await;
+        }
 
         let id = uuid::Uuid::now_v7().to_string();
         let mut snapshot = self.store().snapshot().await?;
@@ -458,8 +542,24 @@ impl Veil {
 
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<WriteCommand>(4);
         let writer_path = partial_path.clone();
+        // The `.partial` file exists from here on: a backup killed while streaming always leaves it behind.
+        let created = tokio::task::spawn_blocking(move || {
+            archive::ArchiveWriter::create(&writer_path, &encryption, header)
+        })
+        .await;
+        let mut writer = match created {
+            Ok(Ok(writer)) => writer,
+            failed => {
+                let _ = std::fs::remove_file(&partial_path);
+                let _ = snapshot.finish().await;
+                return Err(match failed {
+                    Ok(Err(error)) => archive_error(error),
+                    Err(error) => AppError::Internal(format!("the backup writer stopped: {error}")),
+                    Ok(Ok(_)) => unreachable!("handled above"),
+                });
+            }
+        };
         let writer = tokio::task::spawn_blocking(move || {
-            let mut writer = archive::ArchiveWriter::create(&writer_path, &encryption, header)?;
             while let Some(command) = receiver.blocking_recv() {
                 match command {
                     WriteCommand::Table(name, columns) => writer.begin_table(&name, &columns)?,
@@ -493,6 +593,7 @@ impl Veil {
                         }
                     })
                     .await?;
+                progress.reached("backup.table_sent");
             }
             sender
                 .send(WriteCommand::Finish)
@@ -527,27 +628,9 @@ impl Veil {
             partial_path.display()
         )))?;
         sync_directory(&directory);
-        let location = match upload {
-            None => final_path.display().to_string(),
-            Some(upload) => {
-                let name = final_path
-                    .file_name()
-                    .map(|name| name.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let target = upload.prefix.join(&name);
-                let uploaded = object_storage::upload(&upload.storage, &final_path, &target).await;
-                // A failed upload is no backup: nothing of it stays, here or there.
-                if uploaded.is_err() || !upload.keep_local {
-                    let _ = std::fs::remove_file(&final_path);
-                }
-                uploaded?;
-                target.to_string()
-            }
-        };
-
         let row = BackupRow {
             id: id.clone(),
-            location,
+            location: final_path.display().to_string(),
             size_bytes: written.size as i64,
             sha256: written.sha256.clone(),
             state: "complete".to_owned(),
@@ -561,14 +644,167 @@ impl Veil {
             verify_ok: None,
             verify_detail: None,
         };
+        if let Some(upload) = upload {
+            let name = final_path
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let target = upload.prefix.join(&name).to_string();
+            let journal = UploadJournal {
+                target: target.clone(),
+                upload_id: String::new(),
+                part_bytes: object_storage::PART_BYTES as u64,
+                parts: Vec::new(),
+                keep_local: upload.keep_local,
+                row: BackupRow {
+                    location: target,
+                    ..row
+                },
+            };
+            let lock = object_storage::lock_archive(&final_path)?.ok_or_else(|| {
+                AppError::Backup(BackupError::ObjectStorage {
+                    context: format!("cannot upload {}", final_path.display()),
+                    detail: "another process holds the archive".to_owned(),
+                })
+            })?;
+            let row = self
+                .send_archive(&upload.storage, &final_path, lock, journal, progress)
+                .await?;
+            let view = self.catalogue(actor, row, false).await?;
+            forget_upload(&final_path, upload.keep_local);
+            return Ok(view);
+        }
+        self.catalogue(actor, row, false).await
+    }
+
+    /// Uploads the local archive at `archive` (whose lock the caller holds, see
+    /// [`object_storage::lock_archive`]) as `journal` describes — a new upload, or one a killed run left — and
+    /// returns the row to catalogue. An upload that fails here is aborted and leaves nothing: neither the object,
+    /// nor the local archive, nor the journal.
+    async fn send_archive(
+        &self,
+        storage: &ObjectStorageSettings,
+        archive: &Path,
+        lock: std::fs::File,
+        mut journal: UploadJournal,
+        progress: &(dyn Progress + Sync),
+    ) -> AppResult<BackupRow> {
+        let journal_path = UploadJournal::path_for(archive);
+        if journal.upload_id.is_empty() {
+            journal.save(&journal_path)?;
+        }
+        let on_part = || progress.reached("backup.part_uploaded");
+        let uploaded =
+            object_storage::upload(storage, archive, &mut journal, &journal_path, &on_part).await;
+        drop(lock);
+        if let Err(error) = uploaded {
+            // A failed upload is no backup: nothing of it stays, here or there.
+            object_storage::abort(storage, &journal).await;
+            forget_upload(archive, false);
+            return Err(error.into());
+        }
+        // The journal stays until the row is catalogued: a kill in between is finished by `resume_uploads`.
+        Ok(journal.row)
+    }
+
+    /// Inserts a complete backup into the catalogue and records `backup.create`.
+    async fn catalogue(
+        &self,
+        actor: Option<&Actor>,
+        row: BackupRow,
+        resumed: bool,
+    ) -> AppResult<BackupView> {
+        let id = row.id.clone();
         self.store().insert_backup(&row, now_ms()).await?;
         self.record(&[audit::event(actor, "backup.create", Outcome::Ok).detail(
             serde_json::json!({"backup_id": id, "location": row.location, "size_bytes": row.size_bytes,
-                               "tables": row.table_count, "rows": row.total_rows}),
+                               "tables": row.table_count, "rows": row.total_rows, "resumed_upload": resumed}),
         )])
         .await?;
-        tracing::info!(backup = %id, bytes = row.size_bytes, rows = row.total_rows, "backup created");
+        tracing::info!(backup = %id, bytes = row.size_bytes, rows = row.total_rows, resumed, "backup created");
         Ok(BackupView::from_row(row, now_ms()))
+    }
+
+    /// Finishes the uploads that killed runs left in `directory` (a journal next to each archive): an upload whose
+    /// archive is still there is resumed from the parts its journal records, then catalogued; one whose archive is
+    /// gone is aborted. Uploads another process holds are left alone. Returns the backups catalogued.
+    pub async fn resume_uploads(
+        &self,
+        actor: Option<&Actor>,
+        directory: &Path,
+        storage: &ObjectStorageSettings,
+        progress: &(dyn Progress + Sync),
+    ) -> Vec<BackupView> {
+        let mut resumed = Vec::new();
+        let Ok(entries) = std::fs::read_dir(directory) else {
+            return resumed;
+        };
+        let journals: Vec<PathBuf> = entries
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path.file_name().is_some_and(|name| {
+                    let name = name.to_string_lossy();
+                    name.starts_with(FILE_PREFIX) && name.ends_with(object_storage::JOURNAL_SUFFIX)
+                })
+            })
+            .collect();
+        for journal_path in journals {
+            match self
+                .resume_upload(actor, &journal_path, storage, progress)
+                .await
+            {
+                Ok(Some(view)) => resumed.push(view),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(journal = %journal_path.display(), %error, "cannot resume an interrupted upload");
+                }
+            }
+        }
+        resumed
+    }
+
+    async fn resume_upload(
+        &self,
+        actor: Option<&Actor>,
+        journal_path: &Path,
+        storage: &ObjectStorageSettings,
+        progress: &(dyn Progress + Sync),
+    ) -> AppResult<Option<BackupView>> {
+        let journal = UploadJournal::load(journal_path)?;
+        let Some(archive) = UploadJournal::archive_for(journal_path) else {
+            return Ok(None);
+        };
+        if !archive.is_file() {
+            tracing::warn!(target = %journal.target, "aborting an interrupted upload whose local archive is gone");
+            object_storage::abort(storage, &journal).await;
+            let _ = std::fs::remove_file(journal_path);
+            return Ok(None);
+        }
+        let Some(lock) = object_storage::lock_archive(&archive)? else {
+            // Another process is uploading it right now.
+            return Ok(None);
+        };
+        let keep_local = journal.keep_local;
+        if self.store().backup(&journal.row.id).await?.is_some() {
+            // Catalogued just before the kill: only the clean-up was missing.
+            drop(lock);
+            forget_upload(&archive, keep_local);
+            return Ok(None);
+        }
+        let completed = object_storage::object_size(storage, &journal.target).await?;
+        let row = if completed == Some(journal.row.size_bytes as u64) {
+            // Completed just before the kill.
+            drop(lock);
+            journal.row
+        } else {
+            tracing::info!(target = %journal.target, parts = journal.parts.len(), "resuming an interrupted upload");
+            self.send_archive(storage, &archive, lock, journal, progress)
+                .await?
+        };
+        let view = self.catalogue(actor, row, true).await?;
+        forget_upload(&archive, keep_local);
+        Ok(Some(view))
     }
 
     /// Catalogued backups, newest first.

@@ -230,3 +230,148 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// A real S3-compatible server for object-storage tests: moto (`python3 -m pip install 'moto[server]'`, installed
+/// by `.ci/run`) on a free port, killed on drop. Without moto, [`MotoServer::start`] returns `None` (the test
+/// skips with a message) — except under `CI`, where it panics.
+pub struct MotoServer {
+    child: std::process::Child,
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn spawn_moto(port: u16) -> Option<std::process::Child> {
+    use std::process::{Command, Stdio};
+    let port = port.to_string();
+    let quiet = |command: &mut Command| {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()
+    };
+    quiet(Command::new("moto_server").args(["-H", "127.0.0.1", "-p", &port])).or_else(|| {
+        quiet(Command::new("python3").args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port]))
+    })
+}
+
+/// Object-storage settings for `url` (`s3://bucket/prefix`) on the server at `endpoint`, with moto's credentials.
+pub fn storage_settings(
+    endpoint: &str,
+    url: &str,
+) -> crate::backup::object_storage::ObjectStorageSettings {
+    crate::backup::object_storage::ObjectStorageSettings {
+        url: Some(url.to_owned()),
+        endpoint: Some(endpoint.to_owned()),
+        region: "us-east-1".to_owned(),
+        access_key_id: Some("testing".to_owned()),
+        secret_access_key: Some(age::secrecy::SecretString::from("testing".to_owned())),
+        allow_http: true,
+    }
+}
+
+impl MotoServer {
+    /// Starts moto and waits until it answers; `None` (a skip, or a panic under CI) when it cannot.
+    pub fn start() -> Option<MotoServer> {
+        use std::time::{Duration, Instant};
+        const STARTUP: Duration = Duration::from_secs(60);
+        let port = free_port();
+        let unavailable = |why: String| {
+            if std::env::var_os("CI").is_some() {
+                panic!("moto (S3 test server) is required under CI: {why}");
+            }
+            eprintln!("skipping the object-storage test: {why}; install it with python3 -m pip install 'moto[server]'");
+            None
+        };
+        let Some(child) = spawn_moto(port) else {
+            return unavailable("neither moto_server nor python3 -m moto.server starts".to_owned());
+        };
+        let mut server = MotoServer { child, port };
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            if ureq::get(&server.url("/")).call().is_ok() {
+                return Some(server);
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return unavailable(format!("moto exited with {status}"));
+            }
+            if Instant::now() > deadline {
+                return unavailable(format!("moto did not answer within {STARTUP:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The endpoint to configure (`VEIL_BACKUP_S3_ENDPOINT`).
+    pub fn endpoint(&self) -> String {
+        self.url("")
+    }
+
+    /// object_store cannot create buckets: an unsigned PUT, which moto accepts.
+    pub fn create_bucket(&self, bucket: &str) {
+        let response = ureq::put(&self.url(&format!("/{bucket}")))
+            .send_empty()
+            .expect("create the bucket");
+        assert!(response.status().is_success(), "{:?}", response.status());
+    }
+
+    /// The bytes of the object at `location` (`s3://bucket/key`), read without Veil.
+    pub fn object(&self, location: &str) -> Vec<u8> {
+        let location = crate::backup::ObjectLocation::parse(location).expect("an s3 location");
+        let mut response = ureq::get(&self.url(&format!("/{}/{}", location.bucket, location.key)))
+            .call()
+            .expect("the object exists");
+        response
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .expect("the object's bytes")
+    }
+
+    /// The bucket's object listing (ListObjects XML): every `<Key>` in it is a visible object.
+    pub fn listing(&self, bucket: &str) -> String {
+        self.get_text(&format!("/{bucket}"))
+    }
+
+    /// The bucket's incomplete multipart uploads (ListMultipartUploads XML): every `<UploadId>` in it is an upload
+    /// that was neither completed nor aborted.
+    pub fn multipart_uploads(&self, bucket: &str) -> String {
+        self.get_text(&format!("/{bucket}?uploads"))
+    }
+
+    fn get_text(&self, path: &str) -> String {
+        ureq::get(&self.url(path))
+            .call()
+            .expect("moto answers")
+            .body_mut()
+            .read_to_string()
+            .expect("a text body")
+    }
+
+    /// Settings for `url` (`s3://bucket/prefix`) on this server.
+    pub fn settings(&self, url: &str) -> crate::backup::object_storage::ObjectStorageSettings {
+        storage_settings(&self.endpoint(), url)
+    }
+}

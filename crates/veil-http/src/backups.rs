@@ -4,12 +4,14 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use serde::Deserialize;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use veil_app::backup::{BackupView, VerifyReport};
 
 use crate::error::{ApiResult, Problem};
-use crate::extract::CurrentUser;
+use crate::extract::{ApiJson, CurrentUser};
 use crate::AppState;
 
 /// Catalogued backups, newest first, with size, location, age and latest verification.
@@ -22,18 +24,35 @@ pub async fn list_backups(
     Ok(Json(state.veil.list_backups(Some(&user.actor)).await?))
 }
 
-/// Takes a consistent snapshot now and writes it as an encrypted archive to the configured backup directory.
-/// 409 `backup_not_configured` when no recipients or passphrase are configured.
+/// Where `POST /api/v1/backups` writes. The body is optional; without it, or without `to`, the backup goes to the
+/// configured backup directory.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBackupRequest {
+    /// `local` (the configured backup directory) or `s3` (the configured object storage); the configured
+    /// directory path or `s3://bucket/prefix` itself is accepted too. Never another path or bucket: a client
+    /// chooses among the server's destinations only.
+    pub to: Option<String>,
+}
+
+/// Takes a consistent snapshot now and writes it as an encrypted archive to a configured destination: the backup
+/// directory, or object storage with `{"to": "s3"}` (a multipart upload, catalogued once complete). 400
+/// `unknown_backup_destination` for any other destination; 409 `backup_not_configured` when no recipients or
+/// passphrase are configured.
 #[utoipa::path(post, path = "/api/v1/backups", tag = "backups",
-    responses((status = 201, body = BackupView), (status = 403, body = Problem), (status = 409, body = Problem)),
+    request_body(content = Option<CreateBackupRequest>, content_type = "application/json"),
+    responses((status = 201, body = BackupView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn create_backup(
     State(state): State<AppState>,
     user: CurrentUser,
+    request: Option<ApiJson<CreateBackupRequest>>,
 ) -> ApiResult<(StatusCode, Json<BackupView>)> {
+    let request = request.map(|ApiJson(request)| request).unwrap_or_default();
     let view = state
         .veil
-        .create_backup(Some(&user.actor), None, &())
+        .create_backup_to(Some(&user.actor), request.to.as_deref(), &())
         .await?;
     Ok((StatusCode::CREATED, Json(view)))
 }

@@ -170,6 +170,12 @@ impl From<AppError> for ApiError {
                     backup.to_string(),
                 ),
                 veil_app::backup::BackupError::Unknown(_) => ApiError::not_found(),
+                veil_app::backup::BackupError::UnknownDestination(_) => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unknown_backup_destination",
+                    "Unknown backup destination",
+                    backup.to_string(),
+                ),
                 _ => ApiError::internal("backup_failed", &error),
             },
             AppError::Store(_) | AppError::Internal(_) => ApiError::internal("internal", &error),

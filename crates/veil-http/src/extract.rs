@@ -38,6 +38,30 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// An optional JSON body (`Option<ApiJson<T>>`): no body at all is `None`; a body is parsed as [`ApiJson`], and a
+/// non-empty body without a JSON content type is a 400 rather than silently ignored.
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::OptionalFromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        if request.headers().contains_key(header::CONTENT_TYPE) {
+            return <ApiJson<T> as FromRequest<S>>::from_request(request, state)
+                .await
+                .map(Some);
+        }
+        let body = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            Ok(None)
+        } else {
+            Err(ApiError::bad_request(
+                "a request body must be sent with Content-Type: application/json",
+            ))
+        }
+    }
+}
+
 /// serde's messages quote offending values (`invalid type: string "138…"`); keep the field path and what was
 /// expected, drop every quoted value, so a rejected phone number is never echoed back or logged.
 pub fn describe_without_values(message: &str) -> String {

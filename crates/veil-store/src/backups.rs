@@ -2,8 +2,8 @@
 
 use crate::{with_pool, Store, StoreResult};
 
-/// One catalogued backup.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One catalogued backup (serialisable: an upload in progress keeps the row it will insert in its journal).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BackupRow {
     /// Id (UUIDv7, also in the archive's manifest).
     pub id: String,

@@ -49,6 +49,35 @@ pub enum BackupCommand {
     },
 }
 
+/// Hidden test hook: `VEIL_TEST_PAUSE_AT=backup.table_sent` (or `backup.part_uploaded`) makes `backup create`
+/// print `paused at <point>` on standard output the first time it gets there, then wait until it is killed — so
+/// that tests can SIGKILL a real process at a known point instead of guessing with timers.
+pub const PAUSE_AT: &str = "VEIL_TEST_PAUSE_AT";
+
+/// The progress bar of `backup create`, with the [`PAUSE_AT`] hook.
+struct CreateProgress {
+    bar: Bar,
+    pause_at: Option<String>,
+}
+
+impl veil_app::keys::Progress for CreateProgress {
+    fn update(&self, done: u64, total: u64) {
+        veil_app::keys::Progress::update(&self.bar, done, total);
+    }
+
+    fn reached(&self, point: &'static str) {
+        if self.pause_at.as_deref() == Some(point) {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "paused at {point}");
+            let _ = stdout.flush();
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+}
+
 fn human_size(bytes: i64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
@@ -108,7 +137,10 @@ fn print_verify(report: &VerifyReport, json: bool) -> anyhow::Result<ExitCode> {
 pub async fn run(veil: &Veil, command: BackupCommand, json: bool) -> anyhow::Result<ExitCode> {
     match command {
         BackupCommand::Create { to, keep_local } => {
-            let bar = Bar::new("backup");
+            let bar = CreateProgress {
+                bar: Bar::new("backup"),
+                pause_at: std::env::var(PAUSE_AT).ok(),
+            };
             let view = match to.as_deref() {
                 Some("s3") => {
                     veil.create_backup_in_object_storage(None, None, keep_local, &bar)
@@ -126,7 +158,7 @@ pub async fn run(veil: &Veil, command: BackupCommand, json: bool) -> anyhow::Res
                     veil.create_backup(None, directory, &bar).await?
                 }
             };
-            bar.0.finish_and_clear();
+            bar.bar.0.finish_and_clear();
             if json {
                 println!("{}", serde_json::to_string(&view)?);
             } else {

@@ -234,6 +234,7 @@ const OTHER_KNOWN_ENV: &[&str] = &[
     "VEIL_ALERT_SMTP_URL_FILE",
     "VEIL_BACKUP_PASSPHRASE_FILE",
     "VEIL_BACKUP_S3_SECRET_ACCESS_KEY_FILE",
+    crate::backup_cmd::PAUSE_AT,
 ];
 
 /// `veil.toml`.

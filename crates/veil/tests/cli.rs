@@ -983,3 +983,242 @@ fn the_master_key_can_be_exported_escrowed_and_recovered() {
         text(&listed)
     );
 }
+
+/// Spawns `command` (a `veil backup create` with `VEIL_TEST_PAUSE_AT=point`), waits until it says it is paused
+/// there, and kills it with SIGKILL. Returns what it printed.
+#[cfg(unix)]
+fn kill_at(command: &mut Command, point: &str) -> String {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = command
+        .env("VEIL_TEST_PAUSE_AT", point)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start veil");
+    let stdout = child.stdout.take().unwrap();
+    let mut printed = String::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if line == format!("paused at {point}") {
+            child.kill().unwrap();
+            let status = child.wait().unwrap();
+            assert_eq!(status.signal(), Some(9), "killed by SIGKILL");
+            return printed;
+        }
+    }
+    let status = child.wait().unwrap();
+    panic!("veil ended ({status}) without pausing at {point}: {printed}");
+}
+
+/// `veil backup list --format json` as JSON.
+fn backup_list(output: &Output) -> Vec<serde_json::Value> {
+    assert!(output.status.success(), "{}", text(output));
+    serde_json::from_slice::<Vec<serde_json::Value>>(&output.stdout).unwrap()
+}
+
+fn file_names(directory: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(directory)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[cfg(unix)]
+#[test]
+fn a_backup_killed_half_way_is_never_listed_and_the_next_one_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(veil(&data, &["init"]).status.success());
+    let secret = "a long backup passphrase for tests";
+    let backups = data.join("backups");
+    let command = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_veil"));
+        command
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["backup", "create"])
+            .env_remove("VEIL_DATABASE_URL")
+            .env_remove("VEIL_MASTER_PASSPHRASE")
+            .env_remove("VEIL_MASTER_KEY_FILE")
+            .env_remove("VEIL_BACKUP_RECIPIENTS")
+            .env_remove("VEIL_BACKUP_DIR")
+            .env_remove("VEIL_BACKUP_S3_URL")
+            .env("VEIL_BACKUP_PASSPHRASE", secret)
+            .env("VEIL_LOG", "warn")
+            .stdin(Stdio::null());
+        command
+    };
+
+    kill_at(&mut command(), "backup.table_sent");
+    let left = file_names(&backups);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].ends_with(".age.partial"), "{left:?}");
+    let listed = backup_list(&veil_backup(
+        &data,
+        &["--format", "json", "backup", "list"],
+        Some(secret),
+    ));
+    assert!(listed.is_empty(), "nothing is catalogued: {listed:?}");
+    // The cut-short file is no backup: verification refuses it.
+    let partial = backups.join(&left[0]);
+    let refused = veil_backup(
+        &data,
+        &["backup", "verify", partial.to_str().unwrap()],
+        Some(secret),
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+
+    let created = veil_backup(
+        &data,
+        &["--format", "json", "backup", "create"],
+        Some(secret),
+    );
+    assert!(created.status.success(), "{}", text(&created));
+    let view: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let id = view["id"].as_str().unwrap();
+    let verified = veil_backup(&data, &["backup", "verify", id], Some(secret));
+    assert!(verified.status.success(), "{}", text(&verified));
+    let listed = backup_list(&veil_backup(
+        &data,
+        &["--format", "json", "backup", "list"],
+        Some(secret),
+    ));
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], id);
+    assert_eq!(listed[0]["verification"]["ok"], true, "{listed:?}");
+    // The killed run's `.partial` is young, so it may belong to a running backup: kept, never listed. Once it is
+    // older than a minute, the next backup removes it.
+    assert!(partial.exists());
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+    std::fs::File::options()
+        .write(true)
+        .open(&partial)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let again = veil_backup(&data, &["backup", "create"], Some(secret));
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(!partial.exists(), "{:?}", file_names(&backups));
+    assert!(file_names(&backups)
+        .iter()
+        .all(|name| name.ends_with(".age")));
+}
+
+#[cfg(unix)]
+#[test]
+fn an_upload_killed_half_way_is_never_listed_and_the_next_run_resumes_it() {
+    let Some(server) = MotoServer::start() else {
+        return;
+    };
+    let bucket = server.request("PUT", "/veil-kill").unwrap();
+    assert!(bucket.contains(" 200 "), "{bucket}");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(veil(&data, &["init"]).status.success());
+    let backups = data.join("backups");
+    let secret = "a long backup passphrase for tests";
+    let endpoint = format!("http://127.0.0.1:{}", server.port);
+    let command = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_veil"));
+        command
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .env_remove("VEIL_DATABASE_URL")
+            .env_remove("VEIL_MASTER_PASSPHRASE")
+            .env_remove("VEIL_MASTER_KEY_FILE")
+            .env_remove("VEIL_BACKUP_RECIPIENTS")
+            .env_remove("VEIL_BACKUP_IDENTITY")
+            .env_remove("VEIL_BACKUP_DIR")
+            .env_remove("VEIL_BACKUP_S3_SECRET_ACCESS_KEY_FILE")
+            .env("VEIL_BACKUP_PASSPHRASE", secret)
+            .env("VEIL_BACKUP_S3_URL", "s3://veil-kill/nightly")
+            .env("VEIL_BACKUP_S3_ENDPOINT", &endpoint)
+            .env("VEIL_BACKUP_S3_ACCESS_KEY_ID", "testing")
+            .env("VEIL_BACKUP_S3_SECRET_ACCESS_KEY", "testing")
+            .env("VEIL_BACKUP_S3_ALLOW_HTTP", "true")
+            .env("VEIL_LOG", "warn")
+            .stdin(Stdio::null());
+        command
+    };
+    let run = |args: &[&str]| command(args).output().expect("run veil");
+    let list = || backup_list(&run(&["--format", "json", "backup", "list"]));
+    let objects = || server.request("GET", "/veil-kill").unwrap();
+    let open_uploads = || {
+        server
+            .request("GET", "/veil-kill?uploads")
+            .unwrap()
+            .matches("<UploadId>")
+            .count()
+    };
+
+    // Killed after its first part: nothing listed, no object visible, one incomplete upload and its journal.
+    kill_at(
+        &mut command(&["backup", "create", "--to", "s3"]),
+        "backup.part_uploaded",
+    );
+    assert!(list().is_empty());
+    assert!(!objects().contains("<Key>"), "{}", objects());
+    assert_eq!(open_uploads(), 1);
+    let left = file_names(&backups);
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(
+        left[0].ends_with(".age") && left[1] == format!("{}.upload", left[0]),
+        "the archive and its upload journal: {left:?}"
+    );
+
+    // The next run finishes that upload first, then takes its own backup; both verify.
+    let created = run(&["--format", "json", "backup", "create", "--to", "s3"]);
+    assert!(created.status.success(), "{}", text(&created));
+    let listed = list();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let resumed_name = left[0].clone();
+    assert!(
+        listed
+            .iter()
+            .any(|view| view["location"] == format!("s3://veil-kill/nightly/{resumed_name}")),
+        "{listed:?}"
+    );
+    for view in &listed {
+        let verified = run(&["backup", "verify", view["id"].as_str().unwrap()]);
+        assert!(verified.status.success(), "{}", text(&verified));
+    }
+    assert_eq!(objects().matches("<Key>").count(), 2, "{}", objects());
+    assert_eq!(open_uploads(), 0);
+    assert!(
+        file_names(&backups).is_empty(),
+        "{:?}",
+        file_names(&backups)
+    );
+
+    // Killed again, and the local archive is lost: the next run aborts that upload, nothing of it is listed.
+    kill_at(
+        &mut command(&["backup", "create", "--to", "s3"]),
+        "backup.part_uploaded",
+    );
+    assert_eq!(open_uploads(), 1);
+    for name in file_names(&backups) {
+        if name.ends_with(".age") {
+            std::fs::remove_file(backups.join(name)).unwrap();
+        }
+    }
+    let created = run(&["--format", "json", "backup", "create", "--to", "s3"]);
+    assert!(created.status.success(), "{}", text(&created));
+    assert_eq!(open_uploads(), 0, "the abandoned upload is aborted");
+    assert_eq!(list().len(), 3);
+    assert_eq!(objects().matches("<Key>").count(), 3, "{}", objects());
+    assert!(
+        file_names(&backups).is_empty(),
+        "{:?}",
+        file_names(&backups)
+    );
+}

@@ -2,19 +2,23 @@
 //!
 //! An archive is always built locally first (the `.partial` + rename flow of [`super`]), then uploaded with a
 //! multipart upload straight to its final key. Object stores cannot rename, but completing a multipart upload is
-//! atomic: until then no object exists under the key, and a failed upload is aborted, so a half-uploaded archive
-//! is never visible — and the catalogue row is written only after completion, so it is never listed either.
+//! atomic: until then no object exists under the key, and the catalogue row is written only after completion, so
+//! a half-uploaded archive is never visible nor listed. A failed upload is aborted. An upload killed half-way is
+//! recorded in its [`UploadJournal`] (upload id and the parts sent, next to the local archive), which the next
+//! upload into that directory resumes — or aborts when the local archive is gone.
 //! Verify and restore download the object to a temporary file and reuse the local code.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use age::secrecy::{ExposeSecret, SecretString};
 use futures_util::StreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, WriteMultipart};
+use object_store::{ObjectStore, PutPayload};
+use serde::{Deserialize, Serialize};
+use veil_store::BackupRow;
 
 use super::BackupError;
 
@@ -22,8 +26,8 @@ use super::BackupError;
 pub const SCHEME: &str = "s3://";
 /// Size of one uploaded part (S3 requires at least 5 MiB for every part but the last).
 pub const PART_BYTES: usize = 8 * 1024 * 1024;
-/// Parts in flight at once.
-const PARTS_IN_FLIGHT: usize = 2;
+/// Suffix of the journal of an upload in progress, next to the local archive.
+pub const JOURNAL_SUFFIX: &str = ".upload";
 
 /// Connection settings for S3-compatible object storage (from configuration). `Debug` hides the secret key.
 #[derive(Debug, Clone)]
@@ -106,10 +110,7 @@ fn io_failure(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Back
     }
 }
 
-fn client(
-    settings: &ObjectStorageSettings,
-    bucket: &str,
-) -> Result<Arc<dyn ObjectStore>, BackupError> {
+fn client(settings: &ObjectStorageSettings, bucket: &str) -> Result<AmazonS3, BackupError> {
     let mut builder = AmazonS3Builder::new()
         .with_bucket_name(bucket)
         .with_region(&settings.region)
@@ -123,57 +124,116 @@ fn client(
     if let Some(secret) = &settings.secret_access_key {
         builder = builder.with_secret_access_key(secret.expose_secret());
     }
-    let store = builder
+    builder
         .build()
-        .map_err(failure("invalid object storage settings"))?;
-    Ok(Arc::new(store))
+        .map_err(failure("invalid object storage settings"))
 }
 
-/// Uploads the local file `source` to `target` with a multipart upload; aborts the upload on any failure, so
-/// that nothing is left under the key. Returns the bytes uploaded.
+/// The state of one multipart upload, kept next to the local archive (`<archive>.upload`) and rewritten after
+/// every part, so that a run killed half-way is resumed (or, without its archive, aborted) by the next one:
+/// object stores cannot list the parts of an upload through `object_store`, so the journal is the only record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadJournal {
+    /// Where the archive goes, `s3://bucket/key`.
+    pub target: String,
+    /// The multipart upload's id; empty until it is started.
+    pub upload_id: String,
+    /// Size of every part but the last.
+    pub part_bytes: u64,
+    /// Entity tags of the parts uploaded so far; part `i` is `parts[i]`.
+    pub parts: Vec<String>,
+    /// Keep the local archive after the upload completed.
+    pub keep_local: bool,
+    /// The catalogue row to insert once the upload completed (its location is `target`).
+    pub row: BackupRow,
+}
+
+impl UploadJournal {
+    /// Where the journal of the upload of `archive` is kept.
+    pub fn path_for(archive: &Path) -> PathBuf {
+        let mut name = archive.as_os_str().to_owned();
+        name.push(JOURNAL_SUFFIX);
+        PathBuf::from(name)
+    }
+
+    /// The archive a journal at `journal` belongs to.
+    pub fn archive_for(journal: &Path) -> Option<PathBuf> {
+        let name = journal.to_str()?.strip_suffix(JOURNAL_SUFFIX)?;
+        Some(PathBuf::from(name))
+    }
+
+    /// Reads a journal.
+    pub fn load(path: &Path) -> Result<UploadJournal, BackupError> {
+        let text =
+            std::fs::read(path).map_err(io_failure(format!("cannot read {}", path.display())))?;
+        serde_json::from_slice(&text).map_err(|error| BackupError::ObjectStorage {
+            context: format!("cannot read the upload journal {}", path.display()),
+            detail: error.to_string(),
+        })
+    }
+
+    /// Writes the journal atomically (temporary file, sync, rename).
+    pub fn save(&self, path: &Path) -> Result<(), BackupError> {
+        let mut temporary = path.as_os_str().to_owned();
+        temporary.push(".tmp");
+        let temporary = PathBuf::from(temporary);
+        let text = serde_json::to_vec(self).map_err(|error| BackupError::ObjectStorage {
+            context: "cannot write the upload journal".to_owned(),
+            detail: error.to_string(),
+        })?;
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&temporary)?;
+            file.write_all(&text)?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, path)
+        };
+        write().map_err(io_failure(format!("cannot write {}", path.display())))
+    }
+
+    fn location(&self) -> Result<ObjectLocation, BackupError> {
+        ObjectLocation::parse(&self.target).ok_or_else(|| BackupError::ObjectStorage {
+            context: format!("{} is not an s3://bucket/key location", self.target),
+            detail: "invalid location".to_owned(),
+        })
+    }
+}
+
+/// Uploads the local archive `source` to `journal.target` with a multipart upload, one part at a time, starting
+/// after the parts `journal` already records (a resumed upload) and saving it to `journal_path` after each part;
+/// `on_part` runs after each. The caller holds the lock on `source` (see [`lock_archive`]). On an error the upload
+/// is left as it is, for the caller to [`abort`] or to resume later. Returns the bytes uploaded by this call.
 pub async fn upload(
     settings: &ObjectStorageSettings,
     source: &Path,
-    target: &ObjectLocation,
+    journal: &mut UploadJournal,
+    journal_path: &Path,
+    on_part: &(dyn Fn() + Sync),
 ) -> Result<u64, BackupError> {
+    let target = journal.location()?;
     let store = client(settings, &target.bucket)?;
     let key = ObjectPath::from(target.key.as_str());
-    let upload = store
-        .put_multipart(&key)
-        .await
-        .map_err(failure(format!("cannot start the upload to {target}")))?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-    let sent = send_parts(&mut writer, source, target).await;
-    let sent = match sent {
-        Ok(sent) => sent,
-        Err(error) => {
-            if let Err(abort) = writer.abort().await {
-                tracing::warn!(%target, error = %abort, "cannot abort the failed multipart upload");
-            }
-            return Err(error);
-        }
-    };
-    // `finish` aborts the upload itself when completing it fails.
-    writer
-        .finish()
-        .await
-        .map_err(failure(format!("cannot complete the upload to {target}")))?;
-    Ok(sent)
-}
-
-async fn send_parts(
-    writer: &mut WriteMultipart,
-    source: &Path,
-    target: &ObjectLocation,
-) -> Result<u64, BackupError> {
+    if journal.upload_id.is_empty() {
+        journal.upload_id = store
+            .create_multipart(&key)
+            .await
+            .map_err(failure(format!("cannot start the upload to {target}")))?;
+        journal.save(journal_path)?;
+    }
     let mut file = std::fs::File::open(source)
         .map_err(io_failure(format!("cannot open {}", source.display())))?;
     let mut sent = 0u64;
     loop {
+        let index = journal.parts.len();
+        let offset = index as u64 * journal.part_bytes;
+        let part_bytes = journal.part_bytes;
         let (returned, chunk) = tokio::task::spawn_blocking(move || {
-            let mut chunk = Vec::with_capacity(PART_BYTES);
-            let read = (&mut file).take(PART_BYTES as u64).read_to_end(&mut chunk);
-            (file, read.map(|_| chunk))
+            let read = (|| {
+                file.seek(SeekFrom::Start(offset))?;
+                let mut chunk = Vec::with_capacity(part_bytes as usize);
+                (&mut file).take(part_bytes).read_to_end(&mut chunk)?;
+                Ok::<_, std::io::Error>(chunk)
+            })();
+            (file, read)
         })
         .await
         .map_err(|error| BackupError::ObjectStorage {
@@ -181,23 +241,93 @@ async fn send_parts(
             detail: error.to_string(),
         })?;
         file = returned;
-        let chunk = chunk.map_err(io_failure(format!("cannot read {}", source.display())))?;
-        if chunk.is_empty() {
+        let chunk: Vec<u8> =
+            chunk.map_err(io_failure(format!("cannot read {}", source.display())))?;
+        if chunk.is_empty() && index > 0 {
             break;
         }
-        writer
-            .wait_for_capacity(PARTS_IN_FLIGHT)
+        let length = chunk.len() as u64;
+        let part = store
+            .put_part(&key, &journal.upload_id, index, PutPayload::from(chunk))
             .await
-            .map_err(failure(format!("cannot upload a part to {target}")))?;
-        sent += chunk.len() as u64;
-        writer.write(&chunk);
+            .map_err(failure(format!(
+                "cannot upload part {} to {target}",
+                index + 1
+            )))?;
+        journal.parts.push(part.content_id);
+        journal.save(journal_path)?;
+        sent += length;
+        on_part();
+        if length < part_bytes {
+            break;
+        }
     }
-    // Wait for every part here, so that a failed part is aborted by the caller.
-    writer
-        .wait_for_capacity(0)
+    let parts = journal
+        .parts
+        .iter()
+        .map(|content_id| PartId {
+            content_id: content_id.clone(),
+        })
+        .collect();
+    store
+        .complete_multipart(&key, &journal.upload_id, parts)
         .await
-        .map_err(failure(format!("cannot upload a part to {target}")))?;
+        .map_err(failure(format!("cannot complete the upload to {target}")))?;
     Ok(sent)
+}
+
+/// Aborts the multipart upload a journal records, so that its parts are deleted (best effort: an upload that no
+/// longer exists is fine).
+pub async fn abort(settings: &ObjectStorageSettings, journal: &UploadJournal) {
+    if journal.upload_id.is_empty() {
+        return;
+    }
+    let Ok(target) = journal.location() else {
+        return;
+    };
+    let result = match client(settings, &target.bucket) {
+        Ok(store) => store
+            .abort_multipart(&ObjectPath::from(target.key.as_str()), &journal.upload_id)
+            .await
+            .map_err(failure(format!("cannot abort the upload to {target}"))),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = result {
+        tracing::warn!(%target, %error, "cannot abort a multipart upload; a bucket lifecycle rule will");
+    }
+}
+
+/// The size of the object at `location`, or `None` when there is none.
+pub async fn object_size(
+    settings: &ObjectStorageSettings,
+    location: &str,
+) -> Result<Option<u64>, BackupError> {
+    let source = ObjectLocation::parse(location).ok_or_else(|| BackupError::ObjectStorage {
+        context: format!("{location} is not an s3://bucket/key location"),
+        detail: "invalid location".to_owned(),
+    })?;
+    let store = client(settings, &source.bucket)?;
+    match store.head(&ObjectPath::from(source.key.as_str())).await {
+        Ok(meta) => Ok(Some(meta.size)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(error) => Err(failure(format!("cannot look up {source}"))(error)),
+    }
+}
+
+/// Opens `archive` and takes an exclusive advisory lock on it, held until the returned file is dropped (or the
+/// process dies): an upload in progress is never resumed by another process at the same time. `None` when another
+/// process holds it.
+pub fn lock_archive(archive: &Path) -> Result<Option<std::fs::File>, BackupError> {
+    let file = std::fs::File::open(archive)
+        .map_err(io_failure(format!("cannot open {}", archive.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(error)) => Err(io_failure(format!(
+            "cannot lock {}",
+            archive.display()
+        ))(error)),
+    }
 }
 
 /// An archive downloaded from object storage into a temporary directory (removed on drop).

@@ -2,128 +2,14 @@
 //! installed by `.ci/run`), started on a free port for each test. Without moto the tests skip with a message, and
 //! fail under `CI`.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use age::secrecy::SecretString;
-
 use super::tests::{
     assert_no_plaintext, customer, decrypted_customers, known_customer, open_restored, Keys,
 };
 use super::*;
-use crate::testing::{EmptyDatabase, Harness};
+use crate::testing::{free_port, storage_settings, EmptyDatabase, Harness, MotoServer};
 use crate::users::Role;
 
 const BUCKET: &str = "veil-backups";
-const STARTUP: Duration = Duration::from_secs(60);
-
-/// A moto server subprocess, killed on drop.
-struct MotoServer {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for MotoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn spawn_moto(port: u16) -> Option<Child> {
-    let port = port.to_string();
-    let quiet = |command: &mut Command| {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()
-    };
-    quiet(Command::new("moto_server").args(["-H", "127.0.0.1", "-p", &port])).or_else(|| {
-        quiet(Command::new("python3").args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port]))
-    })
-}
-
-impl MotoServer {
-    /// Starts moto and waits until it answers; `None` (a skip, or a panic under CI) when it cannot.
-    fn start() -> Option<MotoServer> {
-        let port = free_port();
-        let unavailable = |why: String| {
-            if std::env::var_os("CI").is_some() {
-                panic!("moto (S3 test server) is required under CI: {why}");
-            }
-            eprintln!("skipping the object-storage test: {why}; install it with python3 -m pip install 'moto[server]'");
-            None
-        };
-        let Some(child) = spawn_moto(port) else {
-            return unavailable("neither moto_server nor python3 -m moto.server starts".to_owned());
-        };
-        let mut server = MotoServer { child, port };
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            if ureq::get(&server.url("/")).call().is_ok() {
-                return Some(server);
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                return unavailable(format!("moto exited with {status}"));
-            }
-            if Instant::now() > deadline {
-                return unavailable(format!("moto did not answer within {STARTUP:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// object_store cannot create buckets: an unsigned PUT, which moto accepts.
-    fn create_bucket(&self, bucket: &str) {
-        let response = ureq::put(&self.url(&format!("/{bucket}")))
-            .send_empty()
-            .expect("create the bucket");
-        assert!(response.status().is_success(), "{:?}", response.status());
-    }
-
-    /// The bytes of an object, read without Veil.
-    fn object(&self, location: &str) -> Vec<u8> {
-        let location = ObjectLocation::parse(location).expect("an s3 location");
-        let mut response = ureq::get(&self.url(&format!("/{}/{}", location.bucket, location.key)))
-            .call()
-            .expect("the object exists");
-        response
-            .body_mut()
-            .with_config()
-            .limit(1 << 30)
-            .read_to_vec()
-            .unwrap()
-    }
-
-    fn settings(&self, url: &str) -> ObjectStorageSettings {
-        storage_settings(&format!("http://127.0.0.1:{}", self.port), url)
-    }
-}
-
-fn storage_settings(endpoint: &str, url: &str) -> ObjectStorageSettings {
-    ObjectStorageSettings {
-        url: Some(url.to_owned()),
-        endpoint: Some(endpoint.to_owned()),
-        region: "us-east-1".to_owned(),
-        access_key_id: Some("testing".to_owned()),
-        secret_access_key: Some(SecretString::from("testing".to_owned())),
-        allow_http: true,
-    }
-}
 
 /// Archive files (complete or partial) left in `directory`.
 fn local_archives(directory: &Path) -> Vec<String> {
@@ -285,12 +171,7 @@ async fn failed_uploads_leave_no_catalogue_row_and_no_object() {
         "{:?}",
         local_archives(&backups)
     );
-    let listing = ureq::get(&server.url(&format!("/{BUCKET}")))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
+    let listing = server.listing(BUCKET);
     assert!(!listing.contains("<Key>"), "no object: {listing}");
 
     // Without object storage configured, the error says what to set.
@@ -301,4 +182,128 @@ async fn failed_uploads_leave_no_catalogue_row_and_no_object() {
         .unwrap_err();
     assert!(error.to_string().contains("VEIL_BACKUP_S3_URL"), "{error}");
     harness.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_stopped_after_a_part_resumes_from_its_journal() {
+    let Some(server) = MotoServer::start() else {
+        return;
+    };
+    server.create_bucket(BUCKET);
+    let settings = server.settings(&format!("s3://{BUCKET}/resume"));
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("veil-backup-test.age");
+    // Two full parts and a short one, of bytes that differ per part (a part sent twice or out of place shows).
+    let size = 2 * object_storage::PART_BYTES + 12_345;
+    let bytes: Vec<u8> = (0..size).map(|index| (index % 251) as u8).collect();
+    std::fs::write(&archive, &bytes).unwrap();
+    let journal_path = UploadJournal::path_for(&archive);
+    let target = format!("s3://{BUCKET}/resume/veil-backup-test.age");
+    let journal = UploadJournal {
+        target: target.clone(),
+        upload_id: String::new(),
+        part_bytes: object_storage::PART_BYTES as u64,
+        parts: Vec::new(),
+        keep_local: false,
+        row: BackupRow {
+            id: "test".to_owned(),
+            location: target.clone(),
+            size_bytes: size as i64,
+            sha256: String::new(),
+            state: "complete".to_owned(),
+            backend: "sqlite".to_owned(),
+            schema_version: 1,
+            table_count: 0,
+            total_rows: 0,
+            created_by: None,
+            created_at: 0,
+            verified_at: None,
+            verify_ok: None,
+            verify_detail: None,
+        },
+    };
+
+    // The first run dies right after its first part (a panic stands in for SIGKILL: nothing after it runs).
+    let stopped = {
+        let (settings, archive, journal_path, mut journal) = (
+            settings.clone(),
+            archive.clone(),
+            journal_path.clone(),
+            journal.clone(),
+        );
+        tokio::spawn(async move {
+            let die = || panic!("killed after the first part");
+            object_storage::upload(&settings, &archive, &mut journal, &journal_path, &die).await
+        })
+        .await
+    };
+    assert!(stopped.unwrap_err().is_panic());
+    let left = UploadJournal::load(&journal_path).unwrap();
+    assert_eq!(left.parts.len(), 1, "{left:?}");
+    assert!(!left.upload_id.is_empty());
+    assert!(!server.listing(BUCKET).contains("<Key>"), "nothing visible");
+    assert_eq!(
+        server
+            .multipart_uploads(BUCKET)
+            .matches("<UploadId>")
+            .count(),
+        1
+    );
+
+    // The next run sends only the missing parts and completes the same upload.
+    let mut resumed = left;
+    let sent = object_storage::upload(&settings, &archive, &mut resumed, &journal_path, &|| {})
+        .await
+        .unwrap();
+    assert_eq!(sent as usize, size - object_storage::PART_BYTES);
+    assert_eq!(resumed.parts.len(), 3);
+    assert_eq!(
+        server.object(&target),
+        bytes,
+        "the object is the archive, byte for byte"
+    );
+    assert_eq!(
+        server
+            .multipart_uploads(BUCKET)
+            .matches("<UploadId>")
+            .count(),
+        0
+    );
+
+    // An upload that cannot be resumed is aborted: its parts are gone.
+    let mut abandoned = UploadJournal {
+        target: format!("s3://{BUCKET}/resume/abandoned.age"),
+        upload_id: String::new(),
+        parts: Vec::new(),
+        ..journal
+    };
+    let abandoned_path = dir.path().join("abandoned.age.upload");
+    let stopped = {
+        let (settings, archive, abandoned_path) =
+            (settings.clone(), archive.clone(), abandoned_path.clone());
+        let mut abandoned = abandoned.clone();
+        tokio::spawn(async move {
+            let die = || panic!("killed after the first part");
+            object_storage::upload(&settings, &archive, &mut abandoned, &abandoned_path, &die).await
+        })
+        .await
+    };
+    assert!(stopped.unwrap_err().is_panic());
+    abandoned = UploadJournal::load(&abandoned_path).unwrap();
+    assert_eq!(
+        server
+            .multipart_uploads(BUCKET)
+            .matches("<UploadId>")
+            .count(),
+        1
+    );
+    object_storage::abort(&settings, &abandoned).await;
+    assert_eq!(
+        server
+            .multipart_uploads(BUCKET)
+            .matches("<UploadId>")
+            .count(),
+        0
+    );
+    assert_eq!(server.listing(BUCKET).matches("<Key>").count(), 1);
 }

@@ -703,3 +703,56 @@ both_backends!(
         );
     }
 );
+
+#[test]
+fn clients_choose_only_among_configured_destinations() {
+    let keys = Keys::new();
+    let local_only = keys.settings(Path::new("/srv/veil/backups"));
+    let with_s3 = BackupSettings {
+        object_storage: Some(crate::testing::storage_settings(
+            "http://127.0.0.1:9",
+            "s3://veil-backups/prod/",
+        )),
+        ..keys.settings(Path::new("/srv/veil/backups"))
+    };
+    let check = |settings: &BackupSettings, to: &str, expected: Option<BackupDestination>| {
+        let resolved = settings.destination(to);
+        match expected {
+            Some(destination) => assert_eq!(resolved.unwrap(), destination, "{to}"),
+            None => {
+                let error = resolved.unwrap_err();
+                assert!(
+                    matches!(error, BackupError::UnknownDestination(_)),
+                    "{to}: {error}"
+                );
+                assert!(error.to_string().contains("\"local\""), "{error}");
+            }
+        }
+    };
+    use BackupDestination::{Local, ObjectStorage};
+    for settings in [&local_only, &with_s3] {
+        check(settings, "local", Some(Local));
+        check(settings, " local ", Some(Local));
+        check(settings, "/srv/veil/backups", Some(Local));
+        check(settings, "/srv/veil/backups/", Some(Local));
+        check(settings, "/srv/veil/backups/../../etc", None);
+        check(settings, "/tmp", None);
+        check(settings, "backups", None);
+        check(settings, "", None);
+        check(settings, "s3://veil-backups/other", None);
+        check(settings, "s3://attacker/prod", None);
+        check(settings, "file:///srv/veil/backups", None);
+    }
+    check(&with_s3, "s3", Some(ObjectStorage));
+    check(&with_s3, "s3://veil-backups/prod", Some(ObjectStorage));
+    check(&with_s3, "s3://veil-backups/prod/", Some(ObjectStorage));
+    check(&local_only, "s3", None);
+    check(&local_only, "s3://veil-backups/prod", None);
+    let error = local_only.destination("s3").unwrap_err().to_string();
+    assert!(error.contains("no object storage is configured"), "{error}");
+    let error = with_s3.destination("/tmp").unwrap_err().to_string();
+    assert!(
+        error.contains("\"s3\" (s3://veil-backups/prod/)") && !error.contains("/tmp"),
+        "{error}"
+    );
+}

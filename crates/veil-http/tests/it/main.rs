@@ -1734,6 +1734,186 @@ async fn take_verified_backup(harness: &Harness) -> tempfile::TempDir {
     backups
 }
 
+both_backends!(backups_go_only_to_configured_destinations, |harness| {
+    let Some(server) = veil_app::testing::MotoServer::start() else {
+        return;
+    };
+    server.create_bucket("veil-http");
+    let keys = age::x25519::Identity::generate();
+    let backups = tempfile::tempdir().unwrap();
+    let settings = veil_app::backup::BackupSettings {
+        directory: backups.path().to_owned(),
+        encryption: Some(veil_app::backup::Encryption::Recipients(vec![
+            keys.to_public()
+        ])),
+        decryption: Some(veil_app::backup::Decryption::Identities(keys.to_string())),
+        max_age_days: 7,
+        object_storage: Some(server.settings("s3://veil-http/api/")),
+    };
+    harness.veil.set_backup_settings(settings.clone());
+    add_user(&harness, "root", Role::Admin, None).await;
+    add_user(&harness, "dora", Role::Dpo, None).await;
+    let client = Client::new(&harness).await;
+    let admin = client.login("root").await;
+    let dpo = client.login("dora").await;
+    let post = |token: &str, body: Option<Value>| {
+        let token = token.to_owned();
+        let client = &client;
+        async move {
+            client
+                .send(Method::POST, "/api/v1/backups", Some(&token), body)
+                .await
+        }
+    };
+    let local_files = || {
+        std::fs::read_dir(backups.path())
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+    };
+
+    // `s3`: a multipart upload to the configured bucket and prefix, catalogued as s3://…, no local copy left.
+    let uploaded = post(&admin, Some(json!({"to": "s3"}))).await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.raw);
+    let location = uploaded.body["location"].as_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("s3://veil-http/api/veil-backup-") && location.ends_with(".age"),
+        "{location}"
+    );
+    assert_eq!(
+        server.object(&location).len() as u64,
+        uploaded.body["size_bytes"].as_u64().unwrap()
+    );
+    assert!(local_files().is_empty(), "{:?}", local_files());
+    // The configured URL itself names the same destination.
+    let by_url = post(&admin, Some(json!({"to": "s3://veil-http/api"}))).await;
+    assert_eq!(by_url.status, StatusCode::CREATED, "{}", by_url.raw);
+    assert!(by_url.body["location"]
+        .as_str()
+        .unwrap()
+        .starts_with("s3://veil-http/api/"));
+
+    // No body, `local`, or the configured directory itself: the backup directory.
+    for body in [
+        None,
+        Some(json!({})),
+        Some(json!({"to": "local"})),
+        Some(json!({"to": backups.path().to_str().unwrap()})),
+    ] {
+        let local = post(&admin, body.clone()).await;
+        assert_eq!(local.status, StatusCode::CREATED, "{body:?}: {}", local.raw);
+        let path = std::path::PathBuf::from(local.body["location"].as_str().unwrap());
+        assert_eq!(
+            path.parent().unwrap(),
+            backups.path().canonicalize().unwrap(),
+            "{body:?}"
+        );
+    }
+    assert_eq!(local_files().len(), 4, "{:?}", local_files());
+
+    // A path or bucket of the client's own is refused before anything is written.
+    let elsewhere = tempfile::tempdir().unwrap();
+    for to in [
+        elsewhere.path().to_str().unwrap(),
+        "s3://other-bucket/api",
+        "s3://veil-http/other-prefix",
+        "../backups",
+        "",
+    ] {
+        let refused = post(&admin, Some(json!({ "to": to }))).await;
+        assert_problem(
+            &refused,
+            StatusCode::BAD_REQUEST,
+            "unknown_backup_destination",
+        );
+        let detail = refused.body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("\"local\"") && detail.contains("\"s3\" (s3://veil-http/api/)"),
+            "{to}: {detail}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    let listed = client
+        .send(Method::GET, "/api/v1/backups", Some(&admin), None)
+        .await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 6, "{}", listed.raw);
+    let objects = server.listing("veil-http");
+    assert_eq!(objects.matches("<Key>").count(), 2, "{objects}");
+
+    // Malformed bodies; a non-admin is refused whatever the body says.
+    let wrong_type = post(&admin, Some(json!({"to": 5}))).await;
+    assert_problem(
+        &wrong_type,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+    );
+    let unknown_field = post(&admin, Some(json!({"path": "/tmp"}))).await;
+    assert_problem(
+        &unknown_field,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+    );
+    let untyped = client
+        .send_request(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/api/v1/backups")
+                .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+                .body(Body::from(r#"{"to": "s3"}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_problem(&untyped, StatusCode::BAD_REQUEST, "bad_request");
+    for body in [Some(json!({"to": "s3"})), Some(json!({"to": "/tmp"}))] {
+        let denied = post(&dpo, body).await;
+        assert_problem(&denied, StatusCode::FORBIDDEN, "forbidden");
+    }
+
+    // The s3 backup verifies over the API (downloaded first).
+    let id = uploaded.body["id"].as_str().unwrap();
+    let verified = client
+        .send(
+            Method::POST,
+            &format!("/api/v1/backups/{id}/verify"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.raw);
+    assert_eq!(verified.body["ok"], true, "{}", verified.raw);
+
+    // Without object storage configured, `s3` is no destination of this server.
+    harness
+        .veil
+        .set_backup_settings(veil_app::backup::BackupSettings {
+            object_storage: None,
+            ..settings
+        });
+    let client = Client::new(&harness).await;
+    let refused = client
+        .send(
+            Method::POST,
+            "/api/v1/backups",
+            Some(&admin),
+            Some(json!({"to": "s3"})),
+        )
+        .await;
+    assert_problem(
+        &refused,
+        StatusCode::BAD_REQUEST,
+        "unknown_backup_destination",
+    );
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no object storage is configured"),
+        "{}",
+        refused.raw
+    );
+});
+
 async fn raw_sql(harness: &Harness, sql: &str) {
     harness.raw_sql(sql).await.unwrap();
 }

@@ -227,7 +227,8 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
         }
         ("POST", "/api/v1/incidents/{id}/close") => Some(json!({"note": "matrix"})),
         ("POST", "/api/v1/security/alerts/{id}/acknowledge") => None,
-        ("POST", "/api/v1/backups") | ("POST", "/api/v1/backups/{id}/verify") => None,
+        ("POST", "/api/v1/backups") => Some(json!({"to": "local"})),
+        ("POST", "/api/v1/backups/{id}/verify") => None,
         ("POST", "/api/v1/auth/tokens") => {
             Some(json!({"name": "integration", "scopes": ["customers:read"]}))
         }
