@@ -91,13 +91,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let enrollment = veil.enroll_mfa(&exporter).await?;
     let secret = TotpSecret::from_base32(&enrollment.secret).context("TOTP secret")?;
     veil.confirm_mfa(&exporter, &totp_now(&secret, 0)?).await?;
+    // Signing in with the second factor makes the session freshly verified (the step-up the export needs).
+    let password = Password::new(PASSWORD.into());
+    let code = totp_now(&secret, 1)?;
     let session = veil
-        .login("exporter", &Password::new(PASSWORD.into()))
-        .await?;
-    let token = session.token.expose().to_owned();
-    veil.verify_mfa(&exporter, &token, &totp_now(&secret, 1)?)
+        .login_with(veil_app::users::LoginAttempt {
+            username: "exporter",
+            password: &password,
+            second_factor: Some(&code),
+            client: None,
+        })
         .await
-        .map_err(|error| anyhow::anyhow!("step-up: {error:?}"))?;
+        .map_err(|error| anyhow::anyhow!("sign-in: {error}"))?;
+    anyhow::ensure!(session.mfa_verified, "the sign-in did not verify the second factor");
+    let token = session.token.expose().to_owned();
 
     let recipient = age::x25519::Identity::generate().to_public().to_string();
     let customer_json = serde_json::to_string(&ids)?;
