@@ -2378,12 +2378,21 @@ both_backends!(
             other => panic!("expected a k-anonymity refusal, got {other:?}"),
         }
         let text = decrypt(&file);
-        assert!(!text.contains(PHONE) && !text.contains(ID_NUMBER) && !text.contains("13912340001"));
+        assert!(
+            !text.contains(PHONE) && !text.contains(ID_NUMBER) && !text.contains("13912340001")
+        );
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "pseudonym,phone,id_number,birth_year,gender,province");
+        assert_eq!(
+            lines[0],
+            "pseudonym,phone,id_number,birth_year,gender,province"
+        );
         let first: Vec<&str> = lines[1].split(',').collect();
         assert!(first[0].starts_with("p_"));
-        assert!(first[1].len() == 11 && first[1].starts_with("139"), "{}", first[1]);
+        assert!(
+            first[1].len() == 11 && first[1].starts_with("139"),
+            "{}",
+            first[1]
+        );
         assert!(veil_pii::validate(veil_pii::PiiKind::CnId, first[2], crate::today()).is_ok());
         assert_eq!(&first[3..], ["1984", "female", "北京市"]);
         // Another partner's pseudonyms of the same customers share nothing with acme's.
@@ -2417,7 +2426,10 @@ both_backends!(
             veil.reidentify(&dpo, "acme", "nope", &returned).await,
             Err(AppError::GrantRequired)
         ));
-        let (mapped, report) = veil.reidentify(&dpo, "acme", "g1", &returned).await.unwrap();
+        let (mapped, report) = veil
+            .reidentify(&dpo, "acme", "g1", &returned)
+            .await
+            .unwrap();
         assert_eq!(
             (report.matched, report.unknown, report.outside_grant),
             (5, 1, 1)
@@ -2436,7 +2448,11 @@ both_backends!(
             other => panic!("expected unknown_partner, got {other:?}"),
         }
         assert_eq!(
-            veil.partners().await.unwrap().get("acme").map(String::as_str),
+            veil.partners()
+                .await
+                .unwrap()
+                .get("acme")
+                .map(String::as_str),
             Some("retired")
         );
     }

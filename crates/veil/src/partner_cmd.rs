@@ -99,8 +99,7 @@ pub async fn run(veil: &Veil, command: PartnerCommand, json: bool) -> anyhow::Re
             let fields = fields
                 .iter()
                 .map(|name| {
-                    SensitiveField::parse(name)
-                        .with_context(|| format!("unknown field {name}"))
+                    SensitiveField::parse(name).with_context(|| format!("unknown field {name}"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let quasi = quasi
@@ -119,7 +118,8 @@ pub async fn run(veil: &Veil, command: PartnerCommand, json: bool) -> anyhow::Re
             let (file, report) = veil
                 .pseudonymised_export(&actor, &partner, &customers, &fields, &quasi, k, &recipient)
                 .await?;
-            std::fs::write(&out, file).with_context(|| format!("cannot write {}", out.display()))?;
+            std::fs::write(&out, file)
+                .with_context(|| format!("cannot write {}", out.display()))?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {

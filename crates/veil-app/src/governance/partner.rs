@@ -307,7 +307,10 @@ impl Veil {
         recipient: &age::x25519::Recipient,
     ) -> AppResult<(Vec<u8>, PseudonymisedReport)> {
         Self::ensure_partner_role(actor)?;
-        if let Some(field) = fields.iter().find(|field| !PSEUDONYMISED_FIELDS.contains(field)) {
+        if let Some(field) = fields
+            .iter()
+            .find(|field| !PSEUDONYMISED_FIELDS.contains(field))
+        {
             return Err(AppError::Validation(vec![FieldError::new(
                 "fields",
                 "not_pseudonymisable",
@@ -358,8 +361,11 @@ impl Veil {
             for field in fields {
                 let value = match opened.get(field) {
                     Some(value) => {
-                        let mut context =
-                            veil_mask::OperatorContext::new(&keys.operators, field.as_str(), today());
+                        let mut context = veil_mask::OperatorContext::new(
+                            &keys.operators,
+                            field.as_str(),
+                            today(),
+                        );
                         veil_mask::apply(&fpe, field_kind(*field), value, &mut context)
                             .unwrap_or_default()
                     }
@@ -409,9 +415,12 @@ impl Veil {
                 }
             }
         };
-        let encryptor = age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
-            .map_err(|error| AppError::Internal(format!("age: {error}")))?;
-        let io = |error: std::io::Error| AppError::Internal(format!("cannot encrypt the export: {error}"));
+        let encryptor =
+            age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
+                .map_err(|error| AppError::Internal(format!("age: {error}")))?;
+        let io = |error: std::io::Error| {
+            AppError::Internal(format!("cannot encrypt the export: {error}"))
+        };
         let mut encrypted = Vec::new();
         let mut writer = encryptor.wrap_output(&mut encrypted).map_err(io)?;
         let mut header = vec!["pseudonym".to_owned()];
@@ -469,7 +478,11 @@ impl Veil {
         let covered: std::collections::HashSet<String> =
             list(&grant.customer_ids).into_iter().collect();
         let invalid = |message: &str| {
-            AppError::Validation(vec![FieldError::new("file", "invalid_csv", message.to_owned())])
+            AppError::Validation(vec![FieldError::new(
+                "file",
+                "invalid_csv",
+                message.to_owned(),
+            )])
         };
         let rows = parse_csv(file).map_err(invalid)?;
         let Some((header, body)) = rows.split_first() else {
@@ -579,7 +592,11 @@ mod tests {
             gender: Some("female".to_owned()),
             province: Some(province.to_owned()),
         };
-        let rows = vec![row("1984", "北京市"), row("1985", "北京市"), row("1986", "浙江省")];
+        let rows = vec![
+            row("1984", "北京市"),
+            row("1985", "北京市"),
+            row("1986", "浙江省"),
+        ];
         let all = [
             QuasiIdentifier::BirthYear,
             QuasiIdentifier::Gender,
