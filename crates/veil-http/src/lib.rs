@@ -1,4 +1,4 @@
-//! Veil's HTTP API: an axum [`Router`] built by [`app`], with problem+json errors, bearer authentication and an
+//! Veil's HTTP API and web UI: an axum [`Router`] built by [`app`], with problem+json errors, bearer authentication and an
 //! OpenAPI document generated from the handlers.
 //!
 //! Request logging records method, route template, status and latency — never the query string or body, since
@@ -31,6 +31,7 @@ pub mod incidents;
 pub mod policies;
 pub mod security;
 pub mod teams;
+pub mod web;
 
 pub use error::{ApiError, ApiResult, Problem};
 pub use security::{RateLimit, RateLimits};
@@ -46,6 +47,8 @@ pub struct AppState {
     pub tls: bool,
     /// API rate-limit buckets (in this process's memory).
     pub rate_limiter: Arc<security::RateLimiter>,
+    /// The web UI's in-memory state (sign-ins waiting for their TOTP code).
+    pub web: Arc<web::session::WebState>,
 }
 
 impl AppState {
@@ -56,6 +59,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             tls: false,
             rate_limiter: Arc::new(security::RateLimiter::new(RateLimits::default())),
+            web: Arc::new(web::session::WebState::default()),
         }
     }
 
@@ -176,11 +180,13 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The whole HTTP application: the test seam and what `veil serve` runs.
+/// The whole HTTP application: the test seam and what `veil serve` runs. The web UI's pages are merged in as
+/// plain routes, outside the OpenAPI document.
 pub fn app(state: AppState) -> Router {
     let (router, openapi) = routes();
     let openapi = Arc::new(openapi);
     router
+        .merge(web::router())
         .route(
             "/api/openapi.json",
             get(move || {

@@ -1292,7 +1292,7 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     let app = veil_http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
-        "Veil listening on {scheme}://{address}  (API under /api/v1, OpenAPI at /api/openapi.json)"
+        "Veil listening on {scheme}://{address}  (web UI at /, API under /api/v1, OpenAPI at /api/openapi.json)"
     );
     if let Some(banner) = banner {
         println!("{banner}");

@@ -15,6 +15,7 @@ use veil_app::users::{Password, Role};
 use veil_http::{app, AppState};
 
 mod matrix;
+mod web;
 
 const PASSWORD: &str = "correct horse battery";
 const NAME: &str = "司马相如";

@@ -1,0 +1,706 @@
+//! Customer pages: the masked list with paging and exact search, the detail page with per-field reveal or
+//! "request access", and the create form with inline, translated validation errors.
+//!
+//! Everything shown comes from the domain's masked reads. Plaintext appears only on the response to a reveal
+//! form, through `Veil::reveal_customer` (live grant, recent MFA step-up, audit entry first), and that response is
+//! `no-store` like every other. Search values travel in the POST body, so they never land in a URL, a browser
+//! history or an access log.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use veil_app::customers::{CustomerInput, CustomerView, ExactSearch};
+use veil_app::governance::RevealInput;
+use veil_app::users::LoginError;
+use veil_app::{AppError, CustomerId, FieldError, SensitiveField};
+use zeroize::Zeroizing;
+
+use super::i18n::Tr;
+use super::session::{SignedForm, WebUser};
+use super::{error_page, render, Layout, Page};
+use crate::AppState;
+
+/// Customers per page.
+const PAGE_SIZE: u32 = 25;
+
+/// The sensitive fields in display order, with their names as the domain spells them.
+const SENSITIVE_FIELDS: [SensitiveField; 7] = [
+    SensitiveField::Name,
+    SensitiveField::Phone,
+    SensitiveField::IdNumber,
+    SensitiveField::Email,
+    SensitiveField::Address,
+    SensitiveField::BirthDate,
+    SensitiveField::BankCard,
+];
+
+fn masked_value(view: &CustomerView, field: SensitiveField) -> Option<&str> {
+    match field {
+        SensitiveField::Name => Some(view.name.as_str()),
+        SensitiveField::Phone => view.phone.as_deref(),
+        SensitiveField::IdNumber => view.id_number.as_deref(),
+        SensitiveField::Email => view.email.as_deref(),
+        SensitiveField::Address => view.address.as_deref(),
+        SensitiveField::BirthDate => view.birth_date.as_deref(),
+        SensitiveField::BankCard => view.bank_card.as_deref(),
+    }
+}
+
+/// A translated label for a free-text code the UI knows (industry, gender), or the text itself.
+fn known_or_raw(tr: Tr, prefix: &str, value: &str) -> String {
+    let key = format!("{prefix}.{value}");
+    match tr.get(&key) {
+        text if text == key => value.to_owned(),
+        text => text.to_owned(),
+    }
+}
+
+/// One row of the list.
+struct ListRow {
+    id: String,
+    name: String,
+    phone: String,
+    id_number: String,
+    email: String,
+    industry: String,
+    tags: String,
+    created: String,
+}
+
+impl ListRow {
+    fn new(tr: Tr, view: &CustomerView) -> ListRow {
+        ListRow {
+            id: view.id.to_string(),
+            name: view.name.clone(),
+            phone: view.phone.clone().unwrap_or_default(),
+            id_number: view.id_number.clone().unwrap_or_default(),
+            email: view.email.clone().unwrap_or_default(),
+            industry: view
+                .industry
+                .as_deref()
+                .map(|industry| known_or_raw(tr, "industry", industry))
+                .unwrap_or_default(),
+            tags: view.tags.join(", "),
+            created: tr.datetime(&view.created_at),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "customers.html")]
+struct ListTemplate {
+    t: Tr,
+    layout: Layout,
+    rows: Vec<ListRow>,
+    next_href: Option<String>,
+    paged: bool,
+    searched: bool,
+    search_by: String,
+    search_error: Option<String>,
+    search_summary: String,
+}
+
+/// `?cursor=`.
+#[derive(Deserialize)]
+pub struct ListParams {
+    cursor: Option<String>,
+}
+
+/// The caller's customers, masked, newest first, a page at a time.
+pub async fn list(
+    State(state): State<AppState>,
+    page: Page,
+    user: WebUser,
+    Query(params): Query<ListParams>,
+) -> Response {
+    let cursor = params.cursor.filter(|cursor| !cursor.is_empty());
+    let listed = state
+        .veil
+        .list_customers(&user.actor, cursor.as_deref(), PAGE_SIZE)
+        .await;
+    let customers = match listed {
+        Ok(customers) => customers,
+        Err(error) => return error_page(&page, Some(&user), &error),
+    };
+    let template = ListTemplate {
+        t: page.tr,
+        layout: Layout::new(&page, Some(&user)),
+        rows: customers
+            .items
+            .iter()
+            .map(|view| ListRow::new(page.tr, view))
+            .collect(),
+        next_href: customers
+            .next_cursor
+            .map(|cursor| format!("/customers?cursor={cursor}")),
+        paged: cursor.is_some(),
+        searched: false,
+        search_by: "phone".to_owned(),
+        search_error: None,
+        search_summary: String::new(),
+    };
+    render(&template, page.tr, StatusCode::OK)
+}
+
+/// The exact-search form.
+#[derive(Deserialize)]
+pub struct SearchForm {
+    #[serde(default)]
+    by: String,
+    #[serde(default)]
+    value: String,
+}
+
+/// Exact search by mobile or resident ID number through the blind index. Charged to the same per-user exact
+/// search budget as `GET /api/v1/customers?phone=…`, so the web UI is no way around it.
+pub async fn search(
+    State(state): State<AppState>,
+    page: Page,
+    signed: SignedForm<SearchForm>,
+) -> Response {
+    let SignedForm { user, form } = signed;
+    let field = match form.by.as_str() {
+        "id_number" => SensitiveField::IdNumber,
+        _ => SensitiveField::Phone,
+    };
+    let mut template = ListTemplate {
+        t: page.tr,
+        layout: Layout::new(&page, Some(&user)),
+        rows: Vec::new(),
+        next_href: None,
+        paged: false,
+        searched: true,
+        search_by: field.as_str().to_owned(),
+        search_error: None,
+        search_summary: String::new(),
+    };
+    if state
+        .rate_limiter
+        .check_user(user.actor.user_id, true)
+        .is_err()
+    {
+        template.search_error = Some(page.tr.get("customers.search_rate_limited").to_owned());
+        return render(&template, page.tr, StatusCode::TOO_MANY_REQUESTS);
+    }
+    let search = ExactSearch {
+        field,
+        value: form.value,
+    };
+    match state.veil.search_customers(&user.actor, &search).await {
+        Ok(found) => {
+            template.rows = found
+                .iter()
+                .map(|view| ListRow::new(page.tr, view))
+                .collect();
+            template.search_summary = page.tr.fill(
+                "customers.search_results",
+                &[("count", &template.rows.len().to_string())],
+            );
+            render(&template, page.tr, StatusCode::OK)
+        }
+        Err(AppError::Validation(errors)) => {
+            let code = errors
+                .first()
+                .map(|error| error.code.as_str())
+                .unwrap_or("invalid");
+            template.search_error = Some(page.tr.field_error(code).to_owned());
+            render(&template, page.tr, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(error) => error_page(&page, Some(&user), &error),
+    }
+}
+
+/// One sensitive field on the detail page.
+struct FieldRow {
+    name: &'static str,
+    label_key: String,
+    masked_value: String,
+    masked: bool,
+    granted: bool,
+    revealed: Option<Zeroizing<String>>,
+}
+
+#[derive(Template)]
+#[template(path = "customer.html")]
+struct DetailTemplate {
+    t: Tr,
+    layout: Layout,
+    id: String,
+    fields: Vec<FieldRow>,
+    gender: String,
+    tags: String,
+    industry: String,
+    source: String,
+    created: String,
+    updated: String,
+    mfa_enabled: bool,
+    step_up_fresh: bool,
+    notice: Option<String>,
+}
+
+fn parse_customer_id(text: &str) -> Result<CustomerId, AppError> {
+    text.parse().map_err(|_| AppError::NotFound)
+}
+
+/// A customer, each sensitive field masked with a lock; Reveal where a live grant covers the field, otherwise a
+/// link to request access.
+pub async fn detail(
+    State(state): State<AppState>,
+    page: Page,
+    user: WebUser,
+    Path(id): Path<String>,
+) -> Response {
+    detail_page(&state, &page, &user, &id, None, None, StatusCode::OK).await
+}
+
+async fn detail_page(
+    state: &AppState,
+    page: &Page,
+    user: &WebUser,
+    id: &str,
+    revealed: Option<(String, Zeroizing<String>)>,
+    notice: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let built = build_detail(state, page, user, id, revealed, notice).await;
+    match built {
+        Ok(template) => render(&template, page.tr, status),
+        Err(error) => error_page(page, Some(user), &error),
+    }
+}
+
+async fn build_detail(
+    state: &AppState,
+    page: &Page,
+    user: &WebUser,
+    id: &str,
+    mut revealed: Option<(String, Zeroizing<String>)>,
+    notice: Option<String>,
+) -> Result<DetailTemplate, AppError> {
+    let customer_id = parse_customer_id(id)?;
+    let view = state.veil.get_customer(&user.actor, customer_id).await?;
+    let id = view.id.to_string();
+    // The caller's live view grants on this customer decide which fields get a Reveal button. Roles that may not
+    // request grants simply have none.
+    let granted: Vec<String> = match state.veil.list_grants(&user.actor).await {
+        Ok(grants) => grants
+            .into_iter()
+            .filter(|grant| {
+                grant.live
+                    && grant.mode == "view"
+                    && grant.user_id == user.actor.user_id.to_string()
+                    && grant.customer_ids.contains(&id)
+            })
+            .flat_map(|grant| grant.fields)
+            .collect(),
+        Err(AppError::Forbidden(_)) => Vec::new(),
+        Err(error) => return Err(error),
+    };
+    let mfa = state.veil.mfa_status(&user.actor).await?;
+    let step_up_fresh = state
+        .veil
+        .recent_mfa(&user.token, veil_app::mfa::STEP_UP_WINDOW_MS)
+        .await?;
+    let tr = page.tr;
+    let fields = SENSITIVE_FIELDS
+        .iter()
+        .filter_map(|&field| {
+            let value = masked_value(&view, field)?;
+            let name = field.as_str();
+            let shown = if revealed
+                .as_ref()
+                .is_some_and(|(revealed_field, _)| revealed_field == name)
+            {
+                revealed.take().map(|(_, value)| value)
+            } else {
+                None
+            };
+            Some(FieldRow {
+                name,
+                label_key: format!("field.{name}"),
+                masked_value: value.to_owned(),
+                masked: view.masked.iter().any(|masked| masked == name),
+                granted: granted.iter().any(|granted| granted == name),
+                revealed: shown,
+            })
+        })
+        .collect();
+    Ok(DetailTemplate {
+        t: tr,
+        layout: Layout::new(page, Some(user)),
+        id,
+        fields,
+        gender: view
+            .gender
+            .as_deref()
+            .map(|gender| known_or_raw(tr, "gender", gender))
+            .unwrap_or_default(),
+        tags: view.tags.join(", "),
+        industry: view
+            .industry
+            .as_deref()
+            .map(|industry| known_or_raw(tr, "industry", industry))
+            .unwrap_or_default(),
+        source: view.source.clone().unwrap_or_default(),
+        created: tr.datetime(&view.created_at),
+        updated: tr.datetime(&view.updated_at),
+        mfa_enabled: mfa.enabled,
+        step_up_fresh,
+        notice,
+    })
+}
+
+/// The reveal form: one field, and a TOTP code when the session's step-up is not fresh.
+#[derive(Deserialize)]
+pub struct RevealForm {
+    #[serde(default)]
+    field: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// Reveals one field through the governed path and shows it on this (no-store) response only.
+pub async fn reveal(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+    signed: SignedForm<RevealForm>,
+) -> Response {
+    let SignedForm { user, form } = signed;
+    let tr = page.tr;
+    let customer_id = match parse_customer_id(&id) {
+        Ok(customer_id) => customer_id,
+        Err(error) => return error_page(&page, Some(&user), &error),
+    };
+    let code = form.code.trim();
+    if !code.is_empty() {
+        let verified = state.veil.verify_mfa(&user.actor, &user.token, code).await;
+        let notice = match verified {
+            Ok(_) => None,
+            Err(LoginError::Locked { retry_after_secs }) => Some(tr.fill(
+                "login.locked",
+                &[("seconds", &retry_after_secs.to_string())],
+            )),
+            Err(LoginError::App(AppError::Conflict(_))) => {
+                Some(tr.get("reveal.mfa_not_enrolled").to_owned())
+            }
+            Err(_) => Some(tr.get("reveal.code_invalid").to_owned()),
+        };
+        if let Some(notice) = notice {
+            return detail_page(
+                &state,
+                &page,
+                &user,
+                &id,
+                None,
+                Some(notice),
+                StatusCode::FORBIDDEN,
+            )
+            .await;
+        }
+    }
+    let input = RevealInput {
+        fields: vec![form.field.clone()],
+        grant_id: None,
+    };
+    match state
+        .veil
+        .reveal_customer(&user.actor, Some(&user.token), customer_id, &input)
+        .await
+    {
+        Ok(mut values) => {
+            let revealed = values.remove(&form.field).map(|value| (form.field, value));
+            detail_page(&state, &page, &user, &id, revealed, None, StatusCode::OK).await
+        }
+        Err(AppError::Forbidden(_)) => {
+            let key = if state
+                .veil
+                .mfa_status(&user.actor)
+                .await
+                .is_ok_and(|status| status.enabled)
+            {
+                "reveal.step_up_needed"
+            } else {
+                "reveal.mfa_not_enrolled"
+            };
+            detail_page(
+                &state,
+                &page,
+                &user,
+                &id,
+                None,
+                Some(tr.get(key).to_owned()),
+                StatusCode::FORBIDDEN,
+            )
+            .await
+        }
+        Err(AppError::GrantRequired) => {
+            detail_page(
+                &state,
+                &page,
+                &user,
+                &id,
+                None,
+                Some(tr.get("reveal.no_grant").to_owned()),
+                StatusCode::FORBIDDEN,
+            )
+            .await
+        }
+        Err(AppError::Validation(_)) => {
+            detail_page(
+                &state,
+                &page,
+                &user,
+                &id,
+                None,
+                Some(tr.get("reveal.unknown_field").to_owned()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(error) => error_page(&page, Some(&user), &error),
+    }
+}
+
+/// The create form's fields, as typed.
+#[derive(Deserialize, Default)]
+pub struct CreateForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    gender: String,
+    #[serde(default)]
+    birth_date: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    id_number: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    bank_card: String,
+    #[serde(default)]
+    tags: String,
+    #[serde(default)]
+    industry: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    allow_duplicate: Option<String>,
+}
+
+fn present(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+impl CreateForm {
+    fn to_input(&self) -> CustomerInput {
+        let tags: Vec<String> = self
+            .tags
+            .split([',', '，'])
+            .map(str::trim)
+            .filter(|tag| !tag.is_empty())
+            .map(str::to_owned)
+            .collect();
+        CustomerInput {
+            name: present(&self.name),
+            gender: present(&self.gender),
+            birth_date: present(&self.birth_date),
+            phone: present(&self.phone),
+            id_number: present(&self.id_number),
+            email: present(&self.email),
+            address: present(&self.address),
+            bank_card: present(&self.bank_card),
+            tags: (!tags.is_empty()).then_some(tags),
+            source: present(&self.source),
+            industry: present(&self.industry),
+            ..CustomerInput::default()
+        }
+    }
+}
+
+/// One text input of the create form.
+struct Input {
+    name: &'static str,
+    label_key: String,
+    hint_key: String,
+    input_type: &'static str,
+    autocomplete: &'static str,
+    inputmode: &'static str,
+    required: bool,
+    value: String,
+    error: Option<String>,
+}
+
+/// A choice of a select.
+struct Choice {
+    value: &'static str,
+    label_key: String,
+    selected: bool,
+}
+
+const INDUSTRIES: [&str; 6] = [
+    "real_estate",
+    "services",
+    "finance",
+    "education",
+    "ecommerce",
+    "other",
+];
+const GENDERS: [&str; 4] = ["male", "female", "other", "unknown"];
+
+#[derive(Template)]
+#[template(path = "customer_new.html")]
+struct NewTemplate {
+    t: Tr,
+    layout: Layout,
+    inputs: Vec<Input>,
+    genders: Vec<Choice>,
+    industries: Vec<Choice>,
+    gender_error: Option<String>,
+    industry_error: Option<String>,
+    errors: Vec<(String, String)>,
+    duplicate: Option<String>,
+}
+
+fn choices(options: &[&'static str], prefix: &str, selected: &str) -> Vec<Choice> {
+    options
+        .iter()
+        .map(|&value| Choice {
+            value,
+            label_key: format!("{prefix}.{value}"),
+            selected: value == selected,
+        })
+        .collect()
+}
+
+fn new_template(
+    page: &Page,
+    user: &WebUser,
+    form: &CreateForm,
+    errors: &[FieldError],
+    duplicate: Option<String>,
+) -> NewTemplate {
+    let tr = page.tr;
+    let error_for = |field: &str| {
+        errors
+            .iter()
+            .find(|error| error.field == field)
+            .map(|error| tr.field_error(&error.code).to_owned())
+    };
+    let spec: [(
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        bool,
+        &str,
+    ); 9] = [
+        ("name", "text", "name", "text", true, &form.name),
+        ("phone", "tel", "tel", "tel", false, &form.phone),
+        ("id_number", "text", "off", "text", false, &form.id_number),
+        ("email", "email", "email", "email", false, &form.email),
+        (
+            "address",
+            "text",
+            "street-address",
+            "text",
+            false,
+            &form.address,
+        ),
+        (
+            "birth_date",
+            "date",
+            "bday",
+            "text",
+            false,
+            &form.birth_date,
+        ),
+        (
+            "bank_card",
+            "text",
+            "off",
+            "numeric",
+            false,
+            &form.bank_card,
+        ),
+        ("tags", "text", "off", "text", false, &form.tags),
+        ("source", "text", "off", "text", false, &form.source),
+    ];
+    NewTemplate {
+        t: tr,
+        layout: Layout::new(page, Some(user)),
+        inputs: spec
+            .into_iter()
+            .map(
+                |(name, input_type, autocomplete, inputmode, required, value)| Input {
+                    name,
+                    label_key: format!("field.{name}"),
+                    hint_key: format!("hint.{name}"),
+                    input_type,
+                    autocomplete,
+                    inputmode,
+                    required,
+                    value: value.to_owned(),
+                    error: error_for(name),
+                },
+            )
+            .collect(),
+        genders: choices(&GENDERS, "gender", &form.gender),
+        industries: choices(&INDUSTRIES, "industry", &form.industry),
+        gender_error: error_for("gender"),
+        industry_error: error_for("industry"),
+        errors: errors
+            .iter()
+            .map(|error| {
+                (
+                    error.field.clone(),
+                    tr.get(&format!("field.{}", error.field)).to_owned(),
+                )
+            })
+            .collect(),
+        duplicate,
+    }
+}
+
+/// The empty create form.
+pub async fn new_form(page: Page, user: WebUser) -> Response {
+    let template = new_template(&page, &user, &CreateForm::default(), &[], None);
+    render(&template, page.tr, StatusCode::OK)
+}
+
+/// Creates the customer, or shows the form again with every problem next to its field, in the user's language.
+/// The values typed are put back into the form (this response is no-store and goes only to the person who typed
+/// them) so that one wrong digit does not mean typing everything again.
+pub async fn create(
+    State(state): State<AppState>,
+    page: Page,
+    signed: SignedForm<CreateForm>,
+) -> Response {
+    let SignedForm { user, form } = signed;
+    let input = form.to_input();
+    let allow_duplicate = form.allow_duplicate.is_some();
+    match state
+        .veil
+        .create_customer(&user.actor, &input, allow_duplicate)
+        .await
+    {
+        Ok(view) => Redirect::to(&format!("/customers/{}", view.id)).into_response(),
+        Err(AppError::Validation(errors)) => {
+            let template = new_template(&page, &user, &form, &errors, None);
+            render(&template, page.tr, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(AppError::Duplicate { field, .. }) => {
+            let label = page.tr.get(&format!("field.{field}")).to_owned();
+            let message = page.tr.fill("customers.duplicate", &[("field", &label)]);
+            let template = new_template(&page, &user, &form, &[], Some(message));
+            render(&template, page.tr, StatusCode::CONFLICT)
+        }
+        Err(error) => error_page(&page, Some(&user), &error),
+    }
+}

@@ -1,0 +1,299 @@
+//! "Request access": the unmask request form, pre-filled from the customer page, and the request's evaluation
+//! (risk, prerequisite checks, state) once submitted. Approving is the approvers' inbox, not built yet.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use veil_app::governance::{RequestScope, UnmaskRequestInput, UnmaskRequestView};
+use veil_app::{AppError, CustomerId};
+
+use super::i18n::Tr;
+use super::session::{SignedForm, WebUser};
+use super::{error_page, render, Layout, Page};
+use crate::AppState;
+
+/// Purposes offered (the domain's codes; see `docs/governance.md`).
+const PURPOSES: [&str; 7] = [
+    "customer_service",
+    "contract_performance",
+    "audit",
+    "legal_claim",
+    "fraud_investigation",
+    "regulatory_report",
+    "marketing",
+];
+const LEGAL_BASES: [&str; 7] = [
+    "consent",
+    "contract",
+    "legal_obligation",
+    "vital_interests",
+    "public_interest",
+    "publicly_disclosed",
+    "legitimate_interests",
+];
+const JURISDICTIONS: [&str; 2] = ["CN", "EU"];
+const FIELDS: [&str; 7] = [
+    "name",
+    "phone",
+    "id_number",
+    "email",
+    "address",
+    "birth_date",
+    "bank_card",
+];
+
+/// An option of a select or a checkbox.
+struct Choice {
+    value: &'static str,
+    label_key: String,
+    selected: bool,
+}
+
+fn choices(options: &[&'static str], prefix: &str, selected: &[&str]) -> Vec<Choice> {
+    options
+        .iter()
+        .map(|&value| Choice {
+            value,
+            label_key: format!("{prefix}.{value}"),
+            selected: selected.contains(&value),
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "request_new.html")]
+struct NewRequestTemplate {
+    t: Tr,
+    layout: Layout,
+    customer_id: String,
+    customer_name: String,
+    fields: Vec<Choice>,
+    purposes: Vec<Choice>,
+    legal_bases: Vec<Choice>,
+    jurisdictions: Vec<Choice>,
+    purpose_detail: String,
+    duration_minutes: i64,
+    errors: Vec<String>,
+}
+
+/// `?customer=…&field=…`.
+#[derive(Deserialize)]
+pub struct NewParams {
+    customer: Option<String>,
+    field: Option<String>,
+}
+
+/// The request form, pre-filled with the customer and the field the user clicked.
+pub async fn new_form(
+    State(state): State<AppState>,
+    page: Page,
+    user: WebUser,
+    Query(params): Query<NewParams>,
+) -> Response {
+    let Some(customer) = params
+        .customer
+        .as_deref()
+        .and_then(|id| id.parse::<CustomerId>().ok())
+    else {
+        return error_page(&page, Some(&user), &AppError::NotFound);
+    };
+    let view = match state.veil.get_customer(&user.actor, customer).await {
+        Ok(view) => view,
+        Err(error) => return error_page(&page, Some(&user), &error),
+    };
+    let field = params.field.unwrap_or_default();
+    let template = NewRequestTemplate {
+        t: page.tr,
+        layout: Layout::new(&page, Some(&user)),
+        customer_id: view.id.to_string(),
+        customer_name: view.name,
+        fields: choices(&FIELDS, "field", &[field.as_str()]),
+        purposes: choices(&PURPOSES, "purpose", &["customer_service"]),
+        legal_bases: choices(&LEGAL_BASES, "basis", &["consent"]),
+        jurisdictions: choices(&JURISDICTIONS, "jurisdiction", &["CN"]),
+        purpose_detail: String::new(),
+        duration_minutes: 60,
+        errors: Vec::new(),
+    };
+    render(&template, page.tr, StatusCode::OK)
+}
+
+/// The submitted form. Each field is its own checkbox (`field_phone=on`): URL-encoded forms have no lists.
+#[derive(Deserialize)]
+pub struct RequestForm {
+    #[serde(default)]
+    customer: String,
+    #[serde(default)]
+    purpose: String,
+    #[serde(default)]
+    purpose_detail: String,
+    #[serde(default)]
+    legal_basis: String,
+    #[serde(default)]
+    jurisdiction: String,
+    #[serde(default)]
+    duration_minutes: String,
+    field_name: Option<String>,
+    field_phone: Option<String>,
+    field_id_number: Option<String>,
+    field_email: Option<String>,
+    field_address: Option<String>,
+    field_birth_date: Option<String>,
+    field_bank_card: Option<String>,
+}
+
+impl RequestForm {
+    fn fields(&self) -> Vec<&'static str> {
+        [
+            ("name", &self.field_name),
+            ("phone", &self.field_phone),
+            ("id_number", &self.field_id_number),
+            ("email", &self.field_email),
+            ("address", &self.field_address),
+            ("birth_date", &self.field_birth_date),
+            ("bank_card", &self.field_bank_card),
+        ]
+        .into_iter()
+        .filter_map(|(name, checked)| checked.is_some().then_some(name))
+        .collect()
+    }
+}
+
+/// A check of the evaluated request.
+struct CheckRow {
+    label_key: String,
+    met: bool,
+}
+
+#[derive(Template)]
+#[template(path = "request_result.html")]
+struct ResultTemplate {
+    t: Tr,
+    layout: Layout,
+    customer_id: String,
+    state_key: String,
+    risk_key: String,
+    approvals_needed: i64,
+    checks: Vec<CheckRow>,
+    created: String,
+}
+
+/// Submits the request; shows its evaluation, or the form again with translated errors.
+pub async fn create(
+    State(state): State<AppState>,
+    page: Page,
+    signed: SignedForm<RequestForm>,
+) -> Response {
+    let SignedForm { user, form } = signed;
+    let fields = form.fields();
+    let duration = form.duration_minutes.trim().parse::<i64>().unwrap_or(0);
+    let input = UnmaskRequestInput {
+        purpose: form.purpose.clone(),
+        purpose_detail: form.purpose_detail.clone(),
+        legal_basis: form.legal_basis.clone(),
+        jurisdiction: form.jurisdiction.clone(),
+        consent_ids: Vec::new(),
+        scope: RequestScope {
+            customer_ids: vec![form.customer.clone()],
+        },
+        fields: fields.iter().map(|field| (*field).to_owned()).collect(),
+        mode: "view".to_owned(),
+        duration_minutes: duration,
+        recipient: None,
+        recipient_name: None,
+        cross_border: false,
+        max_reveals: None,
+        necessity: None,
+        policy_change: None,
+    };
+    match state
+        .veil
+        .create_unmask_request(&user.actor, Some(&user.token), &input)
+        .await
+    {
+        Ok(request) => result_page(&page, &user, &form.customer, &request),
+        Err(AppError::Validation(errors)) => {
+            form_again(&state, &page, &user, &form, &fields, duration, &errors).await
+        }
+        Err(error) => error_page(&page, Some(&user), &error),
+    }
+}
+
+async fn form_again(
+    state: &AppState,
+    page: &Page,
+    user: &WebUser,
+    form: &RequestForm,
+    fields: &[&str],
+    duration: i64,
+    errors: &[veil_app::FieldError],
+) -> Response {
+    let tr = page.tr;
+    let customer = form
+        .customer
+        .parse::<CustomerId>()
+        .map_err(|_| AppError::NotFound);
+    let view = match customer {
+        Ok(customer) => state.veil.get_customer(&user.actor, customer).await,
+        Err(error) => Err(error),
+    };
+    let view = match view {
+        Ok(view) => view,
+        Err(error) => return error_page(page, Some(user), &error),
+    };
+    let template = NewRequestTemplate {
+        t: tr,
+        layout: Layout::new(page, Some(user)),
+        customer_id: view.id.to_string(),
+        customer_name: view.name,
+        fields: choices(&FIELDS, "field", fields),
+        purposes: choices(&PURPOSES, "purpose", &[form.purpose.as_str()]),
+        legal_bases: choices(&LEGAL_BASES, "basis", &[form.legal_basis.as_str()]),
+        jurisdictions: choices(
+            &JURISDICTIONS,
+            "jurisdiction",
+            &[form.jurisdiction.as_str()],
+        ),
+        purpose_detail: form.purpose_detail.clone(),
+        duration_minutes: duration,
+        errors: errors
+            .iter()
+            .map(|error| {
+                format!(
+                    "{}: {}",
+                    tr.get(&format!("request.field.{}", error.field)),
+                    tr.field_error(&error.code)
+                )
+            })
+            .collect(),
+    };
+    render(&template, tr, StatusCode::UNPROCESSABLE_ENTITY)
+}
+
+fn result_page(
+    page: &Page,
+    user: &WebUser,
+    customer: &str,
+    request: &UnmaskRequestView,
+) -> Response {
+    let template = ResultTemplate {
+        t: page.tr,
+        layout: Layout::new(page, Some(user)),
+        customer_id: customer.to_owned(),
+        state_key: format!("request.state.{}", request.state),
+        risk_key: format!("request.risk.{}", request.risk),
+        approvals_needed: request.approvals_needed,
+        checks: request
+            .checks
+            .iter()
+            .map(|check| CheckRow {
+                label_key: format!("check.{}", check.name),
+                met: check.met,
+            })
+            .collect(),
+        created: page.tr.datetime(&request.created_at),
+    };
+    render(&template, page.tr, StatusCode::CREATED)
+}
