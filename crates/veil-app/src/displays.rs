@@ -139,18 +139,10 @@ impl StoredRules {
         customer_id: &str,
         field: SensitiveField,
         normalized: &str,
-        mut vault: Option<&mut StagedVault>,
+        vault: Option<&mut StagedVault>,
         out: &mut Vec<DisplayRow>,
     ) {
-        self.compute_missing(
-            keys,
-            customer_id,
-            field,
-            normalized,
-            vault.as_deref_mut(),
-            &|_| false,
-            out,
-        )
+        self.compute_missing(keys, customer_id, field, normalized, vault, &|_| false, out)
     }
 
     /// [`StoredRules::compute`] for the rules `stored(rule key)` says are not stored yet.

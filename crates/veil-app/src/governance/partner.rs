@@ -296,6 +296,7 @@ impl Veil {
     /// pseudonyms of `fields`, and the quasi-identifiers `quasi`, generalised until every equivalence class has
     /// at least `k` rows (birth year → decade → also without province) or refused with the reason. The file is
     /// encrypted to `recipient`; the audit entry commits before anything is decrypted. No plaintext is in it.
+    #[allow(clippy::too_many_arguments)] // each argument is one decision of the export; no natural grouping
     pub async fn pseudonymised_export(
         &self,
         actor: &Actor,

@@ -103,7 +103,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         })
         .await
         .map_err(|error| anyhow::anyhow!("sign-in: {error}"))?;
-    anyhow::ensure!(session.mfa_verified, "the sign-in did not verify the second factor");
+    anyhow::ensure!(
+        session.mfa_verified,
+        "the sign-in did not verify the second factor"
+    );
     let token = session.token.expose().to_owned();
 
     let recipient = age::x25519::Identity::generate().to_public().to_string();
@@ -146,7 +149,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .execute(pool)
         .await?;
         let started = Instant::now();
-        let delivery = veil.run_export(&exporter, Some(&token), &request_id).await?;
+        let delivery = veil
+            .run_export(&exporter, Some(&token), &request_id)
+            .await?;
         let elapsed = started.elapsed();
         anyhow::ensure!(delivery.manifest.manifest.rows as usize == args.customers);
         timings.push(elapsed.as_secs_f64());
@@ -220,7 +225,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .fetch_all(&pool)
         .await?;
         let raw = started.elapsed().as_secs_f64();
-        anyhow::ensure!(rows.len() == args.customers && rows[0].2 == plaintexts[rows[0].0 as usize].1);
+        anyhow::ensure!(
+            rows.len() == args.customers && rows[0].2 == plaintexts[rows[0].0 as usize].1
+        );
         let started = Instant::now();
         let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
             "SELECT id, pgp_sym_decrypt(name_pgp, 'bench-pass'), pgp_sym_decrypt(phone_pgp, 'bench-pass'), \
