@@ -4,8 +4,8 @@
 //! stages its vault work: [`StagedVault::prefetch`] looks up, before the operators run, the surrogate a
 //! deterministic entry already has for a value (by a keyed index of scope and value — the value itself is never a
 //! lookup key); the operators then record new entries in memory, sealed at once, and the caller commits them in
-//! the same transaction as the displays that use them. Resolving a surrogate back ([`Veil::vault_value`]) is only
-//! for the governed re-identification path.
+//! the same transaction as the displays that use them. Resolving a surrogate back ([`Veil::vault_value`]) has no
+//! caller outside tests yet: a governed detokenise (reveal of a tokenised field) is still to be built.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -220,7 +220,9 @@ impl Veil {
 
     /// What `surrogate` stands for in `scope`, if the vault holds it. Crate-private: only the governed
     /// re-identification path may call it, after its grant check and audit entry.
-    #[allow(dead_code)] // the governed re-identification path (unmask issue) is its caller
+    // No production caller yet: detokenising through a governed reveal is still to be built (partner
+    // re-identification uses the partner's key, not the vault). Tests use it to prove what the vault holds.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn vault_value(
         &self,
         scope: &VaultScope<'_>,

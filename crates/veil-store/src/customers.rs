@@ -226,6 +226,14 @@ fn full_select() -> &'static str {
 /// Rows per multi-row INSERT: few round trips, far below SQLite's and PostgreSQL's bound-parameter limits.
 const ROWS_PER_INSERT: usize = 100;
 
+/// `$1, $2, …, $n`: the placeholders of an `IN (…)` list of `n` values.
+pub(crate) fn in_list(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `rows` groups of `columns` placeholders. SQLite gets anonymous `?`: with numbered parameters it looks every
 /// name up linearly on each bind, which makes a many-row statement quadratic.
 pub(crate) fn placeholder_rows(backend: crate::Backend, rows: usize, columns: usize) -> String {
@@ -577,12 +585,7 @@ impl Store {
     ) -> StoreResult<Vec<CustomerRow>> {
         let mut out = Vec::with_capacity(customer_ids.len());
         for chunk in customer_ids.chunks(500) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "{} WHERE id IN ({})",
-                full_select(),
-                placeholders.join(", ")
-            );
+            let sql = format!("{} WHERE id IN ({})", full_select(), in_list(chunk.len()));
             let rows = with_pool!(self, |pool| {
                 let mut query = sqlx::query(&sql);
                 for id in chunk {

@@ -102,10 +102,9 @@ impl Store {
             return Ok(out);
         }
         for ids in customer_ids.chunks(500) {
-            let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 1)).collect();
             let sql = format!(
                 "SELECT customer_id, field, rule, display FROM customer_display WHERE customer_id IN ({})",
-                placeholders.join(", ")
+                crate::customers::in_list(ids.len())
             );
             let rows = with_pool!(self, |pool| {
                 let mut query = sqlx::query(&sql);

@@ -209,11 +209,10 @@ impl Store {
     ) -> StoreResult<Vec<CustomerKeyRow>> {
         let mut out = Vec::with_capacity(customer_ids.len());
         for chunk in customer_ids.chunks(500) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT customer_id, dek_version, kek_version, wrapped FROM customer_key \
                  WHERE customer_id IN ({})",
-                placeholders.join(", ")
+                crate::customers::in_list(chunk.len())
             );
             let rows = with_pool!(self, |pool| {
                 let mut query = sqlx::query(&sql);

@@ -1677,8 +1677,8 @@ both_backends!(http_audit_query_verify_and_subject_report, |harness| {
 
 // ---- Governed unmasking, end to end ----
 
-/// Enrols `token`'s user in MFA and verifies a step-up; returns nothing (the token is now fresh).
-async fn enrol_and_step_up(client: &Client, token: &str) {
+/// Enrols `token`'s user in MFA through the API; returns the TOTP secret and one recovery code.
+async fn enrol_mfa(client: &Client, token: &str) -> (veil_app::mfa::TotpSecret, String) {
     let router = &client.router;
     let (status, _, body) = post_from(
         router,
@@ -1699,6 +1699,14 @@ async fn enrol_and_step_up(client: &Client, token: &str) {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let recovery = body["recovery_codes"][0].as_str().unwrap().to_owned();
+    (secret, recovery)
+}
+
+/// Enrols `token`'s user in MFA and verifies a step-up; returns nothing (the token is now fresh).
+async fn enrol_and_step_up(client: &Client, token: &str) {
+    let router = &client.router;
+    let (secret, _) = enrol_mfa(client, token).await;
     let (status, _, body) = post_from(
         router,
         "/api/v1/auth/mfa/verify",

@@ -12,7 +12,8 @@ use veil_app::both_backends;
 use veil_app::users::Role;
 
 use super::{
-    add_user, assert_no_plaintext, full_customer, post_from, totp_now, Client, ID_NUMBER, PASSWORD,
+    add_user, assert_no_plaintext, enrol_mfa, full_customer, post_from, totp_now, Client,
+    ID_NUMBER, PASSWORD,
 };
 
 /// A browser: a cookie jar and a language.
@@ -485,38 +486,13 @@ both_backends!(web_language_switch_and_negotiation, |harness| {
         .starts_with("text/javascript"));
 });
 
-/// Enrols the token's user in MFA through the API; returns one recovery code.
-async fn enrol_mfa(client: &Client, token: &str) -> String {
-    let router = &client.router;
-    let (status, _, body) = post_from(
-        router,
-        "/api/v1/auth/mfa/enroll",
-        Some(token),
-        json!({}),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let secret = veil_app::mfa::TotpSecret::from_base32(body["secret"].as_str().unwrap()).unwrap();
-    let (status, _, body) = post_from(
-        router,
-        "/api/v1/auth/mfa/confirm",
-        Some(token),
-        json!({"code": totp_now(&secret, 0)}),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["recovery_codes"][0].as_str().unwrap().to_owned()
-}
-
 both_backends!(web_totp_sign_in_then_governed_reveal, |harness| {
     add_user(&harness, "sally", Role::Sales, Some("east")).await;
     add_user(&harness, "dora", Role::Dpo, None).await;
     let client = Client::new(&harness).await;
     let sally = client.login("sally").await;
     let id = create_customer_via_api(&client, &sally).await;
-    let recovery_code = enrol_mfa(&client, &sally).await;
+    let (_, recovery_code) = enrol_mfa(&client, &sally).await;
 
     // Access through the API's governance: consent, request, the DPO's approval.
     let consent = client
