@@ -11,10 +11,7 @@ use tower::ServiceExt;
 use veil_app::both_backends;
 use veil_app::users::Role;
 
-use super::{
-    add_user, assert_no_plaintext, enrol_mfa, full_customer, post_from, totp_now, Client,
-    ID_NUMBER, PASSWORD,
-};
+use super::{add_user, assert_no_plaintext, enrol_mfa, full_customer, Client, ID_NUMBER, PASSWORD};
 
 /// A browser: a cookie jar and a language.
 struct Browser<'a> {
