@@ -992,7 +992,20 @@ impl Veil {
         cursor: Option<&str>,
         limit: u32,
     ) -> AppResult<CustomerPage> {
+        self.list_customers_where(actor, &crate::segments::ListFilter::default(), cursor, limit)
+            .await
+    }
+
+    /// A page of the caller's customers matching `filter` (inside the caller's scope), newest first.
+    pub async fn list_customers_where(
+        &self,
+        actor: &Actor,
+        filter: &crate::segments::ListFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> AppResult<CustomerPage> {
         let scope = self.authorize(actor, Action::CustomerList, None).await?;
+        let filter = filter.validated()?;
         let cursor = match cursor {
             Some(text) => Some(
                 text.parse::<CustomerId>()
@@ -1010,7 +1023,7 @@ impl Veil {
         let limit = limit.clamp(1, MAX_PAGE_SIZE);
         let mut rows = self
             .store()
-            .list_masked_customers(&scope, cursor.as_deref(), i64::from(limit) + 1)
+            .list_masked_customers(&scope, &filter, cursor.as_deref(), i64::from(limit) + 1)
             .await?;
         let next_cursor = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
@@ -1020,7 +1033,8 @@ impl Veil {
         };
         self.record(&[audit::event(Some(actor), "customer.list", Outcome::Ok)
             .customers(rows.iter().map(|row| row.id.clone()))
-            .detail(serde_json::json!({"returned": rows.len(), "paged": cursor.is_some()}))])
+            .detail(serde_json::json!({"returned": rows.len(), "paged": cursor.is_some(),
+                                       "filter": filter}))])
             .await?;
         let mut items: Vec<CustomerView> = rows.into_iter().map(Veil::view).collect();
         self.for_role(actor, &mut items).await?;
@@ -1451,7 +1465,7 @@ pub mod reveal {
         loop {
             let page = veil
                 .store()
-                .list_masked_customers(&CustomerScope::default(), cursor.as_deref(), 500)
+                .list_masked_customers(&CustomerScope::default(), &Default::default(), cursor.as_deref(), 500)
                 .await?;
             let Some(last) = page.last() else {
                 break;

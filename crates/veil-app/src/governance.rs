@@ -337,7 +337,12 @@ struct StoredPolicyChange {
 #[serde(deny_unknown_fields)]
 pub struct RequestScope {
     /// Explicit customer ids.
+    #[serde(default)]
     pub customer_ids: Vec<String>,
+    /// Or one of the requester's saved segments (`GET /api/v1/segments`): its customers in the requester's scope
+    /// are resolved when the request is made and stored with it, so approvers decide on a fixed list.
+    #[serde(default)]
+    pub segment: Option<String>,
 }
 
 /// One prerequisite check.
@@ -395,6 +400,8 @@ pub struct UnmaskRequestView {
     pub consent_ids: Vec<String>,
     /// Customers.
     pub customer_ids: Vec<String>,
+    /// The saved segment the customers were resolved from, if any.
+    pub segment: Option<String>,
     /// Fields.
     pub fields: Vec<String>,
     /// Mode.
@@ -876,6 +883,31 @@ impl Veil {
             errors.push(FieldError::new("max_reveals", "out_of_range", "at least 1"));
         }
         let mut customers = BTreeSet::new();
+        let segment_id = match &input.scope.segment {
+            None => None,
+            Some(_) if !input.scope.customer_ids.is_empty() => {
+                errors.push(FieldError::new(
+                    "scope",
+                    "ambiguous",
+                    "give customer_ids or segment, not both",
+                ));
+                None
+            }
+            Some(segment) => match self.segment_members(actor, segment, MAX_SCOPE + 1).await? {
+                Some(members) => {
+                    customers.extend(members);
+                    Some(segment.clone())
+                }
+                None => {
+                    errors.push(FieldError::new(
+                        "scope.segment",
+                        "unknown",
+                        "no saved segment of yours has this id",
+                    ));
+                    None
+                }
+            },
+        };
         for text in &input.scope.customer_ids {
             match text.parse::<CustomerId>() {
                 Ok(id) => {
@@ -946,18 +978,31 @@ impl Veil {
         };
         let whole_base = input.mode == "policy_change";
         if (!whole_base && customers.is_empty()) || customers.len() > MAX_SCOPE {
-            errors.push(FieldError::new(
-                "scope.customer_ids",
-                "invalid_length",
-                format!("1 to {MAX_SCOPE} customers"),
-            ));
+            errors.push(match &segment_id {
+                Some(_) => FieldError::new(
+                    "scope.segment",
+                    "invalid_length",
+                    format!("the segment must hold 1 to {MAX_SCOPE} customers in your scope"),
+                ),
+                None => FieldError::new(
+                    "scope.customer_ids",
+                    "invalid_length",
+                    format!("1 to {MAX_SCOPE} customers"),
+                ),
+            });
         }
         if !errors.is_empty() {
             return Err(AppError::Validation(errors));
         }
-        // Every customer must exist and be one the requester may work with (a DPO may ask about anyone).
+        // Every customer must exist and be one the requester may work with (a DPO may ask about anyone). A
+        // segment's members were read inside that scope already.
         let scope = self.customer_scope(actor).await?;
-        for id in &customers {
+        let explicit = if segment_id.is_some() {
+            &BTreeSet::new()
+        } else {
+            &customers
+        };
+        for id in explicit {
             let row = self.store().masked_customer(id).await?;
             let visible = match &row {
                 Some(row) if actor.role == Role::Dpo => row.id == *id,
@@ -1008,6 +1053,7 @@ impl Veil {
             policy_change: policy_change
                 .as_ref()
                 .map(|change| serde_json::to_string(change).unwrap_or_default()),
+            segment_id: segment_id.clone(),
             // An export runs once unless the request says otherwise.
             max_reveals: input.max_reveals.or((input.mode == "export").then_some(1)),
             risk: String::new(),
@@ -1417,6 +1463,7 @@ impl Veil {
             jurisdiction: row.jurisdiction.clone(),
             consent_ids: list(&row.consent_ids),
             customer_ids: list(&row.customer_ids),
+            segment: row.segment_id.clone(),
             fields: list(&row.fields),
             mode: row.mode.clone(),
             duration_minutes: row.duration_minutes,
@@ -2215,6 +2262,7 @@ impl Veil {
             recipient: None,
             recipient_name: Some("internal".to_owned()),
             policy_change: None,
+            segment_id: None,
             max_reveals: None,
             risk: "high".to_owned(),
             checks: serde_json::to_string(&checks).unwrap_or_else(|_| "[]".to_owned()),

@@ -26,6 +26,7 @@ pub mod monitor;
 pub mod notes;
 pub mod password_policy;
 pub mod policies;
+pub mod segments;
 pub mod teams;
 pub mod tokens;
 pub mod users;

@@ -9,6 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use veil_app::customers::{CustomerInput, CustomerPage, CustomerPatch, CustomerView, ExactSearch};
 use veil_app::notes::{NoteInput, NoteView};
+use veil_app::segments::{ListFilter, SegmentInput, SegmentView};
 use veil_app::{CustomerId, SensitiveField};
 
 use crate::error::{ApiError, ApiResult, Problem};
@@ -31,6 +32,16 @@ pub struct ListParams {
     pub email: Option<String>,
     /// Exact search by bank card number.
     pub bank_card: Option<String>,
+    /// Only customers of this owner (user id).
+    pub owner: Option<String>,
+    /// Only customers of this team.
+    pub team: Option<String>,
+    /// Only customers carrying this tag.
+    pub tag: Option<String>,
+    /// Only customers of this industry.
+    pub industry: Option<String>,
+    /// Only customers matching one of the caller's saved segments (instead of owner/team/tag/industry).
+    pub segment: Option<String>,
 }
 
 /// Write options.
@@ -64,12 +75,36 @@ pub async fn list_customers(
     .into_iter()
     .filter_map(|(field, value)| value.map(|value| ExactSearch { field, value }))
     .collect();
+    let mut filter = ListFilter {
+        owner: params.owner,
+        team: params.team,
+        tag: params.tag,
+        industry: params.industry,
+    };
+    if let Some(segment) = &params.segment {
+        if filter != ListFilter::default() {
+            return Err(ApiError::bad_request(
+                "give a segment or owner/team/tag/industry, not both",
+            ));
+        }
+        filter = state
+            .veil
+            .segment_filter(&user.actor, segment)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+    }
+    if !searches.is_empty() && filter != ListFilter::default() {
+        return Err(ApiError::bad_request(
+            "an exact search cannot be combined with filters",
+        ));
+    }
     match searches.as_slice() {
         [] => Ok(Json(
             state
                 .veil
-                .list_customers(
+                .list_customers_where(
                     &user.actor,
+                    &filter,
                     params.cursor.as_deref(),
                     params.limit.unwrap_or(50),
                 )
@@ -204,9 +239,48 @@ pub async fn add_note(
     Ok((StatusCode::CREATED, Json(note)))
 }
 
+/// The caller's saved segments (named customer filters).
+#[utoipa::path(get, path = "/api/v1/segments", tag = "customers",
+    responses((status = 200, body = [SegmentView]), (status = 403, body = Problem)), security(("bearer" = [])))]
+pub async fn list_segments(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> ApiResult<Json<Vec<SegmentView>>> {
+    Ok(Json(state.veil.segments(&user.actor).await?))
+}
+
+/// Saves a segment: a named filter (owner, team, tag, industry) to list customers by
+/// (`GET /api/v1/customers?segment=ID`) and to scope unmask requests by (`"scope": {"segment": "ID"}`).
+#[utoipa::path(post, path = "/api/v1/segments", tag = "customers", request_body = SegmentInput,
+    responses((status = 201, body = SegmentView), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create_segment(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(input): ApiJson<SegmentInput>,
+) -> ApiResult<(StatusCode, Json<SegmentView>)> {
+    let segment = state.veil.save_segment(&user.actor, &input).await?;
+    Ok((StatusCode::CREATED, Json(segment)))
+}
+
+/// Deletes one of the caller's segments (requests made from it keep their customers).
+#[utoipa::path(delete, path = "/api/v1/segments/{id}", tag = "customers",
+    params(("id" = String, Path, description = "Segment id")),
+    responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn delete_segment(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.veil.delete_segment(&user.actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The customer routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(list_segments, create_segment))
+        .routes(routes!(delete_segment))
         .routes(routes!(list_customers, create_customer))
         .routes(routes!(get_customer, update_customer, delete_customer))
         .routes(routes!(list_notes, add_note))

@@ -28,6 +28,7 @@ pub mod error;
 pub mod extract;
 pub mod governance;
 pub mod incidents;
+pub mod partners;
 pub mod policies;
 pub mod security;
 pub mod teams;
@@ -175,6 +176,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(audit::router())
         .merge(incidents::router())
         .merge(governance::router())
+        .merge(partners::router())
         .merge(alerts::router())
         .merge(backups::router())
         .split_for_parts()

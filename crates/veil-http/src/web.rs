@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .route("/static/veil.js", get(script))
         .route("/customers", get(customers::list))
         .route("/customers/search", post(customers::search))
+        .route("/customers/segments", post(customers::save_segment))
         .route(
             "/customers/new",
             get(customers::new_form).post(customers::create),

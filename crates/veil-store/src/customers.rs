@@ -185,6 +185,76 @@ pub struct CustomerScope {
     pub linked_user: Option<String>,
 }
 
+/// Narrows a listing by what the user picks (the scope still applies): every given criterion must hold.
+/// None of these is personal data, so a filter may be stored (saved segments) and logged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CustomerFilter {
+    /// Owned by this user id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Of this team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Carrying this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Of this industry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub industry: Option<String>,
+}
+
+impl CustomerFilter {
+    /// Whether nothing narrows the listing.
+    pub fn is_empty(&self) -> bool {
+        self.owner.is_none() && self.team.is_none() && self.tag.is_none() && self.industry.is_none()
+    }
+}
+
+/// Adds the filter's conditions. Tags are a JSON array of strings in a TEXT column, searched element by element
+/// with each backend's JSON functions (a substring match would confuse `vip` with `vip2`).
+fn filter_clause(
+    filter: &CustomerFilter,
+    backend: crate::Backend,
+    next_placeholder: &mut usize,
+    clauses: &mut Vec<String>,
+) {
+    let mut equal = |column: &str, value: &Option<String>, clauses: &mut Vec<String>| {
+        if value.is_some() {
+            clauses.push(format!("{column} = ${next_placeholder}"));
+            *next_placeholder += 1;
+        }
+    };
+    equal("owner_id", &filter.owner, clauses);
+    equal("team", &filter.team, clauses);
+    equal("industry", &filter.industry, clauses);
+    if filter.tag.is_some() {
+        clauses.push(match backend {
+            crate::Backend::Sqlite => format!(
+                "EXISTS (SELECT 1 FROM json_each(customer.tags) WHERE json_each.value = ${next_placeholder})"
+            ),
+            crate::Backend::Postgres => format!(
+                "EXISTS (SELECT 1 FROM jsonb_array_elements_text(customer.tags::jsonb) AS tag(value) \
+                 WHERE tag.value = ${next_placeholder})"
+            ),
+        });
+        *next_placeholder += 1;
+    }
+}
+
+/// Binds [`filter_clause`]'s values in its order.
+macro_rules! bind_filter {
+    ($query:expr, $filter:expr) => {{
+        let mut query = $query;
+        for value in [&$filter.owner, &$filter.team, &$filter.industry, &$filter.tag]
+            .into_iter()
+            .flatten()
+        {
+            query = query.bind(value.as_str());
+        }
+        query
+    }};
+}
+
 const PROFILE_COLUMNS: [&str; 9] = [
     "gender",
     "tags",
@@ -639,16 +709,19 @@ impl Store {
         Ok(row.transpose()?)
     }
 
-    /// A page of masked customers in `scope`, newest first, starting after the cursor id `before`.
+    /// A page of masked customers in `scope` matching `filter`, newest first, starting after the cursor id
+    /// `before`.
     pub async fn list_masked_customers(
         &self,
         scope: &CustomerScope,
+        filter: &CustomerFilter,
         before: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<MaskedCustomerRow>> {
         let mut clauses = Vec::new();
         let mut next_placeholder = 1;
         scope_clause(scope, &mut next_placeholder, &mut clauses);
+        filter_clause(filter, self.backend(), &mut next_placeholder, &mut clauses);
         if before.is_some() {
             clauses.push(format!("id < ${next_placeholder}"));
             next_placeholder += 1;
@@ -663,7 +736,7 @@ impl Store {
             masked_select()
         );
         let rows = with_pool!(self, |pool| {
-            let mut query = bind_scope!(sqlx::query(&sql), scope);
+            let mut query = bind_filter!(bind_scope!(sqlx::query(&sql), scope), filter);
             if let Some(before) = before {
                 query = query.bind(before);
             }
@@ -676,6 +749,33 @@ impl Store {
                 .collect::<Result<Vec<_>, sqlx::Error>>()
         })?;
         Ok(rows)
+    }
+
+    /// Ids of up to `limit` customers in `scope` matching `filter`, ascending (a segment's members).
+    pub async fn customer_ids_matching(
+        &self,
+        scope: &CustomerScope,
+        filter: &CustomerFilter,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        let mut clauses = Vec::new();
+        let mut next_placeholder = 1;
+        scope_clause(scope, &mut next_placeholder, &mut clauses);
+        filter_clause(filter, self.backend(), &mut next_placeholder, &mut clauses);
+        let where_clause = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", clauses.join(" AND "))
+        };
+        let sql =
+            format!("SELECT id FROM customer{where_clause} ORDER BY id LIMIT ${next_placeholder}");
+        let ids = with_pool!(self, |pool| {
+            bind_filter!(bind_scope!(sqlx::query_scalar::<_, String>(&sql), scope), filter)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(ids)
     }
 
     /// Masked customers in `scope` whose `field` has the given blind index, newest first.

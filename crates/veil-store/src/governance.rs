@@ -73,6 +73,8 @@ pub struct RequestRow {
     pub recipient_name: Option<String>,
     /// For `policy_change`: the change (JSON: field, role, rule, and the rule it replaces).
     pub policy_change: Option<String>,
+    /// The saved segment the scope was resolved from, if any.
+    pub segment_id: Option<String>,
     /// Most reveals the grant allows.
     pub max_reveals: Option<i64>,
     /// `low`, `medium` or `high`.
@@ -167,7 +169,7 @@ const CONSENT_COLUMNS: &str =
      sensitive, third_party, granted_at, expires_at, withdrawn_at, recorded_by, created_at";
 const REQUEST_COLUMNS: &str = "id, requester_id, requester_role, requester_team, purpose, purpose_detail, \
      legal_basis, jurisdiction, consent_ids, customer_ids, fields, mode, duration_minutes, recipient, recipient_name, \
-     policy_change, max_reveals, risk, checks, approvals_needed, state, created_at, updated_at";
+     policy_change, max_reveals, risk, checks, approvals_needed, state, created_at, updated_at, segment_id";
 const GRANT_COLUMNS: &str =
     "id, request_id, user_id, customer_ids, fields, mode, purpose, created_at, \
      expires_at, max_reveals, reveals_used, revoked_at, revoked_by, revoke_reason";
@@ -213,6 +215,7 @@ macro_rules! request_from {
             duration_minutes: $row.try_get("duration_minutes")?,
             recipient: $row.try_get("recipient")?,
             recipient_name: $row.try_get("recipient_name")?,
+            segment_id: $row.try_get("segment_id")?,
             policy_change: $row.try_get("policy_change")?,
             max_reveals: $row.try_get("max_reveals")?,
             risk: $row.try_get("risk")?,
@@ -431,7 +434,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             sqlx::query(&format!(
                 "INSERT INTO unmask_request ({REQUEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-                 $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
+                 $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
             ))
             .bind(&row.id)
             .bind(&row.requester_id)
@@ -456,6 +459,7 @@ impl Store {
             .bind(&row.state)
             .bind(row.created_at)
             .bind(row.updated_at)
+            .bind(&row.segment_id)
             .execute(&mut *tx)
             .await?;
             insert_risk!(&mut *tx, risk);

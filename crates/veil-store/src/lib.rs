@@ -26,6 +26,7 @@ pub mod keyring;
 pub mod mfa;
 pub mod notes;
 pub mod policies;
+pub mod segments;
 pub mod snapshot;
 pub mod teams;
 pub mod users;
@@ -36,7 +37,7 @@ pub use audit::{AuditEntry, AuditEvent, AuditFilter, CheckpointRow, PruneRow};
 pub use backups::{BackupRow, ErasureRow};
 pub use checks::CheckRunRow;
 pub use customers::{
-    CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow, SealedValue, SensitiveField,
+    CustomerFilter, CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow, SealedValue, SensitiveField,
 };
 pub use displays::{DisplayRow, DisplayWrite, RemaskProgress};
 pub use governance::{ConsentRow, DecisionRow, GrantRow, RequestRow, RiskRow};
@@ -45,6 +46,7 @@ pub use keyring::{CustomerKeyRow, KeyringRow, MasterKeyMeta};
 pub use mfa::{LoginFailureRow, MfaRow};
 pub use notes::NoteRow;
 pub use policies::PolicyRow;
+pub use segments::SegmentRow;
 pub use snapshot::{ColumnKind, Loader, Snapshot, TableInfo, Value};
 pub use teams::{TeamRow, TransferRow};
 pub use users::{TokenRow, UserRow};

@@ -547,7 +547,7 @@ impl Veil {
         loop {
             let page = self
                 .store()
-                .list_masked_customers(&Default::default(), cursor.as_deref(), 1000)
+                .list_masked_customers(&Default::default(), &Default::default(), cursor.as_deref(), 1000)
                 .await?;
             let Some(last) = page.last() else { break };
             cursor = Some(last.id.clone());
@@ -607,5 +607,201 @@ mod tests {
         assert_eq!(smallest_class(&rows, 1, &all), 1);
         assert_eq!(smallest_class(&rows, 2, &all), 3);
         assert_eq!(rows[0].at(1, &all), vec!["1980s", "female", "北京市"]);
+    }
+}
+
+/// A partner and the state of its key.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PartnerView {
+    /// Name.
+    pub name: String,
+    /// `active` (key live) or `retired` (key destroyed: its pseudonyms are unlinkable).
+    pub state: String,
+}
+
+/// A pseudonymised export for a partner (`POST /api/v1/partners/{name}/exports`).
+#[derive(Debug, Clone, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerExportInput {
+    /// The partner's age public key (`age1…`); the file is encrypted to it.
+    pub recipient: String,
+    /// Fields to carry as format-preserving pseudonyms: `phone`, `id_number`, `bank_card`.
+    #[serde(default = "default_partner_fields")]
+    pub fields: Vec<String>,
+    /// Quasi-identifiers to carry, generalised to k-anonymity: `birth_year`, `gender`, `province`.
+    #[serde(default)]
+    pub quasi: Vec<String>,
+    /// Smallest group size allowed for the quasi-identifiers (2–1000, default 5).
+    #[serde(default = "default_k")]
+    pub k: usize,
+    /// Customer ids; with neither this nor `segment`, every customer.
+    #[serde(default)]
+    pub customer_ids: Vec<String>,
+    /// Or one of the caller's saved segments.
+    #[serde(default)]
+    pub segment: Option<String>,
+}
+
+fn default_partner_fields() -> Vec<String> {
+    vec!["phone".to_owned()]
+}
+
+fn default_k() -> usize {
+    DEFAULT_K
+}
+
+/// The encrypted pseudonymised file and what the k-anonymity step did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PartnerExportDelivery {
+    /// The age-encrypted CSV, base64.
+    pub file_base64: String,
+    /// Rows, k, smallest group, generalisation.
+    pub report: PseudonymisedReport,
+}
+
+/// A partner's enriched file to map back onto customers (`POST /api/v1/partners/{name}/reidentify`).
+#[derive(Debug, Clone, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReidentifyInput {
+    /// The caller's live grant covering the customers.
+    pub grant_id: String,
+    /// The partner's CSV (decrypted), with the `pseudonym` column as exported.
+    pub file: String,
+}
+
+/// The file keyed by customer id, and the counts.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReidentifyDelivery {
+    /// The CSV with `customer_id` in place of `pseudonym`, only for customers the grant covers.
+    pub file: String,
+    /// Matched, unknown, outside the grant.
+    pub report: ReidentifyReport,
+}
+
+/// Most customers one pseudonymised export request names explicitly.
+const MAX_EXPLICIT_CUSTOMERS: usize = 100_000;
+
+impl Veil {
+    /// Every partner and the state of its key (admin or DPO).
+    pub async fn list_partners(&self, actor: &Actor) -> AppResult<Vec<PartnerView>> {
+        Self::ensure_partner_role(actor)?;
+        Ok(self
+            .partners()
+            .await?
+            .into_iter()
+            .map(|(name, state)| PartnerView { name, state })
+            .collect())
+    }
+
+    /// A pseudonymised export from an API request: checks and parses the input, resolves the customers (given
+    /// ids, a saved segment, or everyone), then [`Veil::pseudonymised_export`].
+    pub async fn partner_export(
+        &self,
+        actor: &Actor,
+        partner: &str,
+        input: &PartnerExportInput,
+    ) -> AppResult<PartnerExportDelivery> {
+        Self::ensure_partner_role(actor)?;
+        let mut errors = Vec::new();
+        let recipient = input
+            .recipient
+            .trim()
+            .parse::<age::x25519::Recipient>()
+            .map_err(|_| {
+                errors.push(FieldError::new(
+                    "recipient",
+                    "invalid",
+                    "is not an age public key (age1…)",
+                ))
+            })
+            .ok();
+        let mut fields = Vec::new();
+        for name in &input.fields {
+            match SensitiveField::parse(name) {
+                Some(field) => fields.push(field),
+                None => errors.push(FieldError::new("fields", "unknown", "unknown field")),
+            }
+        }
+        let mut quasi = Vec::new();
+        for name in &input.quasi {
+            match QuasiIdentifier::parse(name) {
+                Some(identifier) => quasi.push(identifier),
+                None => errors.push(FieldError::new(
+                    "quasi",
+                    "unknown",
+                    "expected birth_year, gender or province",
+                )),
+            }
+        }
+        if !(2..=1000).contains(&input.k) {
+            errors.push(FieldError::new("k", "out_of_range", "2 to 1000"));
+        }
+        if input.customer_ids.len() > MAX_EXPLICIT_CUSTOMERS
+            || input
+                .customer_ids
+                .iter()
+                .any(|id| id.parse::<crate::CustomerId>().is_err())
+        {
+            errors.push(FieldError::new(
+                "customer_ids",
+                "invalid",
+                format!("at most {MAX_EXPLICIT_CUSTOMERS} customer ids"),
+            ));
+        }
+        if input.segment.is_some() && !input.customer_ids.is_empty() {
+            errors.push(FieldError::new(
+                "segment",
+                "ambiguous",
+                "give customer_ids or segment, not both",
+            ));
+        }
+        let (Some(recipient), true) = (recipient, errors.is_empty()) else {
+            return Err(AppError::Validation(errors));
+        };
+        let customers = match &input.segment {
+            Some(segment) => {
+                let members = self
+                    .segment_members(actor, segment, MAX_EXPLICIT_CUSTOMERS + 1)
+                    .await?
+                    .ok_or_else(|| {
+                        AppError::Validation(vec![FieldError::new(
+                            "segment",
+                            "unknown",
+                            "no saved segment of yours has this id",
+                        )])
+                    })?;
+                if members.len() > MAX_EXPLICIT_CUSTOMERS {
+                    return Err(AppError::Validation(vec![FieldError::new(
+                        "segment",
+                        "too_large",
+                        format!("more than {MAX_EXPLICIT_CUSTOMERS} customers; export everyone instead"),
+                    )]));
+                }
+                members
+            }
+            None if input.customer_ids.is_empty() => self.all_customer_ids().await?,
+            None => input.customer_ids.clone(),
+        };
+        let (file, report) = self
+            .pseudonymised_export(actor, partner, &customers, &fields, &quasi, input.k, &recipient)
+            .await?;
+        use base64::Engine;
+        Ok(PartnerExportDelivery {
+            file_base64: base64::engine::general_purpose::STANDARD.encode(file),
+            report,
+        })
+    }
+
+    /// Re-identification from an API request: [`Veil::reidentify`].
+    pub async fn partner_reidentify(
+        &self,
+        actor: &Actor,
+        partner: &str,
+        input: &ReidentifyInput,
+    ) -> AppResult<ReidentifyDelivery> {
+        let (file, report) = self
+            .reidentify(actor, partner, &input.grant_id, &input.file)
+            .await?;
+        Ok(ReidentifyDelivery { file, report })
     }
 }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use veil_app::customers::{CustomerInput, CustomerView, ExactSearch};
 use veil_app::governance::RevealInput;
+use veil_app::segments::{ListFilter, SegmentInput};
 use veil_app::users::LoginError;
 use veil_app::{AppError, CustomerId, FieldError, SensitiveField};
 use zeroize::Zeroizing;
@@ -100,12 +101,115 @@ struct ListTemplate {
     search_by: String,
     search_error: Option<String>,
     search_summary: String,
+    filter: FilterParams,
+    filtered: bool,
+    industries: Vec<(String, String)>,
+    segments: Vec<(String, String)>,
 }
 
-/// `?cursor=`.
+/// The list's filters as the form and the paging links carry them (none of them is personal data, so they may
+/// sit in the URL).
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+pub struct FilterParams {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    mine: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    team: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    tag: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    industry: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    segment: String,
+}
+
+impl FilterParams {
+    fn is_empty(&self) -> bool {
+        self.mine.is_empty()
+            && self.team.is_empty()
+            && self.tag.is_empty()
+            && self.industry.is_empty()
+            && self.segment.is_empty()
+    }
+
+    /// The domain's filter: a saved segment's, or the fields given ("mine" is the caller as owner).
+    async fn resolve(&self, state: &AppState, actor: &veil_app::users::Actor) -> Result<ListFilter, AppError> {
+        if !self.segment.is_empty() {
+            return state
+                .veil
+                .segment_filter(actor, &self.segment)
+                .await?
+                .ok_or(AppError::NotFound);
+        }
+        let text = |value: &str| (!value.trim().is_empty()).then(|| value.trim().to_owned());
+        Ok(ListFilter {
+            owner: (!self.mine.is_empty()).then(|| actor.user_id.to_string()),
+            team: text(&self.team),
+            tag: text(&self.tag),
+            industry: text(&self.industry),
+        })
+    }
+
+    /// `/customers?…` with these filters and an optional cursor.
+    fn href(&self, cursor: Option<&str>) -> String {
+        #[derive(serde::Serialize)]
+        struct WithCursor<'a> {
+            #[serde(flatten)]
+            filter: &'a FilterParams,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            cursor: Option<&'a str>,
+        }
+        let query = serde_urlencoded::to_string(WithCursor {
+            filter: self,
+            cursor,
+        })
+        .unwrap_or_default();
+        if query.is_empty() {
+            "/customers".to_owned()
+        } else {
+            format!("/customers?{query}")
+        }
+    }
+}
+
+/// The industries the filter offers, with their labels.
+const INDUSTRIES: [&str; 6] = [
+    "real_estate",
+    "services",
+    "finance",
+    "education",
+    "ecommerce",
+    "other",
+];
+
+fn industry_options(tr: Tr) -> Vec<(String, String)> {
+    INDUSTRIES
+        .iter()
+        .map(|code| ((*code).to_owned(), known_or_raw(tr, "industry", code)))
+        .collect()
+}
+
+/// The caller's saved segments for the filter's select (none when they cannot list customers).
+async fn segment_options(state: &AppState, actor: &veil_app::users::Actor) -> Vec<(String, String)> {
+    state
+        .veil
+        .segments(actor)
+        .await
+        .map(|segments| {
+            segments
+                .into_iter()
+                .map(|segment| (segment.id, segment.name))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `?cursor=` and the filters.
 #[derive(Deserialize)]
 pub struct ListParams {
     cursor: Option<String>,
+    #[serde(flatten)]
+    filter: FilterParams,
 }
 
 /// The caller's customers, masked, newest first, a page at a time.
@@ -116,10 +220,15 @@ pub async fn list(
     Query(params): Query<ListParams>,
 ) -> Response {
     let cursor = params.cursor.filter(|cursor| !cursor.is_empty());
-    let listed = state
-        .veil
-        .list_customers(&user.actor, cursor.as_deref(), PAGE_SIZE)
-        .await;
+    let listed = match params.filter.resolve(&state, &user.actor).await {
+        Ok(filter) => {
+            state
+                .veil
+                .list_customers_where(&user.actor, &filter, cursor.as_deref(), PAGE_SIZE)
+                .await
+        }
+        Err(error) => Err(error),
+    };
     let customers = match listed {
         Ok(customers) => customers,
         Err(error) => return error_page(&page, Some(&user), &error),
@@ -134,14 +243,66 @@ pub async fn list(
             .collect(),
         next_href: customers
             .next_cursor
-            .map(|cursor| format!("/customers?cursor={cursor}")),
+            .map(|cursor| params.filter.href(Some(&cursor))),
         paged: cursor.is_some(),
         searched: false,
         search_by: "phone".to_owned(),
         search_error: None,
         search_summary: String::new(),
+        filtered: !params.filter.is_empty(),
+        industries: industry_options(page.tr),
+        segments: segment_options(&state, &user.actor).await,
+        filter: params.filter,
     };
     render(&template, page.tr, StatusCode::OK)
+}
+
+/// The "save these filters as a segment" form.
+#[derive(Deserialize)]
+pub struct SegmentForm {
+    #[serde(default)]
+    name: String,
+    #[serde(flatten)]
+    filter: FilterParams,
+}
+
+/// Saves the list's current filters as one of the caller's segments, then lists by it.
+pub async fn save_segment(
+    State(state): State<AppState>,
+    page: Page,
+    signed: SignedForm<SegmentForm>,
+) -> Response {
+    let SignedForm { user, form } = signed;
+    let filter = FilterParams {
+        segment: String::new(),
+        ..form.filter
+    };
+    let saved = match filter.resolve(&state, &user.actor).await {
+        Ok(filter) => {
+            state
+                .veil
+                .save_segment(
+                    &user.actor,
+                    &SegmentInput {
+                        name: form.name,
+                        filter,
+                    },
+                )
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    match saved {
+        Ok(segment) => Redirect::to(
+            &FilterParams {
+                segment: segment.id,
+                ..FilterParams::default()
+            }
+            .href(None),
+        )
+        .into_response(),
+        Err(error) => error_page(&page, Some(&user), &error),
+    }
 }
 
 /// The exact-search form.
@@ -175,6 +336,10 @@ pub async fn search(
         search_by: field.as_str().to_owned(),
         search_error: None,
         search_summary: String::new(),
+        filter: FilterParams::default(),
+        filtered: false,
+        industries: industry_options(page.tr),
+        segments: segment_options(&state, &user.actor).await,
     };
     if state
         .rate_limiter

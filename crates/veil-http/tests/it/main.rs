@@ -2832,3 +2832,158 @@ both_backends!(
         );
     }
 );
+
+both_backends!(filters_segments_and_partner_exchange_over_http, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "dora", Role::Dpo, None).await;
+    let client = Client::new(&harness).await;
+    let sally = client.login("sally").await;
+    let dora = client.login("dora").await;
+    let phones = ["13700001111", "13700002222"];
+    let mut ids = Vec::new();
+    for (phone, tags) in phones.iter().zip([json!(["vip"]), json!(["vip2"])]) {
+        let created = client
+            .send(
+                Method::POST,
+                "/api/v1/customers",
+                Some(&sally),
+                Some(json!({"name": "筛选", "phone": phone, "tags": tags, "industry": "finance"})),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+        ids.push(created.body["id"].as_str().unwrap().to_owned());
+    }
+    let get = |uri: String, token: String| {
+        let client = &client;
+        async move { client.send(Method::GET, &uri, Some(&token), None).await }
+    };
+    let listed_ids = |reply: &Reply| -> Vec<String> {
+        reply.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Filters narrow the list; they do not mix with exact search; bad values are precise 422s.
+    let vip = get("/api/v1/customers?tag=vip".into(), sally.clone()).await;
+    assert_eq!(vip.status, StatusCode::OK, "{}", vip.raw);
+    assert_eq!(listed_ids(&vip), [ids[0].clone()]);
+    let both = get("/api/v1/customers?industry=finance".into(), sally.clone()).await;
+    assert_eq!(listed_ids(&both).len(), 2);
+    let mixed = get(format!("/api/v1/customers?tag=vip&phone={}", phones[0]), sally.clone()).await;
+    assert_problem(&mixed, StatusCode::BAD_REQUEST, "bad_request");
+    let bad_owner = get("/api/v1/customers?owner=somebody".into(), sally.clone()).await;
+    assert_problem(&bad_owner, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(bad_owner.body["errors"][0]["field"], "owner", "{}", bad_owner.raw);
+
+    // A saved segment lists the same customers and scopes an unmask request.
+    let saved = client
+        .send(
+            Method::POST,
+            "/api/v1/segments",
+            Some(&sally),
+            Some(json!({"name": "VIP", "filter": {"tag": "vip"}})),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::CREATED, "{}", saved.raw);
+    let segment = saved.body["id"].as_str().unwrap().to_owned();
+    let by_segment = get(format!("/api/v1/customers?segment={segment}"), sally.clone()).await;
+    assert_eq!(listed_ids(&by_segment), [ids[0].clone()]);
+    let unknown = get("/api/v1/customers?segment=nope".into(), sally.clone()).await;
+    assert_problem(&unknown, StatusCode::NOT_FOUND, "not_found");
+    let listed = get("/api/v1/segments".into(), sally.clone()).await;
+    assert_eq!(listed.body[0]["filter"], json!({"tag": "vip"}), "{}", listed.raw);
+    let asked = client
+        .send(
+            Method::POST,
+            "/api/v1/unmask-requests",
+            Some(&sally),
+            Some(json!({
+                "purpose": "customer_service", "purpose_detail": "VIP call-backs",
+                "legal_basis": "consent", "jurisdiction": "CN", "scope": {"segment": segment},
+                "fields": ["phone"], "mode": "view", "duration_minutes": 30
+            })),
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::CREATED, "{}", asked.raw);
+    assert_eq!(asked.body["segment"], segment.as_str());
+    assert_eq!(asked.body["customer_ids"], json!([ids[0]]));
+
+    // Partner exchange: only admins and the DPO; the file carries pseudonyms, never the numbers.
+    let added = client
+        .send(
+            Method::POST,
+            "/api/v1/partners",
+            Some(&dora),
+            Some(json!({"name": "acme"})),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.raw);
+    let partners = get("/api/v1/partners".into(), dora.clone()).await;
+    assert_eq!(partners.body, json!([{"name": "acme", "state": "active"}]));
+    assert_eq!(
+        get("/api/v1/partners".into(), sally.clone()).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let identity = age::x25519::Identity::generate();
+    let export = |body: Value| {
+        let client = &client;
+        let dora = dora.clone();
+        async move {
+            client
+                .send(
+                    Method::POST,
+                    "/api/v1/partners/acme/exports",
+                    Some(&dora),
+                    Some(body),
+                )
+                .await
+        }
+    };
+    let exported = export(json!({"recipient": identity.to_public().to_string(), "fields": ["phone"]})).await;
+    assert_eq!(exported.status, StatusCode::OK, "{}", exported.raw);
+    assert_eq!(exported.body["report"]["rows"], 2, "{}", exported.raw);
+    use base64::Engine;
+    let file = base64::engine::general_purpose::STANDARD
+        .decode(exported.body["file_base64"].as_str().unwrap())
+        .unwrap();
+    let decryptor = age::Decryptor::new(&file[..]).unwrap();
+    let mut reader = decryptor
+        .decrypt(std::iter::once(&identity as &dyn age::Identity))
+        .unwrap();
+    let mut csv = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut csv).unwrap();
+    assert_eq!(csv.lines().count(), 3, "a header and two rows: {csv}");
+    assert!(csv.starts_with("pseudonym,"), "{csv}");
+    for phone in phones {
+        assert!(!csv.contains(phone), "the partner file carries a real number");
+    }
+    let bad = export(json!({"recipient": "not-a-key", "quasi": ["shoe_size"]})).await;
+    assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let fields: Vec<&str> = bad.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["recipient", "quasi"]);
+    // Re-identification needs a live grant of the caller.
+    let reidentified = client
+        .send(
+            Method::POST,
+            "/api/v1/partners/acme/reidentify",
+            Some(&dora),
+            Some(json!({"grant_id": "none", "file": csv})),
+        )
+        .await;
+    assert_problem(&reidentified, StatusCode::FORBIDDEN, "grant_required");
+    // Retired: the key is gone, so no further export in its domain.
+    let retired = client
+        .send(Method::POST, "/api/v1/partners/acme/retire", Some(&dora), None)
+        .await;
+    assert_eq!(retired.status, StatusCode::NO_CONTENT, "{}", retired.raw);
+    let after = export(json!({"recipient": identity.to_public().to_string()})).await;
+    assert_problem(&after, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+});

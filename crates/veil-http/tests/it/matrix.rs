@@ -79,6 +79,20 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
             works_with_customers(role) || role == Role::Service,
         ),
         ("POST", "/api/v1/customers") => by_role(StatusCode::CREATED, works_with_customers(role)),
+        // Segments belong to those who list customers.
+        ("GET", "/api/v1/segments") => by_role(
+            StatusCode::OK,
+            works_with_customers(role) || role == Role::Service,
+        ),
+        ("POST", "/api/v1/segments") => by_role(
+            StatusCode::CREATED,
+            works_with_customers(role) || role == Role::Service,
+        ),
+        // The id is a customer's, no segment's.
+        ("DELETE", "/api/v1/segments/{id}") => by_role(
+            StatusCode::NOT_FOUND,
+            works_with_customers(role) || role == Role::Service,
+        ),
         ("GET", "/api/v1/customers/{id}") => on_record(StatusCode::OK, true),
         ("PATCH", "/api/v1/customers/{id}") => on_record(StatusCode::OK, true),
         ("DELETE", "/api/v1/customers/{id}") => on_record(StatusCode::NO_CONTENT, erase_or_move),
@@ -105,6 +119,21 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         // The report works from the audit trail alone (erased customers included), so it does not depend on
         // whether the record is visible; only the DPO may ask.
         ("GET", "/api/v1/subjects/{id}/report") => by_role(StatusCode::OK, role == Role::Dpo),
+        // Partner exchange is run by admins and the DPO. The id is a customer's, no partner's.
+        ("GET", "/api/v1/partners") => {
+            by_role(StatusCode::OK, matches!(role, Role::Admin | Role::Dpo))
+        }
+        ("POST", "/api/v1/partners") => {
+            by_role(StatusCode::CREATED, matches!(role, Role::Admin | Role::Dpo))
+        }
+        ("POST", "/api/v1/partners/{id}/retire") => {
+            by_role(StatusCode::NOT_FOUND, matches!(role, Role::Admin | Role::Dpo))
+        }
+        // No such partner (its pseudonym domain is unknown): a precise 422 once the role may ask.
+        ("POST", "/api/v1/partners/{id}/exports") | ("POST", "/api/v1/partners/{id}/reidentify") => by_role(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            matches!(role, Role::Admin | Role::Dpo),
+        ),
         ("GET", "/api/v1/incidents") => {
             by_role(StatusCode::OK, matches!(role, Role::Admin | Role::Dpo))
         }
@@ -202,6 +231,17 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
             Some(json!({"owner": fixture.sam.user_id.to_string(), "reason": "matrix"}))
         }
         ("POST", "/api/v1/teams") => Some(json!({"name": format!("team-{counter}")})),
+        ("POST", "/api/v1/partners") => Some(json!({"name": format!("partner-{counter}")})),
+        ("POST", "/api/v1/partners/{id}/exports") => Some(json!({
+            "recipient": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+            "fields": ["phone"]
+        })),
+        ("POST", "/api/v1/partners/{id}/reidentify") => {
+            Some(json!({"grant_id": "none", "file": "pseudonym,score\n"}))
+        }
+        ("POST", "/api/v1/segments") => {
+            Some(json!({"name": format!("segment-{counter}"), "filter": {"tag": "vip"}}))
+        }
         ("POST", "/api/v1/incidents") => Some(json!({"reason": " "})),
         ("POST", "/api/v1/customers/{id}/consents") => Some(json!({
             "purposes": ["customer_service"], "fields": ["phone"], "recipient": "internal",

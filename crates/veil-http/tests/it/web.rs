@@ -648,3 +648,62 @@ both_backends!(web_totp_sign_in_then_governed_reveal, |harness| {
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert!(!forged.body.contains(ID_NUMBER));
 });
+
+both_backends!(web_list_filters_and_saved_segments, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "mona", Role::Manager, Some("east")).await;
+    let client = Client::new(&harness).await;
+    let sally = client.login("sally").await;
+    for (phone, tag) in [("13700003333", "vip"), ("13700004444", "vip2")] {
+        let created = client
+            .send(
+                Method::POST,
+                "/api/v1/customers",
+                Some(&sally),
+                Some(json!({"name": "筛选", "phone": phone, "tags": [tag], "industry": "finance"})),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    }
+    let mut browser = Browser::new(&client);
+    let signed_in = browser.sign_in("mona", PASSWORD).await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.body);
+    let rows = |page: &Page| page.body.matches("<tr>").count().saturating_sub(1);
+
+    let all = browser.get("/customers").await;
+    assert_eq!(rows(&all), 2, "{}", all.body);
+    let vip = browser.get("/customers?tag=vip&industry=finance").await;
+    assert_eq!(vip.status, StatusCode::OK, "{}", vip.body);
+    assert_page_headers(&vip);
+    assert_eq!(rows(&vip), 1, "{}", vip.body);
+    assert!(vip.body.contains("value=\"vip\""), "the filter form keeps its values");
+    // "Only my customers" for a manager who owns none.
+    let mine = browser.get("/customers?mine=1").await;
+    assert_eq!(rows(&mine), 0);
+    assert!(mine.body.contains("checked"));
+
+    // Save the filters as a segment: redirected to the list by segment, which offers it in the select.
+    let csrf = vip.csrf();
+    let saved = browser
+        .post(
+            "/customers/segments",
+            &[("csrf", &csrf), ("name", "东区VIP"), ("tag", "vip"), ("industry", "finance")],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert!(saved.location().starts_with("/customers?segment="), "{}", saved.location());
+    let by_segment = browser.get(saved.location()).await;
+    assert_eq!(rows(&by_segment), 1, "{}", by_segment.body);
+    assert!(by_segment.body.contains("东区VIP"));
+    // Without the CSRF token nothing is saved.
+    let forged = browser
+        .post("/customers/segments", &[("name", "forged"), ("tag", "vip")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let unknown = browser.get("/customers?segment=nope").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let segments = client
+        .send(Method::GET, "/api/v1/segments", Some(&client.login("mona").await), None)
+        .await;
+    assert_eq!(segments.body.as_array().unwrap().len(), 1, "{}", segments.raw);
+});

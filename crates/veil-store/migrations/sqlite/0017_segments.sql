@@ -1,0 +1,13 @@
+-- Saved segments: a named customer filter (owner, team, tag, industry; no personal data) that a user keeps to list
+-- customers with and to scope unmask requests by. A request names the segment it was made from; the customers it
+-- covers are resolved inside the requester's scope when it is made and stored with it, so approvers decide on a
+-- fixed list.
+CREATE TABLE segment (
+    id          TEXT    PRIMARY KEY,
+    name        TEXT    NOT NULL,
+    owner_id    TEXT    NOT NULL,
+    filter      TEXT    NOT NULL,
+    created_at  BIGINT  NOT NULL,
+    UNIQUE (owner_id, name)
+);
+ALTER TABLE unmask_request ADD COLUMN segment_id TEXT;
