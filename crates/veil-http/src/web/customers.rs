@@ -173,15 +173,6 @@ impl FilterParams {
 }
 
 /// The industries the filter offers, with their labels.
-const INDUSTRIES: [&str; 6] = [
-    "real_estate",
-    "services",
-    "finance",
-    "education",
-    "ecommerce",
-    "other",
-];
-
 fn industry_options(tr: Tr) -> Vec<(String, String)> {
     INDUSTRIES
         .iter()

@@ -197,6 +197,7 @@ pub async fn create(
         consent_ids: Vec::new(),
         scope: RequestScope {
             customer_ids: vec![form.customer.clone()],
+            segment: None,
         },
         fields: fields.iter().map(|field| (*field).to_owned()).collect(),
         mode: "view".to_owned(),

@@ -11,3 +11,6 @@ CREATE TABLE segment (
     UNIQUE (owner_id, name)
 );
 ALTER TABLE unmask_request ADD COLUMN segment_id TEXT;
+-- Listing by industry walks this index newest first (owner and team have theirs since 0001); tags are a JSON array
+-- and are matched row by row.
+CREATE INDEX customer_industry ON customer (industry, id);
