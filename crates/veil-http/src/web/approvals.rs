@@ -50,7 +50,6 @@ pub struct RequestRow {
     risk: String,
     risk_key: String,
     state_key: String,
-    decidable: bool,
     approvals_given: usize,
     approvals_needed: i64,
     checks: Vec<CheckRow>,
@@ -102,7 +101,6 @@ fn request_row(
         risk: request.risk.clone(),
         risk_key: format!("request.risk.{}", request.risk),
         state_key: format!("request.state.{}", request.state),
-        decidable: request.state == "pending",
         approvals_given: request
             .approvals
             .iter()
