@@ -114,7 +114,11 @@ async function signIn(browser, errors, username, secret, { code } = {}) {
     await page.getByLabel("Verification code").fill(code);
     await page.getByRole("button", { name: "Verify" }).click();
   }
-  await page.waitForURL(/\/dashboard$/);
+  try {
+    await page.waitForURL(/\/dashboard$/, { timeout: 10000 });
+  } catch (error) {
+    throw new Error(`${username} did not reach the dashboard: ${page.url()}\n${await page.locator("main").innerText()}`);
+  }
   return { context, page };
 }
 
@@ -181,8 +185,9 @@ async function governedReveal(browser, errors) {
   await dpo.page.getByText("The audit chain is intact.").waitFor();
   await dpo.page.screenshot({ path: `${shots}/audit-desktop.png`, fullPage: true });
   // Language switch on the DPO's pages.
+  await dpo.page.goto(`${base}/audit`);
   await dpo.page.getByRole("link", { name: "简体中文" }).click();
-  await dpo.page.waitForURL(/\/audit/);
+  await dpo.page.waitForURL(/\/audit$/);
   assert.match(await dpo.page.locator("h1").innerText(), /审计日志/);
   await dpo.context.close();
   await sales.context.close();

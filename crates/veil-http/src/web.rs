@@ -16,7 +16,7 @@ use askama::Template;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use veil_app::authz::role_permits;
@@ -83,7 +83,11 @@ pub fn router() -> Router<AppState> {
         .route("/backups/create", post(admin::create_backup))
         .route("/backups/{id}/verify", post(admin::verify_backup))
         .route("/audit", get(audit::log))
-        .route("/audit/verify", post(audit::verify))
+        // The verify result is a POST response; its language switch comes back here with a GET.
+        .route(
+            "/audit/verify",
+            get(|| async { Redirect::to("/audit") }).post(audit::verify),
+        )
         .route("/approvals", get(approvals::inbox))
         .route("/approvals/{id}/decide", post(approvals::decide))
         .route("/access", get(approvals::access))
