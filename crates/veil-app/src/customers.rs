@@ -1041,6 +1041,20 @@ impl Veil {
         Ok(CustomerPage { items, next_cursor })
     }
 
+    /// How many of the caller's customers (their scope, as for the list) each industry has, largest first: the
+    /// dashboard's numbers. Grouped counts only; recorded like a listing.
+    pub async fn customer_industry_counts(
+        &self,
+        actor: &Actor,
+    ) -> AppResult<Vec<(Option<String>, i64)>> {
+        let scope = self.authorize(actor, Action::CustomerList, None).await?;
+        let counts = self.store().customer_industry_counts(&scope, 1000).await?;
+        self.record(&[audit::event(Some(actor), "customer.count", Outcome::Ok)
+            .detail(serde_json::json!({"groups": counts.len(), "by": "industry"}))])
+            .await?;
+        Ok(counts)
+    }
+
     /// Exact search on a blind-indexed field, inside the caller's scope. The value is normalised first
     /// (so `+86 138-1234-5678` finds `13812345678`) and never logged.
     pub async fn search_customers(

@@ -410,6 +410,57 @@ impl Veil {
         Ok(())
     }
 
+    /// Changes the caller's own password: the current one must be right (a session alone is not enough, so an
+    /// unattended browser cannot take the account over), the new one must pass the password policy. Every session
+    /// and token of the user ends, this one included: they sign in again with the new password.
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        current: &Password,
+        new: &Password,
+    ) -> AppResult<()> {
+        let user = self
+            .store()
+            .user_by_id(&actor.user_id.to_string())
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        let (typed, stored) = (current.clone(), user.password_hash.clone());
+        if !blocking(move || verify_password(&typed, &stored)).await? {
+            self.record_best_effort(
+                &[event(Some(actor), "user.change_password", Outcome::Failed)
+                    .detail(serde_json::json!({"reason": "wrong current password"}))],
+            )
+            .await;
+            return Err(AppError::Validation(vec![FieldError::new(
+                "current_password",
+                "mismatch",
+                "the current password is wrong",
+            )]));
+        }
+        validate_password(new, &user.username).await?;
+        let new = new.clone();
+        let hash = blocking(move || hash_password(&new)).await??;
+        let now = now_ms();
+        let target = serde_json::json!({"user_id": user.id, "username": user.username});
+        self.store()
+            .update_user_credentials(
+                &user.id,
+                &hash,
+                user.disabled,
+                now,
+                &[event(Some(actor), "user.change_password", Outcome::Ok).detail(target.clone())],
+            )
+            .await?;
+        self.store()
+            .revoke_user_tokens(
+                &user.id,
+                now,
+                &[event(Some(actor), "auth.sessions_revoked", Outcome::Ok).detail(target)],
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Disables an account and ends all its sessions at once.
     pub async fn disable_user(&self, username: &str) -> AppResult<()> {
         let user = self

@@ -19,11 +19,18 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use veil_app::authz::role_permits;
 use veil_app::AppError;
 
 use crate::AppState;
 
+pub mod account;
+pub mod admin;
+pub mod approvals;
+pub mod audit;
+pub mod consents;
 pub mod customers;
+pub mod dashboard;
 pub mod i18n;
 pub mod pages;
 pub mod requests;
@@ -35,7 +42,8 @@ use session::WebUser;
 /// The web routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/customers") }))
+        .route("/", get(dashboard::dashboard))
+        .route("/dashboard", get(dashboard::dashboard))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/login/totp", post(pages::login_totp))
         .route("/logout", post(pages::logout))
@@ -55,6 +63,36 @@ pub fn router() -> Router<AppState> {
             "/unmask-requests/new",
             get(requests::new_form).post(requests::create),
         )
+        .route(
+            "/customers/{id}/consents",
+            post(consents::record).layer(axum::extract::DefaultBodyLimit::max(
+                consents::MAX_EVIDENCE_BYTES,
+            )),
+        )
+        .route("/consents/{id}/withdraw", post(consents::withdraw))
+        .route("/account", get(account::account))
+        .route("/account/mfa/enroll", post(account::enroll))
+        .route("/account/mfa/confirm", post(account::confirm))
+        .route("/account/password", post(account::change_password))
+        .route("/security", get(admin::security))
+        .route("/security/lockdown", post(admin::lock_down))
+        .route(
+            "/security/incidents/{id}/close",
+            post(admin::close_incident),
+        )
+        .route("/backups", get(admin::backups))
+        .route("/backups/create", post(admin::create_backup))
+        .route("/backups/{id}/verify", post(admin::verify_backup))
+        .route("/audit", get(audit::log))
+        // The verify result is a POST response; its language switch comes back here with a GET.
+        .route(
+            "/audit/verify",
+            get(|| async { Redirect::to("/audit") }).post(audit::verify),
+        )
+        .route("/approvals", get(approvals::inbox))
+        .route("/approvals/{id}/decide", post(approvals::decide))
+        .route("/access", get(approvals::access))
+        .route("/access/grants/{id}/revoke", post(approvals::revoke_grant))
 }
 
 async fn stylesheet() -> Response {
@@ -139,6 +177,53 @@ pub struct Layout {
     pub role_key: String,
     /// The session's CSRF token (empty when signed out).
     pub csrf: String,
+    /// The main navigation: only the pages this role can use (the handlers still ask the domain).
+    pub nav: Vec<NavLink>,
+}
+
+/// A link of the main navigation.
+pub struct NavLink {
+    /// Where.
+    pub href: &'static str,
+    /// Its translation key.
+    pub label_key: &'static str,
+    /// Whether it is the page shown (or a page under it).
+    pub current: bool,
+}
+
+/// The navigation for `role`, decided by the same role table the domain applies ([`role_permits`]); hiding a
+/// link is a courtesy, the page itself is refused by the domain when the role may not use it.
+fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
+    use veil_app::authz::Action;
+    let may = |action: Action| role_permits(role, action).is_ok();
+    let links: [(&'static str, &'static str, bool); 9] = [
+        ("/dashboard", "nav.dashboard", true),
+        ("/customers", "nav.customers", may(Action::CustomerList)),
+        (
+            "/customers/new",
+            "nav.new_customer",
+            may(Action::CustomerCreate),
+        ),
+        ("/access", "nav.access", may(Action::UnmaskRequest)),
+        ("/approvals", "nav.approvals", may(Action::UnmaskApprove)),
+        ("/audit", "nav.audit", may(Action::AuditVerify)),
+        ("/security", "nav.security", may(Action::IncidentManage)),
+        ("/backups", "nav.backups", may(Action::BackupRead)),
+        ("/account", "nav.account", true),
+    ];
+    links
+        .into_iter()
+        .filter(|(_, _, shown)| *shown)
+        .map(|(href, label_key, _)| NavLink {
+            href,
+            label_key,
+            current: path == href
+                || (href != "/customers" && path.starts_with(&format!("{href}/")))
+                || (href == "/customers"
+                    && path.starts_with("/customers/")
+                    && path != "/customers/new"),
+        })
+        .collect()
 }
 
 impl Layout {
@@ -165,6 +250,9 @@ impl Layout {
                 .map(|user| format!("role.{}", user.actor.role.as_str()))
                 .unwrap_or_default(),
             csrf: user.map(|user| user.csrf.clone()).unwrap_or_default(),
+            nav: user
+                .map(|user| navigation(user.actor.role, &page.path))
+                .unwrap_or_default(),
         }
     }
 }
@@ -183,7 +271,7 @@ pub fn encode_path(path: &str) -> String {
 }
 
 /// A local path to return to after sign-in or a language switch; anything else (another site, `//host`,
-/// `/\host`) becomes `/customers`, so these parameters cannot be used for open redirects.
+/// `/\host`) becomes `/dashboard`, so these parameters cannot be used for open redirects.
 pub fn local_path(next: Option<&str>) -> String {
     match next {
         Some(path)
@@ -194,7 +282,7 @@ pub fn local_path(next: Option<&str>) -> String {
         {
             path.to_owned()
         }
-        _ => "/customers".to_owned(),
+        _ => "/dashboard".to_owned(),
     }
 }
 
@@ -295,11 +383,11 @@ mod tests {
         for (next, expected) in [
             (Some("/customers/abc"), "/customers/abc"),
             (Some("/"), "/"),
-            (Some("//evil.example/x"), "/customers"),
-            (Some("/\\evil.example"), "/customers"),
-            (Some("https://evil.example"), "/customers"),
-            (Some("/a\nb"), "/customers"),
-            (None, "/customers"),
+            (Some("//evil.example/x"), "/dashboard"),
+            (Some("/\\evil.example"), "/dashboard"),
+            (Some("https://evil.example"), "/dashboard"),
+            (Some("/a\nb"), "/dashboard"),
+            (None, "/dashboard"),
         ] {
             assert_eq!(local_path(next), expected, "{next:?}");
         }

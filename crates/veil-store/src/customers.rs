@@ -880,4 +880,35 @@ impl Store {
         })?;
         Ok(count)
     }
+
+    /// How many customers in `scope` each industry has (`None`: not given), largest first, at most `limit`
+    /// industries. One grouped count, no decryption: the dashboard's chart.
+    pub async fn customer_industry_counts(
+        &self,
+        scope: &CustomerScope,
+        limit: i64,
+    ) -> StoreResult<Vec<(Option<String>, i64)>> {
+        let mut clauses = Vec::new();
+        let mut next_placeholder = 1;
+        scope_clause(scope, &mut next_placeholder, &mut clauses);
+        let where_clause = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT industry, COUNT(*) AS n FROM customer{where_clause} GROUP BY industry \
+             ORDER BY n DESC, industry LIMIT ${next_placeholder}"
+        );
+        let counts = with_pool!(self, |pool| {
+            bind_scope!(sqlx::query(&sql), scope)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| Ok((row.try_get("industry")?, row.try_get("n")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(counts)
+    }
 }

@@ -11,6 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use veil_app::authz::{role_permits, Action};
 use veil_app::customers::{CustomerInput, CustomerView, ExactSearch};
 use veil_app::governance::RevealInput;
 use veil_app::segments::{ListFilter, SegmentInput};
@@ -18,6 +19,7 @@ use veil_app::users::LoginError;
 use veil_app::{AppError, CustomerId, FieldError, SensitiveField};
 use zeroize::Zeroizing;
 
+use super::consents::{self, ConsentRow};
 use super::i18n::Tr;
 use super::session::{SignedForm, WebUser};
 use super::{error_page, render, Layout, Page};
@@ -394,21 +396,66 @@ struct DetailTemplate {
     mfa_enabled: bool,
     step_up_fresh: bool,
     notice: Option<String>,
+    consents: ConsentSection,
+}
+
+/// The consents section of the detail page.
+struct ConsentSection {
+    /// `None` when the role may not read consents (the section is left out).
+    rows: Option<Vec<ConsentRow>>,
+    /// Whether the record form is shown.
+    may_record: bool,
+    purposes: Vec<Choice>,
+    fields: Vec<Choice>,
+    errors: Vec<String>,
+    notice: Option<String>,
 }
 
 fn parse_customer_id(text: &str) -> Result<CustomerId, AppError> {
     text.parse().map_err(|_| AppError::NotFound)
 }
 
+/// `?consent=recorded|withdrawn` after a consent form.
+#[derive(Deserialize)]
+pub struct DetailParams {
+    consent: Option<String>,
+}
+
 /// A customer, each sensitive field masked with a lock; Reveal where a live grant covers the field, otherwise a
-/// link to request access.
+/// link to request access; and the customer's consents.
 pub async fn detail(
     State(state): State<AppState>,
     page: Page,
     user: WebUser,
     Path(id): Path<String>,
+    Query(params): Query<DetailParams>,
 ) -> Response {
-    detail_page(&state, &page, &user, &id, None, None, StatusCode::OK).await
+    let built = build_detail(&state, &page, &user, &id, None, None).await;
+    match built {
+        Ok(mut template) => {
+            template.consents.notice = consents::notice_key(params.consent.as_deref())
+                .map(|key| page.tr.get(key).to_owned());
+            render(&template, page.tr, StatusCode::OK)
+        }
+        Err(error) => error_page(&page, Some(&user), &error),
+    }
+}
+
+/// The detail page again after a consent form the domain refused, with its errors next to the form.
+pub async fn detail_with_consent_errors(
+    state: &AppState,
+    page: &Page,
+    user: &WebUser,
+    id: &str,
+    errors: Vec<String>,
+) -> Response {
+    match build_detail(state, page, user, id, None, None).await {
+        Ok(mut template) => {
+            template.consents.errors = errors;
+            render(&template, page.tr, consents::INVALID)
+        }
+        Err(error) => error_page(page, Some(user), &error),
+    }
 }
 
 async fn detail_page(
@@ -460,6 +507,24 @@ async fn build_detail(
         .recent_mfa(&user.token, veil_app::mfa::STEP_UP_WINDOW_MS)
         .await?;
     let tr = page.tr;
+    let consent_rows = match state.veil.list_consents(&user.actor, customer_id).await {
+        Ok(consents) => Some(
+            consents
+                .iter()
+                .map(|consent| ConsentRow::new(tr, consent))
+                .collect(),
+        ),
+        Err(AppError::Forbidden(_)) => None,
+        Err(error) => return Err(error),
+    };
+    let consents = ConsentSection {
+        rows: consent_rows,
+        may_record: role_permits(user.actor.role, Action::ConsentWrite).is_ok(),
+        purposes: choices(&consents::PURPOSES, "purpose", ""),
+        fields: choices(&consents::FIELDS, "field", ""),
+        errors: Vec::new(),
+        notice: None,
+    };
     let fields = SENSITIVE_FIELDS
         .iter()
         .filter_map(|&field| {
@@ -505,6 +570,7 @@ async fn build_detail(
         mfa_enabled: mfa.enabled,
         step_up_fresh,
         notice,
+        consents,
     })
 }
 

@@ -274,6 +274,110 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for SignedForm<T> {
     }
 }
 
+/// A `multipart/form-data` form posted by a signed-in user from one of our pages, checked like [`SignedForm`].
+/// Text fields are collected by name (a name may repeat); each file is hashed with SHA-256 as it streams in and
+/// then dropped: only its fingerprint is kept, never its bytes (consent evidence is a signed document full of
+/// personal data, and the database keeps the hash as proof of what was signed).
+pub struct SignedMultipart {
+    /// Who posted it.
+    pub user: WebUser,
+    /// Text fields, in order, by name.
+    pub fields: Vec<(String, String)>,
+    /// Non-empty files: field name and SHA-256 of the content (hex).
+    pub file_hashes: Vec<(String, String)>,
+}
+
+impl SignedMultipart {
+    /// The first value of text field `name`, or `""`.
+    pub fn text(&self, name: &str) -> &str {
+        self.fields
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, value)| value.as_str())
+            .unwrap_or_default()
+    }
+
+    /// Whether checkbox `name` was ticked.
+    pub fn checked(&self, name: &str) -> bool {
+        self.fields.iter().any(|(field, _)| field == name)
+    }
+}
+
+impl FromRequest<AppState> for SignedMultipart {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        use sha2::{Digest, Sha256};
+        let tr = Tr::new(negotiate(request.headers()));
+        let (mut parts, body) = request.into_parts();
+        let user = WebUser::from_request_parts(&mut parts, state).await?;
+        let page = Page::from_parts(&parts);
+        let request = Request::from_parts(parts, body);
+        let bad_form = || plain_error(StatusCode::BAD_REQUEST, tr.get("error.bad_form"));
+        let mut multipart = axum::extract::Multipart::from_request(request, state)
+            .await
+            .map_err(|_| bad_form())?;
+        let mut fields = Vec::new();
+        let mut file_hashes = Vec::new();
+        let mut text_bytes = 0usize;
+        loop {
+            let field = match multipart.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    return Err(plain_error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        tr.get("error.too_large"),
+                    ))
+                }
+                Err(_) => return Err(bad_form()),
+            };
+            let name = field.name().unwrap_or_default().to_owned();
+            if field.file_name().is_some() {
+                let mut field = field;
+                let mut hasher = Sha256::new();
+                let mut size = 0usize;
+                while let Some(chunk) = field.chunk().await.map_err(|_| bad_form())? {
+                    size += chunk.len();
+                    hasher.update(&chunk);
+                }
+                if size > 0 {
+                    let digest = hasher.finalize();
+                    let hex = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+                    file_hashes.push((name, hex));
+                }
+            } else {
+                let value = field.text().await.map_err(|_| bad_form())?;
+                text_bytes += value.len();
+                if text_bytes > MAX_FORM_BYTES {
+                    return Err(plain_error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        tr.get("error.too_large"),
+                    ));
+                }
+                fields.push((name, value));
+            }
+        }
+        let form = SignedMultipart {
+            user,
+            fields,
+            file_hashes,
+        };
+        let csrf = form.text("csrf");
+        if csrf.is_empty() || !same_token(csrf, &form.user.csrf) {
+            tracing::warn!(user = %form.user.actor.user_id, "web: form refused, CSRF token missing or wrong");
+            return Err(super::message_page(
+                &page,
+                Some(&form.user),
+                StatusCode::FORBIDDEN,
+                "error.csrf_title",
+                "error.csrf",
+            ));
+        }
+        Ok(form)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,10 @@ use tower::ServiceExt;
 use veil_app::both_backends;
 use veil_app::users::Role;
 
-use super::{add_user, assert_no_plaintext, enrol_mfa, full_customer, Client, ID_NUMBER, PASSWORD};
+use super::{
+    add_user, assert_no_plaintext, enrol_mfa, full_customer, post_from, take_verified_backup,
+    totp_now, Client, ID_NUMBER, PASSWORD,
+};
 
 /// A browser: a cookie jar and a language.
 struct Browser<'a> {
@@ -129,6 +132,83 @@ impl<'a> Browser<'a> {
 
     async fn post(&mut self, uri: &str, form: &[(&str, &str)]) -> Page {
         self.request(Method::POST, uri, Some(form)).await
+    }
+
+    /// Posts `multipart/form-data`: text fields, then files as (field, file name, content).
+    async fn post_multipart(
+        &mut self,
+        uri: &str,
+        fields: &[(&str, &str)],
+        files: &[(&str, &str, &[u8])],
+    ) -> Page {
+        let boundary = "veil-test-boundary-7d3f";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                    .as_bytes(),
+            );
+        }
+        for (name, file_name, content) in files {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: application/pdf\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(content);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::COOKIE, cookie)
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Body::from(body))
+            .unwrap();
+        let response = self.client.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Page {
+            status,
+            headers,
+            body: String::from_utf8(bytes.to_vec()).unwrap(),
+        }
+    }
+
+    /// Signs in (no second factor) and expects to land on `next`.
+    async fn signed_in(client: &'a Client, username: &str) -> Browser<'a> {
+        let mut browser = Browser::new(client);
+        let page = browser.sign_in(username, PASSWORD).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        browser
+    }
+
+    /// Signs in with the password and a TOTP or recovery code.
+    async fn signed_in_with_code(client: &'a Client, username: &str, code: &str) -> Browser<'a> {
+        let mut browser = Browser::new(client);
+        let step = browser.sign_in(username, PASSWORD).await;
+        assert_eq!(step.status, StatusCode::OK, "{}", step.body);
+        let csrf = step.csrf();
+        let done = browser
+            .post(
+                "/login/totp",
+                &[("csrf", &csrf), ("code", code), ("next", "/customers")],
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        browser
     }
 
     /// Signs in with the password; returns the page after the password step.
@@ -467,7 +547,7 @@ both_backends!(web_language_switch_and_negotiation, |harness| {
         let page = browser
             .get(&format!("/lang?set=en&next={}", encode(next)))
             .await;
-        assert_eq!(page.location(), "/customers", "{next}");
+        assert_eq!(page.location(), "/dashboard", "{next}");
     }
     // Static assets are served from the binary.
     let css = browser.get("/static/veil.css").await;
@@ -706,4 +786,766 @@ both_backends!(web_list_filters_and_saved_segments, |harness| {
         .send(Method::GET, "/api/v1/segments", Some(&client.login("mona").await), None)
         .await;
     assert_eq!(segments.body.as_array().unwrap().len(), 1, "{}", segments.raw);
+});
+
+/// A salesperson's customer with an unmask request from her, and the DPO who decides it.
+struct Governed<'a> {
+    client: &'a Client,
+    sally: String,
+    /// One of Sally's recovery codes, for signing her in on the web.
+    recovery: String,
+    customer: String,
+    request: String,
+}
+
+/// Sally (sales, MFA stepped up) asks for the ID number of her customer. Without consent the request is blocked.
+async fn blocked_request(client: &Client) -> Governed<'_> {
+    let sally = client.login("sally").await;
+    let customer = create_customer_via_api(client, &sally).await;
+    let (secret, recovery) = enrol_mfa(client, &sally).await;
+    let (status, _, body) = post_from(
+        &client.router,
+        "/api/v1/auth/mfa/verify",
+        Some(&sally),
+        json!({"code": totp_now(&secret, 1)}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let asked = client
+        .send(
+            Method::POST,
+            "/api/v1/unmask-requests",
+            Some(&sally),
+            Some(json!({
+                "purpose": "customer_service", "purpose_detail": "caller identity check",
+                "legal_basis": "consent", "jurisdiction": "CN", "scope": {"customer_ids": [customer]},
+                "fields": ["id_number"], "mode": "view", "duration_minutes": 30
+            })),
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::CREATED, "{}", asked.raw);
+    assert_eq!(asked.body["state"], "blocked", "{}", asked.raw);
+    Governed {
+        client,
+        recovery,
+        request: asked.body["id"].as_str().unwrap().to_owned(),
+        sally,
+        customer,
+    }
+}
+
+impl Governed<'_> {
+    async fn recheck(&self) -> serde_json::Value {
+        let rechecked = self
+            .client
+            .send(
+                Method::POST,
+                &format!("/api/v1/unmask-requests/{}/recheck", self.request),
+                Some(&self.sally),
+                None,
+            )
+            .await;
+        assert_eq!(rechecked.status, StatusCode::OK, "{}", rechecked.raw);
+        rechecked.body
+    }
+}
+
+both_backends!(
+    web_consents_recorded_with_evidence_and_withdrawn,
+    |harness| {
+        add_user(&harness, "sally", Role::Sales, Some("east")).await;
+        add_user(&harness, "otto", Role::Auditor, None).await;
+        let client = Client::new(&harness).await;
+        let governed = blocked_request(&client).await;
+        let customer = governed.customer.clone();
+        let mut browser = Browser::signed_in_with_code(&client, "sally", &governed.recovery).await;
+
+        let detail = browser.get(&format!("/customers/{customer}")).await;
+        assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+        assert!(
+            detail.body.contains("No consent is recorded"),
+            "{}",
+            detail.body
+        );
+        assert!(detail.body.contains("enctype=\"multipart/form-data\""));
+        let csrf = detail.csrf();
+
+        // Without the token: refused, nothing recorded.
+        let document: &[u8] = b"%PDF-1.4 signed consent of the customer";
+        let forged = browser
+            .post_multipart(
+                &format!("/customers/{customer}/consents"),
+                &[
+                    ("purpose_customer_service", "on"),
+                    ("field_id_number", "on"),
+                ],
+                &[("evidence", "consent.pdf", document)],
+            )
+            .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+
+        // No purpose and no evidence: the form again, with the domain's complaints in words.
+        let invalid = browser
+            .post_multipart(
+                &format!("/customers/{customer}/consents"),
+                &[("csrf", &csrf), ("recipient", "internal")],
+                &[],
+            )
+            .await;
+        assert_eq!(
+            invalid.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            invalid.body
+        );
+        assert!(invalid.body.contains("Purposes:"), "{}", invalid.body);
+        assert!(invalid.body.contains("Evidence:"), "{}", invalid.body);
+        assert_page_headers(&invalid);
+
+        // The document is reduced to its SHA-256; the sensitive-data consent is ticked.
+        let recorded = browser
+            .post_multipart(
+                &format!("/customers/{customer}/consents"),
+                &[
+                    ("csrf", &csrf),
+                    ("purpose_customer_service", "on"),
+                    ("field_id_number", "on"),
+                    ("recipient", "internal"),
+                    ("sensitive", "on"),
+                    ("expires_at", "2099-12-31"),
+                ],
+                &[("evidence", "consent.pdf", document)],
+            )
+            .await;
+        assert_eq!(recorded.status, StatusCode::SEE_OTHER, "{}", recorded.body);
+        let consents = client
+            .send(
+                Method::GET,
+                &format!("/api/v1/customers/{customer}/consents"),
+                Some(&governed.sally),
+                None,
+            )
+            .await;
+        let hash = veil_app::audit::sha256_hex(document);
+        assert_eq!(
+            consents.body[0]["evidence_sha256"], hash,
+            "{}",
+            consents.raw
+        );
+        assert_eq!(consents.body[0]["sensitive"], true);
+        let listed = browser.get(recorded.location()).await;
+        assert!(listed.body.contains("The consent was recorded."));
+        assert!(listed.body.contains(&hash[..16]), "{}", listed.body);
+        assert!(listed.body.contains("In force"));
+        assert_no_plaintext(&listed.body, "the customer page with consents");
+
+        // With consent, the blocked request can go ahead.
+        assert_eq!(governed.recheck().await["state"], "pending");
+
+        // Withdrawing: CSRF first, then for real.
+        let consent_id = consents.body[0]["id"].as_str().unwrap().to_owned();
+        let forged = browser
+            .post(
+                &format!("/consents/{consent_id}/withdraw"),
+                &[("customer", &customer)],
+            )
+            .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+        let csrf = listed.csrf();
+        let withdrawn = browser
+            .post(
+                &format!("/consents/{consent_id}/withdraw"),
+                &[("csrf", &csrf), ("customer", &customer)],
+            )
+            .await;
+        assert_eq!(
+            withdrawn.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            withdrawn.body
+        );
+        let after = browser.get(withdrawn.location()).await;
+        assert!(after.body.contains("Withdrawn"), "{}", after.body);
+        assert!(
+            !after.body.contains("/withdraw\""),
+            "no button on a withdrawn consent"
+        );
+
+        // An auditor cannot open customer pages at all (the domain answers not found).
+        let mut auditor = Browser::signed_in(&client, "otto").await;
+        let refused = auditor.get(&format!("/customers/{customer}")).await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
+        assert_no_plaintext(&refused.body, "the refusal");
+    }
+);
+
+both_backends!(
+    web_approvals_inbox_decides_and_my_access_revokes,
+    |harness| {
+        add_user(&harness, "sally", Role::Sales, Some("east")).await;
+        add_user(&harness, "dora", Role::Dpo, None).await;
+        add_user(&harness, "ada", Role::Admin, None).await;
+        let client = Client::new(&harness).await;
+        let governed = blocked_request(&client).await;
+        let short_id: String = governed.request.chars().take(8).collect();
+
+        // Blocked: in the inbox's blocked list, naming the customer who lacks consent, with no buttons.
+        let mut dpo = Browser::signed_in(&client, "dora").await;
+        let inbox = dpo.get("/approvals").await;
+        assert_eq!(inbox.status, StatusCode::OK, "{}", inbox.body);
+        assert_page_headers(&inbox);
+        let customer_short: String = governed.customer.chars().take(8).collect();
+        assert!(inbox.body.contains(&short_id), "{}", inbox.body);
+        assert!(inbox.body.contains("Lacking consent"));
+        assert!(inbox.body.contains(&customer_short));
+        assert!(!inbox.body.contains("/decide\""), "nothing to decide yet");
+        assert_no_plaintext(&inbox.body, "the approvals inbox");
+
+        client
+            .send(
+                Method::POST,
+                &format!("/api/v1/customers/{}/consents", governed.customer),
+                Some(&governed.sally),
+                Some(
+                    json!({"purposes": ["customer_service"], "fields": ["id_number"],
+                        "recipient": "internal", "sensitive": true,
+                        "evidence_ref": "e-consent-42"}),
+                ),
+            )
+            .await;
+        assert_eq!(governed.recheck().await["state"], "pending");
+
+        // Pending: details, checks with reasons, risk, and the decision form.
+        let inbox = dpo.get("/approvals").await;
+        assert!(
+            inbox.body.contains("Waiting for approval"),
+            "{}",
+            inbox.body
+        );
+        assert!(inbox.body.contains("Customer consent covers it"));
+        assert!(inbox.body.contains("Risk: Low"), "{}", inbox.body);
+        assert!(inbox.body.contains("caller identity check"));
+        assert!(inbox
+            .body
+            .contains(&format!("/approvals/{}/decide", governed.request)));
+        let csrf = inbox.csrf();
+        let decide = format!("/approvals/{}/decide", governed.request);
+
+        // No token: refused. No reason: the domain's complaint, translated.
+        let forged = dpo
+            .post(&decide, &[("decision", "approve"), ("reason", "ok")])
+            .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+        let no_reason = dpo
+            .post(
+                &decide,
+                &[("csrf", &csrf), ("decision", "approve"), ("reason", " ")],
+            )
+            .await;
+        assert_eq!(
+            no_reason.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            no_reason.body
+        );
+        assert!(no_reason.body.contains("Give the reason for the decision."));
+
+        // Sales has no inbox.
+        let mut sales = Browser::signed_in_with_code(&client, "sally", &governed.recovery).await;
+        assert_eq!(sales.get("/approvals").await.status, StatusCode::FORBIDDEN);
+        let sales_csrf = sales.get("/access").await.csrf();
+        let forged_by_sales = sales
+            .post(
+                &decide,
+                &[
+                    ("csrf", &sales_csrf),
+                    ("decision", "approve"),
+                    ("reason", "me"),
+                ],
+            )
+            .await;
+        assert_eq!(forged_by_sales.status, StatusCode::FORBIDDEN);
+
+        // The DPO approves: back to the inbox with a notice; the grant exists.
+        let approved = dpo
+            .post(
+                &decide,
+                &[
+                    ("csrf", &csrf),
+                    ("decision", "approve"),
+                    ("reason", "identity check is legitimate"),
+                ],
+            )
+            .await;
+        assert_eq!(approved.status, StatusCode::SEE_OTHER, "{}", approved.body);
+        assert_eq!(approved.location(), "/approvals?done=approved");
+        let after = dpo.get(approved.location()).await;
+        assert!(after.body.contains("Approved. The decision was recorded."));
+        assert!(after
+            .body
+            .contains("No requests are waiting for a decision."));
+
+        // Sally's access page: the request active, the grant with time left, revocable.
+        let access = sales.get("/access").await;
+        assert_eq!(access.status, StatusCode::OK, "{}", access.body);
+        assert_page_headers(&access);
+        assert!(access.body.contains("Active"), "{}", access.body);
+        assert!(access.body.contains("min left"), "{}", access.body);
+        assert_no_plaintext(&access.body, "the access page");
+        let grants = client
+            .send(Method::GET, "/api/v1/grants", Some(&governed.sally), None)
+            .await;
+        let grant = grants.body[0]["id"].as_str().unwrap().to_owned();
+        let revoke = format!("/access/grants/{grant}/revoke");
+        assert!(access.body.contains(&revoke));
+        assert_eq!(sales.post(&revoke, &[]).await.status, StatusCode::FORBIDDEN);
+        let csrf = access.csrf();
+        let revoked = sales.post(&revoke, &[("csrf", &csrf)]).await;
+        assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+        let access = sales.get(revoked.location()).await;
+        assert!(access.body.contains("The grant was revoked."));
+        assert!(access.body.contains("Revoked"));
+        assert!(!access.body.contains(&revoke));
+
+        // An approver's own request: no buttons, and the domain's refusal explained if forced.
+        let ada = client.login("ada").await;
+        let (secret, recovery) = enrol_mfa(&client, &ada).await;
+        let (status, _, _) = post_from(
+            &client.router,
+            "/api/v1/auth/mfa/verify",
+            Some(&ada),
+            json!({"code": totp_now(&secret, 1)}),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let own = client
+            .send(
+                Method::POST,
+                "/api/v1/unmask-requests",
+                Some(&ada),
+                Some(json!({
+                    "purpose": "customer_service", "purpose_detail": "own request",
+                    "legal_basis": "consent", "jurisdiction": "CN",
+                    "scope": {"customer_ids": [governed.customer]},
+                    "fields": ["id_number"], "mode": "view", "duration_minutes": 30
+                })),
+            )
+            .await;
+        assert_eq!(own.body["state"], "pending", "{}", own.raw);
+        let own_id = own.body["id"].as_str().unwrap().to_owned();
+        let mut admin = Browser::new(&client);
+        let step = admin.sign_in("ada", PASSWORD).await;
+        let csrf = step.csrf();
+        let signed_in = admin
+            .post(
+                "/login/totp",
+                &[("csrf", &csrf), ("code", &recovery), ("next", "/approvals")],
+            )
+            .await;
+        assert_eq!(
+            signed_in.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            signed_in.body
+        );
+        let inbox = admin.get("/approvals").await;
+        assert!(
+            inbox.body.contains("This is your own request"),
+            "{}",
+            inbox.body
+        );
+        assert!(!inbox.body.contains(&format!("/approvals/{own_id}/decide")));
+        let forced = admin
+            .post(
+                &format!("/approvals/{own_id}/decide"),
+                &[
+                    ("csrf", &inbox.csrf()),
+                    ("decision", "approve"),
+                    ("reason", "mine"),
+                ],
+            )
+            .await;
+        assert_eq!(forced.status, StatusCode::FORBIDDEN, "{}", forced.body);
+        assert!(forced.body.contains("This is your own request"));
+        // The DPO sees it with buttons.
+        let inbox = dpo.get("/approvals").await;
+        assert!(inbox.body.contains(&format!("/approvals/{own_id}/decide")));
+    }
+);
+
+both_backends!(web_audit_viewer_filters_pages_and_verifies, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "dora", Role::Dpo, None).await;
+    add_user(&harness, "otto", Role::Auditor, None).await;
+    add_user(&harness, "ada", Role::Admin, None).await;
+    let client = Client::new(&harness).await;
+    let sally = client.login("sally").await;
+    let customer = create_customer_via_api(&client, &sally).await;
+
+    let mut auditor = Browser::signed_in(&client, "otto").await;
+    let log = auditor.get("/audit").await;
+    assert_eq!(log.status, StatusCode::OK, "{}", log.body);
+    assert_page_headers(&log);
+    assert!(log.body.contains("customer.create"), "{}", log.body);
+    assert!(log.body.contains("auth.login"));
+    assert_no_plaintext(&log.body, "the audit log page");
+
+    // Filters: by action prefix, by actor's login name, by customer, by dates.
+    let filtered = auditor.get("/audit?action=customer.&actor=sally").await;
+    assert!(filtered.body.contains("customer.create"));
+    assert!(
+        !filtered.body.contains("<code>auth.login</code>"),
+        "{}",
+        filtered.body
+    );
+    let by_customer = auditor.get(&format!("/audit?customer={customer}")).await;
+    assert!(by_customer.body.contains("customer.create"));
+    let future = auditor.get("/audit?from=2099-01-01").await;
+    assert!(future.body.contains("No entries match."), "{}", future.body);
+    let bad = auditor.get("/audit?from=yesterday").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Paging: 50 a page; an older page links back to the newest.
+    for _ in 0..60 {
+        client
+            .send(Method::GET, "/api/v1/customers", Some(&sally), None)
+            .await;
+    }
+    let first = auditor.get("/audit").await;
+    let marker = "href=\"/audit?before=";
+    let start = first
+        .body
+        .find(marker)
+        .unwrap_or_else(|| panic!("a next page: {} rows", first.body.matches("<tr>").count()))
+        + "href=\"".len();
+    let end = first.body[start..].find('"').unwrap();
+    let older = auditor.get(&first.body[start..start + end]).await;
+    assert_eq!(older.status, StatusCode::OK);
+    assert!(
+        older.body.contains("href=\"/audit?\""),
+        "a link back to the newest"
+    );
+
+    // Verify chain: CSRF-checked, result shown.
+    assert_eq!(
+        auditor.post("/audit/verify", &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let verified = auditor
+        .post("/audit/verify", &[("csrf", &log.csrf())])
+        .await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    assert!(
+        verified.body.contains("The audit chain is intact."),
+        "{}",
+        verified.body
+    );
+
+    // Admins verify but do not read entries; sales and DPOs: sales refused, DPO reads.
+    let mut admin = Browser::signed_in(&client, "ada").await;
+    let admin_page = admin.get("/audit").await;
+    assert_eq!(admin_page.status, StatusCode::OK);
+    assert!(admin_page.body.contains("does not read entries"));
+    assert!(!admin_page.body.contains("customer.create"));
+    let mut sales = Browser::signed_in(&client, "sally").await;
+    assert_eq!(sales.get("/audit").await.status, StatusCode::FORBIDDEN);
+    let mut dpo = Browser::signed_in(&client, "dora").await;
+    assert_eq!(dpo.get("/audit").await.status, StatusCode::OK);
+});
+
+both_backends!(web_security_and_backups_pages_for_admins, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "ada", Role::Admin, None).await;
+    let _backups = take_verified_backup(&harness).await;
+    let client = Client::new(&harness).await;
+    let mut sales = Browser::signed_in(&client, "sally").await;
+    assert_eq!(sales.get("/security").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(sales.get("/backups").await.status, StatusCode::FORBIDDEN);
+
+    let mut admin = Browser::signed_in(&client, "ada").await;
+    let security = admin.get("/security").await;
+    assert_eq!(security.status, StatusCode::OK, "{}", security.body);
+    assert_page_headers(&security);
+    assert!(security.body.contains("No open alerts."));
+    let csrf = security.csrf();
+
+    // Lock-down: a confirmation page first, then the real thing.
+    assert_eq!(
+        admin
+            .post("/security/lockdown", &[("text", "laptop stolen")])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let confirm = admin
+        .post(
+            "/security/lockdown",
+            &[("csrf", &csrf), ("text", "laptop stolen")],
+        )
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    assert!(confirm.body.contains("name=\"confirm\" value=\"yes\""));
+    assert!(confirm.body.contains("laptop stolen"));
+    let incidents = client
+        .send(
+            Method::GET,
+            "/api/v1/incidents",
+            Some(&client.login("ada").await),
+            None,
+        )
+        .await;
+    assert_eq!(
+        incidents.body,
+        json!([]),
+        "nothing happened before confirming"
+    );
+    let locked = admin
+        .post(
+            "/security/lockdown",
+            &[
+                ("csrf", &csrf),
+                ("text", "laptop stolen"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(locked.status, StatusCode::SEE_OTHER, "{}", locked.body);
+    let security = admin.get(locked.location()).await;
+    assert!(
+        security.body.contains("Lock-down is in force."),
+        "{}",
+        security.body
+    );
+    let close = {
+        let marker = "action=\"/security/incidents/";
+        let start = security.body.find(marker).unwrap() + "action=\"".len();
+        let end = security.body[start..].find('"').unwrap();
+        security.body[start..start + end].to_owned()
+    };
+    let confirm = admin
+        .post(&close, &[("csrf", &csrf), ("text", "wiped remotely")])
+        .await;
+    assert!(
+        confirm.body.contains("Confirm end of lock-down"),
+        "{}",
+        confirm.body
+    );
+    let closed = admin
+        .post(
+            &close,
+            &[
+                ("csrf", &csrf),
+                ("text", "wiped remotely"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(closed.status, StatusCode::SEE_OTHER, "{}", closed.body);
+    assert!(admin.get("/security").await.body.contains("Lock down…"));
+
+    // Backups: status, list, create, verify.
+    let backups = admin.get("/backups").await;
+    assert_eq!(backups.status, StatusCode::OK, "{}", backups.body);
+    assert_page_headers(&backups);
+    assert!(
+        backups
+            .body
+            .contains("A verified backup is less than a day old."),
+        "{}",
+        backups.body
+    );
+    let csrf = backups.csrf();
+    assert_eq!(
+        admin.post("/backups/create", &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let created = admin.post("/backups/create", &[("csrf", &csrf)]).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let listed = client
+        .send(
+            Method::GET,
+            "/api/v1/backups",
+            Some(&client.login("ada").await),
+            None,
+        )
+        .await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 2, "{}", listed.raw);
+    let newest = listed.body[0]["id"].as_str().unwrap().to_owned();
+    let verified = admin
+        .post(&format!("/backups/{newest}/verify"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    assert!(
+        verified.body.contains("every check passed"),
+        "{}",
+        verified.body
+    );
+    let unknown = admin
+        .post("/backups/..%2F..%2Fetc%2Fpasswd/verify", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+});
+
+both_backends!(web_account_mfa_enrolment_and_password_change, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    let client = Client::new(&harness).await;
+    let mut browser = Browser::signed_in(&client, "sally").await;
+    let account = browser.get("/account").await;
+    assert_eq!(account.status, StatusCode::OK, "{}", account.body);
+    assert_page_headers(&account);
+    assert!(account.body.contains("Two-step verification is off."));
+    let csrf = account.csrf();
+
+    assert_eq!(
+        browser.post("/account/mfa/enroll", &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let enrolling = browser
+        .post("/account/mfa/enroll", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(enrolling.status, StatusCode::OK, "{}", enrolling.body);
+    assert_page_headers(&enrolling);
+    assert!(enrolling.body.contains("<svg class=\"qr\" role=\"img\""));
+    assert!(
+        enrolling.body.contains("<path d=\"M4 4h1v1h-1z"),
+        "the finder pattern's corner"
+    );
+    let secret = {
+        let marker = "<code class=\"secret\">";
+        let start = enrolling.body.find(marker).unwrap() + marker.len();
+        let end = enrolling.body[start..].find('<').unwrap();
+        veil_app::mfa::TotpSecret::from_base32(&enrolling.body[start..start + end]).unwrap()
+    };
+    let wrong = browser
+        .post(
+            "/account/mfa/confirm",
+            &[("csrf", &csrf), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(
+        wrong.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        wrong.body
+    );
+    let confirmed = browser
+        .post(
+            "/account/mfa/confirm",
+            &[("csrf", &csrf), ("code", &totp_now(&secret, 0))],
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    assert!(confirmed.body.contains("Recovery codes"));
+    assert!(browser
+        .get("/account")
+        .await
+        .body
+        .contains("Two-step verification is on."));
+
+    // Password: the current one must be right, the two new ones equal, the new one strong.
+    let new_password = "plum orchard lantern 1887";
+    let wrong_current = browser
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", "nope"),
+                ("new_password", new_password),
+                ("repeat_password", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(wrong_current.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong_current.body.contains("wrong password"));
+    assert!(
+        !wrong_current.body.contains(new_password),
+        "passwords are not sent back"
+    );
+    let differ = browser
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", PASSWORD),
+                ("new_password", new_password),
+                ("repeat_password", "something else"),
+            ],
+        )
+        .await;
+    assert!(differ.body.contains("The two new passwords differ."));
+    let weak = browser
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", PASSWORD),
+                ("new_password", "password"),
+                ("repeat_password", "password"),
+            ],
+        )
+        .await;
+    assert!(
+        weak.body.contains("too short or too easy to guess"),
+        "{}",
+        weak.body
+    );
+    let changed = browser
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", PASSWORD),
+                ("new_password", new_password),
+                ("repeat_password", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.body);
+    assert!(changed.location().starts_with("/login"));
+    // Signed out everywhere; the old password no longer works, the new one does (with the second factor).
+    assert_eq!(browser.get("/account").await.status, StatusCode::SEE_OTHER);
+    let old = Browser::new(&client).sign_in("sally", PASSWORD).await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    let new = Browser::new(&client).sign_in("sally", new_password).await;
+    assert_eq!(new.status, StatusCode::OK, "the TOTP step: {}", new.body);
+});
+
+both_backends!(web_dashboard_per_role, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "dora", Role::Dpo, None).await;
+    add_user(&harness, "ada", Role::Admin, None).await;
+    let client = Client::new(&harness).await;
+    let sally = client.login("sally").await;
+    create_customer_via_api(&client, &sally).await;
+
+    let mut sales = Browser::signed_in(&client, "sally").await;
+    for path in ["/", "/dashboard"] {
+        let page = sales.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+        assert_page_headers(&page);
+        assert_no_plaintext(&page.body, "the dashboard");
+        assert!(page.body.contains("My customers by industry"));
+        assert!(page
+            .body
+            .contains("<span class=\"number\">1</span><span class=\"label\">My customers"));
+        assert!(page.body.contains(">Finance</text>"), "{}", page.body);
+        assert!(!page.body.contains("Requests waiting for approval"));
+        assert!(
+            !page.body.contains("href=\"/approvals\""),
+            "no inbox link for sales"
+        );
+    }
+    let mut dpo = Browser::signed_in(&client, "dora").await;
+    let page = dpo.get("/dashboard").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Requests waiting for approval"));
+    assert!(page.body.contains("Reveals per day, last 14 days"));
+    assert!(!page.body.contains("My customers by industry"));
+    assert!(page.body.contains("href=\"/approvals\""));
+    let mut admin = Browser::signed_in(&client, "ada").await;
+    let page = admin.get("/dashboard").await;
+    assert!(page.body.contains("Open security alerts"), "{}", page.body);
+    assert!(page.body.contains("href=\"/security\""));
 });

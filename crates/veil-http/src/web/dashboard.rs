@@ -1,0 +1,328 @@
+//! The dashboard at `/dashboard` (and `/`): what each role needs at a glance. My customers and their industries
+//! (sales, service, managers, admins), pending approvals (DPOs, admins, managers), open alerts (admins, DPOs,
+//! auditors), reveals per day over the last 14 days from the audit log (DPOs, auditors), and placeholders for the
+//! CRM's tickets and reminders.
+//!
+//! Charts are SVG drawn by the template from numbers computed here: no script, no chart library, nothing inline
+//! that the CSP would have to allow (colours come from the stylesheet). Each panel asks the domain, and a panel the
+//! role may not see is simply left out.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use veil_app::audit::AuditQuery;
+use veil_app::authz::{role_permits, Action};
+use veil_app::monitor::AlertQuery;
+use veil_app::AppError;
+
+use super::i18n::Tr;
+use super::session::WebUser;
+use super::{error_page, render, Layout, Page};
+use crate::AppState;
+
+/// Days in the reveals chart.
+const DAYS: i64 = 14;
+/// Industries shown as their own bar; the rest are summed into "other".
+const MAX_INDUSTRY_BARS: usize = 7;
+/// Most audit entries read for the reveals chart (pages of 500); beyond it the chart says it is partial.
+const MAX_REVEAL_ENTRIES: usize = 5_000;
+
+/// One bar of a chart, in the SVG's user units.
+pub struct Bar {
+    /// Label under or beside the bar.
+    pub label: String,
+    /// The number.
+    pub value: i64,
+    /// Position and size.
+    pub x: i64,
+    /// Top.
+    pub y: i64,
+    /// Width.
+    pub width: i64,
+    /// Height.
+    pub height: i64,
+    /// Where the label goes.
+    pub label_x: i64,
+    /// Where the label goes.
+    pub label_y: i64,
+    /// Where the value goes.
+    pub value_x: i64,
+    /// Where the value goes.
+    pub value_y: i64,
+}
+
+/// Horizontal bars (label, bar, value), one per row: readable on a phone, labels of any length.
+pub fn horizontal_bars(values: &[(String, i64)]) -> Vec<Bar> {
+    const ROW: i64 = 28;
+    const LABEL: i64 = 130;
+    const SPAN: i64 = 220;
+    let most = values
+        .iter()
+        .map(|(_, value)| *value)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    values
+        .iter()
+        .enumerate()
+        .map(|(index, (label, value))| {
+            let y = index as i64 * ROW + 4;
+            let width = (value * SPAN / most).max(i64::from(*value > 0));
+            Bar {
+                label: label.clone(),
+                value: *value,
+                x: LABEL,
+                y,
+                width,
+                height: ROW - 8,
+                label_x: LABEL - 6,
+                label_y: y + 15,
+                value_x: LABEL + width + 6,
+                value_y: y + 15,
+            }
+        })
+        .collect()
+}
+
+/// Vertical bars (one per day) over a 14-column grid.
+pub fn vertical_bars(values: &[(String, i64)]) -> Vec<Bar> {
+    const COLUMN: i64 = 26;
+    const HEIGHT: i64 = 120;
+    const TOP: i64 = 16;
+    let most = values
+        .iter()
+        .map(|(_, value)| *value)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    values
+        .iter()
+        .enumerate()
+        .map(|(index, (label, value))| {
+            let height = (value * HEIGHT / most).max(i64::from(*value > 0));
+            let x = index as i64 * COLUMN + 4;
+            Bar {
+                label: label.clone(),
+                value: *value,
+                x,
+                y: TOP + HEIGHT - height,
+                width: COLUMN - 6,
+                height,
+                label_x: x + (COLUMN - 6) / 2,
+                label_y: TOP + HEIGHT + 14,
+                value_x: x + (COLUMN - 6) / 2,
+                value_y: TOP + HEIGHT - height - 3,
+            }
+        })
+        .collect()
+}
+
+/// A chart: its bars, the SVG height, and a text summary for screen readers (and the table beside it).
+pub struct Chart {
+    /// Bars.
+    pub bars: Vec<Bar>,
+    /// SVG height in user units.
+    pub height: i64,
+    /// Whether the data was cut short.
+    pub partial: bool,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardTemplate {
+    t: Tr,
+    layout: Layout,
+    customers: Option<i64>,
+    industries: Option<Chart>,
+    pending_approvals: Option<usize>,
+    open_alerts: Option<usize>,
+    reveals: Option<Chart>,
+    my_grants: Option<usize>,
+}
+
+/// Keeps `Forbidden` as "not for this role" (the panel is left out); other errors stop the page.
+fn optional<T>(result: Result<T, AppError>) -> Result<Option<T>, AppError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(AppError::Forbidden(_)) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+async fn build(
+    state: &AppState,
+    page: &Page,
+    user: &WebUser,
+) -> Result<DashboardTemplate, AppError> {
+    let tr = page.tr;
+    let actor = &user.actor;
+    let may = |action: Action| role_permits(actor.role, action).is_ok();
+
+    let mut customers = None;
+    let mut industries = None;
+    if may(Action::CustomerList) {
+        if let Some(counts) = optional(state.veil.customer_industry_counts(actor).await)? {
+            customers = Some(counts.iter().map(|(_, count)| count).sum());
+            let mut bars: Vec<(String, i64)> = Vec::new();
+            let mut other = 0;
+            for (index, (industry, count)) in counts.iter().enumerate() {
+                let label = match industry.as_deref() {
+                    Some(industry) if index < MAX_INDUSTRY_BARS => {
+                        let key = format!("industry.{industry}");
+                        match tr.get(&key) {
+                            text if text == key => industry.to_owned(),
+                            text => text.to_owned(),
+                        }
+                    }
+                    None if index < MAX_INDUSTRY_BARS => tr.get("dashboard.no_industry").to_owned(),
+                    _ => {
+                        other += count;
+                        continue;
+                    }
+                };
+                bars.push((label, *count));
+            }
+            if other > 0 {
+                bars.push((tr.get("dashboard.other_industries").to_owned(), other));
+            }
+            let bars = horizontal_bars(&bars);
+            industries = Some(Chart {
+                height: bars.len() as i64 * 28 + 8,
+                bars,
+                partial: false,
+            });
+        }
+    }
+
+    let pending_approvals = if may(Action::UnmaskApprove) {
+        optional(state.veil.list_unmask_requests(actor).await)?.map(|requests| {
+            requests
+                .iter()
+                .filter(|request| {
+                    request.state == "pending" && request.requester_id != actor.user_id.to_string()
+                })
+                .count()
+        })
+    } else {
+        None
+    };
+
+    let my_grants = if may(Action::Reveal) {
+        optional(state.veil.list_grants(actor).await)?.map(|grants| {
+            grants
+                .iter()
+                .filter(|grant| grant.live && grant.user_id == actor.user_id.to_string())
+                .count()
+        })
+    } else {
+        None
+    };
+
+    let open_alerts = if may(Action::SecurityRead) {
+        optional(state.veil.list_alerts(actor, &AlertQuery::default()).await)?
+            .map(|alerts| alerts.items.len())
+    } else {
+        None
+    };
+
+    let reveals = if may(Action::AuditRead) {
+        reveals_per_day(state, user).await?
+    } else {
+        None
+    };
+
+    Ok(DashboardTemplate {
+        t: tr,
+        layout: Layout::new(page, Some(user)),
+        customers,
+        industries,
+        pending_approvals,
+        open_alerts,
+        reveals,
+        my_grants,
+    })
+}
+
+/// Reveals per UTC day over the last [`DAYS`] days, counted from `customer.reveal` audit entries.
+async fn reveals_per_day(state: &AppState, user: &WebUser) -> Result<Option<Chart>, AppError> {
+    let today = chrono::Utc::now().date_naive();
+    let first = today - chrono::Duration::days(DAYS - 1);
+    let mut per_day: BTreeMap<chrono::NaiveDate, i64> = (0..DAYS)
+        .map(|offset| (first + chrono::Duration::days(offset), 0))
+        .collect();
+    let mut before = None;
+    let mut read = 0usize;
+    let mut partial = false;
+    loop {
+        let query = AuditQuery {
+            action: Some("customer.reveal".to_owned()),
+            from: Some(first.format("%Y-%m-%d").to_string()),
+            before,
+            limit: Some(500),
+            ..AuditQuery::default()
+        };
+        let Some(entries) = optional(state.veil.query_audit(&user.actor, &query).await)? else {
+            return Ok(None);
+        };
+        for entry in &entries.items {
+            if entry.outcome != "ok" {
+                continue;
+            }
+            let day =
+                chrono::DateTime::from_timestamp_millis(entry.at).map(|time| time.date_naive());
+            if let Some(count) = day.and_then(|day| per_day.get_mut(&day)) {
+                *count += 1;
+            }
+        }
+        read += entries.items.len();
+        match entries.next_before {
+            Some(next) if read < MAX_REVEAL_ENTRIES => before = Some(next),
+            Some(_) => {
+                partial = true;
+                break;
+            }
+            None => break,
+        }
+    }
+    let values: Vec<(String, i64)> = per_day
+        .iter()
+        .map(|(day, count)| (day.format("%d").to_string(), *count))
+        .collect();
+    Ok(Some(Chart {
+        bars: vertical_bars(&values),
+        height: 156,
+        partial,
+    }))
+}
+
+/// The dashboard.
+pub async fn dashboard(State(state): State<AppState>, page: Page, user: WebUser) -> Response {
+    match build(&state, &page, &user).await {
+        Ok(template) => render(&template, page.tr, StatusCode::OK),
+        Err(error) => error_page(&page, Some(&user), &error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_scale_to_the_largest_value() {
+        let bars = horizontal_bars(&[
+            ("a".to_owned(), 10),
+            ("b".to_owned(), 5),
+            ("c".to_owned(), 0),
+        ]);
+        assert_eq!(bars[0].width, 220);
+        assert_eq!(bars[1].width, 110);
+        assert_eq!(bars[2].width, 0);
+        let bars = vertical_bars(&[("1".to_owned(), 1), ("2".to_owned(), 1000)]);
+        assert_eq!(bars[1].height, 120);
+        assert_eq!(bars[0].height, 1, "a non-zero value stays visible");
+        assert!(vertical_bars(&[]).is_empty());
+    }
+}
