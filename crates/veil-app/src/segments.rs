@@ -257,17 +257,16 @@ mod tests {
         let bob = harness.actor("bob", Role::Sales, Some("east")).await;
         let carol = harness.actor("carol", Role::Sales, Some("west")).await;
         let mia = harness.actor("mia", Role::Manager, Some("east")).await;
-        let create = |actor, input| {
-            let veil = harness.veil.clone();
-            async move { veil.create_customer(&actor, &input, false).await.unwrap().id }
+        let veil = &harness.veil;
+        let create = |actor: Actor, input: CustomerInput| async move {
+            veil.create_customer(&actor, &input, false).await.unwrap().id
         };
         let a1 = create(alice.clone(), customer("13811110001", &["vip"], "finance")).await;
         let a2 = create(alice.clone(), customer("13811110002", &["vip2"], "education")).await;
         let b1 = create(bob.clone(), customer("13811110003", &["vip", "new"], "finance")).await;
         let c1 = create(carol.clone(), customer("13811110004", &["vip"], "finance")).await;
-        let list = |actor, filter| {
-            let veil = harness.veil.clone();
-            async move { ids(veil.list_customers_where(&actor, &filter, None, 50).await.unwrap()) }
+        let list = |actor: Actor, filter: ListFilter| async move {
+            ids(veil.list_customers_where(&actor, &filter, None, 50).await.unwrap())
         };
 
         // A tag matches whole elements: `vip` is not `vip2`.
@@ -413,7 +412,7 @@ mod tests {
             .await
             .unwrap()
             .into_iter()
-            .map(|entry| entry.action)
+            .map(|entry| entry.event.action)
             .collect();
         // Newest first.
         assert_eq!(actions, ["segment.delete", "segment.create", "segment.create"]);
