@@ -22,12 +22,14 @@ pub mod customers;
 pub mod displays;
 pub mod governance;
 pub mod incidents;
+pub mod interactions;
 pub mod keyring;
 pub mod mfa;
 pub mod notes;
 pub mod policies;
 pub mod snapshot;
 pub mod teams;
+pub mod tickets;
 pub mod users;
 pub mod vault;
 
@@ -41,12 +43,16 @@ pub use customers::{
 pub use displays::{DisplayRow, DisplayWrite, RemaskProgress};
 pub use governance::{ConsentRow, DecisionRow, GrantRow, RequestRow, RiskRow};
 pub use incidents::IncidentRow;
+pub use interactions::{InteractionRow, TimeCursor};
 pub use keyring::{CustomerKeyRow, KeyringRow, MasterKeyMeta};
 pub use mfa::{LoginFailureRow, MfaRow};
 pub use notes::NoteRow;
 pub use policies::PolicyRow;
 pub use snapshot::{ColumnKind, Loader, Snapshot, TableInfo, Value};
 pub use teams::{TeamRow, TransferRow};
+pub use tickets::{
+    EscalationRow, ServiceLink, StatusChangeRow, TicketCommentRow, TicketFilter, TicketRow, TicketVisibility,
+};
 pub use users::{TokenRow, UserRow};
 pub use vault::VaultRow;
 
