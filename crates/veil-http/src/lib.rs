@@ -31,6 +31,7 @@ pub mod incidents;
 pub mod policies;
 pub mod security;
 pub mod teams;
+pub mod tickets;
 pub mod web;
 
 pub use error::{ApiError, ApiResult, Problem};
@@ -116,7 +117,7 @@ impl Metrics {
 #[openapi(
     info(title = "Veil", description = "Privacy-first CRM: masked by default, unmasked only through governance."),
     modifiers(&BearerScheme),
-    tags((name = "auth"), (name = "customers"), (name = "policies"), (name = "teams"), (name = "audit"), (name = "incidents"), (name = "governance"), (name = "security"), (name = "system"))
+    tags((name = "auth"), (name = "customers"), (name = "policies"), (name = "teams"), (name = "audit"), (name = "incidents"), (name = "governance"), (name = "security"), (name = "crm"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -177,6 +178,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(governance::router())
         .merge(alerts::router())
         .merge(backups::router())
+        .merge(tickets::router())
         .split_for_parts()
 }
 
