@@ -297,14 +297,13 @@ impl Veil {
             author_id: Some(actor.user_id.to_string()),
             created_at: now,
         };
-        let entry = crate::audit::event(
-            Some(actor),
-            "interaction.create",
-            crate::audit::Outcome::Ok,
-        )
-        .customers([row.customer_id.clone()])
-        .detail(serde_json::json!({"interaction_id": row.id, "kind": row.kind,
-                                   "pii_spans": masked.spans.len()}));
+        let entry =
+            crate::audit::event(Some(actor), "interaction.create", crate::audit::Outcome::Ok)
+                .customers([row.customer_id.clone()])
+                .detail(
+                    serde_json::json!({"interaction_id": row.id, "kind": row.kind,
+                                   "pii_spans": masked.spans.len()}),
+                );
         self.store().insert_interaction(&row, &[entry]).await?;
         tracing::info!(customer = %row.customer_id, interaction = %row.id, "interaction recorded");
         Ok(view(row))
@@ -330,7 +329,10 @@ impl Veil {
         let more = rows.len() > limit;
         rows.truncate(limit);
         let next_cursor = more
-            .then(|| rows.last().map(|row| format_cursor(row.occurred_at, &row.id)))
+            .then(|| {
+                rows.last()
+                    .map(|row| format_cursor(row.occurred_at, &row.id))
+            })
             .flatten();
         self.record(&[crate::audit::event(
             Some(actor),
@@ -339,7 +341,7 @@ impl Veil {
         )
         .customers([customer])
         .detail(serde_json::json!({"interactions": rows.len()}))])
-        .await?;
+            .await?;
         Ok(InteractionPage {
             items: rows.into_iter().map(view).collect(),
             next_cursor,
@@ -470,7 +472,7 @@ impl Veil {
         )
         .customers([customer])
         .detail(serde_json::json!({"entries": merged.len()}))])
-        .await?;
+            .await?;
         Ok(TimelinePage {
             items: merged.into_iter().map(|(_, _, item)| item).collect(),
             next_cursor,

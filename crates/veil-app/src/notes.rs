@@ -198,7 +198,8 @@ impl Veil {
     }
 }
 
-/// Opens the sealed spans of any masked free-text field (see [`Veil::seal_originals`]); reveal path only.
+/// Opens the sealed spans of any masked free-text field (see [`Veil::seal_originals`]); reveal path only (no
+/// production caller yet: revealing interaction and ticket spans is not built).
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn open_field_spans(
     _authority: &RevealAuthority,
@@ -207,7 +208,8 @@ pub(crate) fn open_field_spans(
     (table, record_id, field): (&str, &str, &str),
     dek_version: i64,
 ) -> AppResult<Vec<(String, Zeroizing<String>)>> {
-    let plaintext = FieldCipher::new(dek).open(&spans_aad(table, record_id, field, dek_version), sealed)?;
+    let plaintext =
+        FieldCipher::new(dek).open(&spans_aad(table, record_id, field, dek_version), sealed)?;
     let spans: Vec<SealedSpan> = serde_json::from_slice(&plaintext)
         .map_err(|error| AppError::Internal(format!("sealed spans: {error}")))?;
     Ok(spans

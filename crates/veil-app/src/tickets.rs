@@ -212,7 +212,11 @@ impl SlaTargets {
     /// defaults. The first-response target may not exceed the resolution target.
     pub fn parse(text: &str) -> Result<SlaTargets, String> {
         let mut targets = SlaTargets::default();
-        for part in text.split(',').map(str::trim).filter(|part| !part.is_empty()) {
+        for part in text
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+        {
             let (name, times) = part
                 .split_once('=')
                 .ok_or_else(|| format!("`{part}`: expected PRIORITY=FIRST/RESOLUTION"))?;
@@ -483,9 +487,12 @@ fn comment_view(row: TicketCommentRow) -> CommentView {
 }
 
 fn ticket_view(row: TicketRow, escalations: Vec<EscalationRow>, now: i64) -> TicketView {
-    let escalated = |timer: &str| escalations.iter().any(|escalation| escalation.timer == timer);
-    let first_response_breached = row.first_responded_at.unwrap_or(now)
-        > row.first_response_due_at
+    let escalated = |timer: &str| {
+        escalations
+            .iter()
+            .any(|escalation| escalation.timer == timer)
+    };
+    let first_response_breached = row.first_responded_at.unwrap_or(now) > row.first_response_due_at
         || escalated("first_response");
     let resolution_breached =
         row.resolved_at.unwrap_or(now) > row.resolution_due_at || escalated("resolution");
@@ -547,7 +554,13 @@ fn invalid(field: &str, code: &str, message: &str) -> AppError {
     AppError::Validation(vec![FieldError::new(field, code, message)])
 }
 
-fn status_change(ticket_id: &str, from: Option<&str>, to: &str, actor: &Actor, at: i64) -> StatusChangeRow {
+fn status_change(
+    ticket_id: &str,
+    from: Option<&str>,
+    to: &str,
+    actor: &Actor,
+    at: i64,
+) -> StatusChangeRow {
     StatusChangeRow {
         id: uuid::Uuid::now_v7().to_string(),
         ticket_id: ticket_id.to_owned(),
@@ -618,7 +631,8 @@ impl Veil {
     /// not see is 404, and an action their role may not take on it is 403.
     async fn ticket_for(&self, actor: &Actor, id: &str, action: Action) -> AppResult<TicketRow> {
         if crate::authz::role_permits(actor.role, Action::TicketRead).is_err() {
-            self.permit_recorded(actor, Action::TicketRead, None).await?;
+            self.permit_recorded(actor, Action::TicketRead, None)
+                .await?;
         }
         let ticket = self.store().ticket(id).await?.ok_or(AppError::NotFound)?;
         if !self.ticket_visible(actor, &ticket).await? {
@@ -657,7 +671,10 @@ impl Veil {
                 .await?
                 .filter(|user| {
                     !user.disabled
-                        && matches!(user.role.as_str(), "admin" | "manager" | "sales" | "service")
+                        && matches!(
+                            user.role.as_str(),
+                            "admin" | "manager" | "sales" | "service"
+                        )
                 })
                 .ok_or_else(|| {
                     invalid(
@@ -688,7 +705,11 @@ impl Veil {
                     .map(str::to_owned)
                     .or_else(|| customer.profile.team.clone())
                     .ok_or_else(|| {
-                        invalid("team", "required", "round-robin needs a team (the customer has none)")
+                        invalid(
+                            "team",
+                            "required",
+                            "round-robin needs a team (the customer has none)",
+                        )
                     })?;
                 let members = self
                     .store()
@@ -752,7 +773,8 @@ impl Veil {
 
     /// Opens a ticket about a customer the caller can see, assigns it and starts its SLA timers.
     pub async fn create_ticket(&self, actor: &Actor, input: &TicketInput) -> AppResult<TicketView> {
-        self.permit_recorded(actor, Action::TicketWrite, None).await?;
+        self.permit_recorded(actor, Action::TicketWrite, None)
+            .await?;
         let mut errors = Vec::new();
         let subject = input.subject.trim();
         if subject.is_empty() || subject.chars().count() > MAX_SUBJECT_CHARS {
@@ -772,14 +794,16 @@ impl Veil {
         }
         let customer_id: Option<crate::CustomerId> = input.customer_id.parse().ok();
         if customer_id.is_none() {
-            errors.push(FieldError::new("customer_id", "invalid", "not a customer id"));
+            errors.push(FieldError::new(
+                "customer_id",
+                "invalid",
+                "not a customer id",
+            ));
         }
         if !errors.is_empty() {
             return Err(AppError::Validation(errors));
         }
-        let customer_id = customer_id
-            .map(|id| id.to_string())
-            .unwrap_or_default();
+        let customer_id = customer_id.map(|id| id.to_string()).unwrap_or_default();
         let customer = self
             .customer_for(actor, &customer_id, Action::TicketWrite)
             .await?;
@@ -867,13 +891,11 @@ impl Veil {
     /// One ticket with its history and comments.
     pub async fn get_ticket(&self, actor: &Actor, id: &str) -> AppResult<TicketView> {
         let row = self.ticket_for(actor, id, Action::TicketRead).await?;
-        self.record(&[crate::audit::event(
-            Some(actor),
-            "ticket.read",
-            crate::audit::Outcome::Ok,
-        )
-        .customers([row.customer_id.clone()])
-        .detail(serde_json::json!({"ticket_id": row.id}))])
+        self.record(&[
+            crate::audit::event(Some(actor), "ticket.read", crate::audit::Outcome::Ok)
+                .customers([row.customer_id.clone()])
+                .detail(serde_json::json!({"ticket_id": row.id})),
+        ])
         .await?;
         let history = self.store().ticket_status_history(&row.id).await?;
         let comments = self.store().ticket_comments(&row.id).await?;
@@ -941,17 +963,17 @@ impl Veil {
             .await?;
         let more = rows.len() > limit;
         rows.truncate(limit);
-        let next_cursor = more.then(|| rows.last().map(|row| row.id.clone())).flatten();
+        let next_cursor = more
+            .then(|| rows.last().map(|row| row.id.clone()))
+            .flatten();
         let mut customers: Vec<String> = rows.iter().map(|row| row.customer_id.clone()).collect();
         customers.sort();
         customers.dedup();
-        self.record(&[crate::audit::event(
-            Some(actor),
-            "ticket.list",
-            crate::audit::Outcome::Ok,
-        )
-        .customers(customers)
-        .detail(serde_json::json!({"tickets": rows.len()}))])
+        self.record(&[
+            crate::audit::event(Some(actor), "ticket.list", crate::audit::Outcome::Ok)
+                .customers(customers)
+                .detail(serde_json::json!({"tickets": rows.len()})),
+        ])
         .await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in rows {
@@ -1073,7 +1095,13 @@ impl Veil {
         let comment_id = uuid::Uuid::now_v7().to_string();
         let masked = mask_text(&input.body);
         let spans_ct = self
-            .seal_originals(&ticket.customer_id, &masked, "ticket_comment", &comment_id, "body")
+            .seal_originals(
+                &ticket.customer_id,
+                &masked,
+                "ticket_comment",
+                &comment_id,
+                "body",
+            )
             .await?;
         let row = TicketCommentRow {
             id: comment_id,
@@ -1086,9 +1114,11 @@ impl Veil {
         };
         let entry = crate::audit::event(Some(actor), "ticket.comment", crate::audit::Outcome::Ok)
             .customers([ticket.customer_id.clone()])
-            .detail(serde_json::json!({"ticket_id": ticket.id, "comment_id": row.id,
+            .detail(
+                serde_json::json!({"ticket_id": ticket.id, "comment_id": row.id,
                                        "first_response": ticket.first_responded_at.is_none(),
-                                       "pii_spans": masked.spans.len()}));
+                                       "pii_spans": masked.spans.len()}),
+            );
         self.store().insert_ticket_comment(&row, &[entry]).await?;
         Ok(comment_view(row))
     }
@@ -1120,14 +1150,15 @@ impl Veil {
         row.assignee_id = assignment.user.as_ref().map(|user| user.id.clone());
         row.assigned_by = assignment.user.as_ref().map(|_| assignment.how.to_owned());
         row.updated_at = now.max(current.updated_at + 1);
-        let mut entries = vec![crate::audit::event(
-            Some(actor),
-            "ticket.assign",
-            crate::audit::Outcome::Ok,
-        )
-        .customers([row.customer_id.clone()])
-        .detail(serde_json::json!({"ticket_id": row.id, "from": current.assignee_id,
-                                   "to": row.assignee_id, "assigned_by": row.assigned_by}))];
+        let mut entries =
+            vec![
+                crate::audit::event(Some(actor), "ticket.assign", crate::audit::Outcome::Ok)
+                    .customers([row.customer_id.clone()])
+                    .detail(
+                        serde_json::json!({"ticket_id": row.id, "from": current.assignee_id,
+                                   "to": row.assignee_id, "assigned_by": row.assigned_by}),
+                    ),
+            ];
         let link = Veil::link_for(actor, &row, assignment.user.as_ref());
         if let Some((_, entry)) = &link {
             entries.push(entry.clone());
@@ -1152,7 +1183,8 @@ impl Veil {
         user_id: crate::UserId,
         skills: &[String],
     ) -> AppResult<Vec<String>> {
-        self.permit_recorded(actor, Action::UserManage, None).await?;
+        self.permit_recorded(actor, Action::UserManage, None)
+            .await?;
         let user = self
             .store()
             .user_by_id(&user_id.to_string())
@@ -1230,8 +1262,14 @@ impl Veil {
                 timers.push(("resolution", ticket.resolution_due_at));
             }
             for (timer, due_at) in timers {
-                let manager = self.escalation_manager(ticket.assignee_id.as_deref()).await?;
-                let to = if manager.is_some() { "manager" } else { "admins" };
+                let manager = self
+                    .escalation_manager(ticket.assignee_id.as_deref())
+                    .await?;
+                let to = if manager.is_some() {
+                    "manager"
+                } else {
+                    "admins"
+                };
                 let escalation = EscalationRow {
                     ticket_id: ticket.id.clone(),
                     timer: timer.to_owned(),
@@ -1307,6 +1345,79 @@ impl Veil {
 mod tests {
     use super::*;
 
+    /// A ticket's description is stored masked; its originals open with the customer's key (bound to the
+    /// ticket and field) and with no other.
+    #[tokio::test]
+    async fn description_originals_are_sealed_under_the_customer_key() {
+        let harness = crate::testing::Harness::sqlite().await;
+        let admin = harness.actor("root", Role::Admin, None).await;
+        let customer = harness
+            .veil
+            .create_customer(
+                &admin,
+                &crate::customers::CustomerInput {
+                    name: Some("张三".to_owned()),
+                    ..Default::default()
+                },
+                true,
+            )
+            .await
+            .unwrap();
+        let input: TicketInput = serde_json::from_value(serde_json::json!({
+            "customer_id": customer.id.to_string(), "channel": "phone", "category": "inquiry",
+            "subject": "回电", "description": "客户电话13712340987"
+        }))
+        .unwrap();
+        let view = harness.veil.create_ticket(&admin, &input).await.unwrap();
+        assert_eq!(view.description, "客户电话137****0987");
+        let row = harness
+            .veil
+            .store()
+            .ticket(&view.id)
+            .await
+            .unwrap()
+            .unwrap();
+        let key_row = harness
+            .veil
+            .store()
+            .customer_key(&customer.id.to_string())
+            .await
+            .unwrap()
+            .unwrap();
+        let dek = harness.veil.unwrap_customer_key(&key_row).await.unwrap();
+        let authority = crate::customers::reveal::RevealAuthority::for_tests();
+        let sealed = row.description_spans_ct.clone().unwrap();
+        let spans = crate::notes::open_field_spans(
+            &authority,
+            &dek,
+            &sealed,
+            ("ticket", &row.id, "description"),
+            key_row.dek_version,
+        )
+        .unwrap();
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].1.as_str(), "13712340987");
+        // Bound to its field and to its key.
+        assert!(crate::notes::open_field_spans(
+            &authority,
+            &dek,
+            &sealed,
+            ("ticket", &row.id, "subject"),
+            key_row.dek_version,
+        )
+        .is_err());
+        let stranger = veil_mask::SecretKey::generate();
+        assert!(crate::notes::open_field_spans(
+            &authority,
+            &stranger,
+            &sealed,
+            ("ticket", &row.id, "description"),
+            key_row.dek_version,
+        )
+        .is_err());
+        harness.finish().await;
+    }
+
     #[test]
     fn sla_defaults_and_parsing() {
         let defaults = SlaTargets::default();
@@ -1317,7 +1428,14 @@ mod tests {
         assert_eq!(custom.high.first_response_ms, 30 * MINUTE_MS);
         assert_eq!(custom.high.resolution_ms, 48 * HOUR_MS);
         assert_eq!(custom.normal, defaults.normal);
-        for bad in ["high", "high=1h", "vip=1h/2h", "high=1x/2h", "high=0m/2h", "high=3h/2h"] {
+        for bad in [
+            "high",
+            "high=1h",
+            "vip=1h/2h",
+            "high=1x/2h",
+            "high=0m/2h",
+            "high=3h/2h",
+        ] {
             assert!(SlaTargets::parse(bad).is_err(), "{bad}");
         }
     }
@@ -1334,7 +1452,12 @@ mod tests {
             (Closed, Reopened),
             (Reopened, InProgress),
         ];
-        let refused = [(Closed, Open), (Open, Reopened), (Closed, Resolved), (InProgress, Open)];
+        let refused = [
+            (Closed, Open),
+            (Open, Reopened),
+            (Closed, Resolved),
+            (InProgress, Open),
+        ];
         for (from, to) in allowed {
             assert!(transition_allowed(from, to), "{from:?} → {to:?}");
         }

@@ -173,7 +173,9 @@ pub async fn update_ticket(
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<TicketPatch>,
 ) -> ApiResult<Json<TicketView>> {
-    Ok(Json(state.veil.update_ticket(&user.actor, &id, &patch).await?))
+    Ok(Json(
+        state.veil.update_ticket(&user.actor, &id, &patch).await?,
+    ))
 }
 
 /// Adds a comment; the first one stops the first-response timer. Personal data in it is masked.
@@ -203,7 +205,9 @@ pub async fn assign_ticket(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<AssignInput>,
 ) -> ApiResult<Json<TicketView>> {
-    Ok(Json(state.veil.assign_ticket(&user.actor, &id, &input).await?))
+    Ok(Json(
+        state.veil.assign_ticket(&user.actor, &id, &input).await?,
+    ))
 }
 
 /// A user's skills.

@@ -63,7 +63,8 @@ macro_rules! interaction_from_row {
     };
 }
 
-const COLUMNS: &str = "id, customer_id, kind, occurred_at, duration_minutes, outcome, note_masked, note_spans_ct, \
+const COLUMNS: &str =
+    "id, customer_id, kind, occurred_at, duration_minutes, outcome, note_masked, note_spans_ct, \
      note_span_index, author_id, created_at";
 
 /// A position in a newest-first listing: items strictly before `(at, id)`.

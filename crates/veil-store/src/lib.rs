@@ -51,7 +51,8 @@ pub use policies::PolicyRow;
 pub use snapshot::{ColumnKind, Loader, Snapshot, TableInfo, Value};
 pub use teams::{TeamRow, TransferRow};
 pub use tickets::{
-    EscalationRow, ServiceLink, StatusChangeRow, TicketCommentRow, TicketFilter, TicketRow, TicketVisibility,
+    EscalationRow, ServiceLink, StatusChangeRow, TicketCommentRow, TicketFilter, TicketRow,
+    TicketVisibility,
 };
 pub use users::{TokenRow, UserRow};
 pub use vault::VaultRow;

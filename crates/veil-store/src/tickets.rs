@@ -488,7 +488,8 @@ impl Store {
         } else {
             format!("WHERE {}", clauses.join(" AND "))
         };
-        let sql = format!("SELECT {COLUMNS} FROM ticket {where_sql} ORDER BY id DESC LIMIT {limit}");
+        let sql =
+            format!("SELECT {COLUMNS} FROM ticket {where_sql} ORDER BY id DESC LIMIT {limit}");
         let rows = with_pool!(self, |pool| {
             let mut query = sqlx::query(&sql);
             for bind in &binds {
@@ -535,7 +536,10 @@ impl Store {
     }
 
     /// A ticket's status history, oldest first.
-    pub async fn ticket_status_history(&self, ticket_id: &str) -> StoreResult<Vec<StatusChangeRow>> {
+    pub async fn ticket_status_history(
+        &self,
+        ticket_id: &str,
+    ) -> StoreResult<Vec<StatusChangeRow>> {
         let rows = with_pool!(self, |pool| {
             sqlx::query(
                 "SELECT id, ticket_id, from_status, to_status, actor_id, created_at FROM ticket_status_change \
@@ -756,12 +760,14 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             for skill in skills {
-                sqlx::query("INSERT INTO user_skill (user_id, skill, created_at) VALUES ($1, $2, $3)")
-                    .bind(user_id)
-                    .bind(skill)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO user_skill (user_id, skill, created_at) VALUES ($1, $2, $3)",
+                )
+                .bind(user_id)
+                .bind(skill)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             }
             crate::audit::append_in(&mut *tx, audit).await?;
             tx.commit().await?;
@@ -782,4 +788,3 @@ impl Store {
         Ok(skills)
     }
 }
-
