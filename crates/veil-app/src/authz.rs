@@ -71,6 +71,16 @@ pub enum Action {
     BackupRead,
     /// Create and verify backups.
     BackupManage,
+    /// Read a customer's interactions and timeline.
+    InteractionRead,
+    /// Record an interaction.
+    InteractionWrite,
+    /// List and read tickets.
+    TicketRead,
+    /// Open tickets, change their status or priority, comment.
+    TicketWrite,
+    /// Choose or change a ticket's assignee.
+    TicketAssign,
 }
 
 impl Action {
@@ -101,11 +111,16 @@ impl Action {
             Action::Reveal => "customer.reveal",
             Action::BackupRead => "backup.list",
             Action::BackupManage => "backup.manage",
+            Action::InteractionRead => "interaction.read",
+            Action::InteractionWrite => "interaction.create",
+            Action::TicketRead => "ticket.read",
+            Action::TicketWrite => "ticket.write",
+            Action::TicketAssign => "ticket.assign",
         }
     }
 
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 29] = [
         Action::CustomerList,
         Action::CustomerRead,
         Action::CustomerCreate,
@@ -130,6 +145,11 @@ impl Action {
         Action::Reveal,
         Action::BackupRead,
         Action::BackupManage,
+        Action::InteractionRead,
+        Action::InteractionWrite,
+        Action::TicketRead,
+        Action::TicketWrite,
+        Action::TicketAssign,
     ];
 }
 
@@ -138,9 +158,9 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
     use Action::*;
     use Role::*;
     let allowed = match action {
-        CustomerList | CustomerRead | NoteRead | NoteWrite => {
-            matches!(role, Admin | Manager | Sales | Service)
-        }
+        CustomerList | CustomerRead | NoteRead | NoteWrite | InteractionRead | InteractionWrite
+        | TicketRead | TicketWrite => matches!(role, Admin | Manager | Sales | Service),
+        TicketAssign => matches!(role, Admin | Manager | Sales),
         CustomerCreate | CustomerUpdate => matches!(role, Admin | Manager | Sales),
         CustomerErase | CustomerTransfer => matches!(role, Admin | Manager),
         PolicyRead => matches!(role, Admin | Dpo | Auditor),
@@ -160,9 +180,9 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         return Ok(());
     }
     Err(match action {
-        CustomerList | CustomerRead | NoteRead | NoteWrite => {
-            "this role does not work with customer records"
-        }
+        CustomerList | CustomerRead | NoteRead | NoteWrite | InteractionRead | InteractionWrite
+        | TicketRead | TicketWrite => "this role does not work with customer records",
+        TicketAssign => "only admins, managers and salespeople assign tickets",
         CustomerCreate | CustomerUpdate => "this role does not create or change customers",
         CustomerErase => "only admins and managers can erase customers",
         CustomerTransfer => "only admins and managers can transfer customers",
@@ -272,7 +292,7 @@ impl Veil {
         decision
     }
 
-    async fn record_denial(
+    pub(crate) async fn record_denial(
         &self,
         actor: &Actor,
         action: Action,
@@ -395,11 +415,21 @@ mod tests {
                     Reveal,
                     BackupRead,
                     BackupManage,
+                    InteractionRead,
+                    InteractionWrite,
+                    TicketRead,
+                    TicketWrite,
+                    TicketAssign,
                 ],
             ),
             (
                 Role::Manager,
                 &[
+                    InteractionRead,
+                    InteractionWrite,
+                    TicketRead,
+                    TicketWrite,
+                    TicketAssign,
                     CustomerList,
                     CustomerRead,
                     CustomerCreate,
@@ -418,6 +448,11 @@ mod tests {
             (
                 Role::Sales,
                 &[
+                    InteractionRead,
+                    InteractionWrite,
+                    TicketRead,
+                    TicketWrite,
+                    TicketAssign,
                     CustomerList,
                     CustomerRead,
                     CustomerCreate,
@@ -460,6 +495,10 @@ mod tests {
             (
                 Role::Service,
                 &[
+                    InteractionRead,
+                    InteractionWrite,
+                    TicketRead,
+                    TicketWrite,
                     CustomerList,
                     CustomerRead,
                     NoteRead,

@@ -20,6 +20,7 @@ pub mod error;
 pub mod governance;
 pub mod ids;
 pub mod incident;
+pub mod interactions;
 pub mod keys;
 pub mod mfa;
 pub mod monitor;
@@ -28,6 +29,7 @@ pub mod password_policy;
 pub mod policies;
 pub mod segments;
 pub mod teams;
+pub mod tickets;
 pub mod tokens;
 pub mod users;
 pub mod vault;
@@ -60,6 +62,8 @@ pub struct Veil {
     vault_keys: tokio::sync::OnceCell<Arc<vault::VaultKeys>>,
     /// Wakes the background re-mask job after a policy change.
     remask_wake: tokio::sync::Notify,
+    /// SLA targets of new tickets (see [`tickets`]).
+    sla_targets: RwLock<Arc<tickets::SlaTargets>>,
 }
 
 type TeamCache = (i64, Arc<std::collections::HashMap<String, Option<String>>>);
@@ -90,6 +94,7 @@ impl Veil {
             operator_keys: tokio::sync::OnceCell::new(),
             remask_wake: tokio::sync::Notify::new(),
             vault_keys: tokio::sync::OnceCell::new(),
+            sla_targets: RwLock::new(Arc::new(tickets::SlaTargets::default())),
         }
     }
 

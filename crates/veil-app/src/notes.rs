@@ -134,16 +134,91 @@ pub fn mask_text(text: &str) -> MaskedText {
 }
 
 fn note_aad(note_id: &str, dek_version: i64) -> Vec<u8> {
+    spans_aad("customer_note", note_id, "spans", dek_version)
+}
+
+/// The associated data binding sealed spans to their table, record and field.
+fn spans_aad(table: &str, record_id: &str, field: &str, dek_version: i64) -> Vec<u8> {
     Aad {
-        table: "customer_note",
-        record_id: note_id,
-        field: "spans",
+        table,
+        record_id,
+        field,
         key_version: dek_version as u32,
     }
     .encode()
 }
 
-fn view(row: NoteRow) -> NoteView {
+impl MaskedText {
+    /// The span index as stored (`[{kind, start, end}, …]`).
+    pub fn span_index_json(&self) -> String {
+        serde_json::to_string(&self.spans).unwrap_or_else(|_| "[]".to_owned())
+    }
+
+    /// Whether personal data was found.
+    pub fn found_pii(&self) -> bool {
+        !self.originals.is_empty()
+    }
+}
+
+/// Parses a stored span index (an unreadable one shows no spans rather than failing the read).
+pub fn parse_span_index(text: &str) -> Vec<MaskedSpan> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+impl Veil {
+    /// Seals the original spans of `masked` under the customer's data key, bound to `table`, `record_id` and
+    /// `field`; `None` when the text held no personal data. Every free-text field about a customer (notes,
+    /// interaction notes, ticket subjects, descriptions and comments) is stored this way, so erasing the
+    /// customer erases the originals too.
+    pub(crate) async fn seal_originals(
+        &self,
+        customer_id: &str,
+        masked: &MaskedText,
+        table: &str,
+        record_id: &str,
+        field: &str,
+    ) -> AppResult<Option<Vec<u8>>> {
+        if masked.originals.is_empty() {
+            return Ok(None);
+        }
+        let key_row = self
+            .store()
+            .customer_key(customer_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let dek = self.unwrap_customer_key(&key_row).await?;
+        let plaintext = Zeroizing::new(
+            serde_json::to_vec(&masked.originals)
+                .map_err(|error| AppError::Internal(error.to_string()))?,
+        );
+        Ok(Some(FieldCipher::new(&dek).seal(
+            &spans_aad(table, record_id, field, key_row.dek_version),
+            &plaintext,
+        )))
+    }
+}
+
+/// Opens the sealed spans of any masked free-text field (see [`Veil::seal_originals`]); reveal path only (no
+/// production caller yet: revealing interaction and ticket spans is not built).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) fn open_field_spans(
+    _authority: &RevealAuthority,
+    dek: &veil_mask::SecretKey,
+    sealed: &[u8],
+    (table, record_id, field): (&str, &str, &str),
+    dek_version: i64,
+) -> AppResult<Vec<(String, Zeroizing<String>)>> {
+    let plaintext =
+        FieldCipher::new(dek).open(&spans_aad(table, record_id, field, dek_version), sealed)?;
+    let spans: Vec<SealedSpan> = serde_json::from_slice(&plaintext)
+        .map_err(|error| AppError::Internal(format!("sealed spans: {error}")))?;
+    Ok(spans
+        .into_iter()
+        .map(|span| (span.kind, Zeroizing::new(span.value)))
+        .collect())
+}
+
+pub(crate) fn view(row: NoteRow) -> NoteView {
     NoteView {
         pii: serde_json::from_str(&row.span_index).unwrap_or_default(),
         id: row.id,
@@ -176,28 +251,16 @@ impl Veil {
         let customer = customer_id.to_string();
         let masked = mask_text(&input.body);
         let note_id = uuid::Uuid::now_v7().to_string();
-        let spans_ct = if masked.originals.is_empty() {
-            None
-        } else {
-            let key_row = self
-                .store()
-                .customer_key(&customer)
-                .await?
-                .ok_or(AppError::NotFound)?;
-            let dek = self.unwrap_customer_key(&key_row).await?;
-            let plaintext = Zeroizing::new(
-                serde_json::to_vec(&masked.originals)
-                    .map_err(|error| AppError::Internal(error.to_string()))?,
-            );
-            Some(FieldCipher::new(&dek).seal(&note_aad(&note_id, key_row.dek_version), &plaintext))
-        };
+        let spans_ct = self
+            .seal_originals(&customer, &masked, "customer_note", &note_id, "spans")
+            .await?;
         let row = NoteRow {
             id: note_id,
             customer_id: customer,
             author_id: Some(actor.user_id.to_string()),
             body_masked: masked.body.clone(),
             spans_ct,
-            span_index: serde_json::to_string(&masked.spans).unwrap_or_else(|_| "[]".to_owned()),
+            span_index: masked.span_index_json(),
             created_at: now_ms(),
         };
         use crate::audit::EventExt;

@@ -87,10 +87,11 @@ impl FromStr for Scope {
 pub fn required_scope(action: Action) -> Option<Scope> {
     use Action::*;
     match action {
-        CustomerList | CustomerRead | NoteRead => Some(Scope::CustomersRead),
-        CustomerCreate | CustomerUpdate | CustomerErase | CustomerTransfer | NoteWrite => {
-            Some(Scope::CustomersWrite)
+        CustomerList | CustomerRead | NoteRead | InteractionRead | TicketRead => {
+            Some(Scope::CustomersRead)
         }
+        CustomerCreate | CustomerUpdate | CustomerErase | CustomerTransfer | NoteWrite
+        | InteractionWrite | TicketWrite | TicketAssign => Some(Scope::CustomersWrite),
         PolicyRead => Some(Scope::PoliciesRead),
         AuditRead | AuditVerify | SecurityRead => Some(Scope::AuditRead),
         PolicyChange | UserManage | TeamManage | SubjectReport | IncidentManage | ConsentRead

@@ -32,6 +32,7 @@ pub mod partners;
 pub mod policies;
 pub mod security;
 pub mod teams;
+pub mod tickets;
 pub mod web;
 
 pub use error::{ApiError, ApiResult, Problem};
@@ -117,7 +118,7 @@ impl Metrics {
 #[openapi(
     info(title = "Veil", description = "Privacy-first CRM: masked by default, unmasked only through governance."),
     modifiers(&BearerScheme),
-    tags((name = "auth"), (name = "customers"), (name = "policies"), (name = "teams"), (name = "audit"), (name = "incidents"), (name = "governance"), (name = "security"), (name = "system"))
+    tags((name = "auth"), (name = "customers"), (name = "policies"), (name = "teams"), (name = "audit"), (name = "incidents"), (name = "governance"), (name = "security"), (name = "crm"), (name = "system"))
 )]
 struct ApiDoc;
 
@@ -179,6 +180,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(partners::router())
         .merge(alerts::router())
         .merge(backups::router())
+        .merge(tickets::router())
         .split_for_parts()
 }
 

@@ -450,7 +450,11 @@ macro_rules! full_from_row {
 }
 
 /// Builds the WHERE clause for a scope, numbering placeholders from `next_placeholder`.
-fn scope_clause(scope: &CustomerScope, next_placeholder: &mut usize, clauses: &mut Vec<String>) {
+pub(crate) fn scope_clause(
+    scope: &CustomerScope,
+    next_placeholder: &mut usize,
+    clauses: &mut Vec<String>,
+) {
     if scope.owner_id.is_some() {
         clauses.push(format!("owner_id = ${next_placeholder}"));
         *next_placeholder += 1;

@@ -22,6 +22,7 @@ pub mod customers;
 pub mod displays;
 pub mod governance;
 pub mod incidents;
+pub mod interactions;
 pub mod keyring;
 pub mod mfa;
 pub mod notes;
@@ -29,6 +30,7 @@ pub mod policies;
 pub mod segments;
 pub mod snapshot;
 pub mod teams;
+pub mod tickets;
 pub mod users;
 pub mod vault;
 
@@ -42,6 +44,7 @@ pub use customers::{
 pub use displays::{DisplayRow, DisplayWrite, RemaskProgress};
 pub use governance::{ConsentRow, DecisionRow, GrantRow, RequestRow, RiskRow};
 pub use incidents::IncidentRow;
+pub use interactions::{InteractionRow, TimeCursor};
 pub use keyring::{CustomerKeyRow, KeyringRow, MasterKeyMeta};
 pub use mfa::{LoginFailureRow, MfaRow};
 pub use notes::NoteRow;
@@ -49,6 +52,10 @@ pub use policies::PolicyRow;
 pub use segments::SegmentRow;
 pub use snapshot::{ColumnKind, Loader, Snapshot, TableInfo, Value};
 pub use teams::{TeamRow, TransferRow};
+pub use tickets::{
+    EscalationRow, ServiceLink, StatusChangeRow, TicketCommentRow, TicketFilter, TicketRow,
+    TicketVisibility,
+};
 pub use users::{TokenRow, UserRow};
 pub use vault::VaultRow;
 

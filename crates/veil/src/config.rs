@@ -197,6 +197,18 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Allow a plain http:// endpoint (local test servers only).",
     },
     Setting {
+        toml_key: "",
+        env: "VEIL_TICKET_SLA",
+        default: veil_app::tickets::DEFAULT_SLA,
+        doc: "Ticket SLA targets per priority, PRIORITY=FIRST_RESPONSE/RESOLUTION (durations in s, m, h, d); priorities left out keep their defaults. Applies to tickets opened (or re-prioritised) afterwards.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_TICKET_SLA_INTERVAL_SECS",
+        default: "60",
+        doc: "Seconds between passes of the ticket SLA job in `veil serve` (finds missed targets, escalates, alerts); 0 turns it off.",
+    },
+    Setting {
         toml_key: "log",
         env: "VEIL_LOG",
         default: "info",
@@ -298,6 +310,10 @@ pub struct Config {
     pub backup: BackupSettings,
     /// Scheduled backups, when `VEIL_BACKUP_SCHEDULE` is set.
     pub backup_schedule: Option<veil_app::backup::schedule::BackupSchedule>,
+    /// Ticket SLA targets per priority.
+    pub ticket_sla: veil_app::tickets::SlaTargets,
+    /// Time between passes of the ticket SLA job; `None` when it is off.
+    pub ticket_sla_interval: Option<std::time::Duration>,
 }
 
 fn backup_schedule() -> anyhow::Result<Option<veil_app::backup::schedule::BackupSchedule>> {
@@ -564,12 +580,27 @@ impl Config {
                 Err(_) => bail!("VEIL_MONITOR_INTERVAL_SECS must be a whole number of seconds"),
             },
         };
+        let ticket_sla = match env_value("VEIL_TICKET_SLA")? {
+            None => veil_app::tickets::SlaTargets::default(),
+            Some(text) => veil_app::tickets::SlaTargets::parse(&text)
+                .map_err(|error| anyhow::anyhow!("invalid VEIL_TICKET_SLA: {error}"))?,
+        };
+        let ticket_sla_interval = match env_value("VEIL_TICKET_SLA_INTERVAL_SECS")? {
+            None => Some(std::time::Duration::from_secs(60)),
+            Some(text) => match text.parse::<u64>() {
+                Ok(0) => None,
+                Ok(seconds) => Some(std::time::Duration::from_secs(seconds)),
+                Err(_) => bail!("VEIL_TICKET_SLA_INTERVAL_SECS must be a whole number of seconds"),
+            },
+        };
         let alerts = alert_channels()?;
         let backup = backup_settings(&data_dir)?;
         let backup_schedule = backup_schedule()?;
         Ok(Config {
             backup,
             backup_schedule,
+            ticket_sla,
+            ticket_sla_interval,
             monitor_interval,
             alerts,
             data_dir,

@@ -1283,6 +1283,10 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     let doctor = Veil::spawn_doctor(veil.clone(), host_facts(config));
     let expiry = Veil::spawn_grant_expiry(veil.clone());
     let remask = Veil::spawn_remask(veil.clone(), std::time::Duration::from_secs(60));
+    veil.set_sla_targets(config.ticket_sla.clone());
+    let ticket_sla = config
+        .ticket_sla_interval
+        .map(|interval| Veil::spawn_ticket_sla(veil.clone(), interval));
     let scheduled_backups = config
         .backup_schedule
         .clone()
@@ -1326,6 +1330,9 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     doctor.abort();
     expiry.abort();
     remask.abort();
+    if let Some(task) = ticket_sla {
+        task.abort();
+    }
     if let Some(task) = scheduled_backups {
         task.abort();
     }

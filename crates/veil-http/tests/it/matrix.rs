@@ -205,6 +205,34 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         ("POST", "/api/v1/customers/{id}/service-links") => {
             on_record(StatusCode::NO_CONTENT, erase_or_move)
         }
+        // Interactions and the timeline follow the customer's visibility; service staff see linked customers
+        // only (none here).
+        ("GET", "/api/v1/customers/{id}/interactions")
+        | ("GET", "/api/v1/customers/{id}/timeline") => on_record(StatusCode::OK, true),
+        ("POST", "/api/v1/customers/{id}/interactions") => on_record(StatusCode::CREATED, true),
+        // Tickets: every role that works with customers lists them (service staff: the ones assigned to them).
+        ("GET", "/api/v1/tickets") => by_role(
+            StatusCode::OK,
+            works_with_customers(role) || role == Role::Service,
+        ),
+        // The body names sally's fixture customer: admins, east's manager and sally open tickets on it; the
+        // service user is not linked to it (404); DPOs and auditors never work with tickets (403).
+        ("POST", "/api/v1/tickets") => match role {
+            Role::Admin | Role::Manager | Role::Sales => StatusCode::CREATED,
+            Role::Service => StatusCode::NOT_FOUND,
+            Role::Dpo | Role::Auditor => StatusCode::FORBIDDEN,
+        },
+        // The id is a customer's, not a ticket's: unknown to every role that works with tickets, refused before
+        // the lookup for the rest.
+        ("GET", "/api/v1/tickets/{id}")
+        | ("PATCH", "/api/v1/tickets/{id}")
+        | ("POST", "/api/v1/tickets/{id}/comments")
+        | ("POST", "/api/v1/tickets/{id}/assign") => by_role(
+            StatusCode::NOT_FOUND,
+            works_with_customers(role) || role == Role::Service,
+        ),
+        // The id is no user's: 404 for admins, 403 before the lookup for the rest.
+        ("PUT", "/api/v1/users/{id}/skills") => by_role(StatusCode::NOT_FOUND, role == Role::Admin),
         // The fixture's body names no real customer: invalid for everyone.
         ("POST", "/api/v1/break-glass") => StatusCode::UNPROCESSABLE_ENTITY,
         // Without a recent MFA step-up (and a grant) nobody reveals, whether or not the customer exists.
@@ -266,13 +294,24 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
             Some(json!({"user": fixture.sue.user_id.to_string(), "reason": "matrix"}))
         }
         ("POST", "/api/v1/incidents/{id}/close") => Some(json!({"note": "matrix"})),
+        ("POST", "/api/v1/customers/{id}/interactions") => {
+            Some(json!({"kind": "call", "duration_minutes": 5, "note": "回访：客户满意"}))
+        }
+        ("POST", "/api/v1/tickets") => Some(json!({
+            "customer_id": fixture.ticket_customer.to_string(), "channel": "phone", "category": "inquiry",
+            "subject": "matrix"
+        })),
+        ("POST", "/api/v1/tickets/{id}/comments") => Some(json!({"body": "matrix"})),
+        ("PUT", "/api/v1/users/{id}/skills") => Some(json!({"skills": ["billing"]})),
         ("POST", "/api/v1/security/alerts/{id}/acknowledge") => None,
         ("POST", "/api/v1/backups") => Some(json!({"to": "local"})),
         ("POST", "/api/v1/backups/{id}/verify") => None,
         ("POST", "/api/v1/auth/tokens") => {
             Some(json!({"name": "integration", "scopes": ["customers:read"]}))
         }
-        _ if *method == Method::POST || *method == Method::PATCH => Some(json!({})),
+        _ if *method == Method::POST || *method == Method::PATCH || *method == Method::PUT => {
+            Some(json!({}))
+        }
         _ => None,
     }
 }
@@ -284,6 +323,8 @@ struct Fixture {
     sam: Actor,
     sue: Actor,
     will: Actor,
+    /// A customer of sally's that tickets are opened on.
+    ticket_customer: CustomerId,
 }
 
 async fn fixture(harness: &Harness) -> Fixture {
@@ -304,9 +345,26 @@ async fn fixture(harness: &Harness) -> Fixture {
     }
     add_user(harness, "sam", Role::Sales, Some("east")).await;
     add_user(harness, "will", Role::Sales, Some("west")).await;
+    let admin = harness.veil.actor_by_username("ada").await.unwrap();
+    let sally = harness.veil.actor_by_username("sally").await.unwrap();
+    let ticket_customer = harness
+        .veil
+        .create_customer(
+            &admin,
+            &CustomerInput {
+                name: Some("工单客户".to_owned()),
+                owner: Some(sally.user_id.to_string()),
+                ..CustomerInput::default()
+            },
+            true,
+        )
+        .await
+        .unwrap()
+        .id;
     Fixture {
-        admin: harness.veil.actor_by_username("ada").await.unwrap(),
-        sally: harness.veil.actor_by_username("sally").await.unwrap(),
+        admin,
+        sally,
+        ticket_customer,
         sam: harness.veil.actor_by_username("sam").await.unwrap(),
         sue: harness.veil.actor_by_username("sue").await.unwrap(),
         will: harness.veil.actor_by_username("will").await.unwrap(),
