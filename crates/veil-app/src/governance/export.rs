@@ -379,10 +379,10 @@ impl Veil {
         let now = now_ms();
         let grant = self
             .store()
-            .grants(Some(&request.requester_id), 1000)
+            .grants_of_request(&request.id, &request.requester_id)
             .await?
             .into_iter()
-            .find(|grant| grant.request_id == request.id && grant_live(grant, now))
+            .find(|grant| grant_live(grant, now))
             .ok_or(AppError::GrantRequired)?;
         let recipient_text = request.recipient.clone().ok_or_else(|| {
             AppError::Internal("an export request without a recipient".to_owned())
