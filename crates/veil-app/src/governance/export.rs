@@ -285,13 +285,7 @@ impl ExportLines {
     }
 
     /// The encryptor (to finish), the rows written and the non-empty values per field name — or the first error.
-    fn finish(
-        self,
-    ) -> AppResult<(
-        age::stream::StreamWriter<Vec<u8>>,
-        u64,
-        BTreeMap<String, u64>,
-    )> {
+    fn finish(self) -> AppResult<ExportBody> {
         if let Some(error) = self.error {
             return Err(error);
         }
@@ -301,8 +295,19 @@ impl ExportLines {
                 *counts.entry(field.as_str().to_owned()).or_default() += count;
             }
         }
-        Ok((self.writer, self.rows, counts))
+        Ok(ExportBody {
+            writer: self.writer,
+            rows: self.rows,
+            counts,
+        })
     }
+}
+
+/// What [`ExportLines::finish`] hands back.
+struct ExportBody {
+    writer: age::stream::StreamWriter<Vec<u8>>,
+    rows: u64,
+    counts: BTreeMap<String, u64>,
 }
 
 /// Appends to a buffer that may hold plaintext without leaving a copy behind when it grows.
@@ -433,7 +438,11 @@ impl Veil {
                 lines.write_customer(sealed)
             })
             .await?;
-        let (writer, rows, counts) = lines.finish()?;
+        let ExportBody {
+            writer,
+            rows,
+            counts,
+        } = lines.finish()?;
         let encrypted = writer.finish().map_err(export_io)?;
         let key = self.audit_signing_key().await?;
         let manifest = ExportManifest {
