@@ -11,13 +11,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::fmt::Write as _;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use veil_mask::crypto::{self, Aad};
-use veil_mask::{BlindIndexer, SecretKey};
+use veil_mask::crypto::{self, Aad, KEY_LEN};
+use veil_mask::{BlindIndexer, FieldCipher, SecretKey};
 use veil_store::{CustomerKeyRow, KeyringRow, MasterKeyMeta, Store};
 use zeroize::Zeroizing;
 
@@ -438,6 +439,68 @@ impl Keyring {
             &customer_key_aad(&row.customer_id, row.dek_version, row.kek_version),
             &row.wrapped,
         )?)
+    }
+}
+
+impl Keyring {
+    /// An unwrapper for many customers' data keys at once (bulk exports).
+    pub(crate) fn customer_key_unwrapper(&self) -> CustomerKeyUnwrapper {
+        CustomerKeyUnwrapper {
+            ciphers: self
+                .keks
+                .iter()
+                .map(|(version, kek)| (*version, FieldCipher::new(kek)))
+                .collect(),
+            aad: Vec::new(),
+            field: String::new(),
+            key_bytes: Zeroizing::new(Vec::with_capacity(KEY_LEN)),
+        }
+    }
+}
+
+/// Unwraps many customers' data keys: each KEK's AES key schedule is computed once instead of once per
+/// customer, and the associated data and the unwrapped bytes live in buffers reused from one key to the next.
+/// Same checks as [`Keyring::unwrap_customer_key`]: a wrapped key bound to another customer, data-key version or
+/// KEK version does not unwrap.
+pub(crate) struct CustomerKeyUnwrapper {
+    ciphers: Vec<(i64, FieldCipher)>,
+    aad: Vec<u8>,
+    field: String,
+    key_bytes: Zeroizing<Vec<u8>>,
+}
+
+impl CustomerKeyUnwrapper {
+    /// The data key of `customer_id`, wrapped as `wrapped` (data-key `dek_version` under KEK `kek_version`).
+    pub(crate) fn unwrap(
+        &mut self,
+        customer_id: &str,
+        dek_version: i64,
+        kek_version: i64,
+        wrapped: &[u8],
+    ) -> AppResult<SecretKey> {
+        let cipher = self
+            .ciphers
+            .iter()
+            .find(|(version, _)| *version == kek_version)
+            .map(|(_, cipher)| cipher)
+            .ok_or_else(|| {
+                AppError::Internal(format!(
+                    "key-encryption key v{kek_version} is not available (retired?)"
+                ))
+            })?;
+        self.field.clear();
+        write!(self.field, "dek.v{dek_version}").expect("writing to a String cannot fail");
+        Aad {
+            table: "customer_key",
+            record_id: customer_id,
+            field: &self.field,
+            key_version: kek_version as u32,
+        }
+        .encode_into(&mut self.aad);
+        cipher.open_into(&self.aad, wrapped, &mut self.key_bytes)?;
+        let key = SecretKey::from_slice(&self.key_bytes);
+        zeroize::Zeroize::zeroize(&mut *self.key_bytes);
+        Ok(key?)
     }
 }
 

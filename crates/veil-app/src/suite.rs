@@ -2457,3 +2457,134 @@ both_backends!(
         );
     }
 );
+
+/// An active export request and its grant over `customers`, as the DPO's approval would leave them.
+async fn approved_export(
+    harness: &Harness,
+    id: &str,
+    requester: &str,
+    customers: &[String],
+    recipient: &str,
+) {
+    let now = crate::now_ms();
+    let customers = serde_json::to_string(customers).unwrap();
+    auth_security::execute(
+        harness,
+        &format!(
+            "INSERT INTO unmask_request (id, requester_id, requester_role, requester_team, purpose, purpose_detail, \
+             legal_basis, jurisdiction, consent_ids, customer_ids, fields, mode, duration_minutes, recipient, \
+             recipient_name, policy_change, max_reveals, risk, checks, approvals_needed, state, created_at, \
+             updated_at) VALUES ('{id}', '{requester}', 'dpo', NULL, 'audit', 'test', 'legal_obligation', 'CN', \
+             '[]', '{customers}', '[\"phone\",\"name\",\"id_number\"]', 'export', 60, '{recipient}', 'test', NULL, \
+             NULL, 'low', '[]', 1, 'active', {now}, {now})"
+        ),
+    )
+    .await;
+    auth_security::execute(
+        harness,
+        &format!(
+            "INSERT INTO unmask_grant (id, request_id, user_id, customer_ids, fields, mode, purpose, created_at, \
+             expires_at, max_reveals, reveals_used) VALUES ('grant-{id}', '{id}', '{requester}', '{customers}', \
+             '[\"phone\",\"name\",\"id_number\"]', 'export', 'audit', {now}, {}, 1, 0)",
+            now + 3_600_000
+        ),
+    )
+    .await;
+}
+
+both_backends!(
+    export_skips_the_erased_and_refuses_moved_ciphertext,
+    |harness| {
+        use auth_security::{attempt, code, enable_mfa, GOOD};
+        let veil = &harness.veil;
+        let admin = harness.actor("ada", Role::Admin, None).await;
+        let dpo = harness.actor("dora", Role::Dpo, None).await;
+        let mut ids = Vec::new();
+        for (name, phone) in [
+            ("导出甲", "13911110001"),
+            ("导出乙", "13911110002"),
+            ("导出丙", "13911110003"),
+        ] {
+            let created = veil
+                .create_customer(&admin, &customer(name, phone), false)
+                .await
+                .unwrap();
+            ids.push(created.id.to_string());
+        }
+        veil.delete_customer(&admin, ids[1].parse().unwrap())
+            .await
+            .unwrap();
+        let (secret, _) = enable_mfa(veil, "dora").await;
+        let session = attempt(veil, "dora", GOOD, Some(&code(&secret, 1)), None)
+            .await
+            .unwrap();
+        let token = session.token.expose().to_owned();
+        let requester = dpo.user_id.to_string();
+
+        let identity = age::x25519::Identity::generate();
+        let recipient = identity.to_public().to_string();
+        approved_export(&harness, "export-one", &requester, &ids, &recipient).await;
+        let delivery = veil
+            .run_export(&dpo, Some(&token), "export-one")
+            .await
+            .unwrap();
+        let manifest = &delivery.manifest.manifest;
+        assert_eq!(manifest.rows, 2, "the erased customer is skipped");
+        assert_eq!(manifest.counts.get("phone"), Some(&2));
+        assert_eq!(manifest.counts.get("id_number"), None, "no value, no count");
+        use base64::Engine;
+        let file = base64::engine::general_purpose::STANDARD
+            .decode(&delivery.file_base64)
+            .unwrap();
+        let mut csv = String::new();
+        std::io::Read::read_to_string(
+            &mut age::Decryptor::new(file.as_slice())
+                .unwrap()
+                .decrypt(std::iter::once(&identity as &dyn age::Identity))
+                .unwrap(),
+            &mut csv,
+        )
+        .unwrap();
+        let mut expected = vec![
+            "customer_id,phone,name,id_number".to_owned(),
+            format!("{},13911110001,导出甲,", ids[0]),
+            format!("{},13911110003,导出丙,", ids[2]),
+        ];
+        expected.sort();
+        let mut lines: Vec<String> = csv.lines().map(str::to_owned).collect();
+        lines.sort();
+        assert_eq!(lines, expected);
+
+        // Move one customer's phone ciphertext onto another: the export fails closed, after its audit entry.
+        auth_security::execute(
+            &harness,
+            &format!(
+                "UPDATE customer SET phone_ct = (SELECT phone_ct FROM customer WHERE id = '{}') WHERE id = '{}'",
+                ids[0], ids[2]
+            ),
+        )
+        .await;
+        approved_export(&harness, "export-two", &requester, &ids, &recipient).await;
+        let refused = veil.run_export(&dpo, Some(&token), "export-two").await;
+        assert!(
+            matches!(refused, Err(AppError::Integrity(_))),
+            "{refused:?}"
+        );
+        let trail = veil
+            .store()
+            .query_audit(
+                &veil_store::AuditFilter {
+                    action: Some("customer.export".to_owned()),
+                    ..Default::default()
+                },
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            trail.len(),
+            2,
+            "both exports were audited before decrypting"
+        );
+    }
+);

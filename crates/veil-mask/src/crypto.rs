@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::aead::{Aead, AeadCore, AeadInPlace, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -104,15 +104,21 @@ pub struct Aad<'a> {
 impl Aad<'_> {
     /// The byte encoding fed to the AEAD.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out =
-            Vec::with_capacity(8 + self.table.len() + self.record_id.len() + self.field.len() + 16);
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// The same encoding written into `out` (cleared first), so that bulk paths reuse one buffer.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.reserve(8 + self.table.len() + self.record_id.len() + self.field.len() + 16);
         out.extend_from_slice(b"veil.v1");
         for part in [self.table, self.record_id, self.field] {
             out.extend_from_slice(&(part.len() as u32).to_be_bytes());
             out.extend_from_slice(part.as_bytes());
         }
         out.extend_from_slice(&self.key_version.to_be_bytes());
-        out
     }
 }
 
@@ -179,6 +185,55 @@ impl FieldCipher {
             .map(Zeroizing::new)
             .map_err(|_| CryptoError::Integrity)
     }
+
+    /// [`FieldCipher::open`] into a caller's buffer, for bulk paths that open many values: `plaintext` is wiped
+    /// and then holds the opened value (or nothing, on error). The buffer only grows through
+    /// [`reserve_zeroizing`], so no copy of earlier plaintext is left behind in freed memory.
+    pub fn open_into(
+        &self,
+        aad: &[u8],
+        sealed: &[u8],
+        plaintext: &mut Zeroizing<Vec<u8>>,
+    ) -> Result<(), CryptoError> {
+        plaintext.zeroize();
+        let (&version, rest) = sealed
+            .split_first()
+            .ok_or(CryptoError::Malformed("empty"))?;
+        if version != FORMAT_V1 {
+            return Err(CryptoError::Malformed("unknown format version"));
+        }
+        if rest.len() < NONCE_LEN + TAG_LEN {
+            return Err(CryptoError::Malformed("too short"));
+        }
+        let (nonce, rest) = rest.split_at(NONCE_LEN);
+        let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
+        reserve_zeroizing(plaintext, ciphertext.len());
+        plaintext.extend_from_slice(ciphertext);
+        let opened = self.cipher.decrypt_in_place_detached(
+            Nonce::from_slice(nonce),
+            aad,
+            plaintext.as_mut_slice(),
+            aes_gcm::Tag::from_slice(tag),
+        );
+        if opened.is_err() {
+            plaintext.zeroize();
+            return Err(CryptoError::Integrity);
+        }
+        Ok(())
+    }
+}
+
+/// Makes room for `additional` more bytes in a buffer that holds secrets. A plain `reserve` may move the contents
+/// and free the old allocation without wiping it; this copies into a larger buffer and wipes the old one.
+pub fn reserve_zeroizing(buffer: &mut Zeroizing<Vec<u8>>, additional: usize) {
+    let needed = buffer.len() + additional;
+    if needed <= buffer.capacity() {
+        return;
+    }
+    let mut larger = Vec::with_capacity(needed.max(buffer.capacity() * 2));
+    larger.extend_from_slice(buffer.as_slice());
+    let mut old = std::mem::replace(&mut **buffer, larger);
+    old.zeroize();
 }
 
 /// Seals `plaintext` under `key` (one-shot form of [`FieldCipher::seal`]).
@@ -315,6 +370,48 @@ mod tests {
             open(&key, &aad("a", "phone"), &tampered),
             Err(CryptoError::Integrity)
         );
+    }
+
+    #[test]
+    fn open_into_agrees_with_open_and_leaves_nothing_on_failure() {
+        let key = SecretKey::generate();
+        let cipher = FieldCipher::new(&key);
+        let long = "x".repeat(300);
+        let mut buffer = Zeroizing::new(Vec::with_capacity(4));
+        for value in ["13812345678", "", long.as_str(), "短"] {
+            let sealed = seal(&key, &aad("a", "phone"), value.as_bytes());
+            cipher
+                .open_into(&aad("a", "phone"), &sealed, &mut buffer)
+                .unwrap();
+            assert_eq!(buffer.as_slice(), value.as_bytes());
+            // Moved to another record or field, tampered, or truncated: an error and an empty buffer.
+            let mut tampered = sealed.clone();
+            *tampered.last_mut().unwrap() ^= 1;
+            for (aad_bytes, bytes) in [
+                (aad("b", "phone"), sealed.as_slice()),
+                (aad("a", "email"), sealed.as_slice()),
+                (aad("a", "phone"), tampered.as_slice()),
+            ] {
+                assert_eq!(
+                    cipher.open_into(&aad_bytes, bytes, &mut buffer),
+                    Err(CryptoError::Integrity)
+                );
+                assert!(buffer.is_empty());
+            }
+            assert!(matches!(
+                cipher.open_into(&aad("a", "phone"), &sealed[..20], &mut buffer),
+                Err(CryptoError::Malformed(_))
+            ));
+            assert!(buffer.is_empty());
+        }
+    }
+
+    #[test]
+    fn reserve_zeroizing_keeps_the_contents() {
+        let mut buffer = Zeroizing::new(b"abc".to_vec());
+        reserve_zeroizing(&mut buffer, 1000);
+        assert!(buffer.capacity() >= 1003);
+        assert_eq!(buffer.as_slice(), b"abc");
     }
 
     #[test]

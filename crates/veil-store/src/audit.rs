@@ -376,12 +376,7 @@ fn scan_sqlite<S>(
     state: &mut S,
     visit: &mut impl FnMut(&mut S, &AuditEntry) -> bool,
 ) -> rusqlite::Result<()> {
-    use rusqlite::OpenFlags;
-    let connection = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    let connection = crate::open_sqlite_reader(path)?;
     let mut statement = connection.prepare(&format!(
         "{SELECT_ENTRY} WHERE seq > ?1 AND seq <= ?2 ORDER BY seq"
     ))?;
@@ -681,15 +676,12 @@ impl Store {
     {
         if let Some(path) = self.sqlite_path.clone() {
             return tokio::task::spawn_blocking(move || -> StoreResult<S> {
-                scan_sqlite(&path, after_seq, upto_seq, &mut state, &mut visit).map_err(
-                    |error| crate::StoreError::Database(sqlx::Error::Protocol(error.to_string())),
-                )?;
+                scan_sqlite(&path, after_seq, upto_seq, &mut state, &mut visit)
+                    .map_err(crate::reader_error)?;
                 Ok(state)
             })
             .await
-            .map_err(|error| {
-                crate::StoreError::Database(sqlx::Error::Protocol(error.to_string()))
-            })?;
+            .map_err(crate::reader_error)?;
         }
         let mut after = after_seq;
         loop {

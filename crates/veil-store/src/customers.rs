@@ -293,6 +293,92 @@ fn full_select() -> &'static str {
     SQL.get_or_init(|| format!("SELECT {} FROM customer", all_columns().join(", ")))
 }
 
+/// One customer as an unmasked export reads it: ids, the wrapped data key and the ciphertexts of the requested
+/// fields, borrowed from the reader's current row (nothing is copied or allocated per customer).
+pub struct SealedExportRow<'a> {
+    /// Customer id.
+    pub customer_id: &'a str,
+    /// Version of the data key the ciphertexts are sealed under (`customer.dek_version`).
+    pub dek_version: i64,
+    /// Version of the data key as its wrapping states it (`customer_key.dek_version`).
+    pub key_dek_version: i64,
+    /// Version of the key-encryption key that wraps the data key.
+    pub kek_version: i64,
+    /// The wrapped data key.
+    pub wrapped_key: &'a [u8],
+    /// The ciphertext of each requested field, in the order asked for (`None`: no value stored).
+    pub ciphertexts: &'a [Option<&'a [u8]>],
+}
+
+/// The export's narrow query: ids, key columns and only the requested ciphertexts of the customers named in a
+/// JSON array (the first parameter) that still have a row and a data key, in id order, in one statement.
+fn export_select(backend: crate::Backend, fields: &[SensitiveField]) -> String {
+    let mut columns = "c.id, c.dek_version, k.dek_version, k.kek_version, k.wrapped".to_owned();
+    for field in fields {
+        columns.push_str(", c.");
+        columns.push_str(field.ciphertext_column());
+    }
+    let ids = match backend {
+        crate::Backend::Sqlite => "SELECT value FROM json_each(?1)",
+        crate::Backend::Postgres => "SELECT json_array_elements_text($1::json)",
+    };
+    format!(
+        "SELECT {columns} FROM customer c JOIN customer_key k ON k.customer_id = c.id \
+         WHERE c.id IN ({ids}) ORDER BY c.id"
+    )
+}
+
+/// Column of the first ciphertext in [`export_select`].
+const EXPORT_FIRST_CIPHERTEXT: usize = 5;
+
+/// Runs [`export_select`] on the synchronous SQLite reader, visiting each row where it lies in SQLite's buffers.
+fn scan_export_sqlite<S>(
+    path: &std::path::Path,
+    ids_json: &str,
+    fields: &[SensitiveField],
+    state: &mut S,
+    visit: &mut impl FnMut(&mut S, &SealedExportRow<'_>) -> bool,
+) -> rusqlite::Result<()> {
+    let connection = crate::open_sqlite_reader(path)?;
+    let mut statement = connection.prepare(&export_select(crate::Backend::Sqlite, fields))?;
+    let mut rows = statement.query([ids_json])?;
+    let conversion = |column: usize, error: rusqlite::types::FromSqlError| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Blob,
+            Box::new(error),
+        )
+    };
+    while let Some(row) = rows.next()? {
+        let mut ciphertexts = [None; SensitiveField::ALL.len()];
+        for (offset, slot) in ciphertexts.iter_mut().take(fields.len()).enumerate() {
+            let column = EXPORT_FIRST_CIPHERTEXT + offset;
+            *slot = row
+                .get_ref(column)?
+                .as_blob_or_null()
+                .map_err(|error| conversion(column, error))?;
+        }
+        let sealed = SealedExportRow {
+            customer_id: row
+                .get_ref(0)?
+                .as_str()
+                .map_err(|error| conversion(0, error))?,
+            dek_version: row.get(1)?,
+            key_dek_version: row.get(2)?,
+            kek_version: row.get(3)?,
+            wrapped_key: row
+                .get_ref(4)?
+                .as_blob()
+                .map_err(|error| conversion(4, error))?,
+            ciphertexts: &ciphertexts[..fields.len()],
+        };
+        if !visit(state, &sealed) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Rows per multi-row INSERT: few round trips, far below SQLite's and PostgreSQL's bound-parameter limits.
 const ROWS_PER_INSERT: usize = 100;
 
@@ -675,6 +761,64 @@ impl Store {
             out.extend(rows);
         }
         Ok(out)
+    }
+
+    /// Calls `visit` with the sealed `fields` and wrapped data key of every customer in `customer_ids` that still
+    /// exists (erased customers have neither row nor key and are skipped), in id order, until it returns `false`;
+    /// returns `state`. One statement reads only the columns an export needs, from one consistent snapshot: on
+    /// SQLite through the synchronous read-only reader on a blocking thread (like [`Store::scan_audit`]), on
+    /// PostgreSQL as one streamed query.
+    pub async fn scan_sealed_for_export<S, F>(
+        &self,
+        customer_ids: &[String],
+        fields: &[SensitiveField],
+        mut state: S,
+        mut visit: F,
+    ) -> StoreResult<S>
+    where
+        S: Send + 'static,
+        F: FnMut(&mut S, &SealedExportRow<'_>) -> bool + Send + 'static,
+    {
+        if fields.len() > SensitiveField::ALL.len() {
+            return Err(StoreError::Snapshot(
+                "an export names more fields than a customer has".to_owned(),
+            ));
+        }
+        let ids_json = serde_json::to_string(customer_ids)
+            .map_err(|error| StoreError::Snapshot(error.to_string()))?;
+        if let Some(path) = self.sqlite_path.clone() {
+            let fields = fields.to_vec();
+            return tokio::task::spawn_blocking(move || -> StoreResult<S> {
+                scan_export_sqlite(&path, &ids_json, &fields, &mut state, &mut visit)
+                    .map_err(crate::reader_error)?;
+                Ok(state)
+            })
+            .await
+            .map_err(crate::reader_error)?;
+        }
+        use futures_util::TryStreamExt;
+        let sql = export_select(self.backend(), fields);
+        with_pool!(self, |pool| {
+            let mut rows = sqlx::query(&sql).bind(&ids_json).fetch(pool);
+            while let Some(row) = rows.try_next().await? {
+                let mut ciphertexts = [None; SensitiveField::ALL.len()];
+                for (offset, slot) in ciphertexts.iter_mut().take(fields.len()).enumerate() {
+                    *slot = row.try_get::<Option<&[u8]>, _>(EXPORT_FIRST_CIPHERTEXT + offset)?;
+                }
+                let sealed = SealedExportRow {
+                    customer_id: row.try_get(0)?,
+                    dek_version: row.try_get(1)?,
+                    key_dek_version: row.try_get(2)?,
+                    kek_version: row.try_get(3)?,
+                    wrapped_key: row.try_get(4)?,
+                    ciphertexts: &ciphertexts[..fields.len()],
+                };
+                if !visit(&mut state, &sealed) {
+                    break;
+                }
+            }
+        });
+        Ok(state)
     }
 
     /// Up to `limit` whole customer rows with ids after `after` (ascending), for jobs that walk every customer.

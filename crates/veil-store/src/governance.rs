@@ -756,6 +756,31 @@ impl Store {
         })
     }
 
+    /// The grants one holder has from one request, newest first. (An export looks its grant up this way instead of
+    /// through [`Store::grants`], which would read the customer lists of every grant the holder ever had.)
+    pub async fn grants_of_request(
+        &self,
+        request_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Vec<GrantRow>> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM unmask_grant WHERE request_id = $1 AND user_id = $2 \
+             ORDER BY created_at DESC"
+        );
+        with_pool!(self, |pool| {
+            let rows = sqlx::query(&sql)
+                .bind(request_id)
+                .bind(user_id)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push(grant_from!(row));
+            }
+            Ok::<_, StoreError>(out)
+        })
+    }
+
     /// Grants, newest first: of one holder, or all (`None`).
     pub async fn grants(&self, user_id: Option<&str>, limit: i64) -> StoreResult<Vec<GrantRow>> {
         let sql = match user_id {

@@ -39,7 +39,8 @@ pub use audit::{AuditEntry, AuditEvent, AuditFilter, CheckpointRow, PruneRow};
 pub use backups::{BackupRow, ErasureRow};
 pub use checks::CheckRunRow;
 pub use customers::{
-    CustomerFilter, CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow, SealedValue, SensitiveField,
+    CustomerFilter, CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow, SealedExportRow,
+    SealedValue, SensitiveField,
 };
 pub use displays::{DisplayRow, DisplayWrite, RemaskProgress};
 pub use governance::{ConsentRow, DecisionRow, GrantRow, RequestRow, RiskRow};
@@ -118,6 +119,24 @@ impl From<sqlx::Error> for StoreError {
         }
         StoreError::Database(error)
     }
+}
+
+/// Opens the second, synchronous reader on the SQLite file (rusqlite, read-only) that bulk scans use: it decodes
+/// rows several times faster than the async driver. Each statement run on it in autocommit mode reads one
+/// consistent snapshot.
+pub(crate) fn open_sqlite_reader(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let connection = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(Duration::from_secs(10))?;
+    Ok(connection)
+}
+
+/// A failure of the synchronous SQLite reader (or of its blocking task), as a store error.
+pub(crate) fn reader_error(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(sqlx::Error::Protocol(error.to_string()))
 }
 
 /// Result type of the store.

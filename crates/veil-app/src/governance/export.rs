@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use veil_store::SensitiveField;
 
 use super::{grant_live, list};
-use crate::audit::{csv_field as csv_cell, event, hex, unhex, EventExt, Outcome};
+use crate::audit::{event, hex, unhex, EventExt, Outcome};
 use crate::error::{AppError, AppResult};
 use crate::users::Actor;
 use crate::{format_time, now_ms, Veil};
@@ -190,8 +190,159 @@ fn decrypt(file: &[u8], identity: &str) -> Result<String, String> {
     Ok(text)
 }
 
-/// Customers read per query pair (rows, keys) while exporting.
-const EXPORT_BATCH: usize = 500;
+fn export_io(error: std::io::Error) -> AppError {
+    AppError::Internal(format!("cannot encrypt the export: {error}"))
+}
+
+/// The CSV body of an export, written customer by customer into the age encryptor: each customer's data key is
+/// unwrapped (KEK ciphers set up once), the requested fields opened against their associated data (customer,
+/// field, key version: a ciphertext moved elsewhere fails), and the line built in one reused buffer. Every buffer
+/// that holds plaintext is zeroized before reuse and on drop.
+struct ExportLines {
+    unwrapper: crate::keys::CustomerKeyUnwrapper,
+    writer: age::stream::StreamWriter<Vec<u8>>,
+    fields: Vec<SensitiveField>,
+    /// Non-empty values per position in `fields`.
+    counts: Vec<u64>,
+    rows: u64,
+    aad: Vec<u8>,
+    plaintext: zeroize::Zeroizing<Vec<u8>>,
+    line: zeroize::Zeroizing<Vec<u8>>,
+    /// The first failure; it stops the scan and fails the export.
+    error: Option<AppError>,
+}
+
+impl ExportLines {
+    /// Only the governed export constructs one, after its audit entry and grant use committed: hence the
+    /// [`RevealAuthority`](crate::customers::reveal::RevealAuthority).
+    fn new(
+        _authority: &crate::customers::reveal::RevealAuthority,
+        keyring: &crate::Keyring,
+        writer: age::stream::StreamWriter<Vec<u8>>,
+        fields: Vec<SensitiveField>,
+    ) -> Self {
+        ExportLines {
+            unwrapper: keyring.customer_key_unwrapper(),
+            writer,
+            counts: vec![0; fields.len()],
+            fields,
+            rows: 0,
+            aad: Vec::new(),
+            plaintext: zeroize::Zeroizing::new(Vec::with_capacity(256)),
+            line: zeroize::Zeroizing::new(Vec::with_capacity(1024)),
+            error: None,
+        }
+    }
+
+    /// Writes one customer's line; `false` (with the error kept) stops the scan.
+    fn write_customer(&mut self, sealed: &veil_store::SealedExportRow<'_>) -> bool {
+        match self.try_write_customer(sealed) {
+            Ok(()) => true,
+            Err(error) => {
+                self.error = Some(error);
+                false
+            }
+        }
+    }
+
+    fn try_write_customer(&mut self, sealed: &veil_store::SealedExportRow<'_>) -> AppResult<()> {
+        let dek = self.unwrapper.unwrap(
+            sealed.customer_id,
+            sealed.key_dek_version,
+            sealed.kek_version,
+            sealed.wrapped_key,
+        )?;
+        let cipher = veil_mask::FieldCipher::new(&dek);
+        zeroize::Zeroize::zeroize(&mut *self.line);
+        write_csv_cell(&mut self.line, sealed.customer_id);
+        for (position, (field, ciphertext)) in
+            self.fields.iter().zip(sealed.ciphertexts).enumerate()
+        {
+            push_bytes(&mut self.line, b",");
+            let Some(ciphertext) = ciphertext else {
+                continue;
+            };
+            veil_mask::crypto::Aad {
+                table: "customer",
+                record_id: sealed.customer_id,
+                field: field.as_str(),
+                key_version: sealed.dek_version as u32,
+            }
+            .encode_into(&mut self.aad);
+            cipher.open_into(&self.aad, ciphertext, &mut self.plaintext)?;
+            let value = std::str::from_utf8(&self.plaintext)
+                .map_err(|_| AppError::Internal("stored plaintext is not UTF-8".to_owned()))?;
+            if !value.is_empty() {
+                self.counts[position] += 1;
+            }
+            write_csv_cell(&mut self.line, value);
+        }
+        zeroize::Zeroize::zeroize(&mut *self.plaintext);
+        push_bytes(&mut self.line, b"\n");
+        self.writer.write_all(&self.line).map_err(export_io)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// The encryptor (to finish), the rows written and the non-empty values per field name — or the first error.
+    fn finish(self) -> AppResult<ExportBody> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for (field, count) in self.fields.iter().zip(&self.counts) {
+            if *count > 0 {
+                *counts.entry(field.as_str().to_owned()).or_default() += count;
+            }
+        }
+        Ok(ExportBody {
+            writer: self.writer,
+            rows: self.rows,
+            counts,
+        })
+    }
+}
+
+/// What [`ExportLines::finish`] hands back.
+struct ExportBody {
+    writer: age::stream::StreamWriter<Vec<u8>>,
+    rows: u64,
+    counts: BTreeMap<String, u64>,
+}
+
+/// Appends to a buffer that may hold plaintext without leaving a copy behind when it grows.
+fn push_bytes(buffer: &mut zeroize::Zeroizing<Vec<u8>>, bytes: &[u8]) {
+    veil_mask::crypto::reserve_zeroizing(buffer, bytes.len());
+    buffer.extend_from_slice(bytes);
+}
+
+/// Appends one CSV cell, byte for byte what `audit::csv_field` makes: a cell a spreadsheet would run as a formula gets a
+/// leading `'`, and a cell with a comma, quote or line break is quoted with its quotes doubled.
+fn write_csv_cell(line: &mut zeroize::Zeroizing<Vec<u8>>, text: &str) {
+    let guard = text.starts_with(['=', '+', '-', '@']);
+    let quote = text
+        .bytes()
+        .any(|byte| matches!(byte, b',' | b'"' | b'\n' | b'\r'));
+    // At most: two quotes, the guard and every byte doubled.
+    veil_mask::crypto::reserve_zeroizing(line, 3 + 2 * text.len());
+    if quote {
+        line.push(b'"');
+    }
+    if guard {
+        line.push(b'\'');
+    }
+    if quote {
+        for byte in text.bytes() {
+            if byte == b'"' {
+                line.push(b'"');
+            }
+            line.push(byte);
+        }
+        line.push(b'"');
+    } else {
+        line.extend_from_slice(text.as_bytes());
+    }
+}
 
 impl Veil {
     /// Runs an approved export request (its requester, with a recent second factor, outside a lock-down): the
@@ -233,10 +384,10 @@ impl Veil {
         let now = now_ms();
         let grant = self
             .store()
-            .grants(Some(&request.requester_id), 1000)
+            .grants_of_request(&request.id, &request.requester_id)
             .await?
             .into_iter()
-            .find(|grant| grant.request_id == request.id && grant_live(grant, now))
+            .find(|grant| grant_live(grant, now))
             .ok_or(AppError::GrantRequired)?;
         let recipient_text = request.recipient.clone().ok_or_else(|| {
             AppError::Internal("an export request without a recipient".to_owned())
@@ -270,61 +421,29 @@ impl Veil {
         {
             return Err(AppError::GrantRequired);
         }
-        // Plaintext exists only inside the encryptor's buffer from here on.
+        // Plaintext exists only inside the encryptor's buffer and the export's zeroized scratch buffers from here.
         let encryptor =
             age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
                 .map_err(|error| AppError::Internal(format!("age: {error}")))?;
-        let mut encrypted = Vec::new();
-        let io = |error: std::io::Error| {
-            AppError::Internal(format!("cannot encrypt the export: {error}"))
-        };
-        let mut writer = encryptor.wrap_output(&mut encrypted).map_err(io)?;
+        let mut writer = encryptor.wrap_output(Vec::new()).map_err(export_io)?;
         let header: Vec<String> = std::iter::once("customer_id".to_owned())
             .chain(field_names.iter().cloned())
             .collect();
-        writeln!(writer, "{}", header.join(",")).map_err(io)?;
+        writeln!(writer, "{}", header.join(",")).map_err(export_io)?;
         let authority = crate::customers::reveal::RevealAuthority::granted();
-        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        let mut rows = 0u64;
-        for chunk in customers.chunks(EXPORT_BATCH) {
-            let mut rows_by_id: std::collections::HashMap<String, veil_store::CustomerRow> = self
-                .store()
-                .customer_rows_by_ids(chunk)
-                .await?
-                .into_iter()
-                .map(|row| (row.id.clone(), row))
-                .collect();
-            let mut keys_by_id: std::collections::HashMap<String, veil_store::CustomerKeyRow> =
-                self.store()
-                    .customer_keys_by_ids(chunk)
-                    .await?
-                    .into_iter()
-                    .map(|key| (key.customer_id.clone(), key))
-                    .collect();
-            for customer in chunk {
-                let (Some(row), Some(key_row)) =
-                    (rows_by_id.remove(customer), keys_by_id.remove(customer))
-                else {
-                    // Erased since the approval: nothing to export for them.
-                    continue;
-                };
-                let opened = crate::customers::reveal::open_fields(
-                    self, &authority, &row, &key_row, &fields,
-                )?;
-                let mut cells = vec![csv_cell(customer)];
-                for field in &fields {
-                    let value = opened.get(field).map(|value| value.as_str()).unwrap_or("");
-                    if !value.is_empty() {
-                        *counts.entry(field.as_str().to_owned()).or_default() += 1;
-                    }
-                    cells.push(csv_cell(value));
-                }
-                let line = zeroize::Zeroizing::new(cells.join(","));
-                writeln!(writer, "{}", line.as_str()).map_err(io)?;
-                rows += 1;
-            }
-        }
-        writer.finish().map_err(io)?;
+        let lines = ExportLines::new(&authority, &self.keyring(), writer, fields.clone());
+        let lines = self
+            .store()
+            .scan_sealed_for_export(&customers, &fields, lines, |lines, sealed| {
+                lines.write_customer(sealed)
+            })
+            .await?;
+        let ExportBody {
+            writer,
+            rows,
+            counts,
+        } = lines.finish()?;
+        let encrypted = writer.finish().map_err(export_io)?;
         let key = self.audit_signing_key().await?;
         let manifest = ExportManifest {
             version: 1,
@@ -355,6 +474,37 @@ impl Veil {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::csv_field as csv_cell;
+
+    #[test]
+    fn cells_are_written_as_the_audit_csv_writes_them() {
+        fn check(text: &str) {
+            let mut line = zeroize::Zeroizing::new(Vec::new());
+            write_csv_cell(&mut line, text);
+            assert_eq!(
+                std::str::from_utf8(&line).unwrap(),
+                csv_cell(text),
+                "{text:?}"
+            );
+        }
+        for text in [
+            "",
+            "plain",
+            "司马相如",
+            "a,b",
+            "say \"hi\"",
+            "line\nbreak",
+            "cr\r",
+            "=1+1",
+            "+86 139",
+            "-5",
+            "@home",
+            "=a,\"b\"",
+            "'quoted",
+        ] {
+            check(text);
+        }
+    }
 
     #[test]
     fn csv_lines_round_trip() {
