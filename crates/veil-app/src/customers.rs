@@ -992,8 +992,13 @@ impl Veil {
         cursor: Option<&str>,
         limit: u32,
     ) -> AppResult<CustomerPage> {
-        self.list_customers_where(actor, &crate::segments::ListFilter::default(), cursor, limit)
-            .await
+        self.list_customers_where(
+            actor,
+            &crate::segments::ListFilter::default(),
+            cursor,
+            limit,
+        )
+        .await
     }
 
     /// A page of the caller's customers matching `filter` (inside the caller's scope), newest first.
@@ -1033,9 +1038,11 @@ impl Veil {
         };
         self.record(&[audit::event(Some(actor), "customer.list", Outcome::Ok)
             .customers(rows.iter().map(|row| row.id.clone()))
-            .detail(serde_json::json!({"returned": rows.len(), "paged": cursor.is_some(),
-                                       "filter": filter}))])
-            .await?;
+            .detail(
+                serde_json::json!({"returned": rows.len(), "paged": cursor.is_some(),
+                                       "filter": filter}),
+            )])
+        .await?;
         let mut items: Vec<CustomerView> = rows.into_iter().map(Veil::view).collect();
         self.for_role(actor, &mut items).await?;
         Ok(CustomerPage { items, next_cursor })
@@ -1479,7 +1486,12 @@ pub mod reveal {
         loop {
             let page = veil
                 .store()
-                .list_masked_customers(&CustomerScope::default(), &Default::default(), cursor.as_deref(), 500)
+                .list_masked_customers(
+                    &CustomerScope::default(),
+                    &Default::default(),
+                    cursor.as_deref(),
+                    500,
+                )
                 .await?;
             let Some(last) = page.last() else {
                 break;

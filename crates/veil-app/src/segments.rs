@@ -43,7 +43,10 @@ impl ListFilter {
     pub fn validated(&self) -> AppResult<CustomerFilter> {
         let mut errors = Vec::new();
         let mut check = |name: &str, value: &Option<String>| -> Option<String> {
-            let value = value.as_deref().map(str::trim).filter(|value| !value.is_empty())?;
+            let value = value
+                .as_deref()
+                .map(str::trim)
+                .filter(|value| !value.is_empty())?;
             if value.chars().count() > MAX_TEXT || value.chars().any(char::is_control) {
                 errors.push(FieldError::new(
                     name,
@@ -119,10 +122,15 @@ fn view(row: SegmentRow) -> AppResult<SegmentView> {
 
 impl Veil {
     /// Saves one of the caller's segments. Only users who can list customers keep segments.
-    pub async fn save_segment(&self, actor: &Actor, input: &SegmentInput) -> AppResult<SegmentView> {
+    pub async fn save_segment(
+        &self,
+        actor: &Actor,
+        input: &SegmentInput,
+    ) -> AppResult<SegmentView> {
         self.authorize(actor, Action::CustomerList, None).await?;
         let name = input.name.trim();
-        if name.is_empty() || name.chars().count() > MAX_TEXT || name.chars().any(char::is_control) {
+        if name.is_empty() || name.chars().count() > MAX_TEXT || name.chars().any(char::is_control)
+        {
             return Err(AppError::Validation(vec![FieldError::new(
                 "name",
                 "invalid",
@@ -259,30 +267,53 @@ mod tests {
         let mia = harness.actor("mia", Role::Manager, Some("east")).await;
         let veil = &harness.veil;
         let create = |actor: Actor, input: CustomerInput| async move {
-            veil.create_customer(&actor, &input, false).await.unwrap().id
+            veil.create_customer(&actor, &input, false)
+                .await
+                .unwrap()
+                .id
         };
         let a1 = create(alice.clone(), customer("13811110001", &["vip"], "finance")).await;
-        let a2 = create(alice.clone(), customer("13811110002", &["vip2"], "education")).await;
-        let b1 = create(bob.clone(), customer("13811110003", &["vip", "new"], "finance")).await;
+        let a2 = create(
+            alice.clone(),
+            customer("13811110002", &["vip2"], "education"),
+        )
+        .await;
+        let b1 = create(
+            bob.clone(),
+            customer("13811110003", &["vip", "new"], "finance"),
+        )
+        .await;
         let c1 = create(carol.clone(), customer("13811110004", &["vip"], "finance")).await;
         let list = |actor: Actor, filter: ListFilter| async move {
-            ids(veil.list_customers_where(&actor, &filter, None, 50).await.unwrap())
+            ids(veil
+                .list_customers_where(&actor, &filter, None, 50)
+                .await
+                .unwrap())
         };
 
         // A tag matches whole elements: `vip` is not `vip2`.
-        assert_eq!(list(admin.clone(), tag("vip")).await, BTreeSet::from([a1, b1, c1]));
+        assert_eq!(
+            list(admin.clone(), tag("vip")).await,
+            BTreeSet::from([a1, b1, c1])
+        );
         assert_eq!(list(admin.clone(), tag("vip2")).await, BTreeSet::from([a2]));
         let by_owner = ListFilter {
             owner: Some(bob.user_id.to_string()),
             ..ListFilter::default()
         };
-        assert_eq!(list(admin.clone(), by_owner.clone()).await, BTreeSet::from([b1]));
+        assert_eq!(
+            list(admin.clone(), by_owner.clone()).await,
+            BTreeSet::from([b1])
+        );
         let finance_east = ListFilter {
             team: Some("east".to_owned()),
             industry: Some("finance".to_owned()),
             ..ListFilter::default()
         };
-        assert_eq!(list(admin.clone(), finance_east.clone()).await, BTreeSet::from([a1, b1]));
+        assert_eq!(
+            list(admin.clone(), finance_east.clone()).await,
+            BTreeSet::from([a1, b1])
+        );
         // The scope applies first: a filter never widens what a user sees.
         assert!(list(alice.clone(), by_owner).await.is_empty());
         assert_eq!(list(alice.clone(), tag("vip")).await, BTreeSet::from([a1]));
@@ -291,14 +322,24 @@ mod tests {
             ..ListFilter::default()
         };
         assert!(list(mia.clone(), west).await.is_empty());
-        assert_eq!(list(mia.clone(), finance_east).await, BTreeSet::from([a1, b1]));
+        assert_eq!(
+            list(mia.clone(), finance_east).await,
+            BTreeSet::from([a1, b1])
+        );
         // Empty values are no filter; a malformed owner is a precise error.
-        assert_eq!(list(alice.clone(), tag(" ")).await, BTreeSet::from([a1, a2]));
+        assert_eq!(
+            list(alice.clone(), tag(" ")).await,
+            BTreeSet::from([a1, a2])
+        );
         let bad = ListFilter {
             owner: Some("bob".to_owned()),
             ..ListFilter::default()
         };
-        match harness.veil.list_customers_where(&admin, &bad, None, 50).await {
+        match harness
+            .veil
+            .list_customers_where(&admin, &bad, None, 50)
+            .await
+        {
             Err(AppError::Validation(errors)) => assert_eq!(errors[0].field, "owner"),
             other => panic!("expected a validation error, got {other:?}"),
         }
@@ -347,26 +388,45 @@ mod tests {
 
         let made = harness
             .veil
-            .create_unmask_request(&alice, None, &request(serde_json::json!({"segment": saved.id})))
+            .create_unmask_request(
+                &alice,
+                None,
+                &request(serde_json::json!({"segment": saved.id})),
+            )
             .await
             .unwrap();
         assert_eq!(made.customer_ids, vec![a1.to_string()]);
         assert_eq!(made.segment.as_deref(), Some(saved.id.as_str()));
-        let stored = harness.veil.get_unmask_request(&alice, &made.id).await.unwrap();
+        let stored = harness
+            .veil
+            .get_unmask_request(&alice, &made.id)
+            .await
+            .unwrap();
         assert_eq!(stored.segment.as_deref(), Some(saved.id.as_str()));
 
         // Someone else's segment, or a segment and ids at once, are refused with the field named.
         for (actor, scope, field) in [
-            (&bob, serde_json::json!({"segment": saved.id}), "scope.segment"),
+            (
+                &bob,
+                serde_json::json!({"segment": saved.id}),
+                "scope.segment",
+            ),
             (
                 &alice,
                 serde_json::json!({"segment": saved.id, "customer_ids": [a1.to_string()]}),
                 "scope",
             ),
         ] {
-            match harness.veil.create_unmask_request(actor, None, &request(scope)).await {
+            match harness
+                .veil
+                .create_unmask_request(actor, None, &request(scope))
+                .await
+            {
                 Err(AppError::Validation(errors)) => {
-                    assert!(errors.iter().any(|error| error.field == field), "{errors:?}")
+                    assert!(
+                        errors.iter().any(|error| error.field == field),
+                        "{errors:?}"
+                    )
                 }
                 other => panic!("expected a validation error, got {other:?}"),
             }
@@ -385,7 +445,11 @@ mod tests {
             .unwrap();
         match harness
             .veil
-            .create_unmask_request(&alice, None, &request(serde_json::json!({"segment": empty.id})))
+            .create_unmask_request(
+                &alice,
+                None,
+                &request(serde_json::json!({"segment": empty.id})),
+            )
             .await
         {
             Err(AppError::Validation(errors)) => assert_eq!(errors[0].field, "scope.segment"),
@@ -396,10 +460,18 @@ mod tests {
             harness.veil.delete_segment(&bob, &saved.id).await,
             Err(AppError::NotFound)
         ));
-        harness.veil.delete_segment(&alice, &saved.id).await.unwrap();
+        harness
+            .veil
+            .delete_segment(&alice, &saved.id)
+            .await
+            .unwrap();
         assert_eq!(harness.veil.segments(&alice).await.unwrap().len(), 1);
         // The request keeps the customers it was made for.
-        let kept = harness.veil.get_unmask_request(&alice, &made.id).await.unwrap();
+        let kept = harness
+            .veil
+            .get_unmask_request(&alice, &made.id)
+            .await
+            .unwrap();
         assert_eq!(kept.customer_ids, vec![a1.to_string()]);
         let filter = veil_store::AuditFilter {
             action: Some("segment.".to_owned()),
@@ -415,6 +487,9 @@ mod tests {
             .map(|entry| entry.event.action)
             .collect();
         // Newest first.
-        assert_eq!(actions, ["segment.delete", "segment.create", "segment.create"]);
+        assert_eq!(
+            actions,
+            ["segment.delete", "segment.create", "segment.create"]
+        );
     });
 }

@@ -245,9 +245,14 @@ fn filter_clause(
 macro_rules! bind_filter {
     ($query:expr, $filter:expr) => {{
         let mut query = $query;
-        for value in [&$filter.owner, &$filter.team, &$filter.industry, &$filter.tag]
-            .into_iter()
-            .flatten()
+        for value in [
+            &$filter.owner,
+            &$filter.team,
+            &$filter.industry,
+            &$filter.tag,
+        ]
+        .into_iter()
+        .flatten()
         {
             query = query.bind(value.as_str());
         }
@@ -918,10 +923,13 @@ impl Store {
         let sql =
             format!("SELECT id FROM customer{where_clause} ORDER BY id LIMIT ${next_placeholder}");
         let ids = with_pool!(self, |pool| {
-            bind_filter!(bind_scope!(sqlx::query_scalar::<_, String>(&sql), scope), filter)
-                .bind(limit)
-                .fetch_all(pool)
-                .await
+            bind_filter!(
+                bind_scope!(sqlx::query_scalar::<_, String>(&sql), scope),
+                filter
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await
         })?;
         Ok(ids)
     }

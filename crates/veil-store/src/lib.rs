@@ -39,8 +39,8 @@ pub use audit::{AuditEntry, AuditEvent, AuditFilter, CheckpointRow, PruneRow};
 pub use backups::{BackupRow, ErasureRow};
 pub use checks::CheckRunRow;
 pub use customers::{
-    CustomerFilter, CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow, SealedExportRow,
-    SealedValue, SensitiveField,
+    CustomerFilter, CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow,
+    SealedExportRow, SealedValue, SensitiveField,
 };
 pub use displays::{DisplayRow, DisplayWrite, RemaskProgress};
 pub use governance::{ConsentRow, DecisionRow, GrantRow, RequestRow, RiskRow};

@@ -80,7 +80,8 @@ impl Store {
 
     /// A user's segments by name.
     pub async fn segments_of(&self, owner_id: &str) -> StoreResult<Vec<SegmentRow>> {
-        let sql = format!("SELECT {SEGMENT_COLUMNS} FROM segment WHERE owner_id = $1 ORDER BY name");
+        let sql =
+            format!("SELECT {SEGMENT_COLUMNS} FROM segment WHERE owner_id = $1 ORDER BY name");
         let rows = with_pool!(self, |pool| {
             sqlx::query(&sql)
                 .bind(owner_id)

@@ -547,7 +547,12 @@ impl Veil {
         loop {
             let page = self
                 .store()
-                .list_masked_customers(&Default::default(), &Default::default(), cursor.as_deref(), 1000)
+                .list_masked_customers(
+                    &Default::default(),
+                    &Default::default(),
+                    cursor.as_deref(),
+                    1000,
+                )
                 .await?;
             let Some(last) = page.last() else { break };
             cursor = Some(last.id.clone());
@@ -774,7 +779,9 @@ impl Veil {
                     return Err(AppError::Validation(vec![FieldError::new(
                         "segment",
                         "too_large",
-                        format!("more than {MAX_EXPLICIT_CUSTOMERS} customers; export everyone instead"),
+                        format!(
+                            "more than {MAX_EXPLICIT_CUSTOMERS} customers; export everyone instead"
+                        ),
                     )]));
                 }
                 members
@@ -783,7 +790,9 @@ impl Veil {
             None => input.customer_ids.clone(),
         };
         let (file, report) = self
-            .pseudonymised_export(actor, partner, &customers, &fields, &quasi, input.k, &recipient)
+            .pseudonymised_export(
+                actor, partner, &customers, &fields, &quasi, input.k, &recipient,
+            )
             .await?;
         use base64::Engine;
         Ok(PartnerExportDelivery {

@@ -69,7 +69,9 @@ impl Browser {
         let session = veil
             .login(username, &Password::new(PASSWORD.into()))
             .await
-            .with_context(|| format!("sign in as {username} (fill the database with veil-bench first)"))?;
+            .with_context(|| {
+                format!("sign in as {username} (fill the database with veil-bench first)")
+            })?;
         Ok(Browser {
             cookie: format!(
                 "{}={}",
@@ -98,7 +100,10 @@ impl Browser {
 
 /// The next-page link of a list page.
 fn next_href(page: &str) -> Option<String> {
-    let start = page.find("rel=\"next\"").and_then(|end| page[..end].rfind("href=\""))? + 6;
+    let start = page
+        .find("rel=\"next\"")
+        .and_then(|end| page[..end].rfind("href=\""))?
+        + 6;
     let end = page[start..].find('"')? + start;
     Some(page[start..end].replace("&amp;", "&"))
 }
@@ -154,9 +159,12 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let store = Store::connect(&DatabaseUrl::new(args.database_url.clone())).await?;
     let backend = store.backend();
-    let veil = Veil::initialise(store, &MasterKeySource::File(args.key_dir.join("master.key")))
-        .await
-        .context("open the benchmark database")?;
+    let veil = Veil::initialise(
+        store,
+        &MasterKeySource::File(args.key_dir.join("master.key")),
+    )
+    .await
+    .context("open the benchmark database")?;
     let total = veil.count_customers().await?;
     let veil = Arc::new(veil);
     let router = veil_http::app(
@@ -197,7 +205,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     report.insert(
         "list_filtered_by_industry".into(),
-        time_pages(&admin, &router, requests, walker("/customers?industry=education")).await?,
+        time_pages(
+            &admin,
+            &router,
+            requests,
+            walker("/customers?industry=education"),
+        )
+        .await?,
     );
     report.insert(
         "list_filtered_by_tag".into(),

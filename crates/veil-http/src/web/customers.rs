@@ -135,7 +135,11 @@ impl FilterParams {
     }
 
     /// The domain's filter: a saved segment's, or the fields given ("mine" is the caller as owner).
-    async fn resolve(&self, state: &AppState, actor: &veil_app::users::Actor) -> Result<ListFilter, AppError> {
+    async fn resolve(
+        &self,
+        state: &AppState,
+        actor: &veil_app::users::Actor,
+    ) -> Result<ListFilter, AppError> {
         if !self.segment.is_empty() {
             return state
                 .veil
@@ -183,7 +187,10 @@ fn industry_options(tr: Tr) -> Vec<(String, String)> {
 }
 
 /// The caller's saved segments for the filter's select (none when they cannot list customers).
-async fn segment_options(state: &AppState, actor: &veil_app::users::Actor) -> Vec<(String, String)> {
+async fn segment_options(
+    state: &AppState,
+    actor: &veil_app::users::Actor,
+) -> Vec<(String, String)> {
     state
         .veil
         .segments(actor)

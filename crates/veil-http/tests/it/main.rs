@@ -2873,11 +2873,23 @@ both_backends!(filters_segments_and_partner_exchange_over_http, |harness| {
     assert_eq!(listed_ids(&vip), [ids[0].clone()]);
     let both = get("/api/v1/customers?industry=finance".into(), sally.clone()).await;
     assert_eq!(listed_ids(&both).len(), 2);
-    let mixed = get(format!("/api/v1/customers?tag=vip&phone={}", phones[0]), sally.clone()).await;
+    let mixed = get(
+        format!("/api/v1/customers?tag=vip&phone={}", phones[0]),
+        sally.clone(),
+    )
+    .await;
     assert_problem(&mixed, StatusCode::BAD_REQUEST, "bad_request");
     let bad_owner = get("/api/v1/customers?owner=somebody".into(), sally.clone()).await;
-    assert_problem(&bad_owner, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert_eq!(bad_owner.body["errors"][0]["field"], "owner", "{}", bad_owner.raw);
+    assert_problem(
+        &bad_owner,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_eq!(
+        bad_owner.body["errors"][0]["field"], "owner",
+        "{}",
+        bad_owner.raw
+    );
 
     // A saved segment lists the same customers and scopes an unmask request.
     let saved = client
@@ -2890,12 +2902,21 @@ both_backends!(filters_segments_and_partner_exchange_over_http, |harness| {
         .await;
     assert_eq!(saved.status, StatusCode::CREATED, "{}", saved.raw);
     let segment = saved.body["id"].as_str().unwrap().to_owned();
-    let by_segment = get(format!("/api/v1/customers?segment={segment}"), sally.clone()).await;
+    let by_segment = get(
+        format!("/api/v1/customers?segment={segment}"),
+        sally.clone(),
+    )
+    .await;
     assert_eq!(listed_ids(&by_segment), [ids[0].clone()]);
     let unknown = get("/api/v1/customers?segment=nope".into(), sally.clone()).await;
     assert_problem(&unknown, StatusCode::NOT_FOUND, "not_found");
     let listed = get("/api/v1/segments".into(), sally.clone()).await;
-    assert_eq!(listed.body[0]["filter"], json!({"tag": "vip"}), "{}", listed.raw);
+    assert_eq!(
+        listed.body[0]["filter"],
+        json!({"tag": "vip"}),
+        "{}",
+        listed.raw
+    );
     let asked = client
         .send(
             Method::POST,
@@ -2943,7 +2964,8 @@ both_backends!(filters_segments_and_partner_exchange_over_http, |harness| {
                 .await
         }
     };
-    let exported = export(json!({"recipient": identity.to_public().to_string(), "fields": ["phone"]})).await;
+    let exported =
+        export(json!({"recipient": identity.to_public().to_string(), "fields": ["phone"]})).await;
     assert_eq!(exported.status, StatusCode::OK, "{}", exported.raw);
     assert_eq!(exported.body["report"]["rows"], 2, "{}", exported.raw);
     use base64::Engine;
@@ -2959,7 +2981,10 @@ both_backends!(filters_segments_and_partner_exchange_over_http, |harness| {
     assert_eq!(csv.lines().count(), 3, "a header and two rows: {csv}");
     assert!(csv.starts_with("pseudonym,"), "{csv}");
     for phone in phones {
-        assert!(!csv.contains(phone), "the partner file carries a real number");
+        assert!(
+            !csv.contains(phone),
+            "the partner file carries a real number"
+        );
     }
     let bad = export(json!({"recipient": "not-a-key", "quasi": ["shoe_size"]})).await;
     assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
@@ -2982,9 +3007,18 @@ both_backends!(filters_segments_and_partner_exchange_over_http, |harness| {
     assert_problem(&reidentified, StatusCode::FORBIDDEN, "grant_required");
     // Retired: the key is gone, so no further export in its domain.
     let retired = client
-        .send(Method::POST, "/api/v1/partners/acme/retire", Some(&dora), None)
+        .send(
+            Method::POST,
+            "/api/v1/partners/acme/retire",
+            Some(&dora),
+            None,
+        )
         .await;
     assert_eq!(retired.status, StatusCode::NO_CONTENT, "{}", retired.raw);
     let after = export(json!({"recipient": identity.to_public().to_string()})).await;
-    assert_problem(&after, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_problem(
+        &after,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
 });

@@ -126,11 +126,13 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         ("POST", "/api/v1/partners") => {
             by_role(StatusCode::CREATED, matches!(role, Role::Admin | Role::Dpo))
         }
-        ("POST", "/api/v1/partners/{id}/retire") => {
-            by_role(StatusCode::NOT_FOUND, matches!(role, Role::Admin | Role::Dpo))
-        }
+        ("POST", "/api/v1/partners/{id}/retire") => by_role(
+            StatusCode::NOT_FOUND,
+            matches!(role, Role::Admin | Role::Dpo),
+        ),
         // No such partner (its pseudonym domain is unknown): a precise 422 once the role may ask.
-        ("POST", "/api/v1/partners/{id}/exports") | ("POST", "/api/v1/partners/{id}/reidentify") => by_role(
+        ("POST", "/api/v1/partners/{id}/exports")
+        | ("POST", "/api/v1/partners/{id}/reidentify") => by_role(
             StatusCode::UNPROCESSABLE_ENTITY,
             matches!(role, Role::Admin | Role::Dpo),
         ),

@@ -747,7 +747,12 @@ both_backends!(web_list_filters_and_saved_segments, |harness| {
     }
     let mut browser = Browser::new(&client);
     let signed_in = browser.sign_in("mona", PASSWORD).await;
-    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.body);
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.body
+    );
     let rows = |page: &Page| page.body.matches("<tr>").count().saturating_sub(1);
 
     let all = browser.get("/customers").await;
@@ -756,7 +761,10 @@ both_backends!(web_list_filters_and_saved_segments, |harness| {
     assert_eq!(vip.status, StatusCode::OK, "{}", vip.body);
     assert_page_headers(&vip);
     assert_eq!(rows(&vip), 1, "{}", vip.body);
-    assert!(vip.body.contains("value=\"vip\""), "the filter form keeps its values");
+    assert!(
+        vip.body.contains("value=\"vip\""),
+        "the filter form keeps its values"
+    );
     // "Only my customers" for a manager who owns none.
     let mine = browser.get("/customers?mine=1").await;
     assert_eq!(rows(&mine), 0);
@@ -767,11 +775,20 @@ both_backends!(web_list_filters_and_saved_segments, |harness| {
     let saved = browser
         .post(
             "/customers/segments",
-            &[("csrf", &csrf), ("name", "东区VIP"), ("tag", "vip"), ("industry", "finance")],
+            &[
+                ("csrf", &csrf),
+                ("name", "东区VIP"),
+                ("tag", "vip"),
+                ("industry", "finance"),
+            ],
         )
         .await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
-    assert!(saved.location().starts_with("/customers?segment="), "{}", saved.location());
+    assert!(
+        saved.location().starts_with("/customers?segment="),
+        "{}",
+        saved.location()
+    );
     let by_segment = browser.get(saved.location()).await;
     assert_eq!(rows(&by_segment), 1, "{}", by_segment.body);
     assert!(by_segment.body.contains("东区VIP"));
@@ -783,9 +800,19 @@ both_backends!(web_list_filters_and_saved_segments, |harness| {
     let unknown = browser.get("/customers?segment=nope").await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     let segments = client
-        .send(Method::GET, "/api/v1/segments", Some(&client.login("mona").await), None)
+        .send(
+            Method::GET,
+            "/api/v1/segments",
+            Some(&client.login("mona").await),
+            None,
+        )
         .await;
-    assert_eq!(segments.body.as_array().unwrap().len(), 1, "{}", segments.raw);
+    assert_eq!(
+        segments.body.as_array().unwrap().len(),
+        1,
+        "{}",
+        segments.raw
+    );
 });
 
 /// A salesperson's customer with an unmask request from her, and the DPO who decides it.
