@@ -137,6 +137,9 @@ impl Veil {
                 format!("1 to {MAX_TEXT} characters, no control characters"),
             )]));
         }
+        // A label, not a place for personal data: anything the scanner finds in it is masked before it is stored.
+        let name = crate::notes::mask_text(name).body;
+        let name = name.as_str();
         let filter = input.filter.validated()?;
         let owner_id = actor.user_id.to_string();
         if self.store().segments_of(&owner_id).await?.len() >= MAX_SEGMENTS {
@@ -371,6 +374,23 @@ mod tests {
             filter: tag("vip"),
         };
         let saved = harness.veil.save_segment(&alice, &input).await.unwrap();
+        let labelled = harness
+            .veil
+            .save_segment(
+                &alice,
+                &SegmentInput {
+                    name: "回访 13911110001".to_owned(),
+                    filter: tag("vip"),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(!labelled.name.contains("13911110001"), "{}", labelled.name);
+        harness
+            .veil
+            .delete_segment(&alice, &labelled.id)
+            .await
+            .unwrap();
         assert!(matches!(
             harness.veil.save_segment(&alice, &input).await,
             Err(AppError::Conflict(_))
@@ -489,7 +509,13 @@ mod tests {
         // Newest first.
         assert_eq!(
             actions,
-            ["segment.delete", "segment.create", "segment.create"]
+            [
+                "segment.delete",
+                "segment.create",
+                "segment.delete",
+                "segment.create",
+                "segment.create"
+            ]
         );
     });
 }
