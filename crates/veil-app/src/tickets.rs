@@ -897,22 +897,7 @@ impl Veil {
                 .detail(serde_json::json!({"ticket_id": row.id})),
         ])
         .await?;
-        let history = self.store().ticket_status_history(&row.id).await?;
-        let comments = self.store().ticket_comments(&row.id).await?;
-        let mut view = self.escalations_view(row, now_ms()).await?;
-        view.history = Some(
-            history
-                .into_iter()
-                .map(|change| StatusChangeView {
-                    from: change.from_status,
-                    to: change.to_status,
-                    by: change.actor_id,
-                    at: format_time(change.created_at),
-                })
-                .collect(),
-        );
-        view.comments = Some(comments.into_iter().map(comment_view).collect());
-        Ok(view)
+        self.full_ticket_view(row).await
     }
 
     /// The tickets the caller sees, newest first, filtered.
@@ -1054,10 +1039,11 @@ impl Veil {
             .update_ticket(&row, current.updated_at, change.as_ref(), None, &[entry])
             .await
             .map_err(stale_to_conflict)?;
-        self.get_ticket_after_write(row).await
+        self.full_ticket_view(row).await
     }
 
-    async fn get_ticket_after_write(&self, row: TicketRow) -> AppResult<TicketView> {
+    /// A ticket with its escalations, status history and comments.
+    async fn full_ticket_view(&self, row: TicketRow) -> AppResult<TicketView> {
         let history = self.store().ticket_status_history(&row.id).await?;
         let comments = self.store().ticket_comments(&row.id).await?;
         let mut view = self.escalations_view(row, now_ms()).await?;
@@ -1173,7 +1159,7 @@ impl Veil {
             )
             .await
             .map_err(stale_to_conflict)?;
-        self.get_ticket_after_write(row).await
+        self.full_ticket_view(row).await
     }
 
     /// Replaces a user's skills (admins): the categories assignment by skill matches.
