@@ -304,7 +304,7 @@ struct Upload {
 
 enum WriteCommand {
     Table(String, Vec<String>),
-    Rows(Vec<Vec<Value>>),
+    Rows(archive::EncodedRows),
     Finish,
 }
 
@@ -563,7 +563,7 @@ impl Veil {
             while let Some(command) = receiver.blocking_recv() {
                 match command {
                     WriteCommand::Table(name, columns) => writer.begin_table(&name, &columns)?,
-                    WriteCommand::Rows(rows) => writer.push_rows(rows)?,
+                    WriteCommand::Rows(rows) => writer.push_encoded(rows)?,
                     WriteCommand::Finish => return writer.finish(),
                 }
             }
@@ -580,19 +580,27 @@ impl Veil {
                     ))
                     .await
                     .map_err(|_| archive_error(ArchiveError::Cancelled))?;
-                snapshot
-                    .read_table(table, archive::BATCH_ROWS, |rows| {
-                        done += rows.len() as u64;
+                // The scan encodes on its blocking thread; chunks pass through here (for progress) to the
+                // writer's thread, which compresses, hashes and encrypts.
+                let (chunks, received) = tokio::sync::mpsc::channel::<archive::EncodedRows>(4);
+                let scan = snapshot.scan_table(table, archive::RowEncoder::new(chunks));
+                let forward = async {
+                    // Owned here, so that a forward that fails drops it and unblocks the scan.
+                    let mut received = received;
+                    while let Some(chunk) = received.recv().await {
+                        done += chunk.rows;
                         progress.update(done, total);
-                        let sender = &sender;
-                        async move {
-                            sender
-                                .send(WriteCommand::Rows(rows))
-                                .await
-                                .map_err(|_| archive_error(ArchiveError::Cancelled))
-                        }
-                    })
-                    .await?;
+                        sender
+                            .send(WriteCommand::Rows(chunk))
+                            .await
+                            .map_err(|_| archive_error(ArchiveError::Cancelled))?;
+                    }
+                    Ok::<(), AppError>(())
+                };
+                let (scanned, forwarded) = tokio::join!(scan, forward);
+                // A writer that stopped explains itself better than the scan it cut short.
+                forwarded?;
+                scanned?;
                 progress.reached("backup.table_sent");
             }
             sender
@@ -1213,7 +1221,7 @@ async fn load(
                     // Only reading on, to check the archive.
                 } else if self_reference.is_some() {
                     buffered.extend(rows);
-                } else if let Err(error) = loader.insert_rows(table, columns, &rows).await {
+                } else if let Err(error) = loader.insert_rows(table, columns, rows).await {
                     failure = Some(AppError::Backup(BackupError::Mismatch(format!(
                         "loading table {table}: {error}"
                     ))));
@@ -1286,7 +1294,7 @@ async fn flush_buffered(
         );
         for chunk in rows.chunks(archive::BATCH_ROWS) {
             loader
-                .insert_rows(table, columns, chunk)
+                .insert_rows(table, columns, chunk.to_vec())
                 .await
                 .map_err(mismatch)?;
         }

@@ -195,17 +195,19 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
     )
 }
 
-fn subject_sql(backend: Backend, rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|row| match backend {
-            Backend::Sqlite => "(?, ?)".to_owned(),
-            Backend::Postgres => format!("(${}, ${})", row * 2 + 1, row * 2 + 2),
-        })
-        .collect();
-    format!(
-        "INSERT INTO audit_subject (customer_id, seq) VALUES {} ON CONFLICT DO NOTHING",
-        values.join(", ")
-    )
+/// One statement per event for all its subjects, the ids passed as one JSON array: SQLite's driver looks each
+/// bound parameter up by position in a list, so a statement with thousands of parameters costs quadratic time.
+fn subject_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "INSERT INTO audit_subject (customer_id, seq) SELECT value, $2 FROM json_each($1) WHERE true \
+             ON CONFLICT DO NOTHING"
+        }
+        Backend::Postgres => {
+            "INSERT INTO audit_subject (customer_id, seq) \
+             SELECT value, $2 FROM jsonb_array_elements_text($1::jsonb) ON CONFLICT DO NOTHING"
+        }
+    }
 }
 
 fn json_list(values: &[String]) -> String {
@@ -274,20 +276,15 @@ macro_rules! impl_append {
                     }
                     query.execute(&mut *self).await?;
                 }
-                let subjects: Vec<(&str, i64)> = events
-                    .iter()
-                    .zip(hashed.iter())
-                    .flat_map(|(event, (seq, _, _))| {
-                        event.customer_ids.iter().map(move |id| (id.as_str(), *seq))
-                    })
-                    .collect();
-                for chunk in subjects.chunks(ROWS_PER_INSERT * 2) {
-                    let sql = subject_sql($backend, chunk.len());
-                    let mut query = sqlx::query(&sql);
-                    for (customer_id, seq) in chunk {
-                        query = query.bind(*customer_id).bind(*seq);
+                for (event, (seq, _, _)) in events.iter().zip(hashed.iter()) {
+                    if event.customer_ids.is_empty() {
+                        continue;
                     }
-                    query.execute(&mut *self).await?;
+                    sqlx::query(subject_sql($backend))
+                        .bind(json_list(&event.customer_ids))
+                        .bind(*seq)
+                        .execute(&mut *self)
+                        .await?;
                 }
                 sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
                     .bind(prev_hash.as_slice())

@@ -51,7 +51,7 @@ pub use mfa::{LoginFailureRow, MfaRow};
 pub use notes::NoteRow;
 pub use policies::PolicyRow;
 pub use segments::SegmentRow;
-pub use snapshot::{ColumnKind, Loader, Snapshot, TableInfo, Value};
+pub use snapshot::{ColumnKind, Loader, RowSink, Snapshot, TableInfo, Value, ValueRef};
 pub use teams::{TeamRow, TransferRow};
 pub use tickets::{
     EscalationRow, ServiceLink, StatusChangeRow, TicketCommentRow, TicketFilter, TicketRow,

@@ -12,13 +12,18 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures_util::TryStreamExt;
-use sqlx::{Column, Row, TypeInfo, ValueRef};
+use sqlx::{Column, Row, TypeInfo, ValueRef as _};
 
-use crate::{with_pool, Pool, Store, StoreError, StoreResult};
+use crate::{reader_error, with_pool, Pool, Store, StoreError, StoreResult};
+
+mod sqlite_file;
 
 /// Tables never copied: sqlx's migration bookkeeping (the target runs its own migrations) and the backup
 /// catalogue (it describes backups; a restored database starts with an empty one).
 pub const EXCLUDED_TABLES: &[&str] = &["_sqlx_migrations", "backup"];
+
+/// Rows per batch a scan on PostgreSQL hands to its sink.
+pub const SCAN_BATCH_ROWS: usize = 1_000;
 
 /// Rows seeded by migrations that a restore overwrites instead of inserting (`audit_head` starts at sequence 0).
 const SEEDED_TABLES: &[&str] = &["audit_head"];
@@ -38,6 +43,46 @@ pub enum Value {
     Blob(Vec<u8>),
     /// A PostgreSQL boolean (SQLite stores booleans as integers).
     Bool(bool),
+}
+
+impl Value {
+    /// The value, borrowed.
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Null => ValueRef::Null,
+            Value::Integer(number) => ValueRef::Integer(*number),
+            Value::Real(number) => ValueRef::Real(*number),
+            Value::Text(text) => ValueRef::Text(text),
+            Value::Blob(bytes) => ValueRef::Blob(bytes),
+            Value::Bool(flag) => ValueRef::Bool(*flag),
+        }
+    }
+}
+
+/// One column value borrowed from the database's row buffer (see [`Value`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    /// SQL NULL.
+    Null,
+    /// Any integer column.
+    Integer(i64),
+    /// A floating-point column.
+    Real(f64),
+    /// Text.
+    Text(&'a str),
+    /// Bytes.
+    Blob(&'a [u8]),
+    /// A PostgreSQL boolean.
+    Bool(bool),
+}
+
+/// Receives a table's rows one at a time on a blocking thread (see [`Snapshot::scan_table`]): it may block, for
+/// example on a channel to the next stage of a pipeline. An error stops the scan and is returned by it.
+pub trait RowSink: Send + 'static {
+    /// One row, its values in the table's column order.
+    fn row(&mut self, values: &[ValueRef<'_>]) -> StoreResult<()>;
+    /// After the last row.
+    fn end(&mut self) -> StoreResult<()>;
 }
 
 /// The storage type of a target column, from its declared type.
@@ -297,6 +342,26 @@ async fn postgres_foreign_keys(
 enum Transaction {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    /// A read transaction on a synchronous connection to the SQLite file (taken out while a blocking task uses it).
+    SqliteFile(Option<rusqlite::Connection>),
+}
+
+/// Runs `work` on the snapshot's file connection on a blocking thread.
+async fn on_file<R: Send + 'static>(
+    slot: &mut Option<rusqlite::Connection>,
+    work: impl FnOnce(&rusqlite::Connection) -> StoreResult<R> + Send + 'static,
+) -> StoreResult<R> {
+    let connection = slot
+        .take()
+        .ok_or_else(|| StoreError::Snapshot("the snapshot's connection was lost".to_owned()))?;
+    let (connection, result) = tokio::task::spawn_blocking(move || {
+        let result = work(&connection);
+        (connection, result)
+    })
+    .await
+    .map_err(reader_error)?;
+    *slot = Some(connection);
+    result
 }
 
 /// A read-only view of the whole database at one point in time.
@@ -316,6 +381,12 @@ impl Snapshot {
         match &mut self.tx {
             Transaction::Sqlite(tx) => sqlite_schema::schema_version(tx).await,
             Transaction::Postgres(tx) => postgres_schema::schema_version(tx).await,
+            Transaction::SqliteFile(slot) => {
+                on_file(slot, |connection| {
+                    Ok(sqlite_file::schema_version(connection))
+                })
+                .await
+            }
         }
     }
 
@@ -331,6 +402,14 @@ impl Snapshot {
                 let names = postgres_schema::tables(tx).await?;
                 (names, postgres_foreign_keys(tx).await?)
             }
+            Transaction::SqliteFile(slot) => {
+                on_file(slot, |connection| {
+                    let names = sqlite_file::tables(connection)?;
+                    let keys = sqlite_file::foreign_keys(connection, &names)?;
+                    Ok((names, keys))
+                })
+                .await?
+            }
         };
         let names: Vec<String> = names
             .into_iter()
@@ -341,6 +420,13 @@ impl Snapshot {
             let columns = match &mut self.tx {
                 Transaction::Sqlite(tx) => sqlite_schema::columns(tx, &name).await?,
                 Transaction::Postgres(tx) => postgres_schema::columns(tx, &name).await?,
+                Transaction::SqliteFile(slot) => {
+                    let table = name.clone();
+                    on_file(slot, move |connection| {
+                        sqlite_file::columns(connection, &table)
+                    })
+                    .await?
+                }
             };
             tables.push(TableInfo {
                 name,
@@ -350,23 +436,35 @@ impl Snapshot {
         Ok(tables)
     }
 
-    /// Streams every row of `table` in batches of up to `batch_size` rows to `sink`; returns the row count.
-    /// A sink error stops the read and is returned as is.
-    pub async fn read_table<F, Fut, E>(
-        &mut self,
-        table: &TableInfo,
-        batch_size: usize,
-        mut sink: F,
-    ) -> Result<u64, E>
-    where
-        F: FnMut(Vec<Vec<Value>>) -> Fut,
-        Fut: std::future::Future<Output = Result<(), E>>,
-        E: From<StoreError>,
-    {
+    /// Hands every row of `table` to `sink` on a blocking thread, then calls its `end`; returns the row count.
+    /// On an SQLite file the values are borrowed straight from SQLite's row buffers; on PostgreSQL (and an
+    /// in-memory SQLite database) rows are fetched in batches of [`SCAN_BATCH_ROWS`] and each batch is handed over
+    /// on a blocking thread.
+    pub async fn scan_table<S: RowSink>(&mut self, table: &TableInfo, sink: S) -> StoreResult<u64> {
+        let mut sink = sink;
         let columns: Vec<String> = table.columns.iter().map(|column| quote(column)).collect();
         let sql = format!("SELECT {} FROM {}", columns.join(", "), quote(&table.name));
-        let mut batch = Vec::with_capacity(batch_size);
+        let mut batch: Vec<Vec<Value>> = Vec::with_capacity(SCAN_BATCH_ROWS);
         let mut count = 0u64;
+        async fn hand_over<S: RowSink>(
+            sink: S,
+            batch: Vec<Vec<Value>>,
+            end: bool,
+        ) -> StoreResult<S> {
+            tokio::task::spawn_blocking(move || {
+                let mut sink = sink;
+                for row in &batch {
+                    let values: Vec<ValueRef<'_>> = row.iter().map(Value::as_ref).collect();
+                    sink.row(&values)?;
+                }
+                if end {
+                    sink.end()?;
+                }
+                Ok(sink)
+            })
+            .await
+            .map_err(reader_error)?
+        }
         macro_rules! drain {
             ($tx:expr, $convert:ident) => {{
                 let mut rows = sqlx::query(&sql).fetch(&mut **$tx);
@@ -377,12 +475,10 @@ impl Snapshot {
                     }
                     batch.push(values);
                     count += 1;
-                    if batch.len() >= batch_size {
-                        sink(std::mem::replace(
-                            &mut batch,
-                            Vec::with_capacity(batch_size),
-                        ))
-                        .await?;
+                    if batch.len() >= SCAN_BATCH_ROWS {
+                        let full =
+                            std::mem::replace(&mut batch, Vec::with_capacity(SCAN_BATCH_ROWS));
+                        sink = hand_over(sink, full, false).await?;
                     }
                 }
             }};
@@ -390,10 +486,15 @@ impl Snapshot {
         match &mut self.tx {
             Transaction::Sqlite(tx) => drain!(tx, sqlite_value),
             Transaction::Postgres(tx) => drain!(tx, postgres_value),
+            Transaction::SqliteFile(slot) => {
+                let table = table.clone();
+                return on_file(slot, move |connection| {
+                    sqlite_file::scan(connection, &table, &mut sink)
+                })
+                .await;
+            }
         }
-        if !batch.is_empty() {
-            sink(batch).await?;
-        }
+        hand_over(sink, batch, true).await?;
         Ok(count)
     }
 
@@ -411,6 +512,13 @@ impl Snapshot {
                     .fetch_one(&mut **tx)
                     .await?
             }
+            Transaction::SqliteFile(slot) => {
+                let table = table.to_owned();
+                on_file(slot, move |connection| {
+                    sqlite_file::count(connection, &table)
+                })
+                .await?
+            }
         })
     }
 
@@ -419,6 +527,8 @@ impl Snapshot {
         match self.tx {
             Transaction::Sqlite(tx) => tx.rollback().await?,
             Transaction::Postgres(tx) => tx.rollback().await?,
+            // Dropping the connection ends its read transaction.
+            Transaction::SqliteFile(_) => {}
         }
         Ok(())
     }
@@ -426,24 +536,85 @@ impl Snapshot {
 
 /// Binds one value converted to the target column's kind (so `0/1` become booleans on PostgreSQL and a NULL
 /// carries the column's type).
+fn kind_mismatch(table: &str, column: &str, found: &Value, kind: ColumnKind) -> StoreError {
+    StoreError::Snapshot(format!(
+        "column {table}.{column}: a {} value does not fit a {kind:?} column",
+        match found {
+            Value::Null => "null",
+            Value::Integer(_) => "integer",
+            Value::Real(_) => "real",
+            Value::Text(_) => "text",
+            Value::Blob(_) => "blob",
+            Value::Bool(_) => "boolean",
+        },
+    ))
+}
+
+/// Appends `row` to `out` in PostgreSQL's COPY text format (tab-separated, `\N` for NULL, backslash escapes,
+/// `\\x…` hex for bytes), each value converted to its column's kind.
+fn copy_text_row(
+    out: &mut Vec<u8>,
+    row: &[Value],
+    kinds: &[ColumnKind],
+    table: &str,
+    columns: &[String],
+) -> StoreResult<()> {
+    if row.len() != columns.len() {
+        return Err(StoreError::Snapshot(format!(
+            "a row of {table} has {} values for {} columns",
+            row.len(),
+            columns.len()
+        )));
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (index, ((value, kind), column)) in row.iter().zip(kinds).zip(columns).enumerate() {
+        if index > 0 {
+            out.push(b'\t');
+        }
+        match (*kind, value) {
+            (_, Value::Null) => out.extend_from_slice(b"\\N"),
+            (ColumnKind::Integer, Value::Integer(number)) => {
+                out.extend_from_slice(itoa::Buffer::new().format(*number).as_bytes())
+            }
+            (ColumnKind::Integer, Value::Bool(flag)) => out.push(if *flag { b'1' } else { b'0' }),
+            (ColumnKind::Bool, Value::Bool(flag)) => out.push(if *flag { b't' } else { b'f' }),
+            (ColumnKind::Bool, Value::Integer(number)) => {
+                out.push(if *number != 0 { b't' } else { b'f' })
+            }
+            (ColumnKind::Real, Value::Real(number)) => {
+                out.extend_from_slice(number.to_string().as_bytes())
+            }
+            (ColumnKind::Real, Value::Integer(number)) => {
+                out.extend_from_slice((*number as f64).to_string().as_bytes())
+            }
+            (ColumnKind::Text, Value::Text(text)) => {
+                for &byte in text.as_bytes() {
+                    match byte {
+                        b'\\' => out.extend_from_slice(b"\\\\"),
+                        b'\n' => out.extend_from_slice(b"\\n"),
+                        b'\r' => out.extend_from_slice(b"\\r"),
+                        b'\t' => out.extend_from_slice(b"\\t"),
+                        other => out.push(other),
+                    }
+                }
+            }
+            (ColumnKind::Blob, Value::Blob(bytes)) => {
+                out.extend_from_slice(b"\\\\x");
+                for byte in bytes {
+                    out.push(HEX[usize::from(byte >> 4)]);
+                    out.push(HEX[usize::from(byte & 0x0f)]);
+                }
+            }
+            (kind, found) => return Err(kind_mismatch(table, column, found, kind)),
+        }
+    }
+    out.push(b'\n');
+    Ok(())
+}
+
 macro_rules! bind_value {
     ($query:expr, $value:expr, $kind:expr, $table:expr, $column:expr) => {{
-        let mismatch = |found: &Value| {
-            StoreError::Snapshot(format!(
-                "column {}.{}: a {} value does not fit a {:?} column",
-                $table,
-                $column,
-                match found {
-                    Value::Null => "null",
-                    Value::Integer(_) => "integer",
-                    Value::Real(_) => "real",
-                    Value::Text(_) => "text",
-                    Value::Blob(_) => "blob",
-                    Value::Bool(_) => "boolean",
-                },
-                $kind
-            ))
-        };
+        let mismatch = |found: &Value| kind_mismatch($table, $column, found, $kind);
         match ($kind, $value) {
             (ColumnKind::Integer, Value::Integer(value)) => $query.bind(*value),
             (ColumnKind::Integer, Value::Bool(value)) => $query.bind(i64::from(*value)),
@@ -463,11 +634,22 @@ macro_rules! bind_value {
     }};
 }
 
+/// The load's transaction.
+enum LoadTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    /// A write transaction on a synchronous connection to the SQLite file: one prepared single-row insert per
+    /// table, the fastest way into SQLite.
+    SqliteFile(Option<rusqlite::Connection>),
+}
+
 /// Writes a whole database inside one transaction (see [`Store::begin_load`]).
 pub struct Loader {
-    tx: Transaction,
+    tx: LoadTx,
     kinds: HashMap<String, HashMap<String, ColumnKind>>,
     keys: Vec<ForeignKey>,
+    /// Indexes dropped for the bulk insert, created again before anything reads the loaded tables.
+    deferred_indexes: Vec<String>,
 }
 
 impl std::fmt::Debug for Loader {
@@ -491,7 +673,7 @@ impl Loader {
         &mut self,
         table: &str,
         columns: &[String],
-        rows: &[Vec<Value>],
+        rows: Vec<Vec<Value>>,
     ) -> StoreResult<()> {
         if rows.is_empty() {
             return Ok(());
@@ -509,6 +691,55 @@ impl Loader {
                 })
             })
             .collect::<StoreResult<_>>()?;
+        if let LoadTx::SqliteFile(slot) = &mut self.tx {
+            let seeded = SEEDED_TABLES.contains(&table);
+            let sql = if seeded {
+                // The migrations seeded this table's single row: overwrite it rather than insert a second one.
+                let assignments: Vec<String> = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(index, column)| format!("{} = ?{}", quote(column), index + 1))
+                    .collect();
+                format!("UPDATE {} SET {}", quote(table), assignments.join(", "))
+            } else {
+                let parameters: Vec<String> = (1..=columns.len())
+                    .map(|index| format!("?{index}"))
+                    .collect();
+                let column_list: Vec<String> = columns.iter().map(|column| quote(column)).collect();
+                format!(
+                    "INSERT INTO {} ({}) VALUES ({})",
+                    quote(table),
+                    column_list.join(", "),
+                    parameters.join(", ")
+                )
+            };
+            let (table, columns) = (table.to_owned(), columns.to_vec());
+            return on_file(slot, move |connection| {
+                sqlite_file::write_rows(connection, &sql, &table, &columns, &kinds, &rows)
+            })
+            .await;
+        }
+        if let (LoadTx::Postgres(tx), false) = (&mut self.tx, SEEDED_TABLES.contains(&table)) {
+            // COPY: PostgreSQL's bulk path, several times faster than multi-row inserts.
+            let mut data = Vec::with_capacity(rows.len() * 256);
+            for row in &rows {
+                copy_text_row(&mut data, row, &kinds, table, columns)?;
+            }
+            let column_list: Vec<String> = columns.iter().map(|column| quote(column)).collect();
+            let sql = format!(
+                "COPY {} ({}) FROM STDIN",
+                quote(table),
+                column_list.join(", ")
+            );
+            let mut copy = (&mut **tx).copy_in_raw(&sql).await?;
+            if let Err(error) = copy.send(data).await {
+                let _ = copy.abort("the load stopped").await;
+                return Err(error.into());
+            }
+            copy.finish().await?;
+            return Ok(());
+        }
+        let rows = &rows[..];
         if SEEDED_TABLES.contains(&table) {
             // The migrations seeded this table's single row: overwrite it rather than insert a second one.
             for row in rows {
@@ -523,7 +754,9 @@ impl Loader {
             }
             return Ok(());
         }
-        let per_statement = (8_000 / columns.len().max(1)).max(1);
+        // Only an in-memory SQLite database gets here. sqlx's SQLite driver looks each parameter up in a list, a
+        // cost that grows with their number per statement: keep statements small.
+        let per_statement = (500 / columns.len().max(1)).max(1);
         let column_list: Vec<String> = columns.iter().map(|column| quote(column)).collect();
         for chunk in rows.chunks(per_statement) {
             let mut sql = format!(
@@ -578,35 +811,63 @@ impl Loader {
             }};
         }
         match &mut self.tx {
-            Transaction::Sqlite(tx) => run!(tx),
-            Transaction::Postgres(tx) => run!(tx),
+            LoadTx::Sqlite(tx) => run!(tx),
+            LoadTx::Postgres(tx) => run!(tx),
+            LoadTx::SqliteFile(_) => unreachable!("insert_rows writes SQLite files itself"),
         }
         Ok(())
     }
 
+    /// Creates the indexes deferred for the bulk insert, once, before the loaded tables are read or changed.
+    async fn ensure_indexes(&mut self) -> StoreResult<()> {
+        if self.deferred_indexes.is_empty() {
+            return Ok(());
+        }
+        let statements = std::mem::take(&mut self.deferred_indexes);
+        match &mut self.tx {
+            LoadTx::SqliteFile(slot) => {
+                on_file(slot, move |connection| {
+                    sqlite_file::rebuild_indexes(connection, &statements)
+                })
+                .await
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Rows in `table` now (inside the load transaction).
     pub async fn count(&mut self, table: &str) -> StoreResult<i64> {
+        self.ensure_indexes().await?;
         let sql = format!("SELECT COUNT(*) FROM {}", quote(table));
         Ok(match &mut self.tx {
-            Transaction::Sqlite(tx) => {
+            LoadTx::Sqlite(tx) => {
                 sqlx::query_scalar::<_, i64>(&sql)
                     .fetch_one(&mut **tx)
                     .await?
             }
-            Transaction::Postgres(tx) => {
+            LoadTx::Postgres(tx) => {
                 sqlx::query_scalar::<_, i64>(&sql)
                     .fetch_one(&mut **tx)
                     .await?
+            }
+            LoadTx::SqliteFile(slot) => {
+                let table = table.to_owned();
+                on_file(slot, move |connection| {
+                    sqlite_file::count(connection, &table)
+                })
+                .await?
             }
         })
     }
 
     /// Customer ids in the erasure table of the load.
     pub async fn erased_ids(&mut self) -> StoreResult<Vec<String>> {
+        self.ensure_indexes().await?;
         let sql = "SELECT customer_id FROM erasure";
         Ok(match &mut self.tx {
-            Transaction::Sqlite(tx) => sqlx::query_scalar(sql).fetch_all(&mut **tx).await?,
-            Transaction::Postgres(tx) => sqlx::query_scalar(sql).fetch_all(&mut **tx).await?,
+            LoadTx::Sqlite(tx) => sqlx::query_scalar(sql).fetch_all(&mut **tx).await?,
+            LoadTx::Postgres(tx) => sqlx::query_scalar(sql).fetch_all(&mut **tx).await?,
+            LoadTx::SqliteFile(slot) => on_file(slot, sqlite_file::erased_ids).await?,
         })
     }
 
@@ -618,6 +879,7 @@ impl Loader {
         erased_by: Option<&str>,
         erased_at: i64,
     ) -> StoreResult<bool> {
+        self.ensure_indexes().await?;
         macro_rules! run {
             ($tx:expr) => {{
                 let keys = sqlx::query("DELETE FROM customer_key WHERE customer_id = $1")
@@ -643,16 +905,36 @@ impl Loader {
             }};
         }
         Ok(match &mut self.tx {
-            Transaction::Sqlite(tx) => run!(tx),
-            Transaction::Postgres(tx) => run!(tx),
+            LoadTx::Sqlite(tx) => run!(tx),
+            LoadTx::Postgres(tx) => run!(tx),
+            LoadTx::SqliteFile(slot) => {
+                let (customer_id, erased_by) =
+                    (customer_id.to_owned(), erased_by.map(str::to_owned));
+                on_file(slot, move |connection| {
+                    sqlite_file::erase_customer(
+                        connection,
+                        &customer_id,
+                        erased_by.as_deref(),
+                        erased_at,
+                    )
+                })
+                .await?
+            }
         })
     }
 
     /// Commits the load.
-    pub async fn commit(self) -> StoreResult<()> {
+    pub async fn commit(mut self) -> StoreResult<()> {
+        self.ensure_indexes().await?;
         match self.tx {
-            Transaction::Sqlite(tx) => tx.commit().await?,
-            Transaction::Postgres(tx) => tx.commit().await?,
+            LoadTx::Sqlite(tx) => tx.commit().await?,
+            LoadTx::Postgres(tx) => tx.commit().await?,
+            LoadTx::SqliteFile(mut slot) => {
+                on_file(&mut slot, |connection| {
+                    connection.execute_batch("COMMIT").map_err(reader_error)
+                })
+                .await?
+            }
         }
         Ok(())
     }
@@ -660,8 +942,10 @@ impl Loader {
     /// Abandons the load: nothing of it stays in the target.
     pub async fn rollback(self) -> StoreResult<()> {
         match self.tx {
-            Transaction::Sqlite(tx) => tx.rollback().await?,
-            Transaction::Postgres(tx) => tx.rollback().await?,
+            LoadTx::Sqlite(tx) => tx.rollback().await?,
+            LoadTx::Postgres(tx) => tx.rollback().await?,
+            // Closing the connection rolls its transaction back.
+            LoadTx::SqliteFile(_) => {}
         }
         Ok(())
     }
@@ -702,6 +986,14 @@ pub fn order_self_referencing(
 impl Store {
     /// Opens a consistent read-only snapshot of the whole database.
     pub async fn snapshot(&self) -> StoreResult<Snapshot> {
+        if let Some(path) = self.sqlite_path.clone() {
+            let connection = tokio::task::spawn_blocking(move || sqlite_file::open_snapshot(&path))
+                .await
+                .map_err(reader_error)??;
+            return Ok(Snapshot {
+                tx: Transaction::SqliteFile(Some(connection)),
+            });
+        }
         let tx = match self.pool() {
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
@@ -845,33 +1137,76 @@ impl Store {
 
     /// Starts loading a whole database in one transaction. The schema must already be migrated.
     pub async fn begin_load(&self) -> StoreResult<Loader> {
+        if let Some(path) = self.sqlite_path.clone() {
+            let (connection, kinds, keys, deferred_indexes) =
+                tokio::task::spawn_blocking(move || {
+                    let connection = sqlite_file::open_loader(&path)?;
+                    let deferred_indexes = sqlite_file::defer_indexes(&connection)?;
+                    let tables = sqlite_file::tables(&connection)?;
+                    let keys = sqlite_file::foreign_keys(&connection, &tables)?;
+                    let mut kinds = HashMap::new();
+                    for table in tables {
+                        let columns = sqlite_file::columns(&connection, &table)?;
+                        kinds.insert(table, columns.into_iter().collect());
+                    }
+                    Ok::<_, StoreError>((connection, kinds, keys, deferred_indexes))
+                })
+                .await
+                .map_err(reader_error)??;
+            return Ok(Loader {
+                tx: LoadTx::SqliteFile(Some(connection)),
+                kinds,
+                keys,
+                deferred_indexes,
+            });
+        }
         let (tx, tables, keys) = match self.pool() {
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 let tables = sqlite_schema::tables(&mut tx).await?;
                 let keys = sqlite_foreign_keys(&mut tx, &tables).await?;
-                (Transaction::Sqlite(tx), tables, keys)
+                (LoadTx::Sqlite(tx), tables, keys)
             }
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 let tables = postgres_schema::tables(&mut tx).await?;
                 let keys = postgres_foreign_keys(&mut tx).await?;
-                (Transaction::Postgres(tx), tables, keys)
+                (LoadTx::Postgres(tx), tables, keys)
             }
         };
         let mut loader = Loader {
             tx,
             kinds: HashMap::new(),
             keys,
+            deferred_indexes: Vec::new(),
         };
         for table in tables {
             let columns = match &mut loader.tx {
-                Transaction::Sqlite(tx) => sqlite_schema::columns(tx, &table).await?,
-                Transaction::Postgres(tx) => postgres_schema::columns(tx, &table).await?,
+                LoadTx::Sqlite(tx) => sqlite_schema::columns(tx, &table).await?,
+                LoadTx::SqliteFile(_) => unreachable!("file loads read their columns above"),
+                LoadTx::Postgres(tx) => postgres_schema::columns(tx, &table).await?,
             };
             loader.kinds.insert(table, columns.into_iter().collect());
         }
         Ok(loader)
+    }
+
+    /// Names of the indexes in the database (a restore must leave the same ones as the migrations create).
+    pub async fn index_names(&self) -> StoreResult<BTreeSet<String>> {
+        let names: Vec<String> =
+            match self.pool() {
+                Pool::Sqlite(pool) => {
+                    sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'index'")
+                        .fetch_all(pool)
+                        .await?
+                }
+                Pool::Postgres(pool) => sqlx::query_scalar(
+                    "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema()",
+                )
+                .fetch_all(pool)
+                .await?,
+            };
+        Ok(names.into_iter().collect())
     }
 
     /// Row count of every table (for comparing a restore with its manifest).
@@ -944,6 +1279,46 @@ mod tests {
                 &Value::Text("mid".into()),
                 &Value::Text("leaf".into())
             ]
+        );
+    }
+
+    #[test]
+    fn copy_rows_escape_text_and_encode_bytes_and_nulls() {
+        let columns: Vec<String> = ["a", "b", "c", "d", "e", "f"].map(str::to_owned).to_vec();
+        let kinds = [
+            ColumnKind::Text,
+            ColumnKind::Blob,
+            ColumnKind::Bool,
+            ColumnKind::Integer,
+            ColumnKind::Text,
+            ColumnKind::Real,
+        ];
+        let row = vec![
+            Value::Text("tab\there\\ and\nline\r".to_owned()),
+            Value::Blob(vec![0x00, 0xab, 0xff]),
+            Value::Integer(1),
+            Value::Bool(true),
+            Value::Null,
+            Value::Integer(2),
+        ];
+        let mut out = Vec::new();
+        copy_text_row(&mut out, &row, &kinds, "t", &columns).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "tab\\there\\\\ and\\nline\\r\t\\\\x00abff\tt\t1\t\\N\t2\n"
+        );
+        let error = copy_text_row(
+            &mut Vec::new(),
+            &[Value::Text("x".to_owned())],
+            &[ColumnKind::Blob],
+            "t",
+            &columns[..1],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("column t.a: a text value does not fit a Blob column"),
+            "{error}"
         );
     }
 

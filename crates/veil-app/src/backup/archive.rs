@@ -22,14 +22,14 @@
 use crate::audit::hex;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use age::secrecy::SecretString;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use veil_store::Value;
+use veil_store::{RowSink, StoreError, Value, ValueRef};
 
 /// `format` of every archive.
 pub const FORMAT: &str = "veil-backup";
@@ -43,6 +43,11 @@ pub const MANIFEST_NAME: &str = "manifest.json";
 pub const PART_ROWS: u64 = if cfg!(test) { 3 } else { 50_000 };
 /// Rows per batch handed between the database and the archive.
 pub const BATCH_ROWS: usize = 1_000;
+/// Bytes of encoded rows handed from the database scan to the compressor at a time.
+pub const CHUNK_BYTES: usize = 1 << 20;
+/// zstd level of the parts: 1, the fastest standard level. Most of a Veil database is ciphertext, which no level
+/// compresses; higher levels cost time on it for next to nothing.
+pub const ZSTD_LEVEL: i32 = 1;
 
 /// Everything that can be wrong with writing or reading an archive. Messages name files, parts, tables and counts,
 /// never row contents.
@@ -207,42 +212,202 @@ impl Manifest {
     }
 }
 
-fn value_to_json(value: &Value) -> serde_json::Value {
-    match value {
-        Value::Null => serde_json::Value::Null,
-        Value::Integer(number) => serde_json::Value::from(*number),
-        Value::Real(number) => serde_json::json!({ "f": number }),
-        Value::Text(text) => serde_json::Value::String(text.clone()),
-        Value::Blob(bytes) => {
-            serde_json::json!({ "b": base64::engine::general_purpose::STANDARD.encode(bytes) })
+/// Appends one row as a JSON line (see the module documentation for the typed values).
+pub fn encode_row(out: &mut Vec<u8>, values: &[ValueRef<'_>]) {
+    out.push(b'[');
+    for (index, value) in values.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
         }
-        Value::Bool(flag) => serde_json::Value::Bool(*flag),
+        match *value {
+            ValueRef::Null => out.extend_from_slice(b"null"),
+            ValueRef::Integer(number) => {
+                out.extend_from_slice(itoa::Buffer::new().format(number).as_bytes())
+            }
+            ValueRef::Real(number) => {
+                out.extend_from_slice(b"{\"f\":");
+                serde_json::to_writer(&mut *out, &number).expect("writing to memory");
+                out.push(b'}');
+            }
+            ValueRef::Text(text) => {
+                serde_json::to_writer(&mut *out, text).expect("writing to memory")
+            }
+            ValueRef::Blob(bytes) => {
+                out.extend_from_slice(b"{\"b\":\"");
+                let start = out.len();
+                let length = base64::encoded_len(bytes.len(), true).expect("a blob fits in memory");
+                out.resize(start + length, 0);
+                base64::engine::general_purpose::STANDARD
+                    .encode_slice(bytes, &mut out[start..])
+                    .expect("the buffer was sized for it");
+                out.extend_from_slice(b"\"}");
+            }
+            ValueRef::Bool(flag) => out.extend_from_slice(if flag { b"true" } else { b"false" }),
+        }
+    }
+    out.extend_from_slice(b"]\n");
+}
+
+/// Rows of one table encoded as JSON lines, never crossing a part boundary.
+#[derive(Debug)]
+pub struct EncodedRows {
+    /// How many rows.
+    pub rows: u64,
+    /// Their JSON lines.
+    pub bytes: Vec<u8>,
+}
+
+/// Encodes a table's rows as they are scanned and sends them on in chunks of about [`CHUNK_BYTES`], each ending
+/// at a row boundary and never crossing a part boundary ([`PART_ROWS`]). Runs on the scan's blocking thread, so
+/// the database read and the encoding share one core while compression and encryption run on another.
+pub struct RowEncoder {
+    buffer: Vec<u8>,
+    rows: u64,
+    part_rows: u64,
+    sender: tokio::sync::mpsc::Sender<EncodedRows>,
+}
+
+impl RowEncoder {
+    /// An encoder sending to `sender`.
+    pub fn new(sender: tokio::sync::mpsc::Sender<EncodedRows>) -> RowEncoder {
+        RowEncoder {
+            buffer: Vec::with_capacity(CHUNK_BYTES + (64 << 10)),
+            rows: 0,
+            part_rows: 0,
+            sender,
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let bytes = std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(CHUNK_BYTES + (64 << 10)),
+        );
+        let rows = std::mem::take(&mut self.rows);
+        self.sender
+            .blocking_send(EncodedRows { rows, bytes })
+            .map_err(|_| StoreError::Snapshot("the backup writer stopped".to_owned()))
     }
 }
 
-fn value_from_json(json: serde_json::Value) -> Result<Value, String> {
-    Ok(match json {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(flag) => Value::Bool(flag),
-        serde_json::Value::Number(number) => {
-            Value::Integer(number.as_i64().ok_or("an integer out of range")?)
+impl RowSink for RowEncoder {
+    fn row(&mut self, values: &[ValueRef<'_>]) -> Result<(), StoreError> {
+        encode_row(&mut self.buffer, values);
+        self.rows += 1;
+        self.part_rows += 1;
+        if self.part_rows >= PART_ROWS {
+            self.part_rows = 0;
+            self.flush()
+        } else if self.buffer.len() >= CHUNK_BYTES {
+            self.flush()
+        } else {
+            Ok(())
         }
-        serde_json::Value::String(text) => Value::Text(text),
-        serde_json::Value::Object(mut object) => {
-            if let Some(serde_json::Value::String(encoded)) = object.remove("b") {
-                Value::Blob(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(encoded)
-                        .map_err(|_| "invalid base64 bytes")?,
-                )
-            } else if let Some(number) = object.remove("f").and_then(|value| value.as_f64()) {
-                Value::Real(number)
-            } else {
-                return Err("an object that is neither bytes nor a real".to_owned());
+    }
+
+    fn end(&mut self) -> Result<(), StoreError> {
+        self.flush()
+    }
+}
+
+/// One row of a part, decoded straight into [`Value`]s (no intermediate `serde_json::Value`).
+struct DecodedRow(Vec<Value>);
+
+struct TypedValue(Value);
+
+impl<'de> Deserialize<'de> for DecodedRow {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RowVisitor;
+        impl<'de> serde::de::Visitor<'de> for RowVisitor {
+            type Value = DecodedRow;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a JSON array of typed values")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<DecodedRow, A::Error> {
+                let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(16));
+                while let Some(TypedValue(value)) = seq.next_element()? {
+                    values.push(value);
+                }
+                Ok(DecodedRow(values))
             }
         }
-        serde_json::Value::Array(_) => return Err("a nested array".to_owned()),
-    })
+        deserializer.deserialize_seq(RowVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for TypedValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        struct ValueVisitor;
+        impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+            type Value = TypedValue;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter
+                    .write_str("null, an integer, a string, a boolean, {\"f\": …} or {\"b\": …}")
+            }
+            fn visit_unit<E: Error>(self) -> Result<TypedValue, E> {
+                Ok(TypedValue(Value::Null))
+            }
+            fn visit_bool<E: Error>(self, flag: bool) -> Result<TypedValue, E> {
+                Ok(TypedValue(Value::Bool(flag)))
+            }
+            fn visit_i64<E: Error>(self, number: i64) -> Result<TypedValue, E> {
+                Ok(TypedValue(Value::Integer(number)))
+            }
+            fn visit_u64<E: Error>(self, number: u64) -> Result<TypedValue, E> {
+                i64::try_from(number)
+                    .map(|number| TypedValue(Value::Integer(number)))
+                    .map_err(|_| E::custom("an integer out of range"))
+            }
+            fn visit_f64<E: Error>(self, _: f64) -> Result<TypedValue, E> {
+                Err(E::custom("a bare real (reals are written {\"f\": …})"))
+            }
+            fn visit_str<E: Error>(self, text: &str) -> Result<TypedValue, E> {
+                Ok(TypedValue(Value::Text(text.to_owned())))
+            }
+            fn visit_string<E: Error>(self, text: String) -> Result<TypedValue, E> {
+                Ok(TypedValue(Value::Text(text)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<TypedValue, A::Error> {
+                Err(A::Error::custom("a nested array"))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TypedValue, A::Error> {
+                let key: std::borrow::Cow<'de, str> = map
+                    .next_key()?
+                    .ok_or_else(|| A::Error::custom("an empty object"))?;
+                let value = match key.as_ref() {
+                    "b" => {
+                        let encoded: std::borrow::Cow<'de, str> = map.next_value()?;
+                        Value::Blob(
+                            base64::engine::general_purpose::STANDARD
+                                .decode(encoded.as_bytes())
+                                .map_err(|_| A::Error::custom("invalid base64 bytes"))?,
+                        )
+                    }
+                    "f" => Value::Real(map.next_value()?),
+                    _ => {
+                        return Err(A::Error::custom(
+                            "an object that is neither bytes nor a real",
+                        ))
+                    }
+                };
+                if map.next_key::<std::borrow::Cow<'de, str>>()?.is_some() {
+                    return Err(A::Error::custom("an object with more than one key"));
+                }
+                Ok(TypedValue(value))
+            }
+        }
+        deserializer.deserialize_any(ValueVisitor)
+    }
 }
 
 /// Counts and hashes what passes through.
@@ -369,8 +534,8 @@ impl ArchiveWriter {
     fn start_part(&mut self) -> Result<(), ArchiveError> {
         let table_index = self.tables.len() - 1;
         let table = &self.tables[table_index];
-        let mut encoder =
-            zstd::Encoder::new(Vec::new(), 3).map_err(io_error("cannot start zstd compression"))?;
+        let mut encoder = zstd::Encoder::new(Vec::new(), ZSTD_LEVEL)
+            .map_err(io_error("cannot start zstd compression"))?;
         let first = serde_json::json!({"table": table.name, "columns": table.columns});
         serde_json::to_writer(&mut encoder, &first).expect("writing to memory");
         encoder.write_all(b"\n").map_err(io_error("zstd"))?;
@@ -383,23 +548,24 @@ impl ArchiveWriter {
         Ok(())
     }
 
-    /// Adds rows of the current table.
-    pub fn push_rows(&mut self, rows: Vec<Vec<Value>>) -> Result<(), ArchiveError> {
+    /// Adds encoded rows of the current table (see [`RowEncoder`]).
+    pub fn push_encoded(&mut self, chunk: EncodedRows) -> Result<(), ArchiveError> {
         if self.tables.is_empty() {
             return Err(ArchiveError::Format("rows before any table".to_owned()));
         }
-        for row in rows {
-            if self.current.is_none() {
-                self.start_part()?;
-            }
-            let part = self.current.as_mut().expect("a part was started");
-            let json = serde_json::Value::Array(row.iter().map(value_to_json).collect());
-            serde_json::to_writer(&mut part.encoder, &json).expect("writing to memory");
-            part.encoder.write_all(b"\n").map_err(io_error("zstd"))?;
-            part.rows += 1;
-            if part.rows >= PART_ROWS {
-                self.finish_part()?;
-            }
+        if chunk.rows == 0 {
+            return Ok(());
+        }
+        if self.current.is_none() {
+            self.start_part()?;
+        }
+        let part = self.current.as_mut().expect("a part was started");
+        part.encoder
+            .write_all(&chunk.bytes)
+            .map_err(io_error("zstd"))?;
+        part.rows += chunk.rows;
+        if part.rows >= PART_ROWS {
+            self.finish_part()?;
         }
         Ok(())
     }
@@ -646,19 +812,20 @@ fn read_part(
     on_event: &mut impl FnMut(ReadEvent) -> Result<(), ArchiveError>,
 ) -> Result<u64, ArchiveError> {
     let bad = |what: String| ArchiveError::Integrity(format!("part {name}: {what}"));
-    let decoder = zstd::Decoder::new(bytes).map_err(|error| bad(error.to_string()))?;
-    let mut lines = BufReader::new(decoder).lines();
+    let text = zstd::stream::decode_all(bytes)
+        .map_err(|error| bad(format!("cannot decompress ({error})")))?;
+    let mut lines = text.split(|byte| *byte == b'\n');
     let first = lines
         .next()
-        .ok_or_else(|| bad("empty".to_owned()))?
-        .map_err(|error| bad(format!("cannot decompress ({error})")))?;
+        .filter(|line| !line.is_empty())
+        .ok_or_else(|| bad("empty".to_owned()))?;
     #[derive(Deserialize)]
     struct PartHeader {
         table: String,
         columns: Vec<String>,
     }
     let part: PartHeader =
-        serde_json::from_str(&first).map_err(|error| bad(format!("first line: {error}")))?;
+        serde_json::from_slice(first).map_err(|error| bad(format!("first line: {error}")))?;
     let width = part.columns.len();
     on_event(ReadEvent::Part {
         table: part.table,
@@ -667,21 +834,19 @@ fn read_part(
     let mut batch = Vec::with_capacity(BATCH_ROWS);
     let mut rows = 0u64;
     for (number, line) in lines.enumerate() {
-        let line = line.map_err(|error| bad(format!("cannot decompress ({error})")))?;
-        let values: Vec<serde_json::Value> = serde_json::from_str(&line)
-            .map_err(|_| bad(format!("row {} is not a JSON array", number + 1)))?;
-        if values.len() != width {
+        if line.is_empty() {
+            // The newline that ends the last row.
+            continue;
+        }
+        let DecodedRow(row) = serde_json::from_slice(line)
+            .map_err(|error| bad(format!("row {}: {error}", number + 1)))?;
+        if row.len() != width {
             return Err(bad(format!(
                 "row {} has {} values for {width} columns",
                 number + 1,
-                values.len()
+                row.len()
             )));
         }
-        let row = values
-            .into_iter()
-            .map(value_from_json)
-            .collect::<Result<Vec<Value>, String>>()
-            .map_err(|what| bad(format!("row {}: {what}", number + 1)))?;
         batch.push(row);
         rows += 1;
         if batch.len() >= BATCH_ROWS {
@@ -712,7 +877,30 @@ mod tests {
             Value::Blob(vec![0, 1, 255]),
             Value::Bool(true),
         ] {
-            assert_eq!(value_from_json(value_to_json(&value)).unwrap(), value);
+            let mut line = Vec::new();
+            encode_row(&mut line, &[value.as_ref()]);
+            assert_eq!(line.last(), Some(&b'\n'));
+            let DecodedRow(decoded) = serde_json::from_slice(&line).unwrap();
+            assert_eq!(decoded, vec![value]);
+        }
+    }
+
+    #[test]
+    fn malformed_rows_are_refused_with_the_reason() {
+        for (line, reason) in [
+            (r#"[[1]]"#, "a nested array"),
+            (r#"[{"b": "!!"}]"#, "invalid base64"),
+            (r#"[{"x": 1}]"#, "neither bytes nor a real"),
+            (r#"[{"f": 1.5, "b": "AA=="}]"#, "more than one key"),
+            (r#"[18446744073709551615]"#, "out of range"),
+            (r#"[1.5]"#, "bare real"),
+            (r#"{"a": 1}"#, "JSON array"),
+        ] {
+            let error = serde_json::from_str::<DecodedRow>(line)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(error.contains(reason), "{line}: {error}");
         }
     }
 

@@ -292,6 +292,10 @@ both_backends!(
             restored.erasures_replayed, 1,
             "the customer erased after the backup"
         );
+        // Indexes dropped for the bulk load are all back.
+        let indexes = target_store.index_names().await.unwrap();
+        assert!(indexes.contains("customer_phone_bidx"), "{indexes:?}");
+        assert_eq!(indexes, veil.store().index_names().await.unwrap());
         target_store.close().await;
         let restored_veil = open_restored(&target.url, &harness).await;
         assert_eq!(
