@@ -16,9 +16,11 @@ use sqlx::{Column, Row, TypeInfo, ValueRef};
 
 use crate::{with_pool, Pool, Store, StoreError, StoreResult};
 
-/// Tables never copied: sqlx's migration bookkeeping (the target runs its own migrations) and the backup
-/// catalogue (it describes backups; a restored database starts with an empty one).
-pub const EXCLUDED_TABLES: &[&str] = &["_sqlx_migrations", "backup"];
+/// Tables never copied: sqlx's migration bookkeeping (the target runs its own migrations), the backup catalogue
+/// (it describes backups; a restored database starts with an empty one) and derived counts that triggers keep
+/// (`customer_industry_count`: loading the customers fires the triggers, which rebuild it exactly; copying it as
+/// well would count every customer twice).
+pub const EXCLUDED_TABLES: &[&str] = &["_sqlx_migrations", "backup", "customer_industry_count"];
 
 /// Rows seeded by migrations that a restore overwrites instead of inserting (`audit_head` starts at sequence 0).
 const SEEDED_TABLES: &[&str] = &["audit_head"];

@@ -261,6 +261,18 @@ async fn create_customer_via_api(client: &Client, token: &str) -> String {
     created.body["id"].as_str().unwrap().to_owned()
 }
 
+async fn create_customer_via_api_with(
+    client: &Client,
+    token: &str,
+    body: serde_json::Value,
+) -> String {
+    let created = client
+        .send(Method::POST, "/api/v1/customers", Some(token), Some(body))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    created.body["id"].as_str().unwrap().to_owned()
+}
+
 both_backends!(web_sign_in_then_masked_list_and_detail, |harness| {
     add_user(&harness, "sally", Role::Sales, Some("east")).await;
     let client = Client::new(&harness).await;
@@ -1575,4 +1587,45 @@ both_backends!(web_dashboard_per_role, |harness| {
     let page = admin.get("/dashboard").await;
     assert!(page.body.contains("Open security alerts"), "{}", page.body);
     assert!(page.body.contains("href=\"/security\""));
+});
+
+both_backends!(web_admin_dashboard_counts_everyone, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "ada", Role::Admin, None).await;
+    let client = Client::new(&harness).await;
+    let sally = client.login("sally").await;
+    let first = create_customer_via_api(&client, &sally).await;
+    create_customer_via_api_with(
+        &client,
+        &sally,
+        json!({"name": "王小明", "industry": "education"}),
+    )
+    .await;
+    let mut admin = Browser::signed_in(&client, "ada").await;
+    let page = admin.get("/dashboard").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_page_headers(&page);
+    assert_no_plaintext(&page.body, "the admin dashboard");
+    // The admin's count comes from the counts the triggers keep, not from a scan: the same numbers.
+    assert!(page
+        .body
+        .contains("<span class=\"number\">2</span><span class=\"label\">My customers"));
+    assert!(page.body.contains(">Finance</text>"), "{}", page.body);
+    assert!(page.body.contains(">Education</text>"), "{}", page.body);
+    // An industry change moves the customer to its new bar.
+    let changed = client
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/customers/{first}"),
+            Some(&sally),
+            Some(json!({"industry": "education"})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.raw);
+    let page = admin.get("/dashboard").await;
+    assert!(!page.body.contains(">Finance</text>"), "{}", page.body);
+    assert!(page.body.contains(">Education</text>"));
+    assert!(page
+        .body
+        .contains("<span class=\"number\">2</span><span class=\"label\">My customers"));
 });
