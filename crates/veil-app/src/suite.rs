@@ -2734,3 +2734,128 @@ both_backends!(reveals_per_day_counts_successful_reveals, |harness| {
         Err(AppError::Forbidden(_))
     ));
 });
+
+both_backends!(admins_manage_accounts_and_only_admins, |harness| {
+    let admin = harness.actor("boss", Role::Admin, None).await;
+    let sales = harness.actor("sam", Role::Sales, None).await;
+    let password = Password::new("correct horse battery staple".to_owned());
+    harness.veil.add_team(&admin, "east", None).await.unwrap();
+
+    // Only admins, and only known teams.
+    assert!(matches!(
+        harness
+            .veil
+            .add_user_as(&sales, "newbie", Role::Sales, None, &password)
+            .await,
+        Err(AppError::Forbidden(_))
+    ));
+    let unknown = harness
+        .veil
+        .add_user_as(&admin, "newbie", Role::Sales, Some("nowhere"), &password)
+        .await;
+    assert!(
+        matches!(&unknown, Err(AppError::Validation(errors)) if errors[0].field == "team"),
+        "{unknown:?}"
+    );
+    let added = harness
+        .veil
+        .add_user_as(&admin, "newbie", Role::Sales, Some("east"), &password)
+        .await
+        .unwrap();
+    assert_eq!(added.team.as_deref(), Some("east"));
+
+    // A role change applies to the next request of the user.
+    let session = harness.veil.login("newbie", &password).await.unwrap();
+    let changed = harness
+        .veil
+        .change_user_role(&admin, "newbie", Role::Manager, Some("east"))
+        .await
+        .unwrap();
+    assert_eq!(changed.role, Role::Manager);
+    let now = harness
+        .veil
+        .authenticate(session.token.expose())
+        .await
+        .unwrap();
+    assert_eq!(now.role, Role::Manager);
+    // Nobody changes their own role or disables themselves.
+    for refused in [
+        harness
+            .veil
+            .change_user_role(&admin, "boss", Role::Sales, None)
+            .await
+            .map(|_| ()),
+        harness.veil.set_user_disabled(&admin, "boss", true).await,
+    ] {
+        assert!(
+            matches!(&refused, Err(AppError::Validation(errors)) if errors[0].code == "own_account"),
+            "{refused:?}"
+        );
+    }
+
+    // Disabling ends the sessions and refuses sign-in; enabling lets the user sign in again.
+    harness
+        .veil
+        .set_user_disabled(&admin, "newbie", true)
+        .await
+        .unwrap();
+    assert!(harness
+        .veil
+        .authenticate(session.token.expose())
+        .await
+        .is_err());
+    assert!(harness.veil.login("newbie", &password).await.is_err());
+    harness
+        .veil
+        .set_user_disabled(&admin, "newbie", false)
+        .await
+        .unwrap();
+    assert!(harness.veil.login("newbie", &password).await.is_ok());
+
+    // The overview shows the second factor and lock-outs.
+    let wrong = Password::new("not the password at all".to_owned());
+    for _ in 0..5 {
+        let _ = harness.veil.login("sam", &wrong).await;
+    }
+    let overview = harness.veil.user_overview(&admin).await.unwrap();
+    let row = |name: &str| {
+        overview
+            .iter()
+            .find(|row| row.user.username == name)
+            .unwrap()
+            .clone()
+    };
+    assert!(row("sam").locked_for_ms.is_some());
+    assert!(row("newbie").locked_for_ms.is_none());
+    assert!(!row("boss").mfa_enabled && row("boss").mfa_missing);
+    assert!(!row("newbie").user.disabled);
+    assert!(matches!(
+        harness.veil.user_overview(&sales).await,
+        Err(AppError::Forbidden(_))
+    ));
+    // Each change names the admin who made it.
+    let trail = harness
+        .veil
+        .store()
+        .query_audit(
+            &veil_store::AuditFilter {
+                action: Some("user.".to_owned()),
+                ..Default::default()
+            },
+            50,
+        )
+        .await
+        .unwrap();
+    for action in [
+        "user.add",
+        "user.change_role",
+        "user.disable",
+        "user.enable",
+    ] {
+        assert!(
+            trail.iter().any(|entry| entry.event.action == action
+                && entry.event.actor_name.as_deref() == Some("boss")),
+            "{action} by boss"
+        );
+    }
+});
