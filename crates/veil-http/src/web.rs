@@ -60,6 +60,10 @@ pub fn router() -> Router<AppState> {
             get(customers::new_form).post(customers::create),
         )
         .route("/customers/{id}", get(customers::detail))
+        .route(
+            "/customers/{id}/edit",
+            get(customers::edit_form).post(customers::update),
+        )
         .route("/customers/{id}/reveal", post(customers::reveal))
         .route(
             "/unmask-requests/new",

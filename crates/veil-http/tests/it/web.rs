@@ -1906,3 +1906,140 @@ both_backends!(web_policy_preview_shows_synthetic_values_only, |harness| {
     assert!(page.body.contains("脱敏策略"));
     assert!(page.body.contains("虚构"));
 });
+
+both_backends!(web_customer_edit_with_inline_errors, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "dora", Role::Dpo, None).await;
+    let client = Client::new(&harness).await;
+    let sally = client.login("sally").await;
+    let id = create_customer_via_api(&client, &sally).await;
+    let mut dpo = Browser::signed_in(&client, "dora").await;
+    let refused = dpo.get(&format!("/customers/{id}/edit")).await.status;
+    assert!(
+        [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND].contains(&refused),
+        "{refused}"
+    );
+
+    let mut sales = Browser::signed_in(&client, "sally").await;
+    let detail = sales.get(&format!("/customers/{id}")).await;
+    assert!(detail
+        .body
+        .contains(&format!("href=\"/customers/{id}/edit\"")));
+    let form = sales.get(&format!("/customers/{id}/edit")).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert_page_headers(&form);
+    assert_no_plaintext(&form.body, "the edit form");
+    assert!(form
+        .body
+        .contains(&format!("action=\"/customers/{id}/edit\"")));
+    assert!(form.body.contains("Now 139****4321."), "{}", form.body);
+    assert!(
+        form.body.contains("value=\"vip\""),
+        "tags are shown to edit"
+    );
+    let csrf = form.csrf();
+
+    // Without the token nothing happens; a wrong check digit is shown next to the field, in the user's language.
+    let edit = format!("/customers/{id}/edit");
+    assert_eq!(
+        sales
+            .post(&edit, &[("id_number", "330106197312210035")])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let wrong = sales
+        .post(
+            &edit,
+            &[
+                ("csrf", &csrf),
+                ("id_number", "330106197312210035"),
+                ("industry", "finance"),
+                ("tags", "vip"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        wrong.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        wrong.body
+    );
+    assert_page_headers(&wrong);
+    assert!(
+        wrong.body.contains("The check digit is wrong"),
+        "{}",
+        wrong.body
+    );
+    assert!(wrong.body.contains("aria-invalid=\"true\""));
+    let bad_mobile = sales
+        .post(
+            &edit,
+            &[("csrf", &csrf), ("phone", "12345"), ("industry", "finance")],
+        )
+        .await;
+    assert_eq!(bad_mobile.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad_mobile.body.contains("phone-error"),
+        "{}",
+        bad_mobile.body
+    );
+    let mut chinese = Browser::signed_in(&client, "sally").await;
+    chinese.accept_language = Some("zh-CN");
+    let zh_csrf = chinese.get(&edit).await.csrf();
+    let wrong = chinese
+        .post(
+            &edit,
+            &[("csrf", &zh_csrf), ("id_number", "330106197312210035")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong.body.contains("校验"), "{}", wrong.body);
+
+    // Nothing was changed by the refusals; a good edit replaces what was typed and keeps the rest.
+    let saved = sales
+        .post(
+            &edit,
+            &[
+                ("csrf", &csrf),
+                ("phone", "13812345678"),
+                ("industry", "education"),
+                ("tags", "vip, new"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert_eq!(saved.location(), format!("/customers/{id}"));
+    let view = client
+        .send(
+            Method::GET,
+            &format!("/api/v1/customers/{id}"),
+            Some(&sally),
+            None,
+        )
+        .await;
+    assert_eq!(view.body["phone"], "138****5678", "{}", view.raw);
+    assert_eq!(view.body["industry"], "education");
+    assert_eq!(view.body["tags"], json!(["vip", "new"]));
+    assert!(
+        view.body["email"].as_str().unwrap().contains('*'),
+        "kept: {}",
+        view.raw
+    );
+    assert!(view.body["id_number"].as_str().unwrap().contains('*'));
+
+    // An industry the form does not offer (given through the API) stays selected, so saving keeps it.
+    let hotel = create_customer_via_api_with(
+        &client,
+        &sally,
+        json!({"name": "王小明", "industry": "hotel", "gender": "female"}),
+    )
+    .await;
+    let form = sales.get(&format!("/customers/{hotel}/edit")).await;
+    assert!(
+        form.body.contains("<option value=\"hotel\" selected>"),
+        "{}",
+        form.body
+    );
+    assert!(form.body.contains("<option value=\"female\" selected>"));
+});
