@@ -850,6 +850,47 @@ impl Veil {
         })
     }
 
+    /// Successful reveals (`customer.reveal`, outcome ok) per UTC day, for the `days` days ending today, oldest
+    /// first and every day present (zero when none): the dashboard's chart for DPOs and auditors. Counted in the
+    /// database over an index range, so the cost follows the reveals of those days only. Recorded as an audit read.
+    pub async fn reveals_per_day(
+        &self,
+        actor: &Actor,
+        days: u32,
+    ) -> AppResult<Vec<(chrono::NaiveDate, i64)>> {
+        const DAY_MS: i64 = 86_400_000;
+        self.permit_recorded(actor, Action::AuditRead, None).await?;
+        let days = i64::from(days.clamp(1, 366));
+        let today = now_ms().div_euclid(DAY_MS);
+        let first = today - (days - 1);
+        let counts = self
+            .store()
+            .audit_counts_per_day(
+                "customer.reveal",
+                "ok",
+                first * DAY_MS,
+                (today + 1) * DAY_MS,
+            )
+            .await?;
+        self.record(&[
+            event(Some(actor), "audit.read", Outcome::Ok).detail(serde_json::json!({
+                "filter": {"action": "customer.reveal", "outcome": "ok", "days": days},
+                "counted_by": "day",
+            })),
+        ])
+        .await?;
+        Ok((first..=today)
+            .filter_map(|day| {
+                let date = chrono::DateTime::from_timestamp_millis(day * DAY_MS)?.date_naive();
+                let count = counts
+                    .iter()
+                    .find(|(counted, _)| *counted == day)
+                    .map_or(0, |(_, count)| *count);
+                Some((date, count))
+            })
+            .collect())
+    }
+
     /// Writes entries with `from <= at < to` to `out`, oldest first; JSONL also carries the checkpoints inside
     /// the range, so the file verifies offline with the public key. Returns how many entries were written.
     pub async fn export_audit(

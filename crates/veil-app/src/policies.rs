@@ -11,13 +11,61 @@
 
 use serde::Serialize;
 use utoipa::ToSchema;
-use veil_mask::policy::Policy;
+use veil_mask::policy::{self, Policy, PreviewRow};
 use veil_store::{PolicyRow, StoreError};
 
 use crate::authz::Action;
+use crate::demo_data::DemoGenerator;
 use crate::error::{AppError, AppResult, FieldError};
-use crate::users::Actor;
+use crate::users::{Actor, Role};
 use crate::{format_time, now_ms, Veil};
+
+/// Seed of the synthetic people that previews show. Not the demo data's seed: a preview never shows a customer
+/// of a demo database, let alone of a real one.
+pub const PREVIEW_SEED: u64 = 7_357_001;
+
+/// `count` synthetic people (checksum-valid, none real) as preview samples: each a value for every built-in
+/// personal field, in the order the customer form has them. Only generated people with every field are taken, so
+/// no fixed stand-in value (which a test customer might share) is ever needed.
+pub fn preview_samples(count: usize) -> Vec<Vec<(&'static str, String)>> {
+    let mut generator = DemoGenerator::new(PREVIEW_SEED);
+    std::iter::from_fn(|| Some(generator.next_customer()))
+        .filter_map(|person| {
+            Some(vec![
+                ("name", person.name),
+                ("birth_date", person.birth_date.to_string()),
+                ("phone", person.phone),
+                ("id_number", person.id_number),
+                ("email", person.email?),
+                ("address", person.address),
+                ("bank_card", person.bank_card?),
+            ])
+        })
+        .take(count)
+        .collect()
+}
+
+/// How one synthetic value of a field looks to each role under the policy in force.
+#[derive(Debug, Clone)]
+pub struct FieldPreview {
+    /// The field.
+    pub field: &'static str,
+    /// The synthetic value (see [`preview_samples`]).
+    pub sample: String,
+    /// One row per role of [`PolicyPreview::roles`], in that order.
+    pub by_role: Vec<PreviewRow>,
+}
+
+/// The policy in force, previewed on a synthetic person for every role.
+#[derive(Debug, Clone)]
+pub struct PolicyPreview {
+    /// Version in force (0: the built-in default).
+    pub version: i64,
+    /// The roles, in column order.
+    pub roles: Vec<Role>,
+    /// One per field.
+    pub fields: Vec<FieldPreview>,
+}
 
 /// A policy version, as listed.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -87,6 +135,38 @@ impl Veil {
             document: serde_json::from_str(&policy.to_json())
                 .map_err(|error| AppError::Internal(error.to_string()))?,
             history,
+        })
+    }
+
+    /// How each field of a synthetic person looks to each role under the policy in force (admins, DPOs and
+    /// auditors, like reading the policy). Only [`preview_samples`] are shown: never a customer's data.
+    pub async fn policy_preview(&self, actor: &Actor) -> AppResult<PolicyPreview> {
+        self.permit_recorded(actor, Action::PolicyRead, None)
+            .await?;
+        let (version, policy) = self.current_policy().await?;
+        let person = preview_samples(1).remove(0);
+        let samples: Vec<(&str, &str)> = person
+            .iter()
+            .map(|(field, value)| (*field, value.as_str()))
+            .collect();
+        let today = crate::today();
+        let by_role: Vec<Vec<PreviewRow>> = Role::ALL
+            .iter()
+            .map(|role| policy::preview(&policy, role.as_str(), &samples, today))
+            .collect();
+        let fields = person
+            .iter()
+            .enumerate()
+            .map(|(index, (field, sample))| FieldPreview {
+                field,
+                sample: sample.clone(),
+                by_role: by_role.iter().map(|rows| rows[index].clone()).collect(),
+            })
+            .collect();
+        Ok(PolicyPreview {
+            version,
+            roles: Role::ALL.to_vec(),
+            fields,
         })
     }
 

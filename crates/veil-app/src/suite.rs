@@ -2588,3 +2588,274 @@ both_backends!(
         );
     }
 );
+
+/// The dashboard's industry counts for `actor`, sorted.
+async fn counts(veil: &Veil, actor: &crate::users::Actor) -> Vec<(Option<String>, i64)> {
+    let mut counts = veil.customer_industry_counts(actor).await.unwrap();
+    counts.sort();
+    counts
+}
+
+/// The industry counts the dashboard reads: a GROUP BY over every customer, written out the slow way.
+async fn industry_counts_by_scan(harness: &Harness) -> Vec<(Option<String>, i64)> {
+    let sql = "SELECT industry, COUNT(*) FROM customer GROUP BY industry";
+    let mut counts: Vec<(Option<String>, i64)> = match harness.veil.store().pool() {
+        veil_store::Pool::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+        veil_store::Pool::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+    };
+    counts.sort();
+    counts
+}
+
+both_backends!(industry_counts_stay_exact_through_every_write, |harness| {
+    let admin = harness.actor("boss", Role::Admin, None).await;
+    let alice = harness.actor("alice", Role::Sales, Some("east")).await;
+    let with_industry = |name: &str, phone: &str, industry: Option<&str>| CustomerInput {
+        industry: industry.map(str::to_owned),
+        ..customer(name, phone)
+    };
+    let mut ids = Vec::new();
+    for (index, industry) in [
+        Some("finance"),
+        Some("finance"),
+        Some("retail"),
+        None,
+        Some("education"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let created = harness
+            .veil
+            .create_customer(
+                &alice,
+                &with_industry("甲", &format!("1381111000{index}"), industry),
+                false,
+            )
+            .await
+            .unwrap();
+        ids.push(created.id);
+    }
+    let expected = |pairs: &[(Option<&str>, i64)]| {
+        let mut pairs: Vec<(Option<String>, i64)> = pairs
+            .iter()
+            .map(|(industry, count)| (industry.map(str::to_owned), *count))
+            .collect();
+        pairs.sort();
+        pairs
+    };
+    let after_create = expected(&[
+        (None, 1),
+        (Some("education"), 1),
+        (Some("finance"), 2),
+        (Some("retail"), 1),
+    ]);
+    assert_eq!(counts(&harness.veil, &admin).await, after_create);
+    assert_eq!(industry_counts_by_scan(&harness).await, after_create);
+    // The salesperson's own scope is still a GROUP BY over her rows, and agrees.
+    assert_eq!(counts(&harness.veil, &alice).await, after_create);
+
+    // An industry change moves one customer; a change of anything else moves nothing; clearing counts as none.
+    let patch = |industry: Option<Option<&str>>| CustomerPatch {
+        industry: industry.map(|inner| inner.map(str::to_owned)),
+        ..CustomerPatch::default()
+    };
+    for (id, change) in [
+        (ids[0], patch(Some(Some("retail")))),
+        (
+            ids[1],
+            CustomerPatch {
+                name: Some("乙".to_owned()),
+                ..CustomerPatch::default()
+            },
+        ),
+        (ids[4], patch(Some(None))),
+        (ids[3], patch(Some(Some("hotel")))),
+    ] {
+        harness
+            .veil
+            .update_customer(&admin, id, &change, false)
+            .await
+            .unwrap();
+    }
+    let after_update = expected(&[
+        (None, 1),
+        (Some("finance"), 1),
+        (Some("hotel"), 1),
+        (Some("retail"), 2),
+    ]);
+    assert_eq!(counts(&harness.veil, &admin).await, after_update);
+    assert_eq!(industry_counts_by_scan(&harness).await, after_update);
+
+    // Erasure takes the customer out of the counts; the last of an industry removes its row.
+    harness.veil.delete_customer(&admin, ids[1]).await.unwrap();
+    harness.veil.delete_customer(&admin, ids[3]).await.unwrap();
+    let after_erasure = expected(&[(None, 1), (Some("retail"), 2)]);
+    assert_eq!(counts(&harness.veil, &admin).await, after_erasure);
+    assert_eq!(industry_counts_by_scan(&harness).await, after_erasure);
+    // A batch insert goes through the same triggers.
+    harness
+        .veil
+        .create_customers_batch(
+            &admin,
+            &[
+                with_industry("丙", "13822220001", Some("retail")),
+                with_industry("丁", "13822220002", Some("hotel")),
+            ],
+        )
+        .await
+        .unwrap();
+    let after_batch = expected(&[(None, 1), (Some("hotel"), 1), (Some("retail"), 3)]);
+    assert_eq!(counts(&harness.veil, &admin).await, after_batch);
+    assert_eq!(industry_counts_by_scan(&harness).await, after_batch);
+});
+
+both_backends!(reveals_per_day_counts_successful_reveals, |harness| {
+    let dpo = harness.actor("dora", Role::Dpo, None).await;
+    let sales = harness.actor("sam", Role::Sales, Some("east")).await;
+    let reveal = |outcome| crate::audit::event(Some(&sales), "customer.reveal", outcome);
+    harness
+        .veil
+        .record(&[
+            reveal(crate::audit::Outcome::Ok),
+            reveal(crate::audit::Outcome::Ok),
+            reveal(crate::audit::Outcome::Denied),
+            crate::audit::event(Some(&sales), "customer.read", crate::audit::Outcome::Ok),
+        ])
+        .await
+        .unwrap();
+    let days = harness.veil.reveals_per_day(&dpo, 14).await.unwrap();
+    assert_eq!(days.len(), 14);
+    assert_eq!(days.last().unwrap().0, chrono::Utc::now().date_naive());
+    assert_eq!(days.iter().map(|(_, count)| count).sum::<i64>(), 2);
+    assert_eq!(days.last().unwrap().1, 2);
+    assert!(matches!(
+        harness.veil.reveals_per_day(&sales, 14).await,
+        Err(AppError::Forbidden(_))
+    ));
+});
+
+both_backends!(admins_manage_accounts_and_only_admins, |harness| {
+    let admin = harness.actor("boss", Role::Admin, None).await;
+    let sales = harness.actor("sam", Role::Sales, None).await;
+    let password = Password::new("correct horse battery staple".to_owned());
+    harness.veil.add_team(&admin, "east", None).await.unwrap();
+
+    // Only admins, and only known teams.
+    assert!(matches!(
+        harness
+            .veil
+            .add_user_as(&sales, "newbie", Role::Sales, None, &password)
+            .await,
+        Err(AppError::Forbidden(_))
+    ));
+    let unknown = harness
+        .veil
+        .add_user_as(&admin, "newbie", Role::Sales, Some("nowhere"), &password)
+        .await;
+    assert!(
+        matches!(&unknown, Err(AppError::Validation(errors)) if errors[0].field == "team"),
+        "{unknown:?}"
+    );
+    let added = harness
+        .veil
+        .add_user_as(&admin, "newbie", Role::Sales, Some("east"), &password)
+        .await
+        .unwrap();
+    assert_eq!(added.team.as_deref(), Some("east"));
+
+    // A role change applies to the next request of the user.
+    let session = harness.veil.login("newbie", &password).await.unwrap();
+    let changed = harness
+        .veil
+        .change_user_role(&admin, "newbie", Role::Manager, Some("east"))
+        .await
+        .unwrap();
+    assert_eq!(changed.role, Role::Manager);
+    let now = harness
+        .veil
+        .authenticate(session.token.expose())
+        .await
+        .unwrap();
+    assert_eq!(now.role, Role::Manager);
+    // Nobody changes their own role or disables themselves.
+    for refused in [
+        harness
+            .veil
+            .change_user_role(&admin, "boss", Role::Sales, None)
+            .await
+            .map(|_| ()),
+        harness.veil.set_user_disabled(&admin, "boss", true).await,
+    ] {
+        assert!(
+            matches!(&refused, Err(AppError::Validation(errors)) if errors[0].code == "own_account"),
+            "{refused:?}"
+        );
+    }
+
+    // Disabling ends the sessions and refuses sign-in; enabling lets the user sign in again.
+    harness
+        .veil
+        .set_user_disabled(&admin, "newbie", true)
+        .await
+        .unwrap();
+    assert!(harness
+        .veil
+        .authenticate(session.token.expose())
+        .await
+        .is_err());
+    assert!(harness.veil.login("newbie", &password).await.is_err());
+    harness
+        .veil
+        .set_user_disabled(&admin, "newbie", false)
+        .await
+        .unwrap();
+    assert!(harness.veil.login("newbie", &password).await.is_ok());
+
+    // The overview shows the second factor and lock-outs.
+    let wrong = Password::new("not the password at all".to_owned());
+    for _ in 0..5 {
+        let _ = harness.veil.login("sam", &wrong).await;
+    }
+    let overview = harness.veil.user_overview(&admin).await.unwrap();
+    let row = |name: &str| {
+        overview
+            .iter()
+            .find(|row| row.user.username == name)
+            .unwrap()
+            .clone()
+    };
+    assert!(row("sam").locked_for_ms.is_some());
+    assert!(row("newbie").locked_for_ms.is_none());
+    assert!(!row("boss").mfa_enabled && row("boss").mfa_missing);
+    assert!(!row("newbie").user.disabled);
+    assert!(matches!(
+        harness.veil.user_overview(&sales).await,
+        Err(AppError::Forbidden(_))
+    ));
+    // Each change names the admin who made it.
+    let trail = harness
+        .veil
+        .store()
+        .query_audit(
+            &veil_store::AuditFilter {
+                action: Some("user.".to_owned()),
+                ..Default::default()
+            },
+            50,
+        )
+        .await
+        .unwrap();
+    for action in [
+        "user.add",
+        "user.change_role",
+        "user.disable",
+        "user.enable",
+    ] {
+        assert!(
+            trail.iter().any(|entry| entry.event.action == action
+                && entry.event.actor_name.as_deref() == Some("boss")),
+            "{action} by boss"
+        );
+    }
+});

@@ -22,6 +22,7 @@ use crate::error::{AppError, AppResult, FieldError};
 use crate::ids::UserId;
 use crate::{format_time, now_ms, Veil};
 
+pub mod admin;
 pub mod lockout;
 
 pub use crate::password_policy::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
@@ -338,6 +339,19 @@ impl Veil {
         team: Option<&str>,
         password: &Password,
     ) -> AppResult<UserView> {
+        self.insert_new_user(None, username, role, team, password)
+            .await
+    }
+
+    /// [`Veil::add_user`], recorded as done by `actor` (an admin in the web UI) or by the operator (`None`).
+    pub(crate) async fn insert_new_user(
+        &self,
+        actor: Option<&Actor>,
+        username: &str,
+        role: Role,
+        team: Option<&str>,
+        password: &Password,
+    ) -> AppResult<UserView> {
         validate_username(username)?;
         validate_password(password, username).await?;
         let password = password.clone();
@@ -353,7 +367,7 @@ impl Veil {
             created_at: now,
             updated_at: now,
         };
-        let entry = event(None, "user.add", Outcome::Ok).detail(serde_json::json!({
+        let entry = event(actor, "user.add", Outcome::Ok).detail(serde_json::json!({
             "user_id": row.id, "username": row.username, "role": row.role, "team": row.team,
         }));
         self.store()
@@ -463,6 +477,17 @@ impl Veil {
 
     /// Disables an account and ends all its sessions at once.
     pub async fn disable_user(&self, username: &str) -> AppResult<()> {
+        self.set_disabled(None, username, true).await
+    }
+
+    /// Disables an account (ending all its sessions at once) or enables it again (it signs in anew), recorded as
+    /// done by `actor` or by the operator (`None`).
+    pub(crate) async fn set_disabled(
+        &self,
+        actor: Option<&Actor>,
+        username: &str,
+        disabled: bool,
+    ) -> AppResult<()> {
         let user = self
             .store()
             .user_by_username(username)
@@ -470,23 +495,30 @@ impl Veil {
             .ok_or(AppError::NotFound)?;
         let now = now_ms();
         let target = serde_json::json!({"user_id": user.id, "username": user.username});
+        let action = if disabled {
+            "user.disable"
+        } else {
+            "user.enable"
+        };
         self.store()
             .update_user_credentials(
                 &user.id,
                 &user.password_hash,
-                true,
+                disabled,
                 now,
-                &[event(None, "user.disable", Outcome::Ok).detail(target.clone())],
+                &[event(actor, action, Outcome::Ok).detail(target.clone())],
             )
             .await?;
-        self.store()
-            .revoke_user_tokens(
-                &user.id,
-                now,
-                &[event(None, "auth.sessions_revoked", Outcome::Ok).detail(target)],
-            )
-            .await?;
-        tracing::info!(user = %user.id, "user disabled");
+        if disabled {
+            self.store()
+                .revoke_user_tokens(
+                    &user.id,
+                    now,
+                    &[event(actor, "auth.sessions_revoked", Outcome::Ok).detail(target)],
+                )
+                .await?;
+        }
+        tracing::info!(user = %user.id, disabled, "user disabled or enabled");
         Ok(())
     }
 

@@ -33,8 +33,10 @@ pub mod customers;
 pub mod dashboard;
 pub mod i18n;
 pub mod pages;
+pub mod policies;
 pub mod requests;
 pub mod session;
+pub mod users;
 
 use i18n::{Locale, Tr};
 use session::WebUser;
@@ -58,6 +60,10 @@ pub fn router() -> Router<AppState> {
             get(customers::new_form).post(customers::create),
         )
         .route("/customers/{id}", get(customers::detail))
+        .route(
+            "/customers/{id}/edit",
+            get(customers::edit_form).post(customers::update),
+        )
         .route("/customers/{id}/reveal", post(customers::reveal))
         .route(
             "/unmask-requests/new",
@@ -93,6 +99,13 @@ pub fn router() -> Router<AppState> {
         .route("/approvals/{id}/decide", post(approvals::decide))
         .route("/access", get(approvals::access))
         .route("/access/grants/{id}/revoke", post(approvals::revoke_grant))
+        .route("/users", get(users::list))
+        .route("/users/new", post(users::create))
+        .route("/users/{username}/role", post(users::change_role))
+        .route("/users/{username}/disable", post(users::disable))
+        .route("/users/{username}/enable", post(users::enable))
+        .route("/teams/new", post(users::create_team))
+        .route("/policies", get(policies::policies))
 }
 
 async fn stylesheet() -> Response {
@@ -196,7 +209,7 @@ pub struct NavLink {
 fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
     use veil_app::authz::Action;
     let may = |action: Action| role_permits(role, action).is_ok();
-    let links: [(&'static str, &'static str, bool); 9] = [
+    let links: [(&'static str, &'static str, bool); 11] = [
         ("/dashboard", "nav.dashboard", true),
         ("/customers", "nav.customers", may(Action::CustomerList)),
         (
@@ -209,6 +222,8 @@ fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
         ("/audit", "nav.audit", may(Action::AuditVerify)),
         ("/security", "nav.security", may(Action::IncidentManage)),
         ("/backups", "nav.backups", may(Action::BackupRead)),
+        ("/users", "nav.users", may(Action::UserManage)),
+        ("/policies", "nav.policies", may(Action::PolicyRead)),
         ("/account", "nav.account", true),
     ];
     links

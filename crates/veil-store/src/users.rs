@@ -166,6 +166,37 @@ impl Store {
         Ok(result == 1)
     }
 
+    /// Sets a user's role and team. Returns whether the user exists. The role takes effect on the user's next
+    /// request: sessions carry no role of their own (see [`Store::user_by_token`]).
+    pub async fn update_user_role_team(
+        &self,
+        id: &str,
+        role: &str,
+        team: Option<&str>,
+        now: i64,
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<bool> {
+        let result = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let affected = sqlx::query(
+                "UPDATE app_user SET role = $2, team = $3, updated_at = $4 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(role)
+            .bind(team)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if affected > 0 {
+                crate::audit::append_in(&mut *tx, audit).await?;
+            }
+            tx.commit().await?;
+            Ok::<u64, crate::StoreError>(affected)
+        })?;
+        Ok(result == 1)
+    }
+
     /// Stores a new token.
     pub async fn insert_token(
         &self,

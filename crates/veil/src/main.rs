@@ -1092,26 +1092,12 @@ async fn policy_command(config: &Config, command: PolicyCommand, json: bool) -> 
                 None => veil.current_policy().await?.1,
             };
             // Synthetic people only: a preview never shows a real customer.
-            let mut generator = veil_app::demo_data::DemoGenerator::new(veil_app::demo::DEMO_SEED);
             let mut rows = Vec::new();
-            for _ in 0..3 {
-                let person = generator.next_customer();
-                let birth_date = person.birth_date.to_string();
-                let samples: Vec<(&str, &str)> = vec![
-                    ("name", person.name.as_str()),
-                    ("birth_date", birth_date.as_str()),
-                    ("phone", person.phone.as_str()),
-                    ("id_number", person.id_number.as_str()),
-                    (
-                        "email",
-                        person.email.as_deref().unwrap_or("zhang.wei@example.com"),
-                    ),
-                    ("address", person.address.as_str()),
-                    (
-                        "bank_card",
-                        person.bank_card.as_deref().unwrap_or("6222021234567890128"),
-                    ),
-                ];
+            for person in veil_app::policies::preview_samples(3) {
+                let samples: Vec<(&str, &str)> = person
+                    .iter()
+                    .map(|(field, value)| (*field, value.as_str()))
+                    .collect();
                 let preview = match &profile {
                     Some(name) => {
                         let profile: ExportProfile =

@@ -304,6 +304,20 @@ both_backends!(
             "every customer decrypts to the same values"
         );
         assert_eq!(restored_veil.count_customers().await.unwrap(), 6);
+        // The dashboard's counts are not in the archive (derived data); loading the customers rebuilt them, with
+        // the erasure replayed.
+        let restored_admin = restored_veil.actor_by_username("root").await.unwrap();
+        assert_eq!(
+            restored_veil
+                .customer_industry_counts(&restored_admin)
+                .await
+                .unwrap(),
+            vec![(None, 6)]
+        );
+        assert_eq!(
+            veil.customer_industry_counts(&admin).await.unwrap(),
+            vec![(None, 6)]
+        );
         for erased in &others[..2] {
             assert!(restored_veil
                 .store()

@@ -1,5 +1,7 @@
 //! Customer pages: the masked list with paging and exact search, the detail page with per-field reveal or
-//! "request access", and the create form with inline, translated validation errors.
+//! "request access", and the create and edit forms (one form, one validation: the domain's) with inline,
+//! translated validation errors. The edit form never holds a plaintext value: sensitive boxes start empty, their
+//! hint shows the masked value, and an empty box keeps what is stored.
 //!
 //! Everything shown comes from the domain's masked reads. Plaintext appears only on the response to a reveal
 //! form, through `Veil::reveal_customer` (live grant, recent MFA step-up, audit entry first), and that response is
@@ -12,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use veil_app::authz::{role_permits, Action};
-use veil_app::customers::{CustomerInput, CustomerView, ExactSearch};
+use veil_app::customers::{CustomerInput, CustomerPatch, CustomerView, ExactSearch};
 use veil_app::governance::RevealInput;
 use veil_app::segments::{ListFilter, SegmentInput};
 use veil_app::users::LoginError;
@@ -402,6 +404,7 @@ struct DetailTemplate {
     updated: String,
     mfa_enabled: bool,
     step_up_fresh: bool,
+    may_edit: bool,
     notice: Option<String>,
     consents: ConsentSection,
 }
@@ -576,6 +579,7 @@ async fn build_detail(
         updated: tr.datetime(&view.updated_at),
         mfa_enabled: mfa.enabled,
         step_up_fresh,
+        may_edit: role_permits(user.actor.role, Action::CustomerUpdate).is_ok(),
         notice,
         consents,
     })
@@ -763,12 +767,14 @@ struct Input {
     inputmode: &'static str,
     required: bool,
     value: String,
+    /// On the edit form, the field's masked value now (the hint says an empty box keeps it).
+    current: Option<String>,
     error: Option<String>,
 }
 
 /// A choice of a select.
 struct Choice {
-    value: &'static str,
+    value: String,
     label_key: String,
     selected: bool,
 }
@@ -788,6 +794,14 @@ const GENDERS: [&str; 4] = ["male", "female", "other", "unknown"];
 struct NewTemplate {
     t: Tr,
     layout: Layout,
+    /// Where the form posts: `/customers/new`, or `/customers/{id}/edit`.
+    action: String,
+    /// `customers.new_title` or `customers.edit_title`.
+    title_key: &'static str,
+    /// `customers.create` or `customers.save`.
+    submit_key: &'static str,
+    /// The customer page, when editing (for the way back).
+    back: Option<String>,
     inputs: Vec<Input>,
     genders: Vec<Choice>,
     industries: Vec<Choice>,
@@ -801,7 +815,7 @@ fn choices(options: &[&'static str], prefix: &str, selected: &str) -> Vec<Choice
     options
         .iter()
         .map(|&value| Choice {
-            value,
+            value: value.to_owned(),
             label_key: format!("{prefix}.{value}"),
             selected: value == selected,
         })
@@ -815,7 +829,31 @@ fn new_template(
     errors: &[FieldError],
     duplicate: Option<String>,
 ) -> NewTemplate {
+    form_template(page, user, form, errors, duplicate, None)
+}
+
+/// The create form, or with `editing` (the customer as read, masked) the edit form of that customer: the same
+/// inputs, validation and messages; sensitive boxes start empty and keep the value when left empty.
+fn form_template(
+    page: &Page,
+    user: &WebUser,
+    form: &CreateForm,
+    errors: &[FieldError],
+    duplicate: Option<String>,
+    editing: Option<&CustomerView>,
+) -> NewTemplate {
     let tr = page.tr;
+    let current = |name: &str| {
+        let view = editing?;
+        let field = SensitiveField::parse(name)?;
+        let masked = masked_value(view, field).unwrap_or_default();
+        let masked = if masked.is_empty() {
+            tr.get("customers.empty_now").to_owned()
+        } else {
+            masked.to_owned()
+        };
+        Some(tr.fill("customers.keep_hint", &[("value", &masked)]))
+    };
     let error_for = |field: &str| {
         errors
             .iter()
@@ -864,6 +902,21 @@ fn new_template(
     NewTemplate {
         t: tr,
         layout: Layout::new(page, Some(user)),
+        action: editing.map_or_else(
+            || "/customers/new".to_owned(),
+            |view| format!("/customers/{}/edit", view.id),
+        ),
+        title_key: if editing.is_some() {
+            "customers.edit_title"
+        } else {
+            "customers.new_title"
+        },
+        submit_key: if editing.is_some() {
+            "customers.save"
+        } else {
+            "customers.create"
+        },
+        back: editing.map(|view| format!("/customers/{}", view.id)),
         inputs: spec
             .into_iter()
             .map(
@@ -874,14 +927,27 @@ fn new_template(
                     input_type,
                     autocomplete,
                     inputmode,
-                    required,
+                    required: required && editing.is_none(),
                     value: value.to_owned(),
+                    current: current(name),
                     error: error_for(name),
                 },
             )
             .collect(),
         genders: choices(&GENDERS, "gender", &form.gender),
-        industries: choices(&INDUSTRIES, "industry", &form.industry),
+        industries: {
+            let mut industries = choices(&INDUSTRIES, "industry", &form.industry);
+            // An industry given through the API that the form does not offer stays selectable, so saving the edit
+            // form does not clear it. Its label is the text itself (a missing key reads as itself).
+            if !form.industry.is_empty() && !INDUSTRIES.contains(&form.industry.as_str()) {
+                industries.push(Choice {
+                    value: form.industry.clone(),
+                    label_key: form.industry.clone(),
+                    selected: true,
+                });
+            }
+            industries
+        },
         gender_error: error_for("gender"),
         industry_error: error_for("industry"),
         errors: errors
@@ -929,6 +995,101 @@ pub async fn create(
             let message = page.tr.fill("customers.duplicate", &[("field", &label)]);
             let template = new_template(&page, &user, &form, &[], Some(message));
             render(&template, page.tr, StatusCode::CONFLICT)
+        }
+        Err(error) => error_page(&page, Some(&user), &error),
+    }
+}
+
+impl CreateForm {
+    /// The form as read back into the edit form: the customer's non-sensitive fields; sensitive boxes empty.
+    fn from_view(view: &CustomerView) -> CreateForm {
+        CreateForm {
+            gender: view.gender.clone().unwrap_or_default(),
+            tags: view.tags.join(", "),
+            industry: view.industry.clone().unwrap_or_default(),
+            source: view.source.clone().unwrap_or_default(),
+            ..CreateForm::default()
+        }
+    }
+
+    /// The edit form as a patch: a filled sensitive box replaces the value, an empty one keeps it; gender changes
+    /// only when one is picked; tags, industry and source are set to what the form shows (empty clears them).
+    fn to_patch(&self) -> CustomerPatch {
+        let input = self.to_input();
+        CustomerPatch {
+            name: input.name,
+            gender: input.gender.map(Some),
+            birth_date: input.birth_date.map(Some),
+            phone: input.phone.map(Some),
+            id_number: input.id_number.map(Some),
+            email: input.email.map(Some),
+            address: input.address.map(Some),
+            bank_card: input.bank_card.map(Some),
+            tags: Some(input.tags.unwrap_or_default()),
+            source: Some(input.source),
+            industry: Some(input.industry),
+            ..CustomerPatch::default()
+        }
+    }
+}
+
+/// The edit form of one customer (masked: sensitive boxes start empty and show the masked value in their hint).
+pub async fn edit_form(
+    State(state): State<AppState>,
+    page: Page,
+    user: WebUser,
+    Path(id): Path<String>,
+) -> Response {
+    let view = match parse_customer_id(&id) {
+        Ok(id) => state.veil.get_customer(&user.actor, id).await,
+        Err(error) => Err(error),
+    };
+    match view {
+        Ok(view) => {
+            if let Err(reason) = role_permits(user.actor.role, Action::CustomerUpdate) {
+                return error_page(&page, Some(&user), &AppError::Forbidden(reason));
+            }
+            let form = CreateForm::from_view(&view);
+            let template = form_template(&page, &user, &form, &[], None, Some(&view));
+            render(&template, page.tr, StatusCode::OK)
+        }
+        Err(error) => error_page(&page, Some(&user), &error),
+    }
+}
+
+/// Saves the edit form, or shows it again with every problem next to its field, in the user's language (the
+/// create form's validation: it is the same domain call's).
+pub async fn update(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+    signed: SignedForm<CreateForm>,
+) -> Response {
+    let SignedForm { user, form } = signed;
+    let id = match parse_customer_id(&id) {
+        Ok(id) => id,
+        Err(error) => return error_page(&page, Some(&user), &error),
+    };
+    let allow_duplicate = form.allow_duplicate.is_some();
+    let result = state
+        .veil
+        .update_customer(&user.actor, id, &form.to_patch(), allow_duplicate)
+        .await;
+    let (errors, duplicate, status) = match result {
+        Ok(view) => return Redirect::to(&format!("/customers/{}", view.id)).into_response(),
+        Err(AppError::Validation(errors)) => (errors, None, StatusCode::UNPROCESSABLE_ENTITY),
+        Err(AppError::Duplicate { field, .. }) => {
+            let label = page.tr.get(&format!("field.{field}")).to_owned();
+            let message = page.tr.fill("customers.duplicate", &[("field", &label)]);
+            (Vec::new(), Some(message), StatusCode::CONFLICT)
+        }
+        Err(error) => return error_page(&page, Some(&user), &error),
+    };
+    // The page again, around the current masked values (the typed ones go back into their boxes).
+    match state.veil.get_customer(&user.actor, id).await {
+        Ok(view) => {
+            let template = form_template(&page, &user, &form, &errors, duplicate, Some(&view));
+            render(&template, page.tr, status)
         }
         Err(error) => error_page(&page, Some(&user), &error),
     }

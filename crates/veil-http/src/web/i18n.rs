@@ -271,6 +271,8 @@ mod tests {
             include_str!("templates/backups.html"),
             include_str!("templates/account.html"),
             include_str!("templates/dashboard.html"),
+            include_str!("templates/users.html"),
+            include_str!("templates/policies.html"),
             include_str!("session.rs"),
             include_str!("pages.rs"),
             include_str!("customers.rs"),
@@ -281,6 +283,8 @@ mod tests {
             include_str!("admin.rs"),
             include_str!("account.rs"),
             include_str!("dashboard.rs"),
+            include_str!("users.rs"),
+            include_str!("policies.rs"),
         ];
         let english = keys(Locale::En);
         let mut missing = Vec::new();
@@ -301,6 +305,13 @@ mod tests {
     #[test]
     fn field_error_codes_have_messages_in_both_languages() {
         for code in [
+            "too_short",
+            "too_long",
+            "contains_username",
+            "common_password",
+            "too_weak",
+            "own_account",
+            "taken",
             "required",
             "empty",
             "wrong_length",

@@ -261,6 +261,18 @@ async fn create_customer_via_api(client: &Client, token: &str) -> String {
     created.body["id"].as_str().unwrap().to_owned()
 }
 
+async fn create_customer_via_api_with(
+    client: &Client,
+    token: &str,
+    body: serde_json::Value,
+) -> String {
+    let created = client
+        .send(Method::POST, "/api/v1/customers", Some(token), Some(body))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    created.body["id"].as_str().unwrap().to_owned()
+}
+
 both_backends!(web_sign_in_then_masked_list_and_detail, |harness| {
     add_user(&harness, "sally", Role::Sales, Some("east")).await;
     let client = Client::new(&harness).await;
@@ -1575,4 +1587,459 @@ both_backends!(web_dashboard_per_role, |harness| {
     let page = admin.get("/dashboard").await;
     assert!(page.body.contains("Open security alerts"), "{}", page.body);
     assert!(page.body.contains("href=\"/security\""));
+});
+
+both_backends!(web_admin_dashboard_counts_everyone, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "ada", Role::Admin, None).await;
+    let client = Client::new(&harness).await;
+    let sally = client.login("sally").await;
+    let first = create_customer_via_api(&client, &sally).await;
+    create_customer_via_api_with(
+        &client,
+        &sally,
+        json!({"name": "王小明", "industry": "education"}),
+    )
+    .await;
+    let mut admin = Browser::signed_in(&client, "ada").await;
+    let page = admin.get("/dashboard").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_page_headers(&page);
+    assert_no_plaintext(&page.body, "the admin dashboard");
+    // The admin's count comes from the counts the triggers keep, not from a scan: the same numbers.
+    assert!(page
+        .body
+        .contains("<span class=\"number\">2</span><span class=\"label\">My customers"));
+    assert!(page.body.contains(">Finance</text>"), "{}", page.body);
+    assert!(page.body.contains(">Education</text>"), "{}", page.body);
+    // An industry change moves the customer to its new bar.
+    let changed = client
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/customers/{first}"),
+            Some(&sally),
+            Some(json!({"industry": "education"})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.raw);
+    let page = admin.get("/dashboard").await;
+    assert!(!page.body.contains(">Finance</text>"), "{}", page.body);
+    assert!(page.body.contains(">Education</text>"));
+    assert!(page
+        .body
+        .contains("<span class=\"number\">2</span><span class=\"label\">My customers"));
+});
+
+both_backends!(web_users_and_teams_for_admins, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "ada", Role::Admin, None).await;
+    let client = Client::new(&harness).await;
+    let mut sales = Browser::signed_in(&client, "sally").await;
+    assert_eq!(sales.get("/users").await.status, StatusCode::FORBIDDEN);
+    assert!(!sales
+        .get("/dashboard")
+        .await
+        .body
+        .contains("href=\"/users\""));
+
+    let mut admin = Browser::signed_in(&client, "ada").await;
+    let page = admin.get("/users").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_page_headers(&page);
+    assert!(page.body.contains("href=\"/users\""), "in the navigation");
+    assert!(page.body.contains("data-user=\"sally\""));
+    assert!(
+        page.body.contains("This is you"),
+        "no role form for oneself"
+    );
+    assert!(!page.body.contains("action=\"/users/ada/disable\""));
+    assert!(
+        page.body.contains("Off, but required for this role"),
+        "admins must use MFA"
+    );
+    let csrf = page.csrf();
+
+    // Every form needs the token.
+    for (path, form) in [
+        (
+            "/users/new",
+            vec![
+                ("username", "eve"),
+                ("password", "correct horse battery staple"),
+                ("role", "admin"),
+            ],
+        ),
+        ("/users/sally/disable", vec![]),
+        ("/teams/new", vec![("name", "evil")]),
+    ] {
+        assert_eq!(
+            admin.post(path, &form).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+
+    // Teams: a top-level team, a child, and refusals next to the field.
+    for (name, parent) in [("east", ""), ("east-north", "east")] {
+        let done = admin
+            .post(
+                "/teams/new",
+                &[("csrf", &csrf), ("name", name), ("parent", parent)],
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        assert_eq!(done.location(), "/users?done=team");
+    }
+    let taken = admin
+        .post(
+            "/teams/new",
+            &[("csrf", &csrf), ("name", "east"), ("parent", "")],
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        taken.body.contains("This name is already taken."),
+        "{}",
+        taken.body
+    );
+    let page = admin.get("/users?done=team").await;
+    assert!(page.body.contains("The team was added."));
+    assert!(
+        page.body.contains("<td>east-north</td><td>east</td>"),
+        "{}",
+        page.body
+    );
+
+    // A new account: errors in the user's language, the password never put back into the page.
+    let weak = admin
+        .post(
+            "/users/new",
+            &[
+                ("csrf", &csrf),
+                ("username", "newbie"),
+                ("password", "hunter2"),
+                ("role", "sales"),
+                ("team", "east"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_page_headers(&weak);
+    assert!(
+        weak.body.contains("This password is too short."),
+        "{}",
+        weak.body
+    );
+    assert!(weak.body.contains("value=\"newbie\""));
+    assert!(!weak.body.contains("hunter2"));
+    let mut chinese = Browser::signed_in(&client, "ada").await;
+    chinese.accept_language = Some("zh-CN,zh;q=0.9");
+    let zh_csrf = chinese.get("/users").await.csrf();
+    let weak = chinese
+        .post(
+            "/users/new",
+            &[
+                ("csrf", &zh_csrf),
+                ("username", "newbie"),
+                ("password", "hunter2"),
+                ("role", "sales"),
+                ("team", "nowhere"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(weak.body.contains("密码太短。"), "{}", weak.body);
+    let unknown_team = chinese
+        .post(
+            "/users/new",
+            &[
+                ("csrf", &zh_csrf),
+                ("username", "newbie"),
+                ("password", "correct horse battery staple"),
+                ("role", "sales"),
+                ("team", "nowhere"),
+            ],
+        )
+        .await;
+    assert_eq!(unknown_team.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        unknown_team.body.contains("请从给出的选项中选择"),
+        "{}",
+        unknown_team.body
+    );
+    let added = admin
+        .post(
+            "/users/new",
+            &[
+                ("csrf", &csrf),
+                ("username", "newbie"),
+                ("password", PASSWORD),
+                ("role", "sales"),
+                ("team", "east"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    assert_eq!(added.location(), "/users?done=added");
+
+    // Role and team; not one's own.
+    let changed = admin
+        .post(
+            "/users/newbie/role",
+            &[("csrf", &csrf), ("role", "manager"), ("team", "east-north")],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.body);
+    let newbie = harness
+        .veil
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|user| user.username == "newbie")
+        .unwrap();
+    assert_eq!(
+        (newbie.role, newbie.team.as_deref()),
+        (Role::Manager, Some("east-north"))
+    );
+    let own = admin
+        .post(
+            "/users/ada/role",
+            &[("csrf", &csrf), ("role", "sales"), ("team", "")],
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        own.body.contains("You cannot change your own role"),
+        "{}",
+        own.body
+    );
+
+    // Disable: the user is signed out and cannot sign in; enable: they can again.
+    let mut newbie_browser = Browser::signed_in(&client, "newbie").await;
+    let disabled = admin
+        .post("/users/newbie/disable", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(disabled.status, StatusCode::SEE_OTHER, "{}", disabled.body);
+    assert_ne!(
+        newbie_browser.get("/dashboard").await.status,
+        StatusCode::OK
+    );
+    assert_ne!(
+        Browser::new(&client)
+            .sign_in("newbie", PASSWORD)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    let page = admin.get("/users").await;
+    assert!(page.body.contains("action=\"/users/newbie/enable\""));
+    let enabled = admin.post("/users/newbie/enable", &[("csrf", &csrf)]).await;
+    assert_eq!(enabled.status, StatusCode::SEE_OTHER, "{}", enabled.body);
+    Browser::signed_in(&client, "newbie").await;
+
+    // Lock-outs after failed sign-ins are visible.
+    for _ in 0..5 {
+        Browser::new(&client)
+            .sign_in("sally", "not the password")
+            .await;
+    }
+    let page = admin.get("/users").await;
+    assert!(
+        page.body.contains("Locked after failed sign-ins"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("users."), "an untranslated key");
+});
+
+both_backends!(web_policy_preview_shows_synthetic_values_only, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "dora", Role::Dpo, None).await;
+    add_user(&harness, "ada", Role::Admin, None).await;
+    let client = Client::new(&harness).await;
+    let sally = client.login("sally").await;
+    create_customer_via_api(&client, &sally).await;
+    let mut sales = Browser::signed_in(&client, "sally").await;
+    assert_eq!(sales.get("/policies").await.status, StatusCode::FORBIDDEN);
+
+    let sample = veil_app::policies::preview_samples(1).remove(0);
+    let phone = &sample
+        .iter()
+        .find(|(field, _)| *field == "phone")
+        .unwrap()
+        .1;
+    for username in ["ada", "dora"] {
+        let mut browser = Browser::signed_in(&client, username).await;
+        let page = browser.get("/policies").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert_page_headers(&page);
+        assert_no_plaintext(&page.body, "the policy page");
+        assert!(
+            page.body.contains("href=\"/policies\""),
+            "in the navigation"
+        );
+        assert!(page
+            .body
+            .contains("The built-in default policy is in force."));
+        // The synthetic sample and its default mask (138****5678 style) for the roles.
+        assert!(
+            page.body.contains(&format!("<code>{phone}</code>")),
+            "{}",
+            page.body
+        );
+        let masked = format!("{}****{}", &phone[..3], &phone[7..]);
+        assert!(page.body.contains(&masked), "{masked}: {}", page.body);
+        assert!(page.body.contains("<code>default_mask</code>"));
+        for role in ["Administrator", "Sales", "Auditor"] {
+            assert!(
+                page.body
+                    .contains(&format!("<th scope=\"col\">{role}</th>")),
+                "{role}"
+            );
+        }
+        assert!(!page.body.contains("policies."), "an untranslated key");
+    }
+    let mut chinese = Browser::signed_in(&client, "ada").await;
+    chinese.accept_language = Some("zh-CN");
+    let page = chinese.get("/policies").await;
+    assert!(page.body.contains("脱敏策略"));
+    assert!(page.body.contains("虚构"));
+});
+
+both_backends!(web_customer_edit_with_inline_errors, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "dora", Role::Dpo, None).await;
+    let client = Client::new(&harness).await;
+    let sally = client.login("sally").await;
+    let id = create_customer_via_api(&client, &sally).await;
+    let mut dpo = Browser::signed_in(&client, "dora").await;
+    let refused = dpo.get(&format!("/customers/{id}/edit")).await.status;
+    assert!(
+        [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND].contains(&refused),
+        "{refused}"
+    );
+
+    let mut sales = Browser::signed_in(&client, "sally").await;
+    let detail = sales.get(&format!("/customers/{id}")).await;
+    assert!(detail
+        .body
+        .contains(&format!("href=\"/customers/{id}/edit\"")));
+    let form = sales.get(&format!("/customers/{id}/edit")).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert_page_headers(&form);
+    assert_no_plaintext(&form.body, "the edit form");
+    assert!(form
+        .body
+        .contains(&format!("action=\"/customers/{id}/edit\"")));
+    assert!(form.body.contains("Now 139****4321."), "{}", form.body);
+    assert!(
+        form.body.contains("value=\"vip\""),
+        "tags are shown to edit"
+    );
+    let csrf = form.csrf();
+
+    // Without the token nothing happens; a wrong check digit is shown next to the field, in the user's language.
+    let edit = format!("/customers/{id}/edit");
+    assert_eq!(
+        sales
+            .post(&edit, &[("id_number", "330106197312210035")])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let wrong = sales
+        .post(
+            &edit,
+            &[
+                ("csrf", &csrf),
+                ("id_number", "330106197312210035"),
+                ("industry", "finance"),
+                ("tags", "vip"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        wrong.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        wrong.body
+    );
+    assert_page_headers(&wrong);
+    assert!(
+        wrong.body.contains("The check digit is wrong"),
+        "{}",
+        wrong.body
+    );
+    assert!(wrong.body.contains("aria-invalid=\"true\""));
+    let bad_mobile = sales
+        .post(
+            &edit,
+            &[("csrf", &csrf), ("phone", "12345"), ("industry", "finance")],
+        )
+        .await;
+    assert_eq!(bad_mobile.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad_mobile.body.contains("phone-error"),
+        "{}",
+        bad_mobile.body
+    );
+    let mut chinese = Browser::signed_in(&client, "sally").await;
+    chinese.accept_language = Some("zh-CN");
+    let zh_csrf = chinese.get(&edit).await.csrf();
+    let wrong = chinese
+        .post(
+            &edit,
+            &[("csrf", &zh_csrf), ("id_number", "330106197312210035")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong.body.contains("校验"), "{}", wrong.body);
+
+    // Nothing was changed by the refusals; a good edit replaces what was typed and keeps the rest.
+    let saved = sales
+        .post(
+            &edit,
+            &[
+                ("csrf", &csrf),
+                ("phone", "13812345678"),
+                ("industry", "education"),
+                ("tags", "vip, new"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert_eq!(saved.location(), format!("/customers/{id}"));
+    let view = client
+        .send(
+            Method::GET,
+            &format!("/api/v1/customers/{id}"),
+            Some(&sally),
+            None,
+        )
+        .await;
+    assert_eq!(view.body["phone"], "138****5678", "{}", view.raw);
+    assert_eq!(view.body["industry"], "education");
+    assert_eq!(view.body["tags"], json!(["vip", "new"]));
+    assert!(
+        view.body["email"].as_str().unwrap().contains('*'),
+        "kept: {}",
+        view.raw
+    );
+    assert!(view.body["id_number"].as_str().unwrap().contains('*'));
+
+    // An industry the form does not offer (given through the API) stays selected, so saving keeps it.
+    let hotel = create_customer_via_api_with(
+        &client,
+        &sally,
+        json!({"name": "王小明", "industry": "hotel", "gender": "female"}),
+    )
+    .await;
+    let form = sales.get(&format!("/customers/{hotel}/edit")).await;
+    assert!(
+        form.body.contains("<option value=\"hotel\" selected>"),
+        "{}",
+        form.body
+    );
+    assert!(form.body.contains("<option value=\"female\" selected>"));
 });
