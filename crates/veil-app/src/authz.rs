@@ -81,6 +81,18 @@ pub enum Action {
     TicketWrite,
     /// Choose or change a ticket's assignee.
     TicketAssign,
+    /// Read the product catalogue.
+    ProductRead,
+    /// Add or change products.
+    ProductManage,
+    /// Read a customer's orders (purchase history) and recommendations.
+    OrderRead,
+    /// Enter orders and change their status.
+    OrderWrite,
+    /// Read a customer's loyalty account.
+    LoyaltyRead,
+    /// Redeem a customer's points.
+    LoyaltyRedeem,
 }
 
 impl Action {
@@ -116,11 +128,17 @@ impl Action {
             Action::TicketRead => "ticket.read",
             Action::TicketWrite => "ticket.write",
             Action::TicketAssign => "ticket.assign",
+            Action::ProductRead => "product.read",
+            Action::ProductManage => "product.manage",
+            Action::OrderRead => "order.read",
+            Action::OrderWrite => "order.write",
+            Action::LoyaltyRead => "loyalty.read",
+            Action::LoyaltyRedeem => "loyalty.redeem",
         }
     }
 
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 35] = [
         Action::CustomerList,
         Action::CustomerRead,
         Action::CustomerCreate,
@@ -150,6 +168,12 @@ impl Action {
         Action::TicketRead,
         Action::TicketWrite,
         Action::TicketAssign,
+        Action::ProductRead,
+        Action::ProductManage,
+        Action::OrderRead,
+        Action::OrderWrite,
+        Action::LoyaltyRead,
+        Action::LoyaltyRedeem,
     ];
 }
 
@@ -161,6 +185,11 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         CustomerList | CustomerRead | NoteRead | NoteWrite | InteractionRead | InteractionWrite
         | TicketRead | TicketWrite => matches!(role, Admin | Manager | Sales | Service),
         TicketAssign => matches!(role, Admin | Manager | Sales),
+        ProductRead | OrderRead | LoyaltyRead | LoyaltyRedeem => {
+            matches!(role, Admin | Manager | Sales | Service)
+        }
+        OrderWrite => matches!(role, Admin | Manager | Sales),
+        ProductManage => matches!(role, Admin | Manager),
         CustomerCreate | CustomerUpdate => matches!(role, Admin | Manager | Sales),
         CustomerErase | CustomerTransfer => matches!(role, Admin | Manager),
         PolicyRead => matches!(role, Admin | Dpo | Auditor),
@@ -183,6 +212,11 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         CustomerList | CustomerRead | NoteRead | NoteWrite | InteractionRead | InteractionWrite
         | TicketRead | TicketWrite => "this role does not work with customer records",
         TicketAssign => "only admins, managers and salespeople assign tickets",
+        ProductRead | OrderRead | LoyaltyRead | LoyaltyRedeem => {
+            "this role does not work with customer records"
+        }
+        OrderWrite => "only admins, managers and salespeople enter orders",
+        ProductManage => "only admins and managers change the product catalogue",
         CustomerCreate | CustomerUpdate => "this role does not create or change customers",
         CustomerErase => "only admins and managers can erase customers",
         CustomerTransfer => "only admins and managers can transfer customers",
@@ -420,11 +454,23 @@ mod tests {
                     TicketRead,
                     TicketWrite,
                     TicketAssign,
+                    ProductRead,
+                    ProductManage,
+                    OrderRead,
+                    OrderWrite,
+                    LoyaltyRead,
+                    LoyaltyRedeem,
                 ],
             ),
             (
                 Role::Manager,
                 &[
+                    ProductRead,
+                    ProductManage,
+                    OrderRead,
+                    OrderWrite,
+                    LoyaltyRead,
+                    LoyaltyRedeem,
                     InteractionRead,
                     InteractionWrite,
                     TicketRead,
@@ -448,6 +494,11 @@ mod tests {
             (
                 Role::Sales,
                 &[
+                    ProductRead,
+                    OrderRead,
+                    OrderWrite,
+                    LoyaltyRead,
+                    LoyaltyRedeem,
                     InteractionRead,
                     InteractionWrite,
                     TicketRead,
@@ -495,6 +546,10 @@ mod tests {
             (
                 Role::Service,
                 &[
+                    ProductRead,
+                    OrderRead,
+                    LoyaltyRead,
+                    LoyaltyRedeem,
                     InteractionRead,
                     InteractionWrite,
                     TicketRead,

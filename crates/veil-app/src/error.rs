@@ -53,6 +53,14 @@ pub enum AppError {
     /// A conflicting change (username taken, concurrent update).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A loyalty redemption asked for more points than the balance holds; nothing was deducted.
+    #[error("insufficient points: {requested} requested, {balance} available")]
+    InsufficientPoints {
+        /// The balance at the time.
+        balance: i64,
+        /// What was asked for.
+        requested: i64,
+    },
     /// Stored data could not be decrypted (wrong key, tampering). Fails closed.
     #[error("stored data failed its integrity check: {0}")]
     Integrity(#[from] veil_mask::CryptoError),

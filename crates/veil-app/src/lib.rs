@@ -22,11 +22,14 @@ pub mod ids;
 pub mod incident;
 pub mod interactions;
 pub mod keys;
+pub mod loyalty;
 pub mod mfa;
 pub mod monitor;
 pub mod notes;
+pub mod orders;
 pub mod password_policy;
 pub mod policies;
+pub mod recommendations;
 pub mod segments;
 pub mod teams;
 pub mod tickets;
@@ -64,6 +67,8 @@ pub struct Veil {
     remask_wake: tokio::sync::Notify,
     /// SLA targets of new tickets (see [`tickets`]).
     sla_targets: RwLock<Arc<tickets::SlaTargets>>,
+    /// Points, expiry and tiers of the loyalty programme (see [`loyalty`]).
+    loyalty_rules: RwLock<Arc<loyalty::LoyaltyRules>>,
 }
 
 type TeamCache = (i64, Arc<std::collections::HashMap<String, Option<String>>>);
@@ -95,6 +100,7 @@ impl Veil {
             remask_wake: tokio::sync::Notify::new(),
             vault_keys: tokio::sync::OnceCell::new(),
             sla_targets: RwLock::new(Arc::new(tickets::SlaTargets::default())),
+            loyalty_rules: RwLock::new(Arc::new(loyalty::LoyaltyRules::default())),
         }
     }
 

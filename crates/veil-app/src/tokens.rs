@@ -87,11 +87,13 @@ impl FromStr for Scope {
 pub fn required_scope(action: Action) -> Option<Scope> {
     use Action::*;
     match action {
-        CustomerList | CustomerRead | NoteRead | InteractionRead | TicketRead => {
-            Some(Scope::CustomersRead)
-        }
+        CustomerList | CustomerRead | NoteRead | InteractionRead | TicketRead | ProductRead
+        | OrderRead | LoyaltyRead => Some(Scope::CustomersRead),
         CustomerCreate | CustomerUpdate | CustomerErase | CustomerTransfer | NoteWrite
-        | InteractionWrite | TicketWrite | TicketAssign => Some(Scope::CustomersWrite),
+        | InteractionWrite | TicketWrite | TicketAssign | OrderWrite | LoyaltyRedeem => {
+            Some(Scope::CustomersWrite)
+        }
+        ProductManage => None,
         PolicyRead => Some(Scope::PoliciesRead),
         AuditRead | AuditVerify | SecurityRead => Some(Scope::AuditRead),
         PolicyChange | UserManage | TeamManage | SubjectReport | IncidentManage | ConsentRead

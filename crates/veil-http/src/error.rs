@@ -140,6 +140,12 @@ impl From<AppError> for ApiError {
             AppError::Conflict(detail) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
             }
+            AppError::InsufficientPoints { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "insufficient_points",
+                "Insufficient points",
+                error.to_string(),
+            ),
             AppError::WrongMasterKey | AppError::NotInitialised => {
                 tracing::error!(error = %error, "service unavailable");
                 ApiError::new(

@@ -28,6 +28,7 @@ pub mod error;
 pub mod extract;
 pub mod governance;
 pub mod incidents;
+pub mod orders;
 pub mod partners;
 pub mod policies;
 pub mod security;
@@ -181,6 +182,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(alerts::router())
         .merge(backups::router())
         .merge(tickets::router())
+        .merge(orders::router())
         .split_for_parts()
 }
 

@@ -362,7 +362,7 @@ pub fn error_page(page: &Page, user: Option<&WebUser>, error: &AppError) -> Resp
             "error.unauthenticated_title",
             "error.unauthenticated",
         ),
-        AppError::Conflict(_) => (
+        AppError::Conflict(_) | AppError::InsufficientPoints { .. } => (
             StatusCode::CONFLICT,
             "error.conflict_title",
             "error.conflict",

@@ -24,8 +24,10 @@ pub mod governance;
 pub mod incidents;
 pub mod interactions;
 pub mod keyring;
+pub mod loyalty;
 pub mod mfa;
 pub mod notes;
+pub mod orders;
 pub mod policies;
 pub mod segments;
 pub mod snapshot;
@@ -47,8 +49,13 @@ pub use governance::{ConsentRow, DecisionRow, GrantRow, RequestRow, RiskRow};
 pub use incidents::IncidentRow;
 pub use interactions::{InteractionRow, TimeCursor};
 pub use keyring::{CustomerKeyRow, KeyringRow, MasterKeyMeta};
+pub use loyalty::{
+    InsufficientPoints, LoyaltyAccountRow, LoyaltyEffect, LoyaltyEntryRow, LoyaltyOutcome,
+    TierChangeRow, TierLadder,
+};
 pub use mfa::{LoginFailureRow, MfaRow};
 pub use notes::NoteRow;
+pub use orders::{CoPurchaseRow, OrderItemRow, OrderRow, ProductRow, PurchaseStats, Transition};
 pub use policies::PolicyRow;
 pub use segments::SegmentRow;
 pub use snapshot::{ColumnKind, Loader, RowSink, Snapshot, TableInfo, Value, ValueRef};

@@ -209,6 +209,24 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Seconds between passes of the ticket SLA job in `veil serve` (finds missed targets, escalates, alerts); 0 turns it off.",
     },
     Setting {
+        toml_key: "",
+        env: "VEIL_LOYALTY_POINTS_PER_YUAN",
+        default: "1",
+        doc: "Loyalty points a paid order earns per yuan (100 fen) of its total, before the tier bonus; 0 turns earning off.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_LOYALTY_EXPIRY_DAYS",
+        default: "365",
+        doc: "Days after which earned loyalty points expire; 0: they never do. Applies to points earned afterwards.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_LOYALTY_TIERS",
+        default: veil_app::loyalty::DEFAULT_TIERS,
+        doc: "Membership tiers by lifetime points, NAME=THRESHOLD[+BONUS] (BONUS: extra points in percent); one tier must start at 0.",
+    },
+    Setting {
         toml_key: "log",
         env: "VEIL_LOG",
         default: "info",
@@ -314,6 +332,33 @@ pub struct Config {
     pub ticket_sla: veil_app::tickets::SlaTargets,
     /// Time between passes of the ticket SLA job; `None` when it is off.
     pub ticket_sla_interval: Option<std::time::Duration>,
+    /// Points, expiry and tiers of the loyalty programme.
+    pub loyalty: veil_app::loyalty::LoyaltyRules,
+}
+
+fn loyalty_rules() -> anyhow::Result<veil_app::loyalty::LoyaltyRules> {
+    let mut rules = veil_app::loyalty::LoyaltyRules::default();
+    if let Some(text) = env_value("VEIL_LOYALTY_POINTS_PER_YUAN")? {
+        rules.points_per_yuan = text
+            .trim()
+            .parse()
+            .ok()
+            .filter(|rate| (0..=10_000).contains(rate))
+            .context("VEIL_LOYALTY_POINTS_PER_YUAN must be a whole number from 0 to 10000")?;
+    }
+    if let Some(text) = env_value("VEIL_LOYALTY_EXPIRY_DAYS")? {
+        rules.expiry_days = text
+            .trim()
+            .parse()
+            .ok()
+            .filter(|days| (0..=36_500).contains(days))
+            .context("VEIL_LOYALTY_EXPIRY_DAYS must be a whole number of days from 0 to 36500")?;
+    }
+    if let Some(text) = env_value("VEIL_LOYALTY_TIERS")? {
+        rules.tiers = veil_app::loyalty::parse_tiers(&text)
+            .map_err(|error| anyhow::anyhow!("invalid VEIL_LOYALTY_TIERS: {error}"))?;
+    }
+    Ok(rules)
 }
 
 fn backup_schedule() -> anyhow::Result<Option<veil_app::backup::schedule::BackupSchedule>> {
@@ -593,10 +638,12 @@ impl Config {
                 Err(_) => bail!("VEIL_TICKET_SLA_INTERVAL_SECS must be a whole number of seconds"),
             },
         };
+        let loyalty = loyalty_rules()?;
         let alerts = alert_channels()?;
         let backup = backup_settings(&data_dir)?;
         let backup_schedule = backup_schedule()?;
         Ok(Config {
+            loyalty,
             backup,
             backup_schedule,
             ticket_sla,

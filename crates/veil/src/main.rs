@@ -665,6 +665,8 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 veil_app::demo::seed_customers(&veil, customers, &bar).await?;
                 bar.0.finish_and_clear();
                 eprintln!("created {customers} synthetic customers");
+                let orders = veil_app::demo::seed_orders(&veil, customers).await?;
+                eprintln!("created {orders} demo orders");
             }
             let mut banner =
                 String::from("Demo accounts (passwords are new on every `veil demo` run):\n");
@@ -1270,6 +1272,7 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     let expiry = Veil::spawn_grant_expiry(veil.clone());
     let remask = Veil::spawn_remask(veil.clone(), std::time::Duration::from_secs(60));
     veil.set_sla_targets(config.ticket_sla.clone());
+    veil.set_loyalty_rules(config.loyalty.clone());
     let ticket_sla = config
         .ticket_sla_interval
         .map(|interval| Veil::spawn_ticket_sla(veil.clone(), interval));

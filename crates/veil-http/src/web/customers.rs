@@ -407,6 +407,72 @@ struct DetailTemplate {
     may_edit: bool,
     notice: Option<String>,
     consents: ConsentSection,
+    /// `None` when the role may not read orders (the section is left out).
+    orders: Option<OrderSection>,
+}
+
+/// The orders and loyalty section of the detail page.
+struct OrderSection {
+    balance: i64,
+    lifetime: i64,
+    tier: String,
+    rows: Vec<OrderRow>,
+}
+
+/// One order in the section.
+struct OrderRow {
+    placed: String,
+    items: String,
+    total: String,
+    status_key: String,
+}
+
+/// `12345` fen of `CNY` → `CNY 123.45`. Money stays an integer up to here.
+fn format_money(minor_units: i64, currency: &str) -> String {
+    let sign = if minor_units < 0 { "-" } else { "" };
+    let units = minor_units.unsigned_abs();
+    format!("{currency} {sign}{}.{:02}", units / 100, units % 100)
+}
+
+/// The customer's loyalty account and newest orders, or `None` for roles that do not read orders.
+async fn order_section(
+    state: &AppState,
+    tr: Tr,
+    user: &WebUser,
+    customer_id: CustomerId,
+) -> Result<Option<OrderSection>, AppError> {
+    if role_permits(user.actor.role, Action::OrderRead).is_err() {
+        return Ok(None);
+    }
+    let loyalty = state.veil.loyalty(&user.actor, customer_id).await?;
+    let page = state
+        .veil
+        .list_customer_orders(&user.actor, customer_id, None, 10)
+        .await?;
+    let rows = page
+        .items
+        .iter()
+        .map(|order| OrderRow {
+            placed: tr.datetime(&order.placed_at),
+            items: order
+                .items
+                .iter()
+                .map(|item| {
+                    let name = item.name.as_deref().unwrap_or(item.product_id.as_str());
+                    format!("{name} × {}", item.quantity)
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            total: format_money(order.total_fen, &order.currency),
+            status_key: format!("orders.status_{}", order.status),
+        })
+        .collect();
+    Ok(Some(OrderSection {
+        balance: loyalty.balance,
+        lifetime: loyalty.lifetime_points,
+        tier: known_or_raw(tr, "tier", &loyalty.tier.name),
+        rows,
+    }))
 }
 
 /// The consents section of the detail page.
@@ -535,6 +601,7 @@ async fn build_detail(
         errors: Vec::new(),
         notice: None,
     };
+    let orders = order_section(state, tr, user, customer_id).await?;
     let fields = SENSITIVE_FIELDS
         .iter()
         .filter_map(|&field| {
@@ -582,6 +649,7 @@ async fn build_detail(
         may_edit: role_permits(user.actor.role, Action::CustomerUpdate).is_ok(),
         notice,
         consents,
+        orders,
     })
 }
 
@@ -1092,5 +1160,17 @@ pub async fn update(
             render(&template, page.tr, status)
         }
         Err(error) => error_page(&page, Some(&user), &error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_is_formatted_from_integers() {
+        assert_eq!(format_money(409_700, "CNY"), "CNY 4097.00");
+        assert_eq!(format_money(5, "CNY"), "CNY 0.05");
+        assert_eq!(format_money(-1_250, "USD"), "USD -12.50");
     }
 }

@@ -233,6 +233,26 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
             StatusCode::NOT_FOUND,
             works_with_customers(role) || role == Role::Service,
         ),
+        // Products: everyone who works with customers reads the catalogue; admins and managers change it. The
+        // id is a customer's, no product's.
+        ("GET", "/api/v1/products") => by_role(
+            StatusCode::OK,
+            works_with_customers(role) || role == Role::Service,
+        ),
+        ("POST", "/api/v1/products") => by_role(StatusCode::CREATED, erase_or_move),
+        ("PATCH", "/api/v1/products/{id}") => by_role(StatusCode::NOT_FOUND, erase_or_move),
+        // Orders, loyalty and recommendations follow the customer's visibility. A fresh customer has no points,
+        // so a redemption is refused as a conflict once it is allowed at all.
+        ("GET", "/api/v1/customers/{id}/orders")
+        | ("GET", "/api/v1/customers/{id}/loyalty")
+        | ("GET", "/api/v1/customers/{id}/recommendations") => on_record(StatusCode::OK, true),
+        ("POST", "/api/v1/customers/{id}/orders") => on_record(StatusCode::CREATED, true),
+        ("POST", "/api/v1/customers/{id}/loyalty/redeem") => on_record(StatusCode::CONFLICT, true),
+        // The id is a customer's, not an order's: unknown to those who enter orders, refused before the lookup
+        // for the rest.
+        ("POST", "/api/v1/orders/{id}/status") => {
+            by_role(StatusCode::NOT_FOUND, works_with_customers(role))
+        }
         // The id is no user's: 404 for admins, 403 before the lookup for the rest.
         ("PUT", "/api/v1/users/{id}/skills") => by_role(StatusCode::NOT_FOUND, role == Role::Admin),
         // The fixture's body names no real customer: invalid for everyone.
@@ -305,6 +325,15 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
         })),
         ("POST", "/api/v1/tickets/{id}/comments") => Some(json!({"body": "matrix"})),
         ("PUT", "/api/v1/users/{id}/skills") => Some(json!({"skills": ["billing"]})),
+        ("POST", "/api/v1/products") => Some(json!({
+            "sku": format!("MATRIX-{counter}"), "name": "矩阵商品", "category": "matrix", "price_fen": 1999
+        })),
+        ("PATCH", "/api/v1/products/{id}") => Some(json!({"price_fen": 2999})),
+        ("POST", "/api/v1/customers/{id}/orders") => Some(json!({
+            "items": [{"product_id": fixture.product, "quantity": 2}], "status": "paid"
+        })),
+        ("POST", "/api/v1/orders/{id}/status") => Some(json!({"status": "cancelled"})),
+        ("POST", "/api/v1/customers/{id}/loyalty/redeem") => Some(json!({"points": 1})),
         ("POST", "/api/v1/security/alerts/{id}/acknowledge") => None,
         ("POST", "/api/v1/backups") => Some(json!({"to": "local"})),
         ("POST", "/api/v1/backups/{id}/verify") => None,
@@ -327,6 +356,8 @@ struct Fixture {
     will: Actor,
     /// A customer of sally's that tickets are opened on.
     ticket_customer: CustomerId,
+    /// An active product that orders are entered with.
+    product: String,
 }
 
 async fn fixture(harness: &Harness) -> Fixture {
@@ -363,10 +394,27 @@ async fn fixture(harness: &Harness) -> Fixture {
         .await
         .unwrap()
         .id;
+    let product = harness
+        .veil
+        .create_product(
+            &admin,
+            &veil_app::orders::ProductInput {
+                sku: "MATRIX-FIXTURE".to_owned(),
+                name: "矩阵商品".to_owned(),
+                category: "matrix".to_owned(),
+                price_fen: 1999,
+                currency: None,
+                active: None,
+            },
+        )
+        .await
+        .unwrap()
+        .id;
     Fixture {
         admin,
         sally,
         ticket_customer,
+        product,
         sam: harness.veil.actor_by_username("sam").await.unwrap(),
         sue: harness.veil.actor_by_username("sue").await.unwrap(),
         will: harness.veil.actor_by_username("will").await.unwrap(),

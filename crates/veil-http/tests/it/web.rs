@@ -2043,3 +2043,49 @@ both_backends!(web_customer_edit_with_inline_errors, |harness| {
     );
     assert!(form.body.contains("<option value=\"female\" selected>"));
 });
+
+both_backends!(web_customer_page_shows_orders_and_points, |harness| {
+    add_user(&harness, "ada", Role::Admin, None).await;
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "audrey", Role::Auditor, None).await;
+    let client = Client::new(&harness).await;
+    let ada = client.login("ada").await;
+    let sally = client.login("sally").await;
+    let id = create_customer_via_api(&client, &sally).await;
+    let product = client
+        .send(Method::POST, "/api/v1/products", Some(&ada),
+              Some(json!({"sku": "TEA-SET", "name": "功夫茶具套装", "category": "tea", "price_fen": 129_950})))
+        .await;
+    assert_eq!(product.status, StatusCode::CREATED, "{}", product.raw);
+    let ordered = client
+        .send(Method::POST, &format!("/api/v1/customers/{id}/orders"), Some(&sally),
+              Some(json!({"items": [{"product_id": product.body["id"], "quantity": 1}], "status": "paid"})))
+        .await;
+    assert_eq!(ordered.status, StatusCode::CREATED, "{}", ordered.raw);
+
+    let mut browser = Browser::signed_in(&client, "sally").await;
+    let detail = browser.get(&format!("/customers/{id}")).await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+    assert_no_plaintext(&detail.body, "the customer page with orders");
+    assert!(
+        detail.body.contains("Orders and loyalty"),
+        "{}",
+        detail.body
+    );
+    assert!(detail.body.contains("功夫茶具套装 × 1"), "{}", detail.body);
+    assert!(detail.body.contains("CNY 1299.50"), "{}", detail.body);
+    assert!(detail.body.contains("<td>Paid</td>"), "{}", detail.body);
+    // ¥1,299.50 earns 1,299 points: a silver member.
+    assert!(detail.body.contains("<dd>1299</dd>"), "{}", detail.body);
+    assert!(detail.body.contains("<dd>Silver</dd>"), "{}", detail.body);
+
+    browser.accept_language = Some("zh-CN");
+    let chinese = browser.get(&format!("/customers/{id}")).await;
+    assert!(chinese.body.contains("订单与积分"), "{}", chinese.body);
+    assert!(chinese.body.contains("<td>已支付</td>"), "{}", chinese.body);
+    assert!(
+        chinese.body.contains("<dd>银卡会员</dd>"),
+        "{}",
+        chinese.body
+    );
+});

@@ -1,0 +1,503 @@
+//! The product catalogue, orders with their items, and the purchase-history queries recommendations are built
+//! from. Amounts are integers in minor units (fen). Nothing here is personal data beyond the customer id.
+
+use sqlx::Row;
+
+use crate::loyalty::{LoyaltyEffect, LoyaltyOutcome, TierLadder};
+use crate::{with_pool, Store, StoreError, StoreResult, TimeCursor};
+
+/// A catalogue product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductRow {
+    /// Product id (UUIDv7 text).
+    pub id: String,
+    /// Stock-keeping unit, unique.
+    pub sku: String,
+    /// Display name.
+    pub name: String,
+    /// Category, e.g. `skincare`.
+    pub category: String,
+    /// Price in minor units.
+    pub price_fen: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Whether it can be ordered.
+    pub active: bool,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+macro_rules! product_from_row {
+    ($row:expr) => {
+        (|| -> Result<ProductRow, sqlx::Error> {
+            Ok(ProductRow {
+                id: $row.try_get("id")?,
+                sku: $row.try_get("sku")?,
+                name: $row.try_get("name")?,
+                category: $row.try_get("category")?,
+                price_fen: $row.try_get("price_fen")?,
+                currency: $row.try_get("currency")?,
+                active: $row.try_get("active")?,
+                created_at: $row.try_get("created_at")?,
+                updated_at: $row.try_get("updated_at")?,
+            })
+        })()
+    };
+}
+
+const PRODUCT_COLUMNS: &str =
+    "id, sku, name, category, price_fen, currency, active, created_at, updated_at";
+
+/// An order's head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRow {
+    /// Order id (UUIDv7 text).
+    pub id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// `placed`, `paid`, `refunded` or `cancelled`.
+    pub status: String,
+    /// ISO 4217 code shared by every item.
+    pub currency: String,
+    /// Sum of the items' line totals, minor units.
+    pub total_fen: i64,
+    /// Points credited when it was paid.
+    pub points_earned: i64,
+    /// Who entered it.
+    pub created_by: Option<String>,
+    /// Unix ms.
+    pub placed_at: i64,
+    /// Unix ms, once paid.
+    pub paid_at: Option<i64>,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+macro_rules! order_from_row {
+    ($row:expr) => {
+        (|| -> Result<OrderRow, sqlx::Error> {
+            Ok(OrderRow {
+                id: $row.try_get("id")?,
+                customer_id: $row.try_get("customer_id")?,
+                status: $row.try_get("status")?,
+                currency: $row.try_get("currency")?,
+                total_fen: $row.try_get("total_fen")?,
+                points_earned: $row.try_get("points_earned")?,
+                created_by: $row.try_get("created_by")?,
+                placed_at: $row.try_get("placed_at")?,
+                paid_at: $row.try_get("paid_at")?,
+                updated_at: $row.try_get("updated_at")?,
+            })
+        })()
+    };
+}
+
+const ORDER_COLUMNS: &str =
+    "id, customer_id, status, currency, total_fen, points_earned, created_by, placed_at, \
+     paid_at, updated_at";
+
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderItemRow {
+    /// The order.
+    pub order_id: String,
+    /// Position from 1.
+    pub line_no: i64,
+    /// The product.
+    pub product_id: String,
+    /// How many.
+    pub quantity: i64,
+    /// Price of one at the time of the order, minor units.
+    pub unit_price_fen: i64,
+    /// `quantity × unit_price_fen`.
+    pub line_total_fen: i64,
+}
+
+/// How many distinct customers bought both `source` and `candidate` (with a paid order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoPurchaseRow {
+    /// A product the customer in question bought.
+    pub source: String,
+    /// Another product bought by customers who bought `source`.
+    pub candidate: String,
+    /// Distinct customers who bought both.
+    pub customers: i64,
+}
+
+/// What the purchase history says, as far as one customer's recommendations need it.
+#[derive(Debug, Clone, Default)]
+pub struct PurchaseStats {
+    /// The customer's purchased products and how many units of each.
+    pub history: Vec<(String, i64)>,
+    /// Co-purchase counts from the customer's products to every other product.
+    pub co_purchases: Vec<CoPurchaseRow>,
+    /// Distinct buyers of each product that has any.
+    pub buyers: Vec<(String, i64)>,
+}
+
+/// The result of [`Store::transition_order`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// The order was no longer in the expected status; nothing was written.
+    Stale,
+    /// The order moved; the loyalty account after its effect, when it had one.
+    Moved(Option<Box<LoyaltyOutcome>>),
+}
+
+/// A paid order's purchases, the set recommendations count ("bought" = an item of a paid order).
+const BOUGHT: &str = "SELECT DISTINCT i.customer_id, i.product_id FROM order_item i \
+     JOIN sales_order o ON o.id = i.order_id WHERE o.status = 'paid'";
+
+impl Store {
+    /// Adds a product with its audit entries; `Conflict` when the SKU is taken.
+    pub async fn insert_product(
+        &self,
+        row: &ProductRow,
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<()> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO product (id, sku, name, category, price_fen, currency, active, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&row.id)
+            .bind(&row.sku)
+            .bind(&row.name)
+            .bind(&row.category)
+            .bind(row.price_fen)
+            .bind(&row.currency)
+            .bind(row.active)
+            .bind(row.created_at)
+            .bind(row.updated_at)
+            .execute(&mut *tx)
+            .await?;
+            crate::audit::append_in(&mut *tx, audit).await?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// Writes a product's changeable fields (name, category, price, active) if it was last updated at
+    /// `expected_updated_at`; `StaleWrite` otherwise.
+    pub async fn update_product(
+        &self,
+        row: &ProductRow,
+        expected_updated_at: i64,
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<()> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query(
+                "UPDATE product SET name = $2, category = $3, price_fen = $4, active = $5, updated_at = $6 \
+                 WHERE id = $1 AND updated_at = $7",
+            )
+            .bind(&row.id)
+            .bind(&row.name)
+            .bind(&row.category)
+            .bind(row.price_fen)
+            .bind(row.active)
+            .bind(row.updated_at)
+            .bind(expected_updated_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed == 0 {
+                tx.rollback().await?;
+                return Err(StoreError::StaleWrite);
+            }
+            crate::audit::append_in(&mut *tx, audit).await?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// One product.
+    pub async fn product(&self, id: &str) -> StoreResult<Option<ProductRow>> {
+        let sql = format!("SELECT {PRODUCT_COLUMNS} FROM product WHERE id = $1");
+        let row = with_pool!(self, |pool| {
+            match sqlx::query(&sql).bind(id).fetch_optional(pool).await? {
+                Some(row) => Some(product_from_row!(row)?),
+                None => None,
+            }
+        });
+        Ok(row)
+    }
+
+    /// Products by category and name, optionally only active ones or one category.
+    pub async fn list_products(
+        &self,
+        category: Option<&str>,
+        active_only: bool,
+        limit: i64,
+    ) -> StoreResult<Vec<ProductRow>> {
+        let sql = format!(
+            "SELECT {PRODUCT_COLUMNS} FROM product WHERE ($1 IS NULL OR category = $1) \
+             AND ($2 = FALSE OR active = TRUE) ORDER BY category, name, id LIMIT $3"
+        );
+        let rows = with_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(category)
+                .bind(active_only)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| product_from_row!(row))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(rows)
+    }
+
+    /// Stores an order with its items and audit entries, in one transaction.
+    pub async fn insert_order(
+        &self,
+        order: &OrderRow,
+        items: &[OrderItemRow],
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<()> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO sales_order (id, customer_id, status, currency, total_fen, points_earned, created_by, \
+                 placed_at, paid_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+            )
+            .bind(&order.id)
+            .bind(&order.customer_id)
+            .bind(&order.status)
+            .bind(&order.currency)
+            .bind(order.total_fen)
+            .bind(order.points_earned)
+            .bind(&order.created_by)
+            .bind(order.placed_at)
+            .bind(order.paid_at)
+            .bind(order.updated_at)
+            .execute(&mut *tx)
+            .await?;
+            for item in items {
+                sqlx::query(
+                    "INSERT INTO order_item (order_id, line_no, customer_id, product_id, quantity, unit_price_fen, \
+                     line_total_fen) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&order.id)
+                .bind(item.line_no)
+                .bind(&order.customer_id)
+                .bind(&item.product_id)
+                .bind(item.quantity)
+                .bind(item.unit_price_fen)
+                .bind(item.line_total_fen)
+                .execute(&mut *tx)
+                .await?;
+            }
+            crate::audit::append_in(&mut *tx, audit).await?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// One order's head.
+    pub async fn order(&self, id: &str) -> StoreResult<Option<OrderRow>> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM sales_order WHERE id = $1");
+        let row = with_pool!(self, |pool| {
+            match sqlx::query(&sql).bind(id).fetch_optional(pool).await? {
+                Some(row) => Some(order_from_row!(row)?),
+                None => None,
+            }
+        });
+        Ok(row)
+    }
+
+    /// A customer's orders, newest `placed_at` first, strictly before `before`.
+    pub async fn list_customer_orders(
+        &self,
+        customer_id: &str,
+        before: Option<&TimeCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<OrderRow>> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM sales_order WHERE customer_id = $1 \
+             AND ($2 IS NULL OR placed_at < $2 OR (placed_at = $2 AND id < $3)) \
+             ORDER BY placed_at DESC, id DESC LIMIT $4"
+        );
+        let rows = with_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(customer_id)
+                .bind(before.map(|cursor| cursor.at))
+                .bind(before.map(|cursor| cursor.id.as_str()).unwrap_or(""))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| order_from_row!(row))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(rows)
+    }
+
+    /// The items of one customer's orders (all of them, for a page of that customer's orders), by order and line.
+    pub async fn customer_order_items(
+        &self,
+        customer_id: &str,
+        order_ids: &[String],
+    ) -> StoreResult<Vec<OrderItemRow>> {
+        if order_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (0..order_ids.len())
+            .map(|index| format!("${}", index + 2))
+            .collect();
+        let sql = format!(
+            "SELECT order_id, line_no, product_id, quantity, unit_price_fen, line_total_fen FROM order_item \
+             WHERE customer_id = $1 AND order_id IN ({}) ORDER BY order_id, line_no",
+            placeholders.join(", ")
+        );
+        let rows = with_pool!(self, |pool| {
+            let mut query = sqlx::query(&sql).bind(customer_id);
+            for id in order_ids {
+                query = query.bind(id);
+            }
+            query
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| -> Result<OrderItemRow, sqlx::Error> {
+                    Ok(OrderItemRow {
+                        order_id: row.try_get("order_id")?,
+                        line_no: row.try_get("line_no")?,
+                        product_id: row.try_get("product_id")?,
+                        quantity: row.try_get("quantity")?,
+                        unit_price_fen: row.try_get("unit_price_fen")?,
+                        line_total_fen: row.try_get("line_total_fen")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(rows)
+    }
+
+    /// Moves an order from `from` to `to` and applies its loyalty effect, with the audit entries, in one
+    /// transaction. `None` (nothing written) when the order was no longer in `from`: another request moved it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn transition_order(
+        &self,
+        order_id: &str,
+        from: &str,
+        to: &str,
+        now: i64,
+        effect: &LoyaltyEffect,
+        ladder: &TierLadder,
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<Transition> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            // The guarded UPDATE is the first statement: it takes the row (PostgreSQL) or the write lock (SQLite)
+            // before anything is read, so two requests cannot both move the order.
+            let customer: Option<String> = sqlx::query_scalar(
+                "UPDATE sales_order SET status = $3, updated_at = $4, \
+                 paid_at = CASE WHEN $3 = 'paid' THEN $4 ELSE paid_at END \
+                 WHERE id = $1 AND status = $2 RETURNING customer_id",
+            )
+            .bind(order_id)
+            .bind(from)
+            .bind(to)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(customer) = customer else {
+                tx.rollback().await?;
+                return Ok(Transition::Stale);
+            };
+            let outcome = if *effect == LoyaltyEffect::None {
+                None
+            } else {
+                Some(Box::new(
+                    crate::loyalty::apply_effect(
+                        &mut *tx,
+                        &customer,
+                        Some(order_id),
+                        effect,
+                        ladder,
+                        now,
+                        audit,
+                    )
+                    .await?,
+                ))
+            };
+            if let LoyaltyEffect::Earn { points, .. } = effect {
+                sqlx::query("UPDATE sales_order SET points_earned = $2 WHERE id = $1")
+                    .bind(order_id)
+                    .bind(*points)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let mut events = audit.to_vec();
+            events.extend(
+                outcome
+                    .iter()
+                    .filter_map(|outcome| outcome.tier_event.clone()),
+            );
+            crate::audit::append_in(&mut *tx, &events).await?;
+            tx.commit().await?;
+            Ok::<Transition, StoreError>(Transition::Moved(outcome))
+        })
+    }
+
+    /// Everything one customer's recommendations need from the purchase history: what they bought, how often
+    /// each of those products was bought together with every other product, and each product's buyer count.
+    pub async fn purchase_stats(&self, customer_id: &str) -> StoreResult<PurchaseStats> {
+        let co_sql = format!(
+            "WITH bought AS ({BOUGHT}), mine AS (SELECT product_id FROM bought WHERE customer_id = $1) \
+             SELECT a.product_id AS source, b.product_id AS candidate, COUNT(*) AS customers \
+             FROM bought a JOIN bought b ON b.customer_id = a.customer_id AND b.product_id <> a.product_id \
+             WHERE a.product_id IN (SELECT product_id FROM mine) \
+             GROUP BY a.product_id, b.product_id"
+        );
+        let buyers_sql = format!(
+            "SELECT product_id, COUNT(*) AS buyers FROM ({BOUGHT}) bought GROUP BY product_id"
+        );
+        let stats = with_pool!(self, |pool| {
+            let history = sqlx::query(
+                "SELECT i.product_id, CAST(SUM(i.quantity) AS BIGINT) AS units FROM order_item i \
+                 JOIN sales_order o ON o.id = i.order_id \
+                 WHERE i.customer_id = $1 AND o.status = 'paid' GROUP BY i.product_id ORDER BY i.product_id",
+            )
+            .bind(customer_id)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|row| -> Result<(String, i64), sqlx::Error> {
+                Ok((row.try_get("product_id")?, row.try_get("units")?))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            let co_purchases = sqlx::query(&co_sql)
+                .bind(customer_id)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| -> Result<CoPurchaseRow, sqlx::Error> {
+                    Ok(CoPurchaseRow {
+                        source: row.try_get("source")?,
+                        candidate: row.try_get("candidate")?,
+                        customers: row.try_get("customers")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            let buyers = sqlx::query(&buyers_sql)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| -> Result<(String, i64), sqlx::Error> {
+                    Ok((row.try_get("product_id")?, row.try_get("buyers")?))
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            PurchaseStats {
+                history,
+                co_purchases,
+                buyers,
+            }
+        });
+        Ok(stats)
+    }
+}
