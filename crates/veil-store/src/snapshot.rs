@@ -833,7 +833,13 @@ impl Loader {
                 })
                 .await
             }
-            _ => Ok(()),
+            LoadTx::Postgres(tx) => {
+                for statement in &statements {
+                    sqlx::query(statement).execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+            LoadTx::Sqlite(_) => Ok(()),
         }
     }
 
@@ -1162,7 +1168,7 @@ impl Store {
                 deferred_indexes,
             });
         }
-        let (tx, tables, keys) = match self.pool() {
+        let (mut tx, tables, keys) = match self.pool() {
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 let tables = sqlite_schema::tables(&mut tx).await?;
@@ -1176,11 +1182,31 @@ impl Store {
                 (LoadTx::Postgres(tx), tables, keys)
             }
         };
+        let mut deferred_indexes = Vec::new();
+        if let LoadTx::Postgres(tx) = &mut tx {
+            // As pg_restore does: secondary indexes are built once after the data is in, not kept up to date
+            // through every COPY. Primary keys, unique constraints and unique indexes stay, so duplicates are
+            // refused as they arrive. Inside the transaction: a failed load leaves them as they were.
+            let indexes: Vec<(String, String)> = sqlx::query_as(
+                "SELECT i.indexname::text, i.indexdef FROM pg_indexes i \
+                 WHERE i.schemaname = current_schema() AND i.indexdef NOT LIKE 'CREATE UNIQUE%' \
+                 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname) \
+                 ORDER BY i.indexname",
+            )
+            .fetch_all(&mut **tx)
+            .await?;
+            for (name, definition) in indexes {
+                sqlx::query(&format!("DROP INDEX {}", quote(&name)))
+                    .execute(&mut **tx)
+                    .await?;
+                deferred_indexes.push(definition);
+            }
+        }
         let mut loader = Loader {
             tx,
             kinds: HashMap::new(),
             keys,
-            deferred_indexes: Vec::new(),
+            deferred_indexes,
         };
         for table in tables {
             let columns = match &mut loader.tx {

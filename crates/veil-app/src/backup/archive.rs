@@ -42,7 +42,7 @@ pub const MANIFEST_NAME: &str = "manifest.json";
 /// Rows per part (a handful in this crate's tests, so that they exercise tables split over several parts).
 pub const PART_ROWS: u64 = if cfg!(test) { 3 } else { 50_000 };
 /// Rows per batch handed between the database and the archive.
-pub const BATCH_ROWS: usize = 1_000;
+pub const BATCH_ROWS: usize = 5_000;
 /// Bytes of encoded rows handed from the database scan to the compressor at a time.
 pub const CHUNK_BYTES: usize = 1 << 20;
 /// zstd level of the parts: 1, the fastest standard level. Most of a Veil database is ciphertext, which no level

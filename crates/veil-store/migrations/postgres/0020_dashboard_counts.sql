@@ -15,27 +15,64 @@ CREATE TABLE customer_industry_count (
 INSERT INTO customer_industry_count (industry_key, industry, customers)
 SELECT COALESCE('=' || industry, '-'), industry, COUNT(*) FROM customer GROUP BY industry;
 
-CREATE FUNCTION veil_customer_industry_count() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Statement-level triggers over transition tables: one update per industry per statement, not per row. A row
+-- trigger would update the same count row once per inserted customer, and inside one transaction (a restore, an
+-- import) PostgreSQL keeps every one of those row versions: a million-row COPY took minutes instead of seconds.
+-- An UPDATE trigger cannot name a column list together with transition tables, so it fires on every UPDATE
+-- statement and applies only the industries whose counts changed.
+CREATE FUNCTION veil_customer_industry_count_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        UPDATE customer_industry_count SET customers = customers - 1
-        WHERE industry_key = COALESCE('=' || OLD.industry, '-');
-        DELETE FROM customer_industry_count
-        WHERE industry_key = COALESCE('=' || OLD.industry, '-') AND customers = 0;
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO customer_industry_count (industry_key, industry, customers)
-        VALUES (COALESCE('=' || NEW.industry, '-'), NEW.industry, 1)
-        ON CONFLICT (industry_key) DO UPDATE SET customers = customer_industry_count.customers + 1;
-    END IF;
+    INSERT INTO customer_industry_count (industry_key, industry, customers)
+    SELECT COALESCE('=' || industry, '-'), industry, COUNT(*) FROM new_rows GROUP BY industry
+    ON CONFLICT (industry_key) DO UPDATE
+        SET customers = customer_industry_count.customers + EXCLUDED.customers;
     RETURN NULL;
 END;
 $$;
-CREATE TRIGGER customer_industry_count_insert_delete AFTER INSERT OR DELETE ON customer
-    FOR EACH ROW EXECUTE FUNCTION veil_customer_industry_count();
-CREATE TRIGGER customer_industry_count_update AFTER UPDATE OF industry ON customer
-    FOR EACH ROW WHEN (OLD.industry IS DISTINCT FROM NEW.industry)
-    EXECUTE FUNCTION veil_customer_industry_count();
+CREATE FUNCTION veil_customer_industry_count_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE customer_industry_count AS counts SET customers = counts.customers - gone.customers
+    FROM (SELECT COALESCE('=' || industry, '-') AS industry_key, COUNT(*) AS customers
+          FROM old_rows GROUP BY industry) AS gone
+    WHERE counts.industry_key = gone.industry_key;
+    DELETE FROM customer_industry_count WHERE customers = 0;
+    RETURN NULL;
+END;
+$$;
+CREATE FUNCTION veil_customer_industry_count_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Gains and losses touch different industries, so the two writes of one statement never meet on a row.
+    WITH delta AS (
+        SELECT industry_key, industry, SUM(change) AS customers FROM (
+            SELECT COALESCE('=' || industry, '-') AS industry_key, industry, 1 AS change FROM new_rows
+            UNION ALL
+            SELECT COALESCE('=' || industry, '-'), industry, -1 FROM old_rows
+        ) AS changes
+        GROUP BY industry_key, industry
+        HAVING SUM(change) <> 0
+    ), gained AS (
+        INSERT INTO customer_industry_count (industry_key, industry, customers)
+        SELECT industry_key, industry, customers FROM delta WHERE customers > 0
+        ON CONFLICT (industry_key) DO UPDATE
+            SET customers = customer_industry_count.customers + EXCLUDED.customers
+        RETURNING 1
+    )
+    UPDATE customer_industry_count AS counts SET customers = counts.customers + delta.customers
+    FROM delta
+    WHERE delta.customers < 0 AND counts.industry_key = delta.industry_key;
+    DELETE FROM customer_industry_count WHERE customers = 0;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER customer_industry_count_insert AFTER INSERT ON customer
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION veil_customer_industry_count_insert();
+CREATE TRIGGER customer_industry_count_delete AFTER DELETE ON customer
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION veil_customer_industry_count_delete();
+CREATE TRIGGER customer_industry_count_update AFTER UPDATE ON customer
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION veil_customer_industry_count_update();
 
 -- TRUNCATE fires no row trigger: empty the counts with the customers.
 CREATE FUNCTION veil_customer_industry_count_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
