@@ -2426,6 +2426,22 @@ both_backends!(
             veil.reidentify(&dpo, "acme", "nope", &returned).await,
             Err(AppError::GrantRequired)
         ));
+        // A live grant of another mode does not cover re-identification.
+        harness
+            .raw_sql(&format!(
+                "INSERT INTO unmask_grant (id, request_id, user_id, customer_ids, fields, mode, purpose, \
+                 created_at, expires_at, max_reveals, reveals_used) VALUES ('g2', 'r2', '{}', '{}', \
+                 '[\"phone\"]', 'policy_change', 'partner_exchange', 0, {}, NULL, 0)",
+                dpo.user_id,
+                serde_json::to_string(&covered).unwrap(),
+                crate::now_ms() + 3_600_000
+            ))
+            .await
+            .unwrap();
+        assert!(matches!(
+            veil.reidentify(&dpo, "acme", "g2", &returned).await,
+            Err(AppError::GrantRequired)
+        ));
         let (mapped, report) = veil
             .reidentify(&dpo, "acme", "g1", &returned)
             .await

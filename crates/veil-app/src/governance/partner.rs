@@ -474,7 +474,13 @@ impl Veil {
             .grants(Some(&actor.user_id.to_string()), 1000)
             .await?
             .into_iter()
-            .find(|grant| grant.id == grant_id && grant_live(grant, now))
+            // Linking pseudonyms back to people is an identification of them: only a grant to see (`view`) or to
+            // hand out (`export`) those customers covers it, never a policy change.
+            .find(|grant| {
+                grant.id == grant_id
+                    && matches!(grant.mode.as_str(), "view" | "export")
+                    && grant_live(grant, now)
+            })
             .ok_or(AppError::GrantRequired)?;
         let covered: std::collections::HashSet<String> =
             list(&grant.customer_ids).into_iter().collect();
