@@ -58,7 +58,7 @@ pub use notes::NoteRow;
 pub use orders::{CoPurchaseRow, OrderItemRow, OrderRow, ProductRow, PurchaseStats, Transition};
 pub use policies::PolicyRow;
 pub use segments::SegmentRow;
-pub use snapshot::{ColumnKind, Loader, RowSink, Snapshot, TableInfo, Value, ValueRef};
+pub use snapshot::{ColumnKind, ForeignKey, Loader, RowSink, Snapshot, TableInfo, Value, ValueRef};
 pub use teams::{TeamRow, TransferRow};
 pub use tickets::{
     EscalationRow, ServiceLink, StatusChangeRow, TicketCommentRow, TicketFilter, TicketRow,

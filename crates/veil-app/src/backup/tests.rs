@@ -296,6 +296,13 @@ both_backends!(
         let indexes = target_store.index_names().await.unwrap();
         assert!(indexes.contains("customer_phone_bidx"), "{indexes:?}");
         assert_eq!(indexes, veil.store().index_names().await.unwrap());
+        // So are the foreign keys PostgreSQL's load drops for the duration.
+        let foreign_keys = target_store.foreign_keys().await.unwrap();
+        assert!(
+            foreign_keys.iter().any(|key| key.table == "customer_key"),
+            "{foreign_keys:?}"
+        );
+        assert_eq!(foreign_keys, veil.store().foreign_keys().await.unwrap());
         target_store.close().await;
         let restored_veil = open_restored(&target.url, &harness).await;
         assert_eq!(
