@@ -76,6 +76,7 @@ pub fn router() -> Router<AppState> {
             "/unmask-requests/new",
             get(requests::new_form).post(requests::create),
         )
+        .route("/unmask-requests/check", post(requests::check))
         .route(
             "/customers/{id}/consents",
             post(consents::record).layer(axum::extract::DefaultBodyLimit::max(

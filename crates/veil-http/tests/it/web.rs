@@ -2438,3 +2438,165 @@ both_backends!(
         assert_eq!(audrey.get(&path).await.status, StatusCode::FORBIDDEN);
     }
 );
+
+/// How many unmask requests `token`'s user sees.
+async fn unmask_request_count(client: &Client, token: &str) -> usize {
+    let listed = client
+        .send(Method::GET, "/api/v1/unmask-requests", Some(token), None)
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.raw);
+    listed.body.as_array().map(Vec::len).unwrap_or_default()
+}
+
+/// The unmask request form for one customer's ID number, filled in.
+fn request_form(
+    customer: &str,
+    basis: &str,
+    detail: &str,
+    csrf: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = [
+        ("customer", customer),
+        ("field_id_number", "on"),
+        ("purpose", "customer_service"),
+        ("purpose_detail", detail),
+        ("legal_basis", basis),
+        ("jurisdiction", "CN"),
+        ("duration_minutes", "30"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    .collect();
+    if let Some(csrf) = csrf {
+        fields.push(("csrf".to_owned(), csrf.to_owned()));
+    }
+    fields
+}
+
+fn pairs(fields: &[(String, String)]) -> Vec<(&str, &str)> {
+    fields
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect()
+}
+
+fn live_check(result: &serde_json::Value, name: &str) -> serde_json::Value {
+    result["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|check| check["name"] == name)
+        .unwrap_or_else(|| panic!("check {name} in {result}"))
+        .clone()
+}
+
+both_backends!(
+    web_unmask_form_checks_live_without_creating_a_request,
+    |harness| {
+        add_user(&harness, "sally", Role::Sales, Some("east")).await;
+        let client = Client::new(&harness).await;
+        let token = client.login("sally").await;
+        let customer = create_customer_via_api(&client, &token).await;
+
+        let mut sally = Browser::signed_in(&client, "sally").await;
+        let form = sally
+            .get(&format!(
+                "/unmask-requests/new?customer={customer}&field=id_number"
+            ))
+            .await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+        assert_page_headers(&form);
+        assert!(form
+            .body
+            .contains("data-check-url=\"/unmask-requests/check\""));
+        assert!(
+            form.body.contains("id=\"live-checks\""),
+            "the panel the script fills"
+        );
+        let script = sally.get("/static/veil.js").await;
+        assert!(script.body.contains("data-live-checks"));
+        assert!(
+            !script.body.contains("innerHTML"),
+            "the answer is shown as text only"
+        );
+        let csrf = form.csrf();
+
+        // Consent as the basis, but no consent recorded: the consent check fails, with the domain's reason.
+        let fields = request_form(&customer, "consent", "verify the caller", Some(&csrf));
+        let live = sally.post("/unmask-requests/check", &pairs(&fields)).await;
+        assert_eq!(live.status, StatusCode::OK, "{}", live.body);
+        assert_eq!(live.headers[header::CACHE_CONTROL], "no-store");
+        assert!(live.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        assert_no_plaintext(&live.body, "the live checks");
+        let result: serde_json::Value = serde_json::from_str(&live.body).unwrap();
+        assert_eq!(result["valid"], true, "{result}");
+        assert_eq!(live_check(&result, "legal_basis")["met"], true, "{result}");
+        let consent = live_check(&result, "consent");
+        assert_eq!(consent["met"], false, "{result}");
+        assert_eq!(consent["label"], "Customer consent covers it");
+        assert!(
+            consent["reason"]
+                .as_str()
+                .unwrap()
+                .contains("lack a live consent"),
+            "{result}"
+        );
+        assert!(
+            result["summary"]
+                .as_str()
+                .unwrap()
+                .contains("Would be held"),
+            "{result}"
+        );
+        assert!(["low", "medium", "high"].contains(&result["risk"].as_str().unwrap()));
+
+        // A basis that does not fit the purpose is flagged as soon as it is chosen; in Chinese for a Chinese browser.
+        sally.accept_language = Some("zh-CN");
+        let fields = request_form(
+            &customer,
+            "vital_interests",
+            "verify the caller",
+            Some(&csrf),
+        );
+        let live = sally.post("/unmask-requests/check", &pairs(&fields)).await;
+        let result: serde_json::Value = serde_json::from_str(&live.body).unwrap();
+        assert_eq!(live_check(&result, "legal_basis")["met"], false, "{result}");
+        assert_eq!(
+            live_check(&result, "legal_basis")["label"],
+            "合法性基础与目的相符"
+        );
+        assert!(
+            result["summary"].as_str().unwrap().contains("风险"),
+            "{result}"
+        );
+        sally.accept_language = None;
+
+        // Incomplete: what to fix, no checks.
+        let fields = request_form(&customer, "consent", " ", Some(&csrf));
+        let live = sally.post("/unmask-requests/check", &pairs(&fields)).await;
+        let result: serde_json::Value = serde_json::from_str(&live.body).unwrap();
+        assert_eq!(result["valid"], false, "{result}");
+        assert!(
+            result["errors"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("Purpose in words"),
+            "{result}"
+        );
+
+        // Without the form's token: refused.
+        let fields = request_form(&customer, "consent", "verify the caller", None);
+        let forged = sally.post("/unmask-requests/check", &pairs(&fields)).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+        // None of this created a request; submitting the same form (the path without the script) does.
+        assert_eq!(unmask_request_count(&client, &token).await, 0);
+        let fields = request_form(&customer, "consent", "verify the caller", Some(&csrf));
+        let submitted = sally.post("/unmask-requests/new", &pairs(&fields)).await;
+        assert_eq!(submitted.status, StatusCode::CREATED, "{}", submitted.body);
+        assert_eq!(unmask_request_count(&client, &token).await, 1);
+    }
+);
