@@ -557,6 +557,19 @@ fn risk_level(score: i64) -> &'static str {
     }
 }
 
+/// A request's evaluation before it is submitted ([`Veil::preview_unmask_request`]).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RequestPreview {
+    /// The prerequisite checks, as the submitted request would record them.
+    pub checks: Vec<Check>,
+    /// `low`, `medium` or `high`.
+    pub risk: String,
+    /// How many people other than the requester must approve.
+    pub approvals_needed: i64,
+    /// Whether the request would be blocked (an unmet prerequisite its requester must fix).
+    pub blocked: bool,
+}
+
 struct Evaluation {
     checks: Vec<Check>,
     risk: RiskRow,
@@ -785,6 +798,59 @@ impl Veil {
     ) -> AppResult<UnmaskRequestView> {
         self.permit_recorded(actor, Action::UnmaskRequest, None)
             .await?;
+        let (mut row, evaluation) = self.evaluate_request_input(actor, token, input).await?;
+        let customer_ids = list(&row.customer_ids);
+        let field_names = list(&row.fields);
+        row.checks = serde_json::to_string(&evaluation.checks).unwrap_or_else(|_| "[]".to_owned());
+        row.risk = evaluation.risk.level.clone();
+        row.approvals_needed = evaluation.approvals_needed;
+        row.state = if evaluation.blocked {
+            "blocked"
+        } else {
+            "pending"
+        }
+        .to_owned();
+        let entry = event(Some(actor), "unmask.request", Outcome::Ok)
+            .customers(customer_ids.clone())
+            .fields(field_names)
+            .detail(serde_json::json!({"request_id": row.id, "mode": row.mode, "legal_basis": row.legal_basis,
+                "risk": row.risk, "state": row.state, "unmet": unmet_names(&evaluation.checks)}));
+        let mut entry = entry;
+        entry.purpose = Some(row.purpose.clone());
+        self.store()
+            .insert_request(&row, &evaluation.risk, &[entry])
+            .await?;
+        self.request_view(&row).await
+    }
+
+    /// What submitting `input` would give — the same validation, the same checks, risk level and approvals
+    /// needed — without storing or auditing anything: the unmask form's live checks, recomputed as it is filled
+    /// in. A role that may not request is refused (and that refusal is recorded) like a submission.
+    pub async fn preview_unmask_request(
+        &self,
+        actor: &Actor,
+        token: Option<&str>,
+        input: &UnmaskRequestInput,
+    ) -> AppResult<RequestPreview> {
+        self.permit_recorded(actor, Action::UnmaskRequest, None)
+            .await?;
+        let (_, evaluation) = self.evaluate_request_input(actor, token, input).await?;
+        Ok(RequestPreview {
+            checks: evaluation.checks,
+            risk: evaluation.risk.level,
+            approvals_needed: evaluation.approvals_needed,
+            blocked: evaluation.blocked,
+        })
+    }
+
+    /// Validates a request's input and evaluates its checks: the request row (not yet stored; its checks, risk
+    /// and state still empty) and the evaluation.
+    async fn evaluate_request_input(
+        &self,
+        actor: &Actor,
+        token: Option<&str>,
+        input: &UnmaskRequestInput,
+    ) -> AppResult<(RequestRow, Evaluation)> {
         let mut errors = Vec::new();
         if !PURPOSES.contains(&input.purpose.as_str()) {
             errors.push(FieldError::new(
@@ -1029,7 +1095,7 @@ impl Veil {
             .map(|field| field.as_str().to_owned())
             .collect();
         let customer_ids: Vec<String> = customers.into_iter().collect();
-        let mut row = RequestRow {
+        let row = RequestRow {
             id: uuid::Uuid::now_v7().to_string(),
             requester_id: actor.user_id.to_string(),
             requester_role: actor.role.as_str().to_owned(),
@@ -1078,26 +1144,7 @@ impl Veil {
         let evaluation = self
             .evaluate(actor, &row, mfa_recent, input.cross_border, &necessity)
             .await?;
-        row.checks = serde_json::to_string(&evaluation.checks).unwrap_or_else(|_| "[]".to_owned());
-        row.risk = evaluation.risk.level.clone();
-        row.approvals_needed = evaluation.approvals_needed;
-        row.state = if evaluation.blocked {
-            "blocked"
-        } else {
-            "pending"
-        }
-        .to_owned();
-        let entry = event(Some(actor), "unmask.request", Outcome::Ok)
-            .customers(customer_ids.clone())
-            .fields(field_names)
-            .detail(serde_json::json!({"request_id": row.id, "mode": row.mode, "legal_basis": row.legal_basis,
-                "risk": row.risk, "state": row.state, "unmet": unmet_names(&evaluation.checks)}));
-        let mut entry = entry;
-        entry.purpose = Some(row.purpose.clone());
-        self.store()
-            .insert_request(&row, &evaluation.risk, &[entry])
-            .await?;
-        self.request_view(&row).await
+        Ok((row, evaluation))
     }
 
     /// Evaluates checks 1–6 for a request.

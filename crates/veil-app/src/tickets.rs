@@ -464,6 +464,8 @@ pub struct TicketPage {
 pub struct TicketQuery {
     /// Only this status.
     pub status: Option<String>,
+    /// Only this priority.
+    pub priority: Option<String>,
     /// Only tickets assigned to this user id.
     pub assignee: Option<String>,
     /// Only this customer's tickets.
@@ -913,6 +915,15 @@ impl Veil {
                 ));
             }
         }
+        if let Some(priority) = &query.priority {
+            if TicketPriority::parse(priority).is_none() {
+                errors.push(FieldError::new(
+                    "priority",
+                    "invalid",
+                    "must be low, normal, high or urgent",
+                ));
+            }
+        }
         if !errors.is_empty() {
             return Err(AppError::Validation(errors));
         }
@@ -937,6 +948,7 @@ impl Veil {
                 &visibility,
                 &TicketFilter {
                     status: query.status.clone(),
+                    priority: query.priority.clone(),
                     assignee: query.assignee.clone(),
                     customer: query.customer.clone(),
                     breached: query.breached,

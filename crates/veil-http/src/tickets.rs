@@ -104,6 +104,8 @@ pub async fn customer_timeline(
 pub struct TicketParams {
     /// `open`, `in_progress`, `resolved`, `closed` or `reopened`.
     pub status: Option<String>,
+    /// `low`, `normal`, `high` or `urgent`.
+    pub priority: Option<String>,
     /// Assignee user id.
     pub assignee: Option<String>,
     /// Customer id.
@@ -127,6 +129,7 @@ pub async fn list_tickets(
 ) -> ApiResult<Json<TicketPage>> {
     let query = TicketQuery {
         status: params.status,
+        priority: params.priority,
         assignee: params.assignee,
         customer: params.customer,
         breached: params.breached,

@@ -36,6 +36,7 @@ pub mod pages;
 pub mod policies;
 pub mod requests;
 pub mod session;
+pub mod tickets;
 pub mod users;
 
 use i18n::{Locale, Tr};
@@ -65,10 +66,17 @@ pub fn router() -> Router<AppState> {
             get(customers::edit_form).post(customers::update),
         )
         .route("/customers/{id}/reveal", post(customers::reveal))
+        .route("/tickets", get(tickets::list))
+        .route("/tickets/new", get(tickets::new_form).post(tickets::create))
+        .route("/tickets/{id}", get(tickets::detail))
+        .route("/tickets/{id}/comment", post(tickets::comment))
+        .route("/tickets/{id}/status", post(tickets::change_status))
+        .route("/tickets/{id}/assign", post(tickets::assign))
         .route(
             "/unmask-requests/new",
             get(requests::new_form).post(requests::create),
         )
+        .route("/unmask-requests/check", post(requests::check))
         .route(
             "/customers/{id}/consents",
             post(consents::record).layer(axum::extract::DefaultBodyLimit::max(
@@ -209,7 +217,7 @@ pub struct NavLink {
 fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
     use veil_app::authz::Action;
     let may = |action: Action| role_permits(role, action).is_ok();
-    let links: [(&'static str, &'static str, bool); 11] = [
+    let links: [(&'static str, &'static str, bool); 12] = [
         ("/dashboard", "nav.dashboard", true),
         ("/customers", "nav.customers", may(Action::CustomerList)),
         (
@@ -217,6 +225,7 @@ fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
             "nav.new_customer",
             may(Action::CustomerCreate),
         ),
+        ("/tickets", "nav.tickets", may(Action::TicketRead)),
         ("/access", "nav.access", may(Action::UnmaskRequest)),
         ("/approvals", "nav.approvals", may(Action::UnmaskApprove)),
         ("/audit", "nav.audit", may(Action::AuditVerify)),

@@ -226,6 +226,8 @@ pub struct TicketVisibility {
 pub struct TicketFilter {
     /// Only this status.
     pub status: Option<String>,
+    /// Only this priority.
+    pub priority: Option<String>,
     /// Only tickets assigned to this user.
     pub assignee: Option<String>,
     /// Only tickets of this customer.
@@ -456,6 +458,10 @@ impl Store {
         if let Some(status) = &filter.status {
             let slot = placeholder(&mut binds, &mut next, Bind::Text(status.clone()));
             clauses.push(format!("status = {slot}"));
+        }
+        if let Some(priority) = &filter.priority {
+            let slot = placeholder(&mut binds, &mut next, Bind::Text(priority.clone()));
+            clauses.push(format!("priority = {slot}"));
         }
         if let Some(assignee) = &filter.assignee {
             let slot = placeholder(&mut binds, &mut next, Bind::Text(assignee.clone()));

@@ -409,6 +409,10 @@ struct DetailTemplate {
     consents: ConsentSection,
     /// `None` when the role may not read orders (the section is left out).
     orders: Option<OrderSection>,
+    /// The customer's newest tickets; `None` when the role does not work with tickets.
+    tickets: Option<Vec<super::tickets::CustomerTicket>>,
+    /// Whether the "New ticket" link is shown.
+    may_open_ticket: bool,
 }
 
 /// The orders and loyalty section of the detail page.
@@ -602,6 +606,7 @@ async fn build_detail(
         notice: None,
     };
     let orders = order_section(state, tr, user, customer_id).await?;
+    let tickets = super::tickets::customer_tickets(state, tr, user, &id).await?;
     let fields = SENSITIVE_FIELDS
         .iter()
         .filter_map(|&field| {
@@ -650,6 +655,8 @@ async fn build_detail(
         notice,
         consents,
         orders,
+        tickets,
+        may_open_ticket: role_permits(user.actor.role, Action::TicketWrite).is_ok(),
     })
 }
 

@@ -1,7 +1,7 @@
 //! The dashboard at `/dashboard` (and `/`): what each role needs at a glance. My customers and their industries
 //! (sales, service, managers, admins), pending approvals (DPOs, admins, managers), open alerts (admins, DPOs,
-//! auditors), reveals per day over the last 14 days counted from the audit log (DPOs, auditors), and placeholders for the
-//! CRM's tickets and reminders.
+//! auditors), reveals per day over the last 14 days counted from the audit log (DPOs, auditors), a way to my tickets
+//! (roles that work with tickets) and a placeholder for the CRM's reminders.
 //!
 //! Charts are SVG drawn by the template from numbers computed here: no script, no chart library, nothing inline
 //! that the CSP would have to allow (colours come from the stylesheet). Each panel asks the domain, and a panel the
@@ -134,6 +134,8 @@ struct DashboardTemplate {
     open_alerts: Option<usize>,
     reveals: Option<Chart>,
     my_grants: Option<usize>,
+    /// Whether the role works with tickets (the tile links to the ones assigned to me).
+    tickets: bool,
 }
 
 /// Keeps `Forbidden` as "not for this role" (the panel is left out); other errors stop the page.
@@ -235,6 +237,7 @@ async fn build(
         open_alerts,
         reveals,
         my_grants,
+        tickets: may(Action::TicketRead),
     })
 }
 

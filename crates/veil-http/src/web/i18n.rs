@@ -273,6 +273,9 @@ mod tests {
             include_str!("templates/dashboard.html"),
             include_str!("templates/users.html"),
             include_str!("templates/policies.html"),
+            include_str!("templates/tickets.html"),
+            include_str!("templates/ticket.html"),
+            include_str!("templates/ticket_new.html"),
             include_str!("session.rs"),
             include_str!("pages.rs"),
             include_str!("customers.rs"),
@@ -285,6 +288,7 @@ mod tests {
             include_str!("dashboard.rs"),
             include_str!("users.rs"),
             include_str!("policies.rs"),
+            include_str!("tickets.rs"),
         ];
         let english = keys(Locale::En);
         let mut missing = Vec::new();

@@ -1,11 +1,16 @@
 //! "Request access": the unmask request form, pre-filled from the customer page, and the request's evaluation
-//! (risk, prerequisite checks, state) once submitted. Approving is the approvers' inbox, not built yet.
+//! (risk, prerequisite checks, state) once submitted. Approving is the approvers' inbox (`approvals.rs`).
+//!
+//! While the form is filled in, the page's script posts it to `/unmask-requests/check`, which answers with the
+//! prerequisite checks as JSON (translated labels): `Veil::preview_unmask_request`, the very validation and
+//! evaluation a submission runs, with nothing stored. Without the script the form submits as before.
 
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
-use serde::Deserialize;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
 use veil_app::governance::{RequestScope, UnmaskRequestInput, UnmaskRequestView};
 use veil_app::{AppError, CustomerId};
 
@@ -145,6 +150,38 @@ pub struct RequestForm {
 }
 
 impl RequestForm {
+    fn duration(&self) -> i64 {
+        self.duration_minutes.trim().parse::<i64>().unwrap_or(0)
+    }
+
+    /// The domain's input: a view of the named fields of this one customer.
+    fn input(&self) -> UnmaskRequestInput {
+        UnmaskRequestInput {
+            purpose: self.purpose.clone(),
+            purpose_detail: self.purpose_detail.clone(),
+            legal_basis: self.legal_basis.clone(),
+            jurisdiction: self.jurisdiction.clone(),
+            consent_ids: Vec::new(),
+            scope: RequestScope {
+                customer_ids: vec![self.customer.clone()],
+                segment: None,
+            },
+            fields: self
+                .fields()
+                .iter()
+                .map(|field| (*field).to_owned())
+                .collect(),
+            mode: "view".to_owned(),
+            duration_minutes: self.duration(),
+            recipient: None,
+            recipient_name: None,
+            cross_border: false,
+            max_reveals: None,
+            necessity: None,
+            policy_change: None,
+        }
+    }
+
     fn fields(&self) -> Vec<&'static str> {
         [
             ("name", &self.field_name),
@@ -188,27 +225,8 @@ pub async fn create(
 ) -> Response {
     let SignedForm { user, form } = signed;
     let fields = form.fields();
-    let duration = form.duration_minutes.trim().parse::<i64>().unwrap_or(0);
-    let input = UnmaskRequestInput {
-        purpose: form.purpose.clone(),
-        purpose_detail: form.purpose_detail.clone(),
-        legal_basis: form.legal_basis.clone(),
-        jurisdiction: form.jurisdiction.clone(),
-        consent_ids: Vec::new(),
-        scope: RequestScope {
-            customer_ids: vec![form.customer.clone()],
-            segment: None,
-        },
-        fields: fields.iter().map(|field| (*field).to_owned()).collect(),
-        mode: "view".to_owned(),
-        duration_minutes: duration,
-        recipient: None,
-        recipient_name: None,
-        cross_border: false,
-        max_reveals: None,
-        necessity: None,
-        policy_change: None,
-    };
+    let duration = form.duration();
+    let input = form.input();
     match state
         .veil
         .create_unmask_request(&user.actor, Some(&user.token), &input)
@@ -259,18 +277,119 @@ async fn form_again(
         ),
         purpose_detail: form.purpose_detail.clone(),
         duration_minutes: duration,
-        errors: errors
-            .iter()
-            .map(|error| {
-                format!(
-                    "{}: {}",
-                    tr.get(&format!("request.field.{}", error.field)),
-                    tr.field_error(&error.code)
-                )
-            })
-            .collect(),
+        errors: error_messages(tr, errors),
     };
     render(&template, tr, StatusCode::UNPROCESSABLE_ENTITY)
+}
+
+/// Validation errors as `Field: message` lines in the user's language.
+fn error_messages(tr: Tr, errors: &[veil_app::FieldError]) -> Vec<String> {
+    errors
+        .iter()
+        .map(|error| {
+            format!(
+                "{}: {}",
+                tr.get(&format!("request.field.{}", error.field)),
+                tr.field_error(&error.code)
+            )
+        })
+        .collect()
+}
+
+/// One check of the live evaluation.
+#[derive(Serialize)]
+pub struct LiveCheck {
+    /// `legal_basis`, `consent`, … (stable, for styling and tests).
+    name: String,
+    /// The check's name in the user's language.
+    label: String,
+    met: bool,
+    /// "met" or "not met" in the user's language.
+    status: String,
+    /// The domain's explanation (English, no personal data).
+    reason: String,
+}
+
+/// The live evaluation of the form as it stands.
+#[derive(Serialize)]
+pub struct LiveChecks {
+    /// Whether the form is complete enough to evaluate.
+    valid: bool,
+    /// What to fix first, in the user's language (when not valid).
+    errors: Vec<String>,
+    /// `low`, `medium` or `high` (empty when not valid).
+    risk: String,
+    /// "Would go to approval · Risk: high · Approvals needed: 2".
+    summary: String,
+    checks: Vec<LiveCheck>,
+}
+
+/// The prerequisite checks of the form as filled in so far, as JSON: evaluated by the domain exactly as a
+/// submission would be, without creating a request (nothing is stored or audited). Posted by the page's script
+/// with the form's CSRF token.
+pub async fn check(
+    State(state): State<AppState>,
+    page: Page,
+    signed: SignedForm<RequestForm>,
+) -> Response {
+    let SignedForm { user, form } = signed;
+    let tr = page.tr;
+    let preview = state
+        .veil
+        .preview_unmask_request(&user.actor, Some(&user.token), &form.input())
+        .await;
+    match preview {
+        Ok(preview) => {
+            // Worded apart from the result page's states: this is a forecast, not a request.
+            let state_key = if preview.blocked {
+                "request.live_would_block"
+            } else {
+                "request.live_would_go"
+            };
+            let risk_label = tr.get(&format!("request.risk.{}", preview.risk)).to_owned();
+            let summary = tr.fill(
+                "request.live_summary",
+                &[
+                    ("state", tr.get(state_key)),
+                    ("risk", &risk_label),
+                    ("approvals", &preview.approvals_needed.to_string()),
+                ],
+            );
+            Json(LiveChecks {
+                valid: true,
+                errors: Vec::new(),
+                risk: preview.risk.clone(),
+                summary,
+                checks: preview
+                    .checks
+                    .into_iter()
+                    .map(|check| LiveCheck {
+                        label: tr.get(&format!("check.{}", check.name)).to_owned(),
+                        status: tr
+                            .get(if check.met {
+                                "request.check_met"
+                            } else {
+                                "request.check_unmet"
+                            })
+                            .to_owned(),
+                        name: check.name,
+                        met: check.met,
+                        reason: check.reason,
+                    })
+                    .collect(),
+            })
+            .into_response()
+        }
+        Err(AppError::Validation(errors)) => Json(LiveChecks {
+            valid: false,
+            errors: error_messages(tr, &errors),
+            risk: String::new(),
+            summary: tr.get("request.live_incomplete").to_owned(),
+            checks: Vec::new(),
+        })
+        .into_response(),
+        Err(error) => error_page(&page, Some(&user), &error),
+    }
 }
 
 fn result_page(

@@ -2089,3 +2089,514 @@ both_backends!(web_customer_page_shows_orders_and_points, |harness| {
         chinese.body
     );
 });
+
+/// The ticket id in a `/tickets/{id}?done=…` redirect.
+fn ticket_id_from(location: &str) -> String {
+    let rest = location
+        .strip_prefix("/tickets/")
+        .unwrap_or_else(|| panic!("a ticket page: {location}"));
+    rest.split('?').next().unwrap().to_owned()
+}
+
+both_backends!(
+    web_tickets_open_comment_change_reassign_and_scope,
+    |harness| {
+        add_user(&harness, "sally", Role::Sales, Some("east")).await;
+        add_user(&harness, "sam", Role::Sales, Some("east")).await;
+        add_user(&harness, "mona", Role::Manager, Some("east")).await;
+        add_user(&harness, "sue", Role::Service, Some("east")).await;
+        add_user(&harness, "audrey", Role::Auditor, None).await;
+        let client = Client::new(&harness).await;
+        let token = client.login("sally").await;
+        let customer = create_customer_via_api(&client, &token).await;
+        // Numbers typed into the ticket's free text: finding them on any page is a leak.
+        let typed_phone = "13712340987";
+
+        let mut sally = Browser::signed_in(&client, "sally").await;
+        let page = sally.get(&format!("/customers/{customer}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page
+            .body
+            .contains(&format!("href=\"/tickets/new?customer={customer}\"")));
+        assert!(page.body.contains("No tickets to show."), "{}", page.body);
+        assert!(
+            page.body.contains("href=\"/tickets\""),
+            "nav link for sales"
+        );
+
+        // The new-ticket form: a blank subject is refused next to its field, keeping what was typed.
+        let form = sally
+            .get(&format!("/tickets/new?customer={customer}"))
+            .await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+        assert_page_headers(&form);
+        assert_no_plaintext(&form.body, "the new-ticket form");
+        assert!(form.body.contains("司马**"), "masked customer name");
+        let csrf = form.csrf();
+        let blank = sally
+            .post(
+                "/tickets/new",
+                &[
+                    ("csrf", &csrf),
+                    ("customer", &customer),
+                    ("channel", "wechat"),
+                    ("category", "complaint"),
+                    ("priority", "urgent"),
+                    ("subject", " "),
+                    ("description", "空调不制冷"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            blank.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            blank.body
+        );
+        assert!(
+            blank.body.contains("id=\"subject-error\""),
+            "{}",
+            blank.body
+        );
+        assert!(blank.body.contains("空调不制冷"), "the description is kept");
+        let description = format!("客户电话{typed_phone}，空调不制冷");
+        let created = sally
+            .post(
+                "/tickets/new",
+                &[
+                    ("csrf", &csrf),
+                    ("customer", &customer),
+                    ("channel", "wechat"),
+                    ("category", "complaint"),
+                    ("priority", "urgent"),
+                    ("subject", "空调投诉"),
+                    ("description", &description),
+                ],
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+        let ticket = ticket_id_from(created.location());
+        let path = format!("/tickets/{ticket}");
+
+        let detail = sally.get(created.location()).await;
+        assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+        assert_page_headers(&detail);
+        assert_no_plaintext(&detail.body, "the ticket page");
+        assert!(!detail.body.contains(typed_phone), "typed number masked");
+        assert!(
+            detail.body.contains("客户电话137****0987"),
+            "{}",
+            detail.body
+        );
+        assert!(detail.body.contains("The ticket was opened."));
+        assert!(detail.body.contains("司马**"), "the customer, masked");
+        assert!(
+            detail
+                .body
+                .contains("<dd class=\"ticket-status\">Open</dd>"),
+            "{}",
+            detail.body
+        );
+        assert!(
+            detail.body.contains("due in"),
+            "SLA time left: {}",
+            detail.body
+        );
+        assert!(
+            detail.body.contains("<dd>sally <span class=\"hint\">("),
+            "assigned to the owner: {}",
+            detail.body
+        );
+        // Only the transitions the domain allows are offered.
+        assert!(detail.body.contains("<option value=\"in_progress\">"));
+        assert!(!detail.body.contains("<option value=\"reopened\">"));
+
+        // The list, with filters in the URL.
+        let list = sally.get("/tickets").await;
+        assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+        assert_page_headers(&list);
+        assert_no_plaintext(&list.body, "the ticket list");
+        assert!(
+            list.body.contains(&format!("href=\"{path}\">空调投诉</a>")),
+            "{}",
+            list.body
+        );
+        assert!(list.body.contains(">Urgent<"));
+        let urgent = sally.get("/tickets?status=open&priority=urgent").await;
+        assert!(urgent.body.contains(&path), "{}", urgent.body);
+        let low = sally.get("/tickets?priority=low").await;
+        assert!(!low.body.contains(&path));
+        assert!(low.body.contains("No tickets to show."));
+        let customer_page = sally.get(&format!("/customers/{customer}")).await;
+        assert!(customer_page
+            .body
+            .contains(&format!("href=\"{path}\">空调投诉</a>")));
+
+        // A comment without the form's token changes nothing; with it, it appears masked and stops the timer.
+        let refused = sally
+            .post(&format!("{path}/comment"), &[("body", "不该出现的评论")])
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+        let csrf = detail.csrf();
+        let comment = format!("已回电 {typed_phone}");
+        let commented = sally
+            .post(
+                &format!("{path}/comment"),
+                &[("csrf", &csrf), ("body", &comment)],
+            )
+            .await;
+        assert_eq!(
+            commented.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            commented.body
+        );
+        assert_eq!(commented.location(), format!("{path}?done=commented"));
+        let detail = sally.get(&path).await;
+        assert!(
+            detail.body.contains("已回电 137****0987"),
+            "{}",
+            detail.body
+        );
+        assert!(!detail.body.contains("不该出现的评论"));
+        assert!(!detail.body.contains(typed_phone));
+        assert!(
+            detail.body.contains("— met"),
+            "first response met: {}",
+            detail.body
+        );
+
+        // Status change, recorded in the history; a transition the domain refuses is explained.
+        let changed = sally
+            .post(
+                &format!("{path}/status"),
+                &[
+                    ("csrf", &csrf),
+                    ("status", "in_progress"),
+                    ("priority", "urgent"),
+                ],
+            )
+            .await;
+        assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.body);
+        let detail = sally.get(&path).await;
+        assert!(detail
+            .body
+            .contains("<dd class=\"ticket-status\">In progress</dd>"));
+        assert!(
+            detail.body.contains("Open → In progress · sally"),
+            "{}",
+            detail.body
+        );
+        // Raising or lowering the priority moves the deadlines (high: resolution within 8 hours).
+        let lowered = sally
+            .post(
+                &format!("{path}/status"),
+                &[
+                    ("csrf", &csrf),
+                    ("status", ""),
+                    ("priority", "high"),
+                    ("current_priority", "urgent"),
+                ],
+            )
+            .await;
+        assert_eq!(lowered.status, StatusCode::SEE_OTHER, "{}", lowered.body);
+        let detail = sally.get(&path).await;
+        assert!(
+            detail
+                .body
+                .contains("<dd class=\"priority-high\">High</dd>"),
+            "{}",
+            detail.body
+        );
+        assert!(detail
+            .body
+            .contains("<dd class=\"ticket-status\">In progress</dd>"));
+        let backwards = sally
+            .post(
+                &format!("{path}/status"),
+                &[("csrf", &csrf), ("status", "open")],
+            )
+            .await;
+        assert_eq!(
+            backwards.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            backwards.body
+        );
+        assert!(
+            backwards.body.contains("cannot move to this status"),
+            "{}",
+            backwards.body
+        );
+
+        // Another salesperson neither lists nor opens it.
+        let mut sam = Browser::signed_in(&client, "sam").await;
+        assert_eq!(sam.get(&path).await.status, StatusCode::NOT_FOUND);
+        assert!(!sam.get("/tickets").await.body.contains(&path));
+        let sam_csrf = sam.get("/tickets").await.csrf();
+        let forced = sam
+            .post(
+                &format!("{path}/comment"),
+                &[("csrf", &sam_csrf), ("body", "x")],
+            )
+            .await;
+        assert_eq!(forced.status, StatusCode::NOT_FOUND);
+
+        // The manager sees the team's tickets and reassigns to a service agent, who then finds it as theirs.
+        let sue_id = harness
+            .veil
+            .actor_by_username("sue")
+            .await
+            .unwrap()
+            .user_id
+            .to_string();
+        let mut mona = Browser::signed_in(&client, "mona").await;
+        let team_list = mona.get("/tickets").await;
+        assert!(team_list.body.contains(&path), "{}", team_list.body);
+        assert!(
+            team_list.body.contains("My team"),
+            "the manager's scope is named"
+        );
+        let mona_detail = mona.get(&path).await;
+        assert!(
+            mona_detail.body.contains("id=\"assign-heading\""),
+            "{}",
+            mona_detail.body
+        );
+        let mona_csrf = mona_detail.csrf();
+        let reassigned = mona
+            .post(
+                &format!("{path}/assign"),
+                &[
+                    ("csrf", &mona_csrf),
+                    ("assignee", &sue_id),
+                    ("assign_by", "owner"),
+                    ("team", ""),
+                ],
+            )
+            .await;
+        assert_eq!(
+            reassigned.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            reassigned.body
+        );
+        let detail = mona.get(&path).await;
+        assert!(
+            detail
+                .body
+                .contains("sue <span class=\"hint\">(chosen by hand)</span>"),
+            "{}",
+            detail.body
+        );
+        let mut sue = Browser::signed_in(&client, "sue").await;
+        let mine = sue.get("/tickets?scope=mine").await;
+        assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+        assert!(mine.body.contains(&path), "{}", mine.body);
+        let sue_detail = sue.get(&path).await;
+        assert!(
+            !sue_detail.body.contains("id=\"assign-heading\""),
+            "service staff do not reassign"
+        );
+
+        // The resolution target is missed: the ticket is escalated to the manager and marked breached.
+        let later = chrono::Utc::now().timestamp_millis() + 9 * 3_600_000;
+        assert_eq!(
+            harness.veil.escalate_ticket_breaches(later).await.unwrap(),
+            1
+        );
+        let detail = sally.get(&path).await;
+        assert!(
+            detail.body.contains("class=\"breached-marker\""),
+            "{}",
+            detail.body
+        );
+        assert!(
+            detail.body.contains("Resolution target missed"),
+            "{}",
+            detail.body
+        );
+        assert!(detail.body.contains("escalated to mona"), "{}", detail.body);
+        let breached = sally.get("/tickets?breached=yes").await;
+        assert!(breached.body.contains(&path));
+        assert!(!sally.get("/tickets?breached=no").await.body.contains(&path));
+
+        // In Chinese.
+        sally.accept_language = Some("zh-CN,zh;q=0.9");
+        let chinese = sally.get(&path).await;
+        assert_eq!(chinese.status, StatusCode::OK);
+        assert!(chinese.body.contains("状态历史"), "{}", chinese.body);
+        assert!(chinese.body.contains("待处理 → 处理中"), "{}", chinese.body);
+        assert!(chinese.body.contains("年"), "dates in the Chinese style");
+        assert!(chinese.body.contains("已超时限"));
+
+        // Roles that do not work with tickets get no link and no page.
+        let mut audrey = Browser::signed_in(&client, "audrey").await;
+        let dashboard = audrey.get("/dashboard").await;
+        assert!(!dashboard.body.contains("href=\"/tickets\""));
+        assert_eq!(audrey.get("/tickets").await.status, StatusCode::FORBIDDEN);
+        assert_eq!(audrey.get(&path).await.status, StatusCode::FORBIDDEN);
+    }
+);
+
+/// How many unmask requests `token`'s user sees.
+async fn unmask_request_count(client: &Client, token: &str) -> usize {
+    let listed = client
+        .send(Method::GET, "/api/v1/unmask-requests", Some(token), None)
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.raw);
+    listed.body.as_array().map(Vec::len).unwrap_or_default()
+}
+
+/// The unmask request form for one customer's ID number, filled in.
+fn request_form(
+    customer: &str,
+    basis: &str,
+    detail: &str,
+    csrf: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = [
+        ("customer", customer),
+        ("field_id_number", "on"),
+        ("purpose", "customer_service"),
+        ("purpose_detail", detail),
+        ("legal_basis", basis),
+        ("jurisdiction", "CN"),
+        ("duration_minutes", "30"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    .collect();
+    if let Some(csrf) = csrf {
+        fields.push(("csrf".to_owned(), csrf.to_owned()));
+    }
+    fields
+}
+
+fn pairs(fields: &[(String, String)]) -> Vec<(&str, &str)> {
+    fields
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect()
+}
+
+fn live_check(result: &serde_json::Value, name: &str) -> serde_json::Value {
+    result["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|check| check["name"] == name)
+        .unwrap_or_else(|| panic!("check {name} in {result}"))
+        .clone()
+}
+
+both_backends!(
+    web_unmask_form_checks_live_without_creating_a_request,
+    |harness| {
+        add_user(&harness, "sally", Role::Sales, Some("east")).await;
+        let client = Client::new(&harness).await;
+        let token = client.login("sally").await;
+        let customer = create_customer_via_api(&client, &token).await;
+
+        let mut sally = Browser::signed_in(&client, "sally").await;
+        let form = sally
+            .get(&format!(
+                "/unmask-requests/new?customer={customer}&field=id_number"
+            ))
+            .await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+        assert_page_headers(&form);
+        assert!(form
+            .body
+            .contains("data-check-url=\"/unmask-requests/check\""));
+        assert!(
+            form.body.contains("id=\"live-checks\""),
+            "the panel the script fills"
+        );
+        let script = sally.get("/static/veil.js").await;
+        assert!(script.body.contains("data-live-checks"));
+        assert!(
+            !script.body.contains("innerHTML"),
+            "the answer is shown as text only"
+        );
+        let csrf = form.csrf();
+
+        // Consent as the basis, but no consent recorded: the consent check fails, with the domain's reason.
+        let fields = request_form(&customer, "consent", "verify the caller", Some(&csrf));
+        let live = sally.post("/unmask-requests/check", &pairs(&fields)).await;
+        assert_eq!(live.status, StatusCode::OK, "{}", live.body);
+        assert_eq!(live.headers[header::CACHE_CONTROL], "no-store");
+        assert!(live.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        assert_no_plaintext(&live.body, "the live checks");
+        let result: serde_json::Value = serde_json::from_str(&live.body).unwrap();
+        assert_eq!(result["valid"], true, "{result}");
+        assert_eq!(live_check(&result, "legal_basis")["met"], true, "{result}");
+        let consent = live_check(&result, "consent");
+        assert_eq!(consent["met"], false, "{result}");
+        assert_eq!(consent["label"], "Customer consent covers it");
+        assert!(
+            consent["reason"]
+                .as_str()
+                .unwrap()
+                .contains("lack a live consent"),
+            "{result}"
+        );
+        assert!(
+            result["summary"]
+                .as_str()
+                .unwrap()
+                .contains("Would be held"),
+            "{result}"
+        );
+        assert!(["low", "medium", "high"].contains(&result["risk"].as_str().unwrap()));
+
+        // A basis that does not fit the purpose is flagged as soon as it is chosen; in Chinese for a Chinese browser.
+        sally.accept_language = Some("zh-CN");
+        let fields = request_form(
+            &customer,
+            "vital_interests",
+            "verify the caller",
+            Some(&csrf),
+        );
+        let live = sally.post("/unmask-requests/check", &pairs(&fields)).await;
+        let result: serde_json::Value = serde_json::from_str(&live.body).unwrap();
+        assert_eq!(live_check(&result, "legal_basis")["met"], false, "{result}");
+        assert_eq!(
+            live_check(&result, "legal_basis")["label"],
+            "合法性基础与目的相符"
+        );
+        assert!(
+            result["summary"].as_str().unwrap().contains("风险"),
+            "{result}"
+        );
+        sally.accept_language = None;
+
+        // Incomplete: what to fix, no checks.
+        let fields = request_form(&customer, "consent", " ", Some(&csrf));
+        let live = sally.post("/unmask-requests/check", &pairs(&fields)).await;
+        let result: serde_json::Value = serde_json::from_str(&live.body).unwrap();
+        assert_eq!(result["valid"], false, "{result}");
+        assert!(
+            result["errors"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("Purpose in words"),
+            "{result}"
+        );
+
+        // Without the form's token: refused.
+        let fields = request_form(&customer, "consent", "verify the caller", None);
+        let forged = sally.post("/unmask-requests/check", &pairs(&fields)).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+        // None of this created a request; submitting the same form (the path without the script) does.
+        assert_eq!(unmask_request_count(&client, &token).await, 0);
+        let fields = request_form(&customer, "consent", "verify the caller", Some(&csrf));
+        let submitted = sally.post("/unmask-requests/new", &pairs(&fields)).await;
+        assert_eq!(submitted.status, StatusCode::CREATED, "{}", submitted.body);
+        assert_eq!(unmask_request_count(&client, &token).await, 1);
+    }
+);
