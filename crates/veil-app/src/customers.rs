@@ -524,7 +524,7 @@ fn seal_value(
 }
 
 impl Veil {
-    fn view(row: MaskedCustomerRow) -> CustomerView {
+    pub(crate) fn view(row: MaskedCustomerRow) -> CustomerView {
         let mut masked = row.masked;
         let id = row.id.parse().unwrap_or_default();
         let profile = row.profile;
@@ -562,7 +562,23 @@ impl Veil {
     /// when the value was written (or by the re-mask job after a policy change) and is read from
     /// `customer_display` — where it is missing, the field shows fully masked (fail safe). Nothing is decrypted.
     async fn for_role(&self, actor: &Actor, views: &mut [CustomerView]) -> AppResult<()> {
-        let (_, policy) = self.current_policy().await?;
+        self.for_role_fields(actor, views, None).await
+    }
+
+    /// [`Veil::for_role`] limited to `only` (all fields when `None`): a view that shows a few fields applies the
+    /// policy to those alone, so that a plaintext rule on a field it does not show opens nothing.
+    pub(crate) async fn for_role_fields(
+        &self,
+        actor: &Actor,
+        views: &mut [CustomerView],
+        only: Option<&[SensitiveField]>,
+    ) -> AppResult<()> {
+        let (_, mut policy) = self.current_policy().await?;
+        if let Some(only) = only {
+            policy.fields.retain(|name, _| {
+                SensitiveField::parse(name).is_some_and(|field| only.contains(&field))
+            });
+        }
         let role = actor.role.as_str();
         let rule_of = |rules: &veil_mask::policy::FieldPolicy| {
             rules
@@ -810,6 +826,10 @@ impl Veil {
                 source: profile.source.clone(),
                 industry: profile.industry.clone(),
                 attributes: profile.attributes.clone(),
+                birth_md: customer
+                    .values
+                    .get(&SensitiveField::BirthDate)
+                    .and_then(|birth_date| crate::care::birth_month_day(birth_date)),
                 created_at: now,
                 updated_at: now,
             },
@@ -1232,6 +1252,9 @@ impl Veil {
             false => None,
         };
         for (field, value) in new_values {
+            if field == SensitiveField::BirthDate {
+                profile.birth_md = value.as_deref().and_then(crate::care::birth_month_day);
+            }
             displays
                 .replaced
                 .push((row.id.clone(), field.as_str().to_owned()));
@@ -1370,6 +1393,11 @@ pub mod reveal {
 
         /// For internal verification (key rotation checks) that never returns plaintext to a caller.
         pub(crate) fn internal_verification() -> Self {
+            RevealAuthority { _private: () }
+        }
+
+        /// For the care reminders' backfill, which keeps the month and day of a birth date and returns nothing.
+        pub(crate) fn birthday_backfill() -> Self {
             RevealAuthority { _private: () }
         }
 

@@ -11,6 +11,7 @@ use veil_store::Store;
 pub mod audit;
 pub mod authz;
 pub mod backup;
+pub mod care;
 pub mod customers;
 pub mod demo;
 pub mod demo_data;

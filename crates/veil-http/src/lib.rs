@@ -23,6 +23,7 @@ pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod backups;
+pub mod care;
 pub mod customers;
 pub mod error;
 pub mod extract;
@@ -183,6 +184,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(backups::router())
         .merge(tickets::router())
         .merge(orders::router())
+        .merge(care::router())
         .split_for_parts()
 }
 

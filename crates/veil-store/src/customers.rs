@@ -144,6 +144,9 @@ pub struct CustomerProfile {
     pub industry: Option<String>,
     /// JSON object of free-form attributes.
     pub attributes: String,
+    /// Month and day of the birthday (`MM-DD`), derived when the customer is written: care reminders find
+    /// birthdays with it without decrypting. Not personal data on its own (the year stays sealed).
+    pub birth_md: Option<String>,
     /// Creation time, Unix ms.
     pub created_at: i64,
     /// Last change, Unix ms.
@@ -260,7 +263,7 @@ macro_rules! bind_filter {
     }};
 }
 
-const PROFILE_COLUMNS: [&str; 9] = [
+const PROFILE_COLUMNS: [&str; 10] = [
     "gender",
     "tags",
     "owner_id",
@@ -268,6 +271,7 @@ const PROFILE_COLUMNS: [&str; 9] = [
     "source",
     "industry",
     "attributes",
+    "birth_md",
     "created_at",
     "updated_at",
 ];
@@ -468,6 +472,7 @@ macro_rules! bind_customer {
             .bind(profile.source.as_deref())
             .bind(profile.industry.as_deref())
             .bind(profile.attributes.as_str())
+            .bind(profile.birth_md.as_deref())
             .bind(profile.created_at)
             .bind(profile.updated_at)
     }};
@@ -483,6 +488,7 @@ macro_rules! profile_from_row {
             source: $row.try_get("source")?,
             industry: $row.try_get("industry")?,
             attributes: $row.try_get("attributes")?,
+            birth_md: $row.try_get("birth_md")?,
             created_at: $row.try_get("created_at")?,
             updated_at: $row.try_get("updated_at")?,
         }
@@ -846,6 +852,52 @@ impl Store {
         Ok(rows)
     }
 
+    /// Up to `limit` whole rows of customers with a birth date but no `birth_md` yet, ids after `after`
+    /// (ascending): the care reminders' backfill of customers written before `birth_md` existed.
+    pub async fn customer_rows_missing_birth_md(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<CustomerRow>> {
+        let sql = format!(
+            "{} WHERE id > $1 AND birth_md IS NULL AND birth_date_ct IS NOT NULL ORDER BY id LIMIT $2",
+            full_select()
+        );
+        let rows = with_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(after.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| full_from_row!(row))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(rows)
+    }
+
+    /// Sets `birth_md` of customers that still have none, in one transaction with `audit`. `updated_at` is left
+    /// alone: the value is derived from what is stored, not a change by anyone.
+    pub async fn set_birth_md(
+        &self,
+        values: &[(String, String)],
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<()> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for (customer_id, month_day) in values {
+                sqlx::query("UPDATE customer SET birth_md = $1 WHERE id = $2 AND birth_md IS NULL")
+                    .bind(month_day.as_str())
+                    .bind(customer_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            crate::audit::append_in(&mut *tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// One customer's masked view.
     pub async fn masked_customer(
         &self,
@@ -892,6 +944,50 @@ impl Store {
             let mut query = bind_filter!(bind_scope!(sqlx::query(&sql), scope), filter);
             if let Some(before) = before {
                 query = query.bind(before);
+            }
+            query
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| masked_from_row!(row))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(rows)
+    }
+
+    /// Up to `limit` masked customers in `scope` whose birthday (`birth_md`, `MM-DD`) is one of `month_days`, in
+    /// id order: the care reminders' birthdays, found without decrypting.
+    pub async fn masked_customers_by_birth_md(
+        &self,
+        scope: &CustomerScope,
+        month_days: &[String],
+        limit: i64,
+    ) -> StoreResult<Vec<MaskedCustomerRow>> {
+        if month_days.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut clauses = Vec::new();
+        let mut next_placeholder = 1;
+        scope_clause(scope, &mut next_placeholder, &mut clauses);
+        let placeholders: Vec<String> = month_days
+            .iter()
+            .map(|_| {
+                let placeholder = format!("${next_placeholder}");
+                next_placeholder += 1;
+                placeholder
+            })
+            .collect();
+        clauses.push(format!("birth_md IN ({})", placeholders.join(", ")));
+        let sql = format!(
+            "{} WHERE {} ORDER BY id LIMIT ${next_placeholder}",
+            masked_select(),
+            clauses.join(" AND ")
+        );
+        let rows = with_pool!(self, |pool| {
+            let mut query = bind_scope!(sqlx::query(&sql), scope);
+            for month_day in month_days {
+                query = query.bind(month_day.as_str());
             }
             query
                 .bind(limit)

@@ -1271,6 +1271,8 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     let doctor = Veil::spawn_doctor(veil.clone(), host_facts(config));
     let expiry = Veil::spawn_grant_expiry(veil.clone());
     let remask = Veil::spawn_remask(veil.clone(), std::time::Duration::from_secs(60));
+    // Care reminders: birthdays of customers written before the month and day were stored (once; quick when none).
+    let birthday_backfill = Veil::spawn_birthday_backfill(veil.clone());
     veil.set_sla_targets(config.ticket_sla.clone());
     veil.set_loyalty_rules(config.loyalty.clone());
     let ticket_sla = config
@@ -1319,6 +1321,7 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     doctor.abort();
     expiry.abort();
     remask.abort();
+    birthday_backfill.abort();
     if let Some(task) = ticket_sla {
         task.abort();
     }

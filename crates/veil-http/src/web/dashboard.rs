@@ -1,7 +1,8 @@
 //! The dashboard at `/dashboard` (and `/`): what each role needs at a glance. My customers and their industries
 //! (sales, service, managers, admins), pending approvals (DPOs, admins, managers), open alerts (admins, DPOs,
 //! auditors), reveals per day over the last 14 days counted from the audit log (DPOs, auditors), a way to my tickets
-//! (roles that work with tickets) and a placeholder for the CRM's reminders.
+//! (roles that work with tickets) and upcoming birthdays and holidays (care reminders, for the roles that work
+//! with customers).
 //!
 //! Charts are SVG drawn by the template from numbers computed here: no script, no chart library, nothing inline
 //! that the CSP would have to allow (colours come from the stylesheet). Each panel asks the domain, and a panel the
@@ -15,7 +16,7 @@ use veil_app::authz::{role_permits, Action};
 use veil_app::monitor::AlertQuery;
 use veil_app::AppError;
 
-use super::i18n::Tr;
+use super::i18n::{Locale, Tr};
 use super::session::WebUser;
 use super::{error_page, render, Layout, Page};
 use crate::AppState;
@@ -24,6 +25,51 @@ use crate::AppState;
 const DAYS: u32 = 14;
 /// Industries shown as their own bar; the rest are summed into "other".
 const MAX_INDUSTRY_BARS: usize = 7;
+/// How far ahead the reminders panel looks.
+const REMINDER_DAYS: u32 = 7;
+/// Reminders the panel lists at most.
+const MAX_REMINDER_LINES: usize = 20;
+
+/// One line of the reminders panel: a customer's birthday (masked name, linked) or a holiday.
+pub struct ReminderLine {
+    /// `MM-DD`.
+    pub month_day: String,
+    /// "Birthday of 欧阳**" or the holiday's name.
+    pub text: String,
+    /// "today" or "in N days".
+    pub when: String,
+    /// The customer's page, for birthdays.
+    pub link: Option<String>,
+}
+
+fn reminder_lines(tr: Tr, reminders: &veil_app::care::Reminders) -> Vec<ReminderLine> {
+    reminders
+        .items
+        .iter()
+        .take(MAX_REMINDER_LINES)
+        .map(|item| {
+            let text = match (&item.holiday, &item.customer_name) {
+                (Some(holiday), _) => match tr.locale {
+                    Locale::Zh => holiday.name_zh.clone(),
+                    Locale::En => holiday.name_en.clone(),
+                },
+                (None, Some(name)) => tr.fill("dashboard.birthday_of", &[("name", name.as_str())]),
+                (None, None) => String::new(),
+            };
+            let when = match item.days_until {
+                0 => tr.get("dashboard.today").to_owned(),
+                1 => tr.get("dashboard.tomorrow").to_owned(),
+                days => tr.fill("dashboard.in_days", &[("days", days.to_string().as_str())]),
+            };
+            ReminderLine {
+                month_day: item.month_day.clone(),
+                text,
+                when,
+                link: item.customer_id.map(|id| format!("/customers/{id}")),
+            }
+        })
+        .collect()
+}
 
 /// One bar of a chart, in the SVG's user units.
 pub struct Bar {
@@ -136,6 +182,7 @@ struct DashboardTemplate {
     my_grants: Option<usize>,
     /// Whether the role works with tickets (the tile links to the ones assigned to me).
     tickets: bool,
+    reminders: Option<Vec<ReminderLine>>,
 }
 
 /// Keeps `Forbidden` as "not for this role" (the panel is left out); other errors stop the page.
@@ -222,6 +269,13 @@ async fn build(
         None
     };
 
+    let reminders = if may(Action::CustomerList) {
+        optional(state.veil.reminders(actor, Some(REMINDER_DAYS)).await)?
+            .map(|reminders| reminder_lines(tr, &reminders))
+    } else {
+        None
+    };
+
     let reveals = if may(Action::AuditRead) {
         reveals_per_day(state, user).await?
     } else {
@@ -238,6 +292,7 @@ async fn build(
         reveals,
         my_grants,
         tickets: may(Action::TicketRead),
+        reminders,
     })
 }
 

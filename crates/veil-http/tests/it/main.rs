@@ -14,6 +14,7 @@ use veil_app::testing::Harness;
 use veil_app::users::{Password, Role};
 use veil_http::{app, AppState};
 
+mod care;
 mod matrix;
 mod orders;
 mod tickets;

@@ -253,6 +253,12 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         ("POST", "/api/v1/orders/{id}/status") => {
             by_role(StatusCode::NOT_FOUND, works_with_customers(role))
         }
+        // Care reminders list the birthdays of the customers the caller may list (service staff: the linked
+        // ones), so they follow the customer list: DPOs and auditors never work with customer records.
+        ("GET", "/api/v1/reminders") => by_role(
+            StatusCode::OK,
+            works_with_customers(role) || role == Role::Service,
+        ),
         // The id is no user's: 404 for admins, 403 before the lookup for the rest.
         ("PUT", "/api/v1/users/{id}/skills") => by_role(StatusCode::NOT_FOUND, role == Role::Admin),
         // The fixture's body names no real customer: invalid for everyone.

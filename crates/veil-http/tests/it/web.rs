@@ -1570,18 +1570,43 @@ both_backends!(web_dashboard_per_role, |harness| {
             .body
             .contains("<span class=\"number\">1</span><span class=\"label\">My customers"));
         assert!(page.body.contains(">Finance</text>"), "{}", page.body);
+        assert!(page
+            .body
+            .contains("Upcoming birthdays and holidays (next 7 days)"));
         assert!(!page.body.contains("Requests waiting for approval"));
         assert!(
             !page.body.contains("href=\"/approvals\""),
             "no inbox link for sales"
         );
     }
+    // A birthday tomorrow (China time) is on the dashboard: masked name, month and day, no year of birth.
+    let china = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let tomorrow =
+        chrono::Utc::now().with_timezone(&china).date_naive() + chrono::Duration::days(1);
+    let birth_date = format!("1988-{}", tomorrow.format("%m-%d"));
+    let birthday = create_customer_via_api_with(
+        &client,
+        &sally,
+        json!({"name": "王小明", "birth_date": birth_date}),
+    )
+    .await;
+    let page = sales.get("/dashboard").await;
+    assert!(
+        page.body.contains(&format!(
+            "<span class=\"date\">{}</span> <a href=\"/customers/{birthday}\">Birthday: 王**</a> <span class=\"hint\">tomorrow</span>",
+            tomorrow.format("%m-%d")
+        )),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(&birth_date) && !page.body.contains("王小明"));
     let mut dpo = Browser::signed_in(&client, "dora").await;
     let page = dpo.get("/dashboard").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("Requests waiting for approval"));
     assert!(page.body.contains("Reveals per day, last 14 days"));
     assert!(!page.body.contains("My customers by industry"));
+    assert!(!page.body.contains("Upcoming birthdays and holidays"));
     assert!(page.body.contains("href=\"/approvals\""));
     let mut admin = Browser::signed_in(&client, "ada").await;
     let page = admin.get("/dashboard").await;
