@@ -734,7 +734,7 @@ impl Loader {
                 quote(table),
                 column_list.join(", ")
             );
-            let mut copy = (&mut **tx).copy_in_raw(&sql).await?;
+            let mut copy = tx.copy_in_raw(&sql).await?;
             if let Err(error) = copy.send(data).await {
                 let _ = copy.abort("the load stopped").await;
                 return Err(error.into());
