@@ -66,6 +66,7 @@ pub fn router() -> Router<AppState> {
             get(customers::edit_form).post(customers::update),
         )
         .route("/customers/{id}/reveal", post(customers::reveal))
+        .route("/customers/{id}/notes", post(customers::add_note))
         .route("/tickets", get(tickets::list))
         .route("/tickets/new", get(tickets::new_form).post(tickets::create))
         .route("/tickets/{id}", get(tickets::detail))

@@ -1,6 +1,7 @@
 //! Customer pages: the masked list with paging and exact search, the detail page with per-field reveal or
 //! "request access", and the create and edit forms (one form, one validation: the domain's) with inline,
-//! translated validation errors. The edit form never holds a plaintext value: sensitive boxes start empty, their
+//! translated validation errors; and the customer's notes, shown as stored (masked in place on write), with a form
+//! to add one. The edit form never holds a plaintext value: sensitive boxes start empty, their
 //! hint shows the masked value, and an empty box keeps what is stored.
 //!
 //! Everything shown comes from the domain's masked reads. Plaintext appears only on the response to a reveal
@@ -16,6 +17,7 @@ use serde::Deserialize;
 use veil_app::authz::{role_permits, Action};
 use veil_app::customers::{CustomerInput, CustomerPatch, CustomerView, ExactSearch};
 use veil_app::governance::RevealInput;
+use veil_app::notes::NoteInput;
 use veil_app::segments::{ListFilter, SegmentInput};
 use veil_app::users::LoginError;
 use veil_app::{AppError, CustomerId, FieldError, SensitiveField};
@@ -413,6 +415,64 @@ struct DetailTemplate {
     tickets: Option<Vec<super::tickets::CustomerTicket>>,
     /// Whether the "New ticket" link is shown.
     may_open_ticket: bool,
+    /// The customer's notes; `None` when the role may not read notes (the section is left out).
+    notes: Option<NoteSection>,
+}
+
+/// The notes section of the detail page: the notes as stored (personal data already masked in place on write).
+struct NoteSection {
+    rows: Vec<NoteRow>,
+    /// Whether the add form is shown.
+    may_write: bool,
+    /// The add form's error, translated, after the domain refused a note.
+    error: Option<String>,
+    /// The text typed, put back into the box after a refusal (this response is no-store and goes only to the
+    /// person who typed it, like the create form's values).
+    draft: String,
+}
+
+/// One note in the section.
+struct NoteRow {
+    author: String,
+    written: String,
+    body: String,
+}
+
+/// Notes shown on the detail page (the newest ones).
+const NOTES_SHOWN: u32 = 50;
+
+/// The customer's newest notes, masked, or `None` for roles that do not read notes.
+async fn note_section(
+    state: &AppState,
+    tr: Tr,
+    user: &WebUser,
+    customer_id: CustomerId,
+) -> Result<Option<NoteSection>, AppError> {
+    if role_permits(user.actor.role, Action::NoteRead).is_err() {
+        return Ok(None);
+    }
+    let notes = state
+        .veil
+        .list_notes(&user.actor, customer_id, None, NOTES_SHOWN)
+        .await?;
+    let names = if notes.is_empty() {
+        Default::default()
+    } else {
+        super::tickets::usernames(state).await
+    };
+    Ok(Some(NoteSection {
+        rows: notes
+            .into_iter()
+            .map(|note| NoteRow {
+                author: super::tickets::name_of(&names, note.author.as_deref()),
+                written: tr.datetime(&note.created_at),
+                body: note.body,
+            })
+            .collect(),
+        may_write: role_permits(user.actor.role, Action::NoteWrite).is_ok(),
+        error: None,
+        draft: String::new(),
+    }))
 }
 
 /// The orders and loyalty section of the detail page.
@@ -607,6 +667,7 @@ async fn build_detail(
     };
     let orders = order_section(state, tr, user, customer_id).await?;
     let tickets = super::tickets::customer_tickets(state, tr, user, &id).await?;
+    let notes = note_section(state, tr, user, customer_id).await?;
     let fields = SENSITIVE_FIELDS
         .iter()
         .filter_map(|&field| {
@@ -657,7 +718,47 @@ async fn build_detail(
         orders,
         tickets,
         may_open_ticket: role_permits(user.actor.role, Action::TicketWrite).is_ok(),
+        notes,
     })
+}
+
+/// The add-note form.
+#[derive(Deserialize)]
+pub struct NoteForm {
+    #[serde(default)]
+    body: String,
+}
+
+/// Adds a note through the domain (which masks personal data in it before storing it), then back to the customer
+/// page; a refused note shows the page again with the error next to the form.
+pub async fn add_note(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+    signed: SignedForm<NoteForm>,
+) -> Response {
+    let SignedForm { user, form } = signed;
+    let customer_id = match parse_customer_id(&id) {
+        Ok(customer_id) => customer_id,
+        Err(error) => return error_page(&page, Some(&user), &error),
+    };
+    let input = NoteInput { body: form.body };
+    match state.veil.add_note(&user.actor, customer_id, &input).await {
+        Ok(_) => Redirect::to(&format!("/customers/{id}#notes")).into_response(),
+        Err(AppError::Validation(_)) => {
+            match build_detail(&state, &page, &user, &id, None, None).await {
+                Ok(mut template) => {
+                    if let Some(notes) = template.notes.as_mut() {
+                        notes.error = Some(page.tr.get("notes.invalid").to_owned());
+                        notes.draft = input.body;
+                    }
+                    render(&template, page.tr, StatusCode::UNPROCESSABLE_ENTITY)
+                }
+                Err(error) => error_page(&page, Some(&user), &error),
+            }
+        }
+        Err(error) => error_page(&page, Some(&user), &error),
+    }
 }
 
 /// The reveal form: one field, and a TOTP code when the session's step-up is not fresh.

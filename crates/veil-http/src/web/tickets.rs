@@ -108,7 +108,7 @@ fn timer(tr: Tr, now: i64, due: &str, stopped: Option<&str>, breached: bool) -> 
 }
 
 /// User ids to login names (staff names are not customer data).
-async fn usernames(state: &AppState) -> HashMap<String, String> {
+pub(super) async fn usernames(state: &AppState) -> HashMap<String, String> {
     match state.veil.list_users().await {
         Ok(users) => users
             .into_iter()
@@ -121,7 +121,7 @@ async fn usernames(state: &AppState) -> HashMap<String, String> {
     }
 }
 
-fn name_of(names: &HashMap<String, String>, id: Option<&str>) -> String {
+pub(super) fn name_of(names: &HashMap<String, String>, id: Option<&str>) -> String {
     id.map(|id| names.get(id).cloned().unwrap_or_else(|| short(id)))
         .unwrap_or_default()
 }

@@ -2625,3 +2625,89 @@ both_backends!(
         assert_eq!(unmask_request_count(&client, &token).await, 1);
     }
 );
+
+both_backends!(web_notes_are_added_and_shown_masked_in_place, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "wendy", Role::Sales, Some("west")).await;
+    add_user(&harness, "otto", Role::Auditor, None).await;
+    let client = Client::new(&harness).await;
+    let token = client.login("sally").await;
+    let id = create_customer_via_api(&client, &token).await;
+    let mut browser = Browser::signed_in(&client, "sally").await;
+    let notes = format!("/customers/{id}/notes");
+
+    let detail = browser.get(&format!("/customers/{id}")).await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+    assert!(detail.body.contains("No notes yet."), "{}", detail.body);
+    assert!(detail.body.contains(&format!("action=\"{notes}\"")));
+    let csrf = detail.csrf();
+    let text = format!("客户电话13812345678，身份证{ID_NUMBER}\nCall back Monday");
+
+    // Without the token: refused, nothing stored.
+    let forged = browser.post(&notes, &[("body", &text)]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+
+    // An empty note: the page again, the error in words next to the form.
+    let empty = browser
+        .post(&notes, &[("csrf", &csrf), ("body", "  ")])
+        .await;
+    assert_eq!(
+        empty.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        empty.body
+    );
+    assert!(
+        empty
+            .body
+            .contains("A note must have 1 to 10,000 characters."),
+        "{}",
+        empty.body
+    );
+    assert_page_headers(&empty);
+
+    let added = browser
+        .post(&notes, &[("csrf", &csrf), ("body", &text)])
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    assert_eq!(added.location(), format!("/customers/{id}#notes"));
+    let shown = browser.get(&format!("/customers/{id}")).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert_page_headers(&shown);
+    let masked_id = format!("{}********{}", &ID_NUMBER[..6], &ID_NUMBER[14..]);
+    for masked in [
+        "138****5678",
+        masked_id.as_str(),
+        "Call back Monday",
+        "sally · ",
+    ] {
+        assert!(shown.body.contains(masked), "{masked} in {}", shown.body);
+    }
+    assert!(!shown.body.contains("13812345678"), "{}", shown.body);
+    assert!(shown.body.contains("class=\"note-body\""));
+    assert!(!shown.body.contains("No notes yet."));
+    assert_no_plaintext(&shown.body, "the customer page with notes");
+
+    // A salesperson of another team cannot see the customer, so cannot add a note to it either.
+    let mut wendy = Browser::signed_in(&client, "wendy").await;
+    let wendy_csrf = wendy.get("/customers").await.csrf();
+    let refused = wendy
+        .post(&notes, &[("csrf", &wendy_csrf), ("body", "hello")])
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
+    let listed = client
+        .send(
+            Method::GET,
+            &format!("/api/v1/customers/{id}/notes"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1, "{}", listed.raw);
+
+    // A role that does not read notes (nor customers) gets no page at all.
+    let mut auditor = Browser::signed_in(&client, "otto").await;
+    let refused = auditor.get(&format!("/customers/{id}")).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
+    assert!(!refused.body.contains("138****5678"));
+});
