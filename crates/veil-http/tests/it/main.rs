@@ -898,6 +898,9 @@ both_backends!(rate_limits_per_user_and_address, |harness| {
         let (status, _, _) = get_with_headers(&router, asset, None, Some("192.0.2.1:7000")).await;
         assert_eq!(status, StatusCode::OK, "{asset}");
     }
+    let (status, headers, body) =
+        get_with_headers(&router, "/static/other.css", None, Some("192.0.2.1:7000")).await;
+    assert_rate_limited(status, &headers, &body);
     let (status, _, _) = get_with_headers(&router, "/healthz", None, Some("192.0.2.9:4000")).await;
     assert_eq!(status, StatusCode::OK, "another address has its own budget");
     // Without a peer address (in-process callers) there is one shared bucket.
