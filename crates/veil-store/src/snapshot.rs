@@ -444,6 +444,13 @@ impl Snapshot {
     /// on a blocking thread.
     pub async fn scan_table<S: RowSink>(&mut self, table: &TableInfo, sink: S) -> StoreResult<u64> {
         let mut sink = sink;
+        if let Transaction::SqliteFile(slot) = &mut self.tx {
+            let table = table.clone();
+            return on_file(slot, move |connection| {
+                sqlite_file::scan(connection, &table, &mut sink)
+            })
+            .await;
+        }
         let columns: Vec<String> = table.columns.iter().map(|column| quote(column)).collect();
         let sql = format!("SELECT {} FROM {}", columns.join(", "), quote(&table.name));
         let mut batch: Vec<Vec<Value>> = Vec::with_capacity(SCAN_BATCH_ROWS);
@@ -488,13 +495,7 @@ impl Snapshot {
         match &mut self.tx {
             Transaction::Sqlite(tx) => drain!(tx, sqlite_value),
             Transaction::Postgres(tx) => drain!(tx, postgres_value),
-            Transaction::SqliteFile(slot) => {
-                let table = table.clone();
-                return on_file(slot, move |connection| {
-                    sqlite_file::scan(connection, &table, &mut sink)
-                })
-                .await;
-            }
+            Transaction::SqliteFile(_) => unreachable!("scanned on the file above"),
         }
         hand_over(sink, batch, true).await?;
         Ok(count)

@@ -147,7 +147,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let result = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let affected =             sqlx::query(
+            let affected = sqlx::query(
                 "UPDATE app_user SET password_hash = $2, disabled = $3, updated_at = $4 WHERE id = $1",
             )
             .bind(id)
