@@ -357,14 +357,35 @@ pub struct Check {
     /// Customers lacking consent (for `consent`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub customers: Vec<String>,
+    /// The reason as a stable code (`consent.lacking`, `backup.stale`, …) with its values in `params`, so a user
+    /// interface can word it in the user's language; `reason` is the English wording of the same. Empty on checks
+    /// stored before codes existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub code: String,
+    /// The values the coded reason names (`{"lacking": "2", "total": "5"}`): counts, names, times; never personal
+    /// data.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
 }
 
-fn check(name: &str, met: bool, reason: impl Into<String>) -> Check {
+/// A check whose reason is `code` with `params`, worded in English as `reason`.
+fn check(
+    name: &str,
+    met: bool,
+    code: &str,
+    params: &[(&str, String)],
+    reason: impl Into<String>,
+) -> Check {
     Check {
         name: name.to_owned(),
         met,
         reason: reason.into(),
         customers: Vec::new(),
+        code: format!("{name}.{code}"),
+        params: params
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.clone()))
+            .collect(),
     }
 }
 
@@ -1177,10 +1198,21 @@ impl Veil {
                 }
             });
         let allowed = bases_for_purpose(&row.purpose).contains(&row.legal_basis.as_str());
+        let law = if row.jurisdiction == "CN" {
+            "PIPL"
+        } else {
+            "GDPR"
+        };
         checks.push(match (article, allowed) {
             (Some(article), true) => check(
                 "legal_basis",
                 true,
+                "supported",
+                &[
+                    ("basis", row.legal_basis.clone()),
+                    ("article", article.to_owned()),
+                    ("purpose", row.purpose.clone()),
+                ],
                 format!(
                     "{} ({article}) supports the purpose {}",
                     row.legal_basis, row.purpose
@@ -1189,19 +1221,19 @@ impl Veil {
             (None, _) => check(
                 "legal_basis",
                 false,
-                format!(
-                    "{} is not a legal basis under {}",
-                    row.legal_basis,
-                    if row.jurisdiction == "CN" {
-                        "PIPL"
-                    } else {
-                        "GDPR"
-                    }
-                ),
+                "unknown",
+                &[("basis", row.legal_basis.clone()), ("law", law.to_owned())],
+                format!("{} is not a legal basis under {law}", row.legal_basis,),
             ),
             (Some(_), false) => check(
                 "legal_basis",
                 false,
+                "not_for_purpose",
+                &[
+                    ("basis", row.legal_basis.clone()),
+                    ("purpose", row.purpose.clone()),
+                    ("allowed", bases_for_purpose(&row.purpose).join(",")),
+                ],
                 format!(
                     "{} does not support the purpose {}; it can rest on: {}",
                     row.legal_basis,
@@ -1228,6 +1260,8 @@ impl Veil {
             checks.push(check(
                 "consent",
                 false,
+                "policy_change",
+                &[],
                 "a policy change applies to every customer and cannot rest on individual consents: choose another \
                  legal basis",
             ));
@@ -1252,9 +1286,20 @@ impl Veil {
                 }
             }
             let mut consent_check = if lacking.is_empty() {
-                check("consent", true, format!("all {} customer(s) have a live consent covering the purpose, fields and recipient", customers.len()))
+                check("consent", true, "all_covered", &[("total", customers.len().to_string())], format!("all {} customer(s) have a live consent covering the purpose, fields and recipient", customers.len()))
             } else {
-                check("consent", false, format!(
+                let code = match (needs_sensitive, external) {
+                    (false, false) => "lacking",
+                    (true, false) => "lacking_sensitive",
+                    (false, true) => "lacking_third_party",
+                    (true, true) => "lacking_sensitive_third_party",
+                };
+                check("consent", false, code, &[
+                    ("lacking", lacking.len().to_string()),
+                    ("total", customers.len().to_string()),
+                    ("fields", field_names.join(",")),
+                    ("purpose", row.purpose.clone()),
+                ], format!(
                     "{} of {} customer(s) lack a live consent covering {} for {}{}{}: record one, then recheck",
                     lacking.len(), customers.len(), field_names.join(", "), row.purpose,
                     if needs_sensitive { " (with the separate consent for sensitive data)" } else { "" },
@@ -1266,6 +1311,8 @@ impl Veil {
             checks.push(check(
                 "consent",
                 true,
+                "not_required",
+                &[("basis", row.legal_basis.clone())],
                 format!("not required: the basis is {}", row.legal_basis),
             ));
         }
@@ -1366,48 +1413,76 @@ impl Veil {
         checks.push(check(
             "risk_assessment",
             true,
+            "assessed",
+            &[
+                ("level", level.to_owned()),
+                ("score", score.to_string()),
+                ("people", people.to_string()),
+                ("fields", field_names.len().to_string()),
+                ("mode", row.mode.clone()),
+                ("minutes", row.duration_minutes.to_string()),
+            ],
             format!("risk {level} (score {score}): {}", risk.impact),
         ));
 
         // 4. Security.
         let mfa_enrolled = self.active_mfa(&row.requester_id).await?.is_some();
         let keys_ok = self.keyring().has_kek(self.keyring().current_kek_version());
-        let mut problems = Vec::new();
+        // Each problem as (code, English wording).
+        let mut problems: Vec<(&str, &str)> = Vec::new();
         if !mfa_enrolled {
-            problems.push("the requester has no MFA: enrol with POST /api/v1/auth/mfa/enroll");
+            problems.push((
+                "no_mfa",
+                "the requester has no MFA: enrol with POST /api/v1/auth/mfa/enroll",
+            ));
         } else if !mfa_recent {
-            problems.push(
+            problems.push((
+                "mfa_not_recent",
                 "no recent second factor: verify with POST /api/v1/auth/mfa/verify, then recheck",
-            );
+            ));
         }
         if !keys_ok {
-            problems.push("storage encryption is not healthy (no active key-encryption key)");
+            problems.push((
+                "keys_unhealthy",
+                "storage encryption is not healthy (no active key-encryption key)",
+            ));
         }
         if row.mode == "export" && row.recipient.is_none() {
-            problems.push("an export must name its recipient's key");
+            problems.push(("no_recipient", "an export must name its recipient's key"));
         }
         checks.push(if problems.is_empty() {
             check(
                 "security",
                 true,
+                "ok",
+                &[],
                 "MFA verified recently; storage encryption healthy",
             )
         } else {
-            check("security", false, problems.join("; "))
+            let codes: Vec<&str> = problems.iter().map(|(code, _)| *code).collect();
+            let words: Vec<&str> = problems.iter().map(|(_, words)| *words).collect();
+            check(
+                "security",
+                false,
+                "problems",
+                &[("problems", codes.join(","))],
+                words.join("; "),
+            )
         });
 
         // 5. Backup.
         let needs_backup = row.mode != "view" || people > BULK_SCOPE;
         checks.push(if !needs_backup {
-            check("backup", true, format!("not required for a view of {people} ≤ {BULK_SCOPE} people"))
+            check("backup", true, "not_required", &[("people", people.to_string()), ("limit", BULK_SCOPE.to_string())],
+                format!("not required for a view of {people} ≤ {BULK_SCOPE} people"))
         } else {
             match self.newest_verified_backup_at().await? {
                 Some(at) if now - at <= BACKUP_MAX_AGE_MS => check(
-                    "backup", true, format!("a backup verified at {} exists", format_time(at))),
-                Some(at) => check("backup", false, format!(
+                    "backup", true, "verified", &[("at", format_time(at))], format!("a backup verified at {} exists", format_time(at))),
+                Some(at) => check("backup", false, "stale", &[("at", format_time(at))], format!(
                     "the newest verified backup ({}) is older than 24 hours: take and verify one (veil backup create, verify)",
                     format_time(at))),
-                None => check("backup", false,
+                None => check("backup", false, "none", &[],
                     "no verified backup: bulk and persistent unmasking need one younger than 24 hours"),
             }
         });
@@ -1425,6 +1500,12 @@ impl Veil {
         checks.push(check(
             "approval",
             approvals >= approvals_needed,
+            if manager_may { "count_or_manager" } else { "count" },
+            &[
+                ("approvals", approvals.to_string()),
+                ("needed", approvals_needed.to_string()),
+                ("requester", requester.username.clone()),
+            ],
             format!(
                 "{approvals} of {approvals_needed} approval(s) from a DPO or admin{}; the requester ({}) cannot approve",
                 if manager_may { " (or a manager of the customers' team)" } else { "" },
@@ -2284,11 +2365,15 @@ impl Veil {
             check(
                 "legal_basis",
                 true,
+                "emergency",
+                &[],
                 "emergency access (PIPL Art. 13(4) / GDPR Art. 6(1)(d)), reviewed after the fact",
             ),
             check(
                 "approval",
                 false,
+                "break_glass",
+                &[],
                 "break-glass: no prior approval; the DPO must review it within 24 hours",
             ),
         ];

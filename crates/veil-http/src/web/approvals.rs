@@ -113,7 +113,7 @@ fn request_row(
             .map(|check| CheckRow {
                 label_key: format!("check.{}", check.name),
                 met: check.met,
-                reason: check.reason.clone(),
+                reason: tr.check_reason(check),
             })
             .collect(),
         created: tr.datetime(&request.created_at),

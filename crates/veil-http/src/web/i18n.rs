@@ -177,6 +177,54 @@ impl Tr {
             .unwrap_or(key)
     }
 
+    /// A prerequisite check's reason in this locale: `check_reason.<code>` filled with the check's values, each
+    /// value that names a term (a legal basis, purpose, field, risk level, mode, security problem) in words too.
+    /// The domain's English wording when the check has no code (stored before codes) or the code has no string.
+    pub fn check_reason(&self, check: &veil_app::governance::Check) -> String {
+        let key = format!("check_reason.{}", check.code);
+        if check.code.is_empty() || self.locale.messages().get(&key).is_none() {
+            return check.reason.clone();
+        }
+        let separator = self.get("check_reason.separator");
+        let term = |prefix: &str, value: &str| -> String {
+            let key = format!("{prefix}.{value}");
+            match self.locale.messages().get(&key) {
+                Some(text) => text.clone(),
+                None => value.to_owned(),
+            }
+        };
+        let terms = |prefix: &str, values: &str| -> String {
+            values
+                .split(',')
+                .filter(|value| !value.is_empty())
+                .map(|value| term(prefix, value))
+                .collect::<Vec<_>>()
+                .join(separator)
+        };
+        let values: Vec<(&str, String)> = check
+            .params
+            .iter()
+            .map(|(name, value)| {
+                let worded = match name.as_str() {
+                    "basis" => term("basis", value),
+                    "allowed" => terms("basis", value),
+                    "purpose" => term("purpose", value),
+                    "fields" if value.parse::<u64>().is_err() => terms("field", value),
+                    "level" => term("request.risk", value),
+                    "mode" => term("mode", value),
+                    "problems" => terms("check_reason.security.problem", value),
+                    _ => value.clone(),
+                };
+                (name.as_str(), worded)
+            })
+            .collect();
+        let pairs: Vec<(&str, &str)> = values
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        self.fill(&key, &pairs)
+    }
+
     /// The string for `key` with each `{name}` replaced by its value.
     pub fn fill(&self, key: &str, values: &[(&str, &str)]) -> String {
         let mut text = self.get(key).to_owned();

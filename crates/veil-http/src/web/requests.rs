@@ -306,7 +306,7 @@ pub struct LiveCheck {
     met: bool,
     /// "met" or "not met" in the user's language.
     status: String,
-    /// The domain's explanation (English, no personal data).
+    /// Why, in the user's language (no personal data).
     reason: String,
 }
 
@@ -364,6 +364,7 @@ pub async fn check(
                     .checks
                     .into_iter()
                     .map(|check| LiveCheck {
+                        reason: tr.check_reason(&check),
                         label: tr.get(&format!("check.{}", check.name)).to_owned(),
                         status: tr
                             .get(if check.met {
@@ -374,7 +375,6 @@ pub async fn check(
                             .to_owned(),
                         name: check.name,
                         met: check.met,
-                        reason: check.reason,
                     })
                     .collect(),
             })

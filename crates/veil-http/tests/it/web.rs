@@ -2593,6 +2593,14 @@ both_backends!(
             live_check(&result, "legal_basis")["label"],
             "合法性基础与目的相符"
         );
+        // The reason is worded in Chinese too, the basis by its name, not the domain's English.
+        let reason = live_check(&result, "legal_basis")["reason"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(reason.contains("不能支持目的"), "{reason}");
+        assert!(reason.contains("保护生命健康和财产安全"), "{reason}");
+        assert!(!reason.contains("does not support"), "{reason}");
         assert!(
             result["summary"].as_str().unwrap().contains("风险"),
             "{result}"

@@ -40,7 +40,6 @@ function showChecks(panel, result) {
       item.appendChild(document.createElement("br"));
       var reason = document.createElement("span");
       reason.className = "hint";
-      reason.lang = "en";
       reason.textContent = check.reason;
       item.appendChild(reason);
     }
