@@ -156,8 +156,21 @@ async function governedReveal(browser, errors) {
   await page.getByRole("button", { name: "Save consent" }).click();
   await page.getByText("The consent was recorded.").waitFor();
   await page.screenshot({ path: `${shots}/customer-consents-desktop.png`, fullPage: true });
+
+  // A note with a mobile number in it is shown masked in place; the typed number is nowhere on the page.
+  await page.getByLabel("New note").fill("客户来电，手机13812345678，希望周末看房");
+  await page.getByRole("button", { name: "Add note" }).click();
+  await page.locator(".note-body", { hasText: "138****5678" }).first().waitFor();
+  assert.doesNotMatch(await page.locator("main").innerText(), /13812345678/, "the note's number is masked");
+  await page.locator("#notes").screenshot({ path: `${shots}/customer-notes-desktop.png` });
+
   await page.getByRole("link", { name: "Request access Resident ID number" }).click();
   await page.getByLabel("Purpose in words").fill("verify the caller's identity before a refund");
+  // The prerequisite checks are evaluated live as the form is filled in: the consent just recorded covers it.
+  await page.locator('#live-checks li[data-check="consent"].met').waitFor();
+  await page.locator('#live-checks li[data-check="legal_basis"].met').waitFor();
+  assert.match(await page.locator("#live-checks").innerText(), /Approvals needed/);
+  await page.screenshot({ path: `${shots}/request-live-desktop.png`, fullPage: true });
   await page.getByRole("button", { name: "Submit request" }).click();
   await page.getByText("Waiting for approval").waitFor();
 
@@ -177,6 +190,22 @@ async function governedReveal(browser, errors) {
   await page.goto(`${base}/access`);
   assert.match(await page.locator("main").innerText(), /min left/);
   await page.screenshot({ path: `${shots}/access-desktop.png`, fullPage: true });
+
+  // A ticket about the customer: its free text masked, its SLA deadlines shown; a comment stops the first timer.
+  await page.goto(customerUrl);
+  await page.getByRole("link", { name: "New ticket" }).click();
+  await page.getByLabel(/^Subject/).fill("空调不制冷，请回电13812345678");
+  await page.getByRole("button", { name: "Open ticket" }).click();
+  await page.getByText("The ticket was opened.", { exact: true }).waitFor();
+  assert.match(await page.locator("h1").innerText(), /138\*\*\*\*5678/, "the subject is masked");
+  await page.getByLabel("Add a comment").fill("已联系客户，安排师傅上门");
+  await page.getByRole("button", { name: "Add comment" }).click();
+  await page.getByText("The comment was added.", { exact: true }).waitFor();
+  assert.doesNotMatch(await page.locator("main").innerText(), /13812345678/);
+  await page.screenshot({ path: `${shots}/ticket-desktop.png`, fullPage: true });
+  await page.goto(`${base}/tickets`);
+  assert.match(await page.locator("main").innerText(), /138\*\*\*\*5678/);
+  await page.screenshot({ path: `${shots}/tickets-desktop.png`, fullPage: true });
 
   // The DPO sees the reveal in the audit log, and verifies the chain.
   await dpo.page.goto(`${base}/audit?action=customer.reveal`);
@@ -199,5 +228,16 @@ async function governedReveal(browser, errors) {
   await admin.page.screenshot({ path: `${shots}/security-desktop.png`, fullPage: true });
   await admin.page.goto(`${base}/backups`);
   await admin.page.screenshot({ path: `${shots}/backups-desktop.png`, fullPage: true });
+  await admin.page.goto(`${base}/users`);
+  assert.match(await admin.page.locator("main").innerText(), /dpo/);
+  await admin.page.screenshot({ path: `${shots}/users-desktop.png`, fullPage: true });
+  await admin.page.goto(`${base}/policies`);
+  assert.match(await admin.page.locator("main").innerText(), /\*\*\*\*/, "the preview shows masked samples");
+  await admin.page.screenshot({ path: `${shots}/policies-desktop.png`, fullPage: true });
+  // The dashboard in Chinese, with its charts.
+  await admin.page.goto(`${base}/dashboard`);
+  await admin.page.getByRole("link", { name: "简体中文" }).click();
+  await admin.page.waitForURL(/\/dashboard$/);
+  await admin.page.screenshot({ path: `${shots}/dashboard-zh-desktop.png`, fullPage: true });
   await admin.context.close();
 }
