@@ -55,7 +55,9 @@ pub use loyalty::{
 };
 pub use mfa::{LoginFailureRow, MfaRow};
 pub use notes::NoteRow;
-pub use orders::{CoPurchaseRow, OrderItemRow, OrderRow, ProductRow, PurchaseStats, Transition};
+pub use orders::{
+    CoPurchaseRow, OrderItemRow, OrderRow, ProductRow, PurchaseStats, PurchaseTotals, Transition,
+};
 pub use policies::PolicyRow;
 pub use segments::SegmentRow;
 pub use snapshot::{ColumnKind, ForeignKey, Loader, RowSink, Snapshot, TableInfo, Value, ValueRef};

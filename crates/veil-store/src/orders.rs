@@ -137,6 +137,18 @@ pub struct PurchaseStats {
     pub buyers: Vec<(String, i64)>,
 }
 
+/// Purchase statistics in full, as maps: `bought` is (customer, product) → units, `buyers` product → distinct
+/// buyers, `pairs` (product, other product) → distinct customers who bought both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurchaseTotals {
+    /// Units bought per (customer, product), over paid orders.
+    pub bought: std::collections::BTreeMap<(String, String), i64>,
+    /// Distinct buyers per product.
+    pub buyers: std::collections::BTreeMap<String, i64>,
+    /// Distinct customers per ordered pair of products bought by the same customer.
+    pub pairs: std::collections::BTreeMap<(String, String), i64>,
+}
+
 /// The result of [`Store::transition_order`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
@@ -149,6 +161,22 @@ pub enum Transition {
 /// A paid order's purchases, the set recommendations count ("bought" = an item of a paid order).
 const BOUGHT: &str = "SELECT DISTINCT i.customer_id, i.product_id FROM order_item i \
      JOIN sales_order o ON o.id = i.order_id WHERE o.status = 'paid'";
+
+/// Re-derives one customer's (`$1`) `customer_product` rows from their paid orders: adds what they now have bought
+/// (the table's triggers count the new buyer and pairs) and updates the units. Run with [`SYNC_UNBOUGHT`] in the
+/// transaction of every order write that makes, or stops, an order being paid.
+const SYNC_BOUGHT: &str = "INSERT INTO customer_product (customer_id, product_id, units) \
+     SELECT i.customer_id, i.product_id, SUM(i.quantity) FROM order_item i JOIN sales_order o ON o.id = i.order_id \
+     WHERE i.customer_id = $1 AND o.status = 'paid' GROUP BY i.customer_id, i.product_id \
+     ON CONFLICT (customer_id, product_id) DO UPDATE SET units = excluded.units \
+     WHERE customer_product.units <> excluded.units";
+
+/// Removes the products one customer (`$1`) no longer has on any paid order (a refund, a cancellation); the
+/// triggers take them out of the buyer and pair counts.
+const SYNC_UNBOUGHT: &str =
+    "DELETE FROM customer_product WHERE customer_id = $1 AND product_id NOT IN \
+     (SELECT i.product_id FROM order_item i JOIN sales_order o ON o.id = i.order_id \
+      WHERE i.customer_id = $1 AND o.status = 'paid')";
 
 impl Store {
     /// Adds a product with its audit entries; `Conflict` when the SKU is taken.
@@ -291,6 +319,16 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            if order.status == "paid" {
+                sqlx::query(SYNC_BOUGHT)
+                    .bind(&order.customer_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(SYNC_UNBOUGHT)
+                    .bind(&order.customer_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             crate::audit::append_in(&mut *tx, audit).await?;
             tx.commit().await?;
             Ok::<(), StoreError>(())
@@ -409,6 +447,16 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(Transition::Stale);
             };
+            if from == "paid" || to == "paid" {
+                sqlx::query(SYNC_BOUGHT)
+                    .bind(&customer)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(SYNC_UNBOUGHT)
+                    .bind(&customer)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let outcome = if *effect == LoyaltyEffect::None {
                 None
             } else {
@@ -447,21 +495,9 @@ impl Store {
     /// Everything one customer's recommendations need from the purchase history: what they bought, how often
     /// each of those products was bought together with every other product, and each product's buyer count.
     pub async fn purchase_stats(&self, customer_id: &str) -> StoreResult<PurchaseStats> {
-        let co_sql = format!(
-            "WITH bought AS ({BOUGHT}), mine AS (SELECT product_id FROM bought WHERE customer_id = $1) \
-             SELECT a.product_id AS source, b.product_id AS candidate, COUNT(*) AS customers \
-             FROM bought a JOIN bought b ON b.customer_id = a.customer_id AND b.product_id <> a.product_id \
-             WHERE a.product_id IN (SELECT product_id FROM mine) \
-             GROUP BY a.product_id, b.product_id"
-        );
-        let buyers_sql = format!(
-            "SELECT product_id, COUNT(*) AS buyers FROM ({BOUGHT}) bought GROUP BY product_id"
-        );
         let stats = with_pool!(self, |pool| {
             let history = sqlx::query(
-                "SELECT i.product_id, CAST(SUM(i.quantity) AS BIGINT) AS units FROM order_item i \
-                 JOIN sales_order o ON o.id = i.order_id \
-                 WHERE i.customer_id = $1 AND o.status = 'paid' GROUP BY i.product_id ORDER BY i.product_id",
+                "SELECT product_id, units FROM customer_product WHERE customer_id = $1 ORDER BY product_id",
             )
             .bind(customer_id)
             .fetch_all(pool)
@@ -471,27 +507,32 @@ impl Store {
                 Ok((row.try_get("product_id")?, row.try_get("units")?))
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            let co_purchases = sqlx::query(&co_sql)
-                .bind(customer_id)
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(|row| -> Result<CoPurchaseRow, sqlx::Error> {
-                    Ok(CoPurchaseRow {
-                        source: row.try_get("source")?,
-                        candidate: row.try_get("candidate")?,
-                        customers: row.try_get("customers")?,
+            let co_purchases = sqlx::query(
+                "SELECT pair.product_id AS source, pair.other_id AS candidate, pair.customers \
+                 FROM customer_product mine JOIN product_pair pair ON pair.product_id = mine.product_id \
+                 WHERE mine.customer_id = $1 AND pair.customers > 0",
+            )
+            .bind(customer_id)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|row| -> Result<CoPurchaseRow, sqlx::Error> {
+                Ok(CoPurchaseRow {
+                    source: row.try_get("source")?,
+                    candidate: row.try_get("candidate")?,
+                    customers: row.try_get("customers")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            let buyers =
+                sqlx::query("SELECT product_id, buyers FROM product_buyers WHERE buyers > 0")
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| -> Result<(String, i64), sqlx::Error> {
+                        Ok((row.try_get("product_id")?, row.try_get("buyers")?))
                     })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            let buyers = sqlx::query(&buyers_sql)
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(|row| -> Result<(String, i64), sqlx::Error> {
-                    Ok((row.try_get("product_id")?, row.try_get("buyers")?))
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?;
             PurchaseStats {
                 history,
                 co_purchases,
@@ -499,5 +540,84 @@ impl Store {
             }
         });
         Ok(stats)
+    }
+
+    /// The purchase statistics computed afresh from the paid orders, in the shape they are kept in
+    /// (`customer_product` rows, buyers per product, customers per ordered pair; zero counts left out), for
+    /// checking the kept ones ([`Store::kept_purchase_stats`]) and for [`Store::rebuild_purchase_stats`].
+    pub async fn derived_purchase_stats(&self) -> StoreResult<PurchaseTotals> {
+        self.purchase_totals(
+            "SELECT i.customer_id, i.product_id, CAST(SUM(i.quantity) AS BIGINT) AS units FROM order_item i \
+             JOIN sales_order o ON o.id = i.order_id WHERE o.status = 'paid' \
+             GROUP BY i.customer_id, i.product_id",
+            &format!("SELECT product_id, COUNT(*) AS n FROM ({BOUGHT}) bought GROUP BY product_id"),
+            &format!(
+                "WITH bought AS ({BOUGHT}) SELECT a.product_id, b.product_id AS other_id, COUNT(*) AS n \
+                 FROM bought a JOIN bought b ON b.customer_id = a.customer_id AND b.product_id <> a.product_id \
+                 GROUP BY a.product_id, b.product_id"
+            ),
+        )
+        .await
+    }
+
+    /// The purchase statistics as kept on write (zero counts left out).
+    pub async fn kept_purchase_stats(&self) -> StoreResult<PurchaseTotals> {
+        self.purchase_totals(
+            "SELECT customer_id, product_id, units FROM customer_product",
+            "SELECT product_id, buyers AS n FROM product_buyers WHERE buyers > 0",
+            "SELECT product_id, other_id, customers AS n FROM product_pair WHERE customers > 0",
+        )
+        .await
+    }
+
+    async fn purchase_totals(
+        &self,
+        bought_sql: &str,
+        buyers_sql: &str,
+        pairs_sql: &str,
+    ) -> StoreResult<PurchaseTotals> {
+        let totals = with_pool!(self, |pool| {
+            let mut totals = PurchaseTotals::default();
+            for row in sqlx::query(bought_sql).fetch_all(pool).await? {
+                totals.bought.insert(
+                    (row.try_get("customer_id")?, row.try_get("product_id")?),
+                    row.try_get("units")?,
+                );
+            }
+            for row in sqlx::query(buyers_sql).fetch_all(pool).await? {
+                totals
+                    .buyers
+                    .insert(row.try_get("product_id")?, row.try_get("n")?);
+            }
+            for row in sqlx::query(pairs_sql).fetch_all(pool).await? {
+                totals.pairs.insert(
+                    (row.try_get("product_id")?, row.try_get("other_id")?),
+                    row.try_get("n")?,
+                );
+            }
+            Ok::<PurchaseTotals, sqlx::Error>(totals)
+        })?;
+        Ok(totals)
+    }
+
+    /// Recomputes the kept purchase statistics from the paid orders: for orders written around the order
+    /// functions (a bulk load), and as a repair. Runs in one transaction.
+    pub async fn rebuild_purchase_stats(&self) -> StoreResult<()> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for sql in [
+                "DELETE FROM customer_product",
+                "DELETE FROM product_pair",
+                "DELETE FROM product_buyers",
+                "INSERT INTO customer_product (customer_id, product_id, units) \
+                 SELECT i.customer_id, i.product_id, SUM(i.quantity) FROM order_item i \
+                 JOIN sales_order o ON o.id = i.order_id WHERE o.status = 'paid' \
+                 GROUP BY i.customer_id, i.product_id",
+            ] {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })
     }
 }

@@ -21,8 +21,15 @@ mod sqlite_file;
 /// Tables never copied: sqlx's migration bookkeeping (the target runs its own migrations), the backup catalogue
 /// (it describes backups; a restored database starts with an empty one) and derived counts that triggers keep
 /// (`customer_industry_count`: loading the customers fires the triggers, which rebuild it exactly; copying it as
-/// well would count every customer twice).
-pub const EXCLUDED_TABLES: &[&str] = &["_sqlx_migrations", "backup", "customer_industry_count"];
+/// well would count every customer twice; likewise `product_buyers` and `product_pair`, rebuilt by the triggers
+/// on `customer_product`).
+pub const EXCLUDED_TABLES: &[&str] = &[
+    "_sqlx_migrations",
+    "backup",
+    "customer_industry_count",
+    "product_buyers",
+    "product_pair",
+];
 
 /// Rows per batch a scan on PostgreSQL hands to its sink.
 pub const SCAN_BATCH_ROWS: usize = 1_000;

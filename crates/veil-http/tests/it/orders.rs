@@ -647,3 +647,100 @@ both_backends!(
         );
     }
 );
+
+/// The purchase statistics kept on write equal the ones computed afresh from the paid orders.
+async fn assert_stats_match(harness: &Harness, when: &str) -> veil_store::PurchaseTotals {
+    let store = harness.veil.store();
+    let kept = store.kept_purchase_stats().await.unwrap();
+    assert_eq!(
+        kept,
+        store.derived_purchase_stats().await.unwrap(),
+        "kept purchase statistics after {when}"
+    );
+    kept
+}
+
+fn pair(a: &str, b: &str) -> (String, String) {
+    (a.to_owned(), b.to_owned())
+}
+
+both_backends!(
+    purchase_statistics_follow_payments_refunds_and_erasure,
+    |harness| {
+        add_user(&harness, "ada", Role::Admin, None).await;
+        add_user(&harness, "sally", Role::Sales, Some("east")).await;
+        let client = Client::new(&harness).await;
+        let ada = client.login("ada").await;
+        let sally = client.login("sally").await;
+        let a = create_product(&client, &ada, "A", "digital", 1_000).await;
+        let b = create_product(&client, &ada, "B", "digital", 2_000).await;
+        let c = create_product(&client, &ada, "C", "tea", 3_000).await;
+        let xavier = create_customer(&client, &sally, "13900001111", &[]).await;
+        let yolanda = create_customer(&client, &sally, "13900002222", &[]).await;
+        let zoe = create_customer(&client, &sally, "13900003333", &[]).await;
+
+        let x_order = order(&client, &sally, &xavier, &[(&a, 1), (&b, 2)], "paid").await;
+        order(&client, &sally, &yolanda, &[(&a, 1), (&c, 1)], "paid").await;
+        // A second paid order of a product already bought adds units, not a buyer.
+        order(&client, &sally, &yolanda, &[(&a, 3)], "paid").await;
+        let z_order = order(&client, &sally, &zoe, &[(&b, 1), (&c, 1)], "placed").await;
+        let stats = assert_stats_match(&harness, "entering orders").await;
+        assert_eq!(stats.buyers[&a], 2);
+        assert_eq!(stats.buyers[&b], 1, "zoe's unpaid order is no purchase");
+        assert_eq!(stats.bought[&pair(&yolanda, &a)], 4);
+        assert_eq!(stats.pairs[&pair(&a, &b)], 1);
+        assert_eq!(stats.pairs[&pair(&c, &a)], 1);
+        assert!(!stats.pairs.contains_key(&pair(&b, &c)));
+
+        let status = |order: Value, to: &'static str| {
+            let client = &client;
+            let sally = sally.clone();
+            async move {
+                let reply = client
+                    .send(
+                        Method::POST,
+                        &format!("/api/v1/orders/{}/status", order["id"].as_str().unwrap()),
+                        Some(&sally),
+                        Some(json!({"status": to})),
+                    )
+                    .await;
+                assert_eq!(reply.status, StatusCode::OK, "{}", reply.raw);
+            }
+        };
+        status(z_order, "paid").await;
+        let stats = assert_stats_match(&harness, "a payment").await;
+        assert_eq!(stats.pairs[&pair(&b, &c)], 1);
+        assert_eq!(stats.buyers[&c], 2);
+
+        status(x_order, "refunded").await;
+        let stats = assert_stats_match(&harness, "a refund").await;
+        assert!(!stats.bought.contains_key(&pair(&xavier, &a)));
+        assert_eq!(stats.buyers[&a], 1);
+        assert!(!stats.pairs.contains_key(&pair(&a, &b)), "{stats:?}");
+
+        let erased = client
+            .send(
+                Method::DELETE,
+                &format!("/api/v1/customers/{yolanda}"),
+                Some(&ada),
+                None,
+            )
+            .await;
+        assert!(erased.status.is_success(), "{}", erased.raw);
+        let stats = assert_stats_match(&harness, "an erasure").await;
+        assert!(!stats.buyers.contains_key(&a), "{stats:?}");
+        assert_eq!(
+            stats.pairs.keys().cloned().collect::<Vec<_>>(),
+            {
+                let mut expected = vec![pair(&b, &c), pair(&c, &b)];
+                expected.sort();
+                expected
+            },
+            "only zoe's pair is left"
+        );
+
+        // A rebuild from the orders gives the same.
+        harness.veil.store().rebuild_purchase_stats().await.unwrap();
+        assert_eq!(assert_stats_match(&harness, "a rebuild").await, stats);
+    }
+);
