@@ -440,8 +440,7 @@ impl Tally {
         ScoreStats {
             csat: CsatStats {
                 count: csat_count,
-                average: (csat_count > 0)
-                    .then(|| round(csat_sum as f64 / csat_count as f64, 2)),
+                average: (csat_count > 0).then(|| round(csat_sum as f64 / csat_count as f64, 2)),
                 distribution: self.csat.to_vec(),
             },
             nps: NpsStats {
@@ -581,19 +580,32 @@ fn months_between(from: i64, to: i64) -> Vec<String> {
 
 /// Words that say nothing about what went wrong.
 const STOP_WORDS: &[&str] = &[
-    "的", "了", "是", "我", "你", "他", "她", "它", "我们", "你们", "他们", "很", "太", "也", "都", "就",
-    "还", "又", "在", "和", "与", "及", "但", "而", "没", "没有", "不是", "一个", "这个", "那个", "什么",
-    "怎么", "因为", "所以", "然后", "非常", "特别", "比较", "真的", "感觉", "觉得", "已经", "可以",
-    "不能", "有", "就是", "还是", "以及", "或者", "如果", "而且", "一直", "一下", "这样", "那样", "这么",
-    "那么", "自己", "客户", "电话", "联系", "问题", "一些", "这次", "这种", "时候", "现在", "而是",
-    "但是", "不过", "虽然", "希望", "需要", "the", "and", "for", "was", "with", "that", "this", "not",
-    "are", "but", "very", "too", "you", "your", "our", "had", "has", "have",
+    "的", "了", "是", "我", "你", "他", "她", "它", "我们", "你们", "他们", "很", "太", "也", "都",
+    "就", "还", "又", "在", "和", "与", "及", "但", "而", "没", "没有", "不是", "一个", "这个",
+    "那个", "什么", "怎么", "因为", "所以", "然后", "非常", "特别", "比较", "真的", "感觉", "觉得",
+    "已经", "可以", "不能", "有", "就是", "还是", "以及", "或者", "如果", "而且", "一直", "一下",
+    "这样", "那样", "这么", "那么", "自己", "客户", "电话", "联系", "问题", "一些", "这次", "这种",
+    "时候", "现在", "而是", "但是", "不过", "虽然", "希望", "需要", "the", "and", "for", "was",
+    "with", "that", "this", "not", "are", "but", "very", "too", "you", "your", "our", "had", "has",
+    "have",
 ];
 
 /// Phrases of service complaints that should stay one term (jieba's dictionary knows them only as rare words).
 const DOMAIN_TERMS: &[&str] = &[
-    "服务态度", "等待时间", "售后服务", "退款", "退货", "物流", "发货", "配送", "客服", "质量问题",
-    "响应速度", "处理速度", "价格", "收费",
+    "服务态度",
+    "等待时间",
+    "售后服务",
+    "退款",
+    "退货",
+    "物流",
+    "发货",
+    "配送",
+    "客服",
+    "质量问题",
+    "响应速度",
+    "处理速度",
+    "价格",
+    "收费",
 ];
 
 fn segmenter() -> &'static jieba_rs::Jieba {
@@ -658,7 +670,9 @@ fn countable(word: &str) -> bool {
     let characters = word.chars().count();
     characters >= 2
         && !word.chars().any(char::is_numeric)
-        && word.chars().all(|character| is_cjk(character) || character.is_alphabetic())
+        && word
+            .chars()
+            .all(|character| is_cjk(character) || character.is_alphabetic())
         && !STOP_WORDS.contains(&word)
 }
 
@@ -980,7 +994,11 @@ impl Veil {
                 "survey_id": survey.id, "kind": survey.kind, "score": answer.score,
                 "ticket_id": survey.ticket_id, "feedback_id": row.id, "pii_spans": masked.spans.len(),
             }));
-        if self.store().answer_survey(&survey.id, &row, &[entry]).await? {
+        if self
+            .store()
+            .answer_survey(&survey.id, &row, &[entry])
+            .await?
+        {
             Ok(())
         } else {
             Err(AppError::Conflict(
@@ -1019,7 +1037,10 @@ impl Veil {
                 GroupBy::Month
             }),
         };
-        let top = query.top.map(|top| top as usize).unwrap_or(DEFAULT_TOP_TERMS);
+        let top = query
+            .top
+            .map(|top| top as usize)
+            .unwrap_or(DEFAULT_TOP_TERMS);
         if !(1..=MAX_TOP_TERMS).contains(&top) {
             errors.push(invalid("top", "out_of_range", "must be 1 to 100"));
         }
@@ -1047,13 +1068,17 @@ impl Veil {
             .store()
             .complaint_texts(Some(&scope), from, to, MAX_COMPLAINT_TICKETS)
             .await?;
-        let summary = self.summarise(&rows, &complaints, from, to, by, top).await?;
-        self.record(&[event(Some(actor), "feedback.summary", Outcome::Ok).detail(
-            serde_json::json!({
-                "from": summary.from, "to": summary.to, "by": by, "feedback": rows.len(),
-                "complaint_tickets": complaints.len(),
-            }),
-        )])
+        let summary = self
+            .summarise(&rows, &complaints, from, to, by, top)
+            .await?;
+        self.record(
+            &[
+                event(Some(actor), "feedback.summary", Outcome::Ok).detail(serde_json::json!({
+                    "from": summary.from, "to": summary.to, "by": by, "feedback": rows.len(),
+                    "complaint_tickets": complaints.len(),
+                })),
+            ],
+        )
         .await?;
         Ok(summary)
     }
@@ -1079,7 +1104,10 @@ impl Veil {
             };
             overall.add(kind, row.score);
             let month = month_of(row.created_at);
-            by_month.entry(month.clone()).or_default().add(kind, row.score);
+            by_month
+                .entry(month.clone())
+                .or_default()
+                .add(kind, row.score);
             let key = match by {
                 GroupBy::Month => Some(month),
                 GroupBy::Agent => row.agent_id.clone(),
@@ -1157,7 +1185,11 @@ mod tests {
         let stats = tally.stats();
         assert_eq!(stats.nps.count, 10);
         assert_eq!(
-            (stats.nps.promoters, stats.nps.passives, stats.nps.detractors),
+            (
+                stats.nps.promoters,
+                stats.nps.passives,
+                stats.nps.detractors
+            ),
             (5, 2, 3)
         );
         assert_eq!(stats.nps.score, Some(20.0));
@@ -1187,7 +1219,12 @@ mod tests {
             "退款3次都没到账 服务态度差",
         ];
         let terms = complaint_terms(texts.iter().copied(), 10);
-        let find = |term: &str| terms.iter().find(|found| found.term == term).map(|found| found.count);
+        let find = |term: &str| {
+            terms
+                .iter()
+                .find(|found| found.term == term)
+                .map(|found| found.count)
+        };
         assert_eq!(find("服务态度"), Some(3), "{terms:?}");
         assert_eq!(find("等待时间"), Some(2), "{terms:?}");
         assert_eq!(find("退款"), Some(1), "{terms:?}");

@@ -91,9 +91,7 @@ pub fn required_scope(action: Action) -> Option<Scope> {
         | OrderRead | LoyaltyRead | FeedbackRead => Some(Scope::CustomersRead),
         CustomerCreate | CustomerUpdate | CustomerErase | CustomerTransfer | NoteWrite
         | InteractionWrite | TicketWrite | TicketAssign | OrderWrite | LoyaltyRedeem
-        | FeedbackWrite | SurveyManage => {
-            Some(Scope::CustomersWrite)
-        }
+        | FeedbackWrite | SurveyManage => Some(Scope::CustomersWrite),
         ProductManage => None,
         PolicyRead => Some(Scope::PoliciesRead),
         AuditRead | AuditVerify | SecurityRead => Some(Scope::AuditRead),

@@ -303,7 +303,10 @@ impl Store {
         if let Some(clause) = scope_filter(scope, &mut next, &mut binds) {
             clauses.push(clause);
         }
-        clauses.push(format!("created_at >= ${next} AND created_at < ${}", next + 1));
+        clauses.push(format!(
+            "created_at >= ${next} AND created_at < ${}",
+            next + 1
+        ));
         binds.push(Bind::Int(from));
         binds.push(Bind::Int(to));
         let sql = format!(
@@ -356,7 +359,10 @@ impl Store {
         if let Some(clause) = scope_filter(scope, &mut next, &mut binds) {
             clauses.push(clause);
         }
-        clauses.push(format!("created_at >= ${next} AND created_at < ${}", next + 1));
+        clauses.push(format!(
+            "created_at >= ${next} AND created_at < ${}",
+            next + 1
+        ));
         binds.push(Bind::Int(from));
         binds.push(Bind::Int(to));
         let sql = format!(
