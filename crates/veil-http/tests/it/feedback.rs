@@ -232,6 +232,22 @@ both_backends!(
         ] {
             assert!(!page.raw.contains(secret), "{secret}");
         }
+        // In Chinese for a Chinese browser.
+        let chinese = client
+            .send_request(
+                Request::builder()
+                    .uri(format!("/survey/{token}"))
+                    .header(header::ACCEPT_LANGUAGE, "zh-CN,zh;q=0.9")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(chinese.status, StatusCode::OK);
+        assert!(
+            chinese.raw.contains("您对我们处理您的请求是否满意"),
+            "{}",
+            chinese.raw
+        );
         // A form without the nonce cookie is refused and records nothing.
         let forged = Request::builder()
             .method(Method::POST)
