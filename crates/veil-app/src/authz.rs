@@ -93,6 +93,12 @@ pub enum Action {
     LoyaltyRead,
     /// Redeem a customer's points.
     LoyaltyRedeem,
+    /// Record a customer's feedback (CSAT or NPS score, comment) received by staff.
+    FeedbackWrite,
+    /// Read the feedback analysis (scores by month, agent, channel, product; complaint terms).
+    FeedbackRead,
+    /// Send NPS surveys to a set of customers.
+    SurveyManage,
 }
 
 impl Action {
@@ -134,11 +140,14 @@ impl Action {
             Action::OrderWrite => "order.write",
             Action::LoyaltyRead => "loyalty.read",
             Action::LoyaltyRedeem => "loyalty.redeem",
+            Action::FeedbackWrite => "feedback.create",
+            Action::FeedbackRead => "feedback.summary",
+            Action::SurveyManage => "survey.create",
         }
     }
 
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 38] = [
         Action::CustomerList,
         Action::CustomerRead,
         Action::CustomerCreate,
@@ -174,6 +183,9 @@ impl Action {
         Action::OrderWrite,
         Action::LoyaltyRead,
         Action::LoyaltyRedeem,
+        Action::FeedbackWrite,
+        Action::FeedbackRead,
+        Action::SurveyManage,
     ];
 }
 
@@ -189,6 +201,9 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
             matches!(role, Admin | Manager | Sales | Service)
         }
         OrderWrite => matches!(role, Admin | Manager | Sales),
+        FeedbackWrite => matches!(role, Admin | Manager | Sales | Service),
+        FeedbackRead => matches!(role, Admin | Manager | Sales),
+        SurveyManage => matches!(role, Admin | Manager),
         ProductManage => matches!(role, Admin | Manager),
         CustomerCreate | CustomerUpdate => matches!(role, Admin | Manager | Sales),
         CustomerErase | CustomerTransfer => matches!(role, Admin | Manager),
@@ -216,6 +231,9 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
             "this role does not work with customer records"
         }
         OrderWrite => "only admins, managers and salespeople enter orders",
+        FeedbackWrite => "this role does not work with customer records",
+        FeedbackRead => "only admins, managers and salespeople read the feedback analysis",
+        SurveyManage => "only admins and managers send NPS surveys",
         ProductManage => "only admins and managers change the product catalogue",
         CustomerCreate | CustomerUpdate => "this role does not create or change customers",
         CustomerErase => "only admins and managers can erase customers",
@@ -460,6 +478,9 @@ mod tests {
                     OrderWrite,
                     LoyaltyRead,
                     LoyaltyRedeem,
+                    FeedbackWrite,
+                    FeedbackRead,
+                    SurveyManage,
                 ],
             ),
             (
@@ -489,6 +510,9 @@ mod tests {
                     UnmaskRequest,
                     UnmaskApprove,
                     Reveal,
+                    FeedbackWrite,
+                    FeedbackRead,
+                    SurveyManage,
                 ],
             ),
             (
@@ -514,6 +538,8 @@ mod tests {
                     ConsentWrite,
                     UnmaskRequest,
                     Reveal,
+                    FeedbackWrite,
+                    FeedbackRead,
                 ],
             ),
             (
@@ -561,6 +587,7 @@ mod tests {
                     ConsentRead,
                     UnmaskRequest,
                     Reveal,
+                    FeedbackWrite,
                 ],
             ),
         ];

@@ -18,6 +18,7 @@ pub mod demo_data;
 pub mod displays;
 pub mod doctor;
 pub mod error;
+pub mod feedback;
 pub mod governance;
 pub mod ids;
 pub mod incident;

@@ -444,6 +444,10 @@ pub struct TicketView {
     /// Comments, oldest first (single-ticket reads only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comments: Option<Vec<CommentView>>,
+    /// The CSAT survey this change created (only in the response of the resolution or closing that created
+    /// it): its public link, for the customer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csat_survey: Option<crate::feedback::SurveyLink>,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339.
@@ -537,6 +541,7 @@ fn ticket_view(row: TicketRow, escalations: Vec<EscalationRow>, now: i64) -> Tic
             .collect(),
         history: None,
         comments: None,
+        csat_survey: None,
         created_at: format_time(row.created_at),
         updated_at: format_time(row.updated_at),
     }
@@ -1047,11 +1052,31 @@ impl Veil {
                 "priority": {"from": current.priority, "to": row.priority},
                 "category": {"from": current.category, "to": row.category},
             }));
-        self.store()
-            .update_ticket(&row, current.updated_at, change.as_ref(), None, &[entry])
+        // Resolving or closing asks the customer how it went: one CSAT survey per ticket, created in the same
+        // transaction (the store skips it when the ticket already has one).
+        let survey = matches!(
+            TicketStatus::parse(&row.status),
+            Some(TicketStatus::Resolved | TicketStatus::Closed)
+        ) && change.is_some();
+        let survey =
+            survey.then(|| crate::feedback::csat_survey_for(actor, &row.id, &row.customer_id, now));
+        let created = self
+            .store()
+            .update_ticket_with_survey(
+                &row,
+                current.updated_at,
+                change.as_ref(),
+                None,
+                survey.as_ref().map(|(survey, _, entry)| (survey, entry)),
+                &[entry],
+            )
             .await
             .map_err(stale_to_conflict)?;
-        self.full_ticket_view(row).await
+        let mut view = self.full_ticket_view(row).await?;
+        if created {
+            view.csat_survey = survey.map(|(_, link, _)| link);
+        }
+        Ok(view)
     }
 
     /// A ticket with its escalations, status history and comments.

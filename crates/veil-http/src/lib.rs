@@ -27,6 +27,7 @@ pub mod care;
 pub mod customers;
 pub mod error;
 pub mod extract;
+pub mod feedback;
 pub mod governance;
 pub mod incidents;
 pub mod orders;
@@ -185,6 +186,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(tickets::router())
         .merge(orders::router())
         .merge(care::router())
+        .merge(feedback::router())
         .split_for_parts()
 }
 

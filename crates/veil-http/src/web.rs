@@ -31,11 +31,13 @@ pub mod audit;
 pub mod consents;
 pub mod customers;
 pub mod dashboard;
+pub mod feedback;
 pub mod i18n;
 pub mod pages;
 pub mod policies;
 pub mod requests;
 pub mod session;
+pub mod survey;
 pub mod tickets;
 pub mod users;
 
@@ -73,6 +75,8 @@ pub fn router() -> Router<AppState> {
         .route("/tickets/{id}/comment", post(tickets::comment))
         .route("/tickets/{id}/status", post(tickets::change_status))
         .route("/tickets/{id}/assign", post(tickets::assign))
+        .route("/feedback", get(feedback::page))
+        .route("/survey/{token}", get(survey::form).post(survey::answer))
         .route(
             "/unmask-requests/new",
             get(requests::new_form).post(requests::create),
@@ -218,7 +222,7 @@ pub struct NavLink {
 fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
     use veil_app::authz::Action;
     let may = |action: Action| role_permits(role, action).is_ok();
-    let links: [(&'static str, &'static str, bool); 12] = [
+    let links: [(&'static str, &'static str, bool); 13] = [
         ("/dashboard", "nav.dashboard", true),
         ("/customers", "nav.customers", may(Action::CustomerList)),
         (
@@ -227,6 +231,7 @@ fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
             may(Action::CustomerCreate),
         ),
         ("/tickets", "nav.tickets", may(Action::TicketRead)),
+        ("/feedback", "nav.feedback", may(Action::FeedbackRead)),
         ("/access", "nav.access", may(Action::UnmaskRequest)),
         ("/approvals", "nav.approvals", may(Action::UnmaskApprove)),
         ("/audit", "nav.audit", may(Action::AuditVerify)),

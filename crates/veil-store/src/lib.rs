@@ -20,6 +20,7 @@ pub mod backups;
 pub mod checks;
 pub mod customers;
 pub mod displays;
+pub mod feedback;
 pub mod governance;
 pub mod incidents;
 pub mod interactions;
@@ -45,6 +46,7 @@ pub use customers::{
     SealedExportRow, SealedValue, SensitiveField,
 };
 pub use displays::{DisplayRow, DisplayWrite, RemaskProgress};
+pub use feedback::{FeedbackRow, FeedbackStatRow, SurveyRow};
 pub use governance::{ConsentRow, DecisionRow, GrantRow, RequestRow, RiskRow};
 pub use incidents::IncidentRow;
 pub use interactions::{InteractionRow, TimeCursor};

@@ -316,7 +316,24 @@ impl Store {
         link: Option<&ServiceLink>,
         audit: &[crate::AuditEvent],
     ) -> StoreResult<()> {
-        let affected = with_pool!(self, |pool| {
+        self.update_ticket_with_survey(row, expected_updated_at, change, link, None, audit)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Store::update_ticket`], also recording the CSAT survey a resolution or closing creates, with its own
+    /// audit entry, in the same transaction. A ticket has at most one survey: when it already has one, the new
+    /// survey and its entry are skipped and the result is `false`.
+    pub async fn update_ticket_with_survey(
+        &self,
+        row: &TicketRow,
+        expected_updated_at: i64,
+        change: Option<&StatusChangeRow>,
+        link: Option<&ServiceLink>,
+        survey: Option<(&crate::feedback::SurveyRow, &crate::AuditEvent)>,
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<bool> {
+        let (affected, surveyed) = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let affected = sqlx::query(
                 "UPDATE ticket SET category = $2, priority = $3, status = $4, assignee_id = $5, assigned_by = $6, \
@@ -348,11 +365,22 @@ impl Store {
                 }
                 crate::audit::append_in(&mut *tx, audit).await?;
             }
+            let mut surveyed = false;
+            if let (1, Some((survey, entry))) = (affected, survey) {
+                surveyed = crate::feedback::bind_survey!(survey)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if surveyed {
+                    crate::audit::append_in(&mut *tx, std::slice::from_ref(entry)).await?;
+                }
+            }
             tx.commit().await?;
-            Ok::<u64, StoreError>(affected)
+            Ok::<(u64, bool), StoreError>((affected, surveyed))
         })?;
         if affected == 1 {
-            Ok(())
+            Ok(surveyed)
         } else {
             Err(StoreError::StaleWrite)
         }

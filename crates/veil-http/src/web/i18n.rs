@@ -324,6 +324,8 @@ mod tests {
             include_str!("templates/tickets.html"),
             include_str!("templates/ticket.html"),
             include_str!("templates/ticket_new.html"),
+            include_str!("templates/feedback.html"),
+            include_str!("templates/survey.html"),
             include_str!("session.rs"),
             include_str!("pages.rs"),
             include_str!("customers.rs"),
@@ -337,6 +339,8 @@ mod tests {
             include_str!("users.rs"),
             include_str!("policies.rs"),
             include_str!("tickets.rs"),
+            include_str!("feedback.rs"),
+            include_str!("survey.rs"),
         ];
         let english = keys(Locale::En);
         let mut missing = Vec::new();

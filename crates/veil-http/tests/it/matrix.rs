@@ -259,6 +259,17 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
             StatusCode::OK,
             works_with_customers(role) || role == Role::Service,
         ),
+        // Feedback staff received about sally's fixture customer: recorded by those who see it; the service user
+        // is not linked to it (404); DPOs and auditors never work with customer records (403).
+        ("POST", "/api/v1/feedback") => match role {
+            Role::Admin | Role::Manager | Role::Sales => StatusCode::CREATED,
+            Role::Service => StatusCode::NOT_FOUND,
+            Role::Dpo | Role::Auditor => StatusCode::FORBIDDEN,
+        },
+        // NPS surveys are sent by admins and managers (the body names sally's customer, in east's team tree).
+        ("POST", "/api/v1/surveys/nps") => by_role(StatusCode::CREATED, erase_or_move),
+        // The analysis is for those who own customers: admins, managers (their team tree), salespeople (their own).
+        ("GET", "/api/v1/feedback/summary") => by_role(StatusCode::OK, works_with_customers(role)),
         // The id is no user's: 404 for admins, 403 before the lookup for the rest.
         ("PUT", "/api/v1/users/{id}/skills") => by_role(StatusCode::NOT_FOUND, role == Role::Admin),
         // The fixture's body names no real customer: invalid for everyone.
@@ -340,6 +351,12 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
         })),
         ("POST", "/api/v1/orders/{id}/status") => Some(json!({"status": "cancelled"})),
         ("POST", "/api/v1/customers/{id}/loyalty/redeem") => Some(json!({"points": 1})),
+        ("POST", "/api/v1/feedback") => Some(json!({
+            "customer_id": fixture.ticket_customer.to_string(), "kind": "csat", "score": 4,
+        })),
+        ("POST", "/api/v1/surveys/nps") => Some(json!({
+            "customer_ids": [fixture.ticket_customer.to_string()],
+        })),
         ("POST", "/api/v1/security/alerts/{id}/acknowledge") => None,
         ("POST", "/api/v1/backups") => Some(json!({"to": "local"})),
         ("POST", "/api/v1/backups/{id}/verify") => None,
