@@ -93,6 +93,14 @@ pub enum Action {
     LoyaltyRead,
     /// Redeem a customer's points.
     LoyaltyRedeem,
+    /// List and read deals (of customers in scope) and the pipelines.
+    DealRead,
+    /// Enter deals, change them, move their stage.
+    DealWrite,
+    /// List and read follow-up tasks.
+    TaskRead,
+    /// Create follow-up tasks and mark them done.
+    TaskWrite,
 }
 
 impl Action {
@@ -134,11 +142,15 @@ impl Action {
             Action::OrderWrite => "order.write",
             Action::LoyaltyRead => "loyalty.read",
             Action::LoyaltyRedeem => "loyalty.redeem",
+            Action::DealRead => "deal.read",
+            Action::DealWrite => "deal.write",
+            Action::TaskRead => "task.read",
+            Action::TaskWrite => "task.write",
         }
     }
 
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 39] = [
         Action::CustomerList,
         Action::CustomerRead,
         Action::CustomerCreate,
@@ -174,6 +186,10 @@ impl Action {
         Action::OrderWrite,
         Action::LoyaltyRead,
         Action::LoyaltyRedeem,
+        Action::DealRead,
+        Action::DealWrite,
+        Action::TaskRead,
+        Action::TaskWrite,
     ];
 }
 
@@ -189,6 +205,8 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
             matches!(role, Admin | Manager | Sales | Service)
         }
         OrderWrite => matches!(role, Admin | Manager | Sales),
+        DealRead | DealWrite => matches!(role, Admin | Manager | Sales),
+        TaskRead | TaskWrite => matches!(role, Admin | Manager | Sales | Service),
         ProductManage => matches!(role, Admin | Manager),
         CustomerCreate | CustomerUpdate => matches!(role, Admin | Manager | Sales),
         CustomerErase | CustomerTransfer => matches!(role, Admin | Manager),
@@ -216,6 +234,8 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
             "this role does not work with customer records"
         }
         OrderWrite => "only admins, managers and salespeople enter orders",
+        DealRead | DealWrite => "only admins, managers and salespeople work with deals",
+        TaskRead | TaskWrite => "this role does not work with follow-up tasks",
         ProductManage => "only admins and managers change the product catalogue",
         CustomerCreate | CustomerUpdate => "this role does not create or change customers",
         CustomerErase => "only admins and managers can erase customers",
@@ -460,11 +480,19 @@ mod tests {
                     OrderWrite,
                     LoyaltyRead,
                     LoyaltyRedeem,
+                    DealRead,
+                    DealWrite,
+                    TaskRead,
+                    TaskWrite,
                 ],
             ),
             (
                 Role::Manager,
                 &[
+                    DealRead,
+                    DealWrite,
+                    TaskRead,
+                    TaskWrite,
                     ProductRead,
                     ProductManage,
                     OrderRead,
@@ -494,6 +522,10 @@ mod tests {
             (
                 Role::Sales,
                 &[
+                    DealRead,
+                    DealWrite,
+                    TaskRead,
+                    TaskWrite,
                     ProductRead,
                     OrderRead,
                     OrderWrite,
@@ -546,6 +578,8 @@ mod tests {
             (
                 Role::Service,
                 &[
+                    TaskRead,
+                    TaskWrite,
                     ProductRead,
                     OrderRead,
                     LoyaltyRead,

@@ -88,9 +88,10 @@ pub fn required_scope(action: Action) -> Option<Scope> {
     use Action::*;
     match action {
         CustomerList | CustomerRead | NoteRead | InteractionRead | TicketRead | ProductRead
-        | OrderRead | LoyaltyRead => Some(Scope::CustomersRead),
+        | OrderRead | LoyaltyRead | DealRead | TaskRead => Some(Scope::CustomersRead),
         CustomerCreate | CustomerUpdate | CustomerErase | CustomerTransfer | NoteWrite
-        | InteractionWrite | TicketWrite | TicketAssign | OrderWrite | LoyaltyRedeem => {
+        | InteractionWrite | TicketWrite | TicketAssign | OrderWrite | LoyaltyRedeem | DealWrite
+        | TaskWrite => {
             Some(Scope::CustomersWrite)
         }
         ProductManage => None,
