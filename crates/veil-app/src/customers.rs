@@ -845,8 +845,13 @@ impl Veil {
         actor: &Actor,
         action: &str,
     ) -> AppResult<Vec<(CustomerRow, veil_store::CustomerKeyRow)>> {
-        self.insert_sealed_in_stage(customers, actor, action, veil_store::customers::LIFECYCLE_CUSTOMER)
-            .await
+        self.insert_sealed_in_stage(
+            customers,
+            actor,
+            action,
+            veil_store::customers::LIFECYCLE_CUSTOMER,
+        )
+        .await
     }
 
     /// [`Veil::insert_sealed`] in a lifecycle stage (`lead` or `customer`).

@@ -522,11 +522,13 @@ impl Veil {
         } else {
             None
         };
-        self.record(&[crate::audit::event(Some(actor), "lead.list", crate::audit::Outcome::Ok)
-            .customers(rows.iter().map(|row| row.id.clone()))
-            .fields(["name"])
-            .detail(serde_json::json!({"count": rows.len()}))])
-            .await?;
+        self.record(&[
+            crate::audit::event(Some(actor), "lead.list", crate::audit::Outcome::Ok)
+                .customers(rows.iter().map(|row| row.id.clone()))
+                .fields(["name"])
+                .detail(serde_json::json!({"count": rows.len()})),
+        ])
+        .await?;
         for row in &mut rows {
             row.masked.retain(|field, _| *field == SensitiveField::Name);
         }
@@ -781,7 +783,11 @@ impl Veil {
 
     /// Open deals of `pipeline` in the caller's scope per stage (in the pipeline's order, every stage present):
     /// the board's column totals and the sales funnel.
-    pub async fn deal_funnel(&self, actor: &Actor, pipeline_key: &str) -> AppResult<Vec<StageTotal>> {
+    pub async fn deal_funnel(
+        &self,
+        actor: &Actor,
+        pipeline_key: &str,
+    ) -> AppResult<Vec<StageTotal>> {
         self.permit_recorded(actor, Action::DealRead, None).await?;
         let template = pipeline(pipeline_key).ok_or_else(|| {
             AppError::Validation(vec![FieldError::new(
@@ -791,10 +797,7 @@ impl Veil {
             )])
         })?;
         let scope = self.customer_scope(actor).await?;
-        let rows = self
-            .store()
-            .open_deal_totals(&scope, template.key)
-            .await?;
+        let rows = self.store().open_deal_totals(&scope, template.key).await?;
         Ok(template
             .stages
             .iter()
@@ -863,7 +866,12 @@ impl Veil {
 
     /// Moves a deal to another stage of its pipeline and/or closes (won, lost with a reason) or reopens it.
     /// Optimistic on `version`: a concurrent change is 409 and nothing is written.
-    pub async fn move_deal(&self, actor: &Actor, id: &str, input: &StageMove) -> AppResult<DealView> {
+    pub async fn move_deal(
+        &self,
+        actor: &Actor,
+        id: &str,
+        input: &StageMove,
+    ) -> AppResult<DealView> {
         let current = self.deal_for(actor, id, Action::DealWrite).await?;
         if input.version != current.version {
             return Err(conflict());
@@ -880,9 +888,9 @@ impl Veil {
                 )),
             }
         }
-        let status = input.status.unwrap_or(
-            DealStatus::parse(&current.status).unwrap_or(DealStatus::Open),
-        );
+        let status = input
+            .status
+            .unwrap_or(DealStatus::parse(&current.status).unwrap_or(DealStatus::Open));
         row.status = status.as_str().to_owned();
         let now = now_ms().max(current.updated_at + 1);
         match status {
@@ -983,7 +991,10 @@ mod tests {
             .iter()
             .map(|(_, zh, _)| *zh)
             .collect();
-        assert_eq!(real_estate, ["首次接触", "带看", "意向", "认购", "签约", "成交"]);
+        assert_eq!(
+            real_estate,
+            ["首次接触", "带看", "意向", "认购", "签约", "成交"]
+        );
         let education: Vec<_> = pipeline("education")
             .unwrap()
             .stages
@@ -991,6 +1002,9 @@ mod tests {
             .map(|(_, zh, _)| *zh)
             .collect();
         assert_eq!(education, ["咨询", "试听", "报名", "缴费"]);
-        assert!(pipeline("automotive").unwrap().position("test_drive").is_some());
+        assert!(pipeline("automotive")
+            .unwrap()
+            .position("test_drive")
+            .is_some());
     }
 }

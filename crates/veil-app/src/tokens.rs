@@ -90,10 +90,8 @@ pub fn required_scope(action: Action) -> Option<Scope> {
         CustomerList | CustomerRead | NoteRead | InteractionRead | TicketRead | ProductRead
         | OrderRead | LoyaltyRead | DealRead | TaskRead => Some(Scope::CustomersRead),
         CustomerCreate | CustomerUpdate | CustomerErase | CustomerTransfer | NoteWrite
-        | InteractionWrite | TicketWrite | TicketAssign | OrderWrite | LoyaltyRedeem | DealWrite
-        | TaskWrite => {
-            Some(Scope::CustomersWrite)
-        }
+        | InteractionWrite | TicketWrite | TicketAssign | OrderWrite | LoyaltyRedeem
+        | DealWrite | TaskWrite => Some(Scope::CustomersWrite),
         ProductManage => None,
         PolicyRead => Some(Scope::PoliciesRead),
         AuditRead | AuditVerify | SecurityRead => Some(Scope::AuditRead),

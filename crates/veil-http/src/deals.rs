@@ -164,7 +164,9 @@ pub async fn update_deal(
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<DealPatch>,
 ) -> ApiResult<Json<DealView>> {
-    Ok(Json(state.veil.update_deal(&user.actor, &id, &patch).await?))
+    Ok(Json(
+        state.veil.update_deal(&user.actor, &id, &patch).await?,
+    ))
 }
 
 /// Moves a deal to another stage and/or marks it won, lost (with a reason) or open again. Optimistic: `version`

@@ -44,7 +44,8 @@ pub struct DealRow {
     pub closed_at: Option<i64>,
 }
 
-const DEAL_COLUMNS: &str = "id, customer_id, title, amount_minor, currency, expected_close, owner_id, pipeline, \
+const DEAL_COLUMNS: &str =
+    "id, customer_id, title, amount_minor, currency, expected_close, owner_id, pipeline, \
      stage, status, lost_reason, version, created_by, created_at, updated_at, closed_at";
 
 macro_rules! deal_from_row {
@@ -150,7 +151,8 @@ pub struct TaskRow {
     pub updated_at: i64,
 }
 
-const TASK_COLUMNS: &str = "id, title, due_at, assignee_id, customer_id, deal_id, done_at, done_by, created_by, \
+const TASK_COLUMNS: &str =
+    "id, title, due_at, assignee_id, customer_id, deal_id, done_at, done_by, created_by, \
      created_at, updated_at";
 
 macro_rules! task_from_row {
@@ -538,10 +540,7 @@ impl Store {
             if done {
                 query = query.bind(actor);
             }
-            let changed = query
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let changed = query.execute(&mut *tx).await?.rows_affected();
             if changed == 0 {
                 tx.rollback().await?;
                 return Err(StoreError::StaleWrite);

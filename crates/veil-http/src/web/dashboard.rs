@@ -85,7 +85,11 @@ pub struct TaskLine {
     pub link: Option<String>,
 }
 
-async fn task_lines(state: &AppState, tr: Tr, actor: &veil_app::Actor) -> Result<Option<Vec<TaskLine>>, AppError> {
+async fn task_lines(
+    state: &AppState,
+    tr: Tr,
+    actor: &veil_app::Actor,
+) -> Result<Option<Vec<TaskLine>>, AppError> {
     let until = chrono::Utc::now() + chrono::Duration::days(i64::from(REMINDER_DAYS));
     let query = veil_app::tasks::TaskQuery {
         assignee: Some("me".to_owned()),
@@ -94,22 +98,24 @@ async fn task_lines(state: &AppState, tr: Tr, actor: &veil_app::Actor) -> Result
         limit: Some(MAX_REMINDER_LINES as u32),
         ..Default::default()
     };
-    Ok(optional(state.veil.list_tasks(actor, &query).await)?.map(|tasks| {
-        tasks
-            .into_iter()
-            .map(|task| TaskLine {
-                link: match (&task.deal_id, &task.customer_id) {
-                    (Some(deal), _) => Some(format!("/deals/{deal}")),
-                    (None, Some(customer)) => Some(format!("/customers/{customer}")),
-                    (None, None) => None,
-                },
-                due: tr.datetime(&task.due_at),
-                overdue: task.overdue,
-                title: task.title,
-                id: task.id,
-            })
-            .collect()
-    }))
+    Ok(
+        optional(state.veil.list_tasks(actor, &query).await)?.map(|tasks| {
+            tasks
+                .into_iter()
+                .map(|task| TaskLine {
+                    link: match (&task.deal_id, &task.customer_id) {
+                        (Some(deal), _) => Some(format!("/deals/{deal}")),
+                        (None, Some(customer)) => Some(format!("/customers/{customer}")),
+                        (None, None) => None,
+                    },
+                    due: tr.datetime(&task.due_at),
+                    overdue: task.overdue,
+                    title: task.title,
+                    id: task.id,
+                })
+                .collect()
+        }),
+    )
 }
 
 /// The "done" button of a task on the dashboard.
@@ -122,9 +128,9 @@ pub async fn complete_task(
     let user = signed.user;
     let patch = veil_app::tasks::TaskPatch { done: true };
     match state.veil.set_task_done(&user.actor, &id, &patch).await {
-        Ok(_) => axum::response::IntoResponse::into_response(axum::response::Redirect::to(
-            "/dashboard",
-        )),
+        Ok(_) => {
+            axum::response::IntoResponse::into_response(axum::response::Redirect::to("/dashboard"))
+        }
         Err(error) => error_page(&page, Some(&user), &error),
     }
 }

@@ -178,12 +178,14 @@ pub async fn board(
                 )
                 .await;
             match newest {
-                Ok(page_of) => page_of
-                    .items
-                    .first()
-                    .and_then(|deal| pipeline(&deal.pipeline))
-                    .unwrap_or(&PIPELINES[0])
-                    .key,
+                Ok(page_of) => {
+                    page_of
+                        .items
+                        .first()
+                        .and_then(|deal| pipeline(&deal.pipeline))
+                        .unwrap_or(&PIPELINES[0])
+                        .key
+                }
                 Err(error) => return error_page(&page, Some(&user), &error),
             }
         }

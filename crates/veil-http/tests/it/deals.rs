@@ -53,7 +53,11 @@ both_backends!(lead_is_a_masked_customer_record_converted_once, |harness| {
             Some(json!({"name": LEAD_NAME, "phone": "1359876"})),
         )
         .await;
-    assert_problem(&invalid, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_problem(
+        &invalid,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
     let created = client
         .send(
             Method::POST,
@@ -210,7 +214,11 @@ both_backends!(
                 Some(json!({"version": 1, "stage": "test_drive"})),
             )
             .await;
-        assert_problem(&unknown, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_problem(
+            &unknown,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
         let bad = client
             .send(
                 Method::POST,
@@ -275,7 +283,12 @@ both_backends!(
             second.raw
         );
         let current = client
-            .send(Method::GET, &format!("/api/v1/deals/{id}"), Some(&sally), None)
+            .send(
+                Method::GET,
+                &format!("/api/v1/deals/{id}"),
+                Some(&sally),
+                None,
+            )
             .await;
         assert_eq!(current.body["version"], 3);
         assert_eq!(current.body["history"].as_array().unwrap().len(), 3);
@@ -331,7 +344,11 @@ both_backends!(
                 Some(json!({"version": version, "status": "lost"})),
             )
             .await;
-        assert_problem(&no_reason, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_problem(
+            &no_reason,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
         let lost = client
             .send(
                 Method::POST,
@@ -373,7 +390,12 @@ both_backends!(tasks_list_by_assignee_and_due_time, |harness| {
     let mut ids = Vec::new();
     for (title, hours, customer_id, deal_id) in [
         ("昨天该打的回访电话", -20, Some(customer.clone()), None),
-        ("约试听", 30, None, Some(deal["id"].as_str().unwrap().to_owned())),
+        (
+            "约试听",
+            30,
+            None,
+            Some(deal["id"].as_str().unwrap().to_owned()),
+        ),
         ("下周跟进", 240, None, None),
     ] {
         let reply = client
@@ -381,14 +403,20 @@ both_backends!(tasks_list_by_assignee_and_due_time, |harness| {
                 Method::POST,
                 "/api/v1/tasks",
                 Some(&sally),
-                Some(json!({"title": title, "due_at": at(hours), "customer_id": customer_id,
-                            "deal_id": deal_id})),
+                Some(
+                    json!({"title": title, "due_at": at(hours), "customer_id": customer_id,
+                            "deal_id": deal_id}),
+                ),
             )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.raw);
         ids.push(reply.body["id"].as_str().unwrap().to_owned());
         if deal_id.is_some() {
-            assert_eq!(reply.body["customer_id"], customer.as_str(), "the deal's customer");
+            assert_eq!(
+                reply.body["customer_id"],
+                customer.as_str(),
+                "the deal's customer"
+            );
         }
     }
     let due_before = at(72);
@@ -423,12 +451,22 @@ both_backends!(tasks_list_by_assignee_and_due_time, |harness| {
     // Done once (audited), then a conflict; not done again.
     let uri = format!("/api/v1/tasks/{}", ids[0]);
     let done = client
-        .send(Method::PATCH, &uri, Some(&sally), Some(json!({"done": true})))
+        .send(
+            Method::PATCH,
+            &uri,
+            Some(&sally),
+            Some(json!({"done": true})),
+        )
         .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.raw);
     assert_eq!(done.body["done"], true);
     let twice = client
-        .send(Method::PATCH, &uri, Some(&sally), Some(json!({"done": true})))
+        .send(
+            Method::PATCH,
+            &uri,
+            Some(&sally),
+            Some(json!({"done": true})),
+        )
         .await;
     assert_problem(&twice, StatusCode::CONFLICT, "conflict");
     let open = client
@@ -487,8 +525,10 @@ both_backends!(
                 Method::POST,
                 "/api/v1/deals",
                 Some(&sally),
-                Some(json!({"customer_id": customer, "title": typed, "amount_minor": 25_980_000,
-                            "stage": "test_drive"})),
+                Some(
+                    json!({"customer_id": customer, "title": typed, "amount_minor": 25_980_000,
+                            "stage": "test_drive"}),
+                ),
             )
             .await;
         assert_eq!(deal.status, StatusCode::CREATED, "{}", deal.raw);
@@ -527,7 +567,10 @@ both_backends!(
             assert!(!raw.contains("诸葛明"), "{raw}");
         }
         let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
-        assert!(!logs.contains(TYPED_PHONE), "a typed number reached the logs");
+        assert!(
+            !logs.contains(TYPED_PHONE),
+            "a typed number reached the logs"
+        );
         for (table, column) in [
             ("deal", "title"),
             ("deal", "lost_reason"),

@@ -2727,8 +2727,10 @@ both_backends!(web_deal_board_renders_stages_and_moves_a_card, |harness| {
             Method::POST,
             "/api/v1/deals",
             Some(&token),
-            Some(json!({"customer_id": customer, "title": "学区房三居", "amount_minor": 350_000_000,
-                        "expected_close": "2030-06-30"})),
+            Some(
+                json!({"customer_id": customer, "title": "学区房三居", "amount_minor": 350_000_000,
+                        "expected_close": "2030-06-30"}),
+            ),
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
@@ -2765,7 +2767,10 @@ both_backends!(web_deal_board_renders_stages_and_moves_a_card, |harness| {
     }
     assert!(board.body.contains("<svg class=\"chart funnel\""));
     assert!(board.body.contains("学区房三居"));
-    assert!(board.body.contains("¥3,500,000.00"), "the amount per locale");
+    assert!(
+        board.body.contains("¥3,500,000.00"),
+        "the amount per locale"
+    );
     assert!(board.body.contains("2030-06-30"));
     assert_no_plaintext(&board.body, "the board");
     let column = |body: &str, stage: &str| -> String {
@@ -2791,8 +2796,12 @@ both_backends!(web_deal_board_renders_stages_and_moves_a_card, |harness| {
         )
         .await;
     assert_eq!(moved.status, StatusCode::SEE_OTHER, "{}", moved.body);
-    assert!(moved.location().starts_with("/deals?pipeline=real_estate&done=moved"));
-    let after = browser.get(moved.location()).await;
+    assert!(moved
+        .location()
+        .starts_with("/deals?pipeline=real_estate&done=moved"));
+    // The redirect names the column as a fragment, which the browser keeps to itself.
+    let next = moved.location().split('#').next().unwrap().to_owned();
+    let after = browser.get(&next).await;
     assert!(column(&after.body, "viewing").contains(&id));
     assert!(!column(&after.body, "first_contact").contains(&id));
     assert!(after.body.contains("The deal was moved."));
@@ -2821,7 +2830,9 @@ both_backends!(web_deal_board_renders_stages_and_moves_a_card, |harness| {
     // The deal's page shows the history; the dashboard lists the overdue task.
     let detail = browser.get(&format!("/deals/{id}")).await;
     assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
-    assert!(detail.body.contains("First contact · Open → Viewing · Open"));
+    assert!(detail
+        .body
+        .contains("First contact · Open → Viewing · Open"));
     let dashboard = browser.get("/dashboard").await;
     assert!(dashboard.body.contains("约客户看房"), "{}", dashboard.body);
     assert!(dashboard.body.contains("overdue"));
