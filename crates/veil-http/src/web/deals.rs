@@ -636,7 +636,7 @@ mod tests {
     #[test]
     fn every_pipeline_and_stage_is_translated() {
         for locale in Locale::ALL {
-            let tr = Tr::new(*locale);
+            let tr = Tr::new(locale);
             for template in PIPELINES {
                 let key = format!("pipeline.{}", template.key);
                 assert_ne!(tr.get(&key), key, "{key}");
