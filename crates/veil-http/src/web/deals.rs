@@ -35,7 +35,7 @@ pub fn format_amount(tr: Tr, minor: i64, currency: &str) -> String {
         let digits = whole.abs().to_string();
         let mut out = String::new();
         for (index, digit) in digits.chars().enumerate() {
-            if index > 0 && (digits.len() - index) % 3 == 0 {
+            if index > 0 && (digits.len() - index).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(digit);
