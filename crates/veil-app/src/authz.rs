@@ -99,6 +99,14 @@ pub enum Action {
     FeedbackRead,
     /// Send NPS surveys to a set of customers.
     SurveyManage,
+    /// List and read deals (of customers in scope) and the pipelines.
+    DealRead,
+    /// Enter deals, change them, move their stage.
+    DealWrite,
+    /// List and read follow-up tasks.
+    TaskRead,
+    /// Create follow-up tasks and mark them done.
+    TaskWrite,
 }
 
 impl Action {
@@ -143,11 +151,15 @@ impl Action {
             Action::FeedbackWrite => "feedback.create",
             Action::FeedbackRead => "feedback.summary",
             Action::SurveyManage => "survey.create",
+            Action::DealRead => "deal.read",
+            Action::DealWrite => "deal.write",
+            Action::TaskRead => "task.read",
+            Action::TaskWrite => "task.write",
         }
     }
 
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 38] = [
+    pub const ALL: [Action; 42] = [
         Action::CustomerList,
         Action::CustomerRead,
         Action::CustomerCreate,
@@ -186,6 +198,10 @@ impl Action {
         Action::FeedbackWrite,
         Action::FeedbackRead,
         Action::SurveyManage,
+        Action::DealRead,
+        Action::DealWrite,
+        Action::TaskRead,
+        Action::TaskWrite,
     ];
 }
 
@@ -204,6 +220,8 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         FeedbackWrite => matches!(role, Admin | Manager | Sales | Service),
         FeedbackRead => matches!(role, Admin | Manager | Sales),
         SurveyManage => matches!(role, Admin | Manager),
+        DealRead | DealWrite => matches!(role, Admin | Manager | Sales),
+        TaskRead | TaskWrite => matches!(role, Admin | Manager | Sales | Service),
         ProductManage => matches!(role, Admin | Manager),
         CustomerCreate | CustomerUpdate => matches!(role, Admin | Manager | Sales),
         CustomerErase | CustomerTransfer => matches!(role, Admin | Manager),
@@ -234,6 +252,8 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         FeedbackWrite => "this role does not work with customer records",
         FeedbackRead => "only admins, managers and salespeople read the feedback analysis",
         SurveyManage => "only admins and managers send NPS surveys",
+        DealRead | DealWrite => "only admins, managers and salespeople work with deals",
+        TaskRead | TaskWrite => "this role does not work with follow-up tasks",
         ProductManage => "only admins and managers change the product catalogue",
         CustomerCreate | CustomerUpdate => "this role does not create or change customers",
         CustomerErase => "only admins and managers can erase customers",
@@ -481,11 +501,19 @@ mod tests {
                     FeedbackWrite,
                     FeedbackRead,
                     SurveyManage,
+                    DealRead,
+                    DealWrite,
+                    TaskRead,
+                    TaskWrite,
                 ],
             ),
             (
                 Role::Manager,
                 &[
+                    DealRead,
+                    DealWrite,
+                    TaskRead,
+                    TaskWrite,
                     ProductRead,
                     ProductManage,
                     OrderRead,
@@ -518,6 +546,10 @@ mod tests {
             (
                 Role::Sales,
                 &[
+                    DealRead,
+                    DealWrite,
+                    TaskRead,
+                    TaskWrite,
                     ProductRead,
                     OrderRead,
                     OrderWrite,
@@ -572,6 +604,8 @@ mod tests {
             (
                 Role::Service,
                 &[
+                    TaskRead,
+                    TaskWrite,
                     ProductRead,
                     OrderRead,
                     LoyaltyRead,

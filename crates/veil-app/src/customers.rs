@@ -845,6 +845,23 @@ impl Veil {
         actor: &Actor,
         action: &str,
     ) -> AppResult<Vec<(CustomerRow, veil_store::CustomerKeyRow)>> {
+        self.insert_sealed_in_stage(
+            customers,
+            actor,
+            action,
+            veil_store::customers::LIFECYCLE_CUSTOMER,
+        )
+        .await
+    }
+
+    /// [`Veil::insert_sealed`] in a lifecycle stage (`lead` or `customer`).
+    async fn insert_sealed_in_stage(
+        &self,
+        customers: &[ValidatedCustomer],
+        actor: &Actor,
+        action: &str,
+        lifecycle: &str,
+    ) -> AppResult<Vec<(CustomerRow, veil_store::CustomerKeyRow)>> {
         let (rules, keys) = self.display_rules().await?;
         for attempt in 0..2 {
             let now = now_ms();
@@ -893,7 +910,7 @@ impl Veil {
                 .detail(serde_json::json!({"count": sealed.len()}));
             match self
                 .store()
-                .insert_customers(&sealed, &displays, &[entry])
+                .insert_customers_in_stage(&sealed, &displays, &[entry], lifecycle)
                 .await
             {
                 Ok(()) => return Ok(sealed),
@@ -912,6 +929,24 @@ impl Veil {
         actor: &Actor,
         input: &CustomerInput,
         allow_duplicate: bool,
+    ) -> AppResult<CustomerView> {
+        self.create_customer_in_stage(
+            actor,
+            input,
+            allow_duplicate,
+            veil_store::customers::LIFECYCLE_CUSTOMER,
+        )
+        .await
+    }
+
+    /// [`Veil::create_customer`] in a lifecycle stage: a lead (`lead`, audited as `lead.create`) goes through the
+    /// same validation, sealing, masking and duplicate check as a customer.
+    pub(crate) async fn create_customer_in_stage(
+        &self,
+        actor: &Actor,
+        input: &CustomerInput,
+        allow_duplicate: bool,
+        lifecycle: &str,
     ) -> AppResult<CustomerView> {
         self.authorize(actor, Action::CustomerCreate, None).await?;
         let mut customer = validate_input(input).map_err(AppError::Validation)?;
@@ -944,8 +979,12 @@ impl Veil {
             )
             .await?;
         }
+        let action = match lifecycle {
+            veil_store::customers::LIFECYCLE_LEAD => "lead.create",
+            _ => "customer.create",
+        };
         let sealed = self
-            .insert_sealed(std::slice::from_ref(&customer), actor, "customer.create")
+            .insert_sealed_in_stage(std::slice::from_ref(&customer), actor, action, lifecycle)
             .await?;
         let (row, _) = &sealed[0];
         tracing::info!(customer = %row.id, actor = %actor.user_id, "customer created");

@@ -88,10 +88,12 @@ pub fn required_scope(action: Action) -> Option<Scope> {
     use Action::*;
     match action {
         CustomerList | CustomerRead | NoteRead | InteractionRead | TicketRead | ProductRead
-        | OrderRead | LoyaltyRead | FeedbackRead => Some(Scope::CustomersRead),
+        | OrderRead | LoyaltyRead | FeedbackRead | DealRead | TaskRead => {
+            Some(Scope::CustomersRead)
+        }
         CustomerCreate | CustomerUpdate | CustomerErase | CustomerTransfer | NoteWrite
         | InteractionWrite | TicketWrite | TicketAssign | OrderWrite | LoyaltyRedeem
-        | FeedbackWrite | SurveyManage => Some(Scope::CustomersWrite),
+        | FeedbackWrite | SurveyManage | DealWrite | TaskWrite => Some(Scope::CustomersWrite),
         ProductManage => None,
         PolicyRead => Some(Scope::PoliciesRead),
         AuditRead | AuditVerify | SecurityRead => Some(Scope::AuditRead),

@@ -25,6 +25,7 @@ pub mod auth;
 pub mod backups;
 pub mod care;
 pub mod customers;
+pub mod deals;
 pub mod error;
 pub mod extract;
 pub mod feedback;
@@ -187,6 +188,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(orders::router())
         .merge(care::router())
         .merge(feedback::router())
+        .merge(deals::router())
         .split_for_parts()
 }
 

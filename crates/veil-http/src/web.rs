@@ -31,6 +31,7 @@ pub mod audit;
 pub mod consents;
 pub mod customers;
 pub mod dashboard;
+pub mod deals;
 pub mod feedback;
 pub mod i18n;
 pub mod pages;
@@ -69,6 +70,12 @@ pub fn router() -> Router<AppState> {
         )
         .route("/customers/{id}/reveal", post(customers::reveal))
         .route("/customers/{id}/notes", post(customers::add_note))
+        .route("/deals", get(deals::board))
+        .route("/deals/new", get(deals::new_form).post(deals::create))
+        .route("/deals/{id}", get(deals::detail))
+        .route("/deals/{id}/edit", post(deals::edit))
+        .route("/deals/{id}/move", post(deals::move_deal))
+        .route("/tasks/{id}/done", post(dashboard::complete_task))
         .route("/tickets", get(tickets::list))
         .route("/tickets/new", get(tickets::new_form).post(tickets::create))
         .route("/tickets/{id}", get(tickets::detail))
@@ -222,7 +229,7 @@ pub struct NavLink {
 fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
     use veil_app::authz::Action;
     let may = |action: Action| role_permits(role, action).is_ok();
-    let links: [(&'static str, &'static str, bool); 13] = [
+    let links: [(&'static str, &'static str, bool); 14] = [
         ("/dashboard", "nav.dashboard", true),
         ("/customers", "nav.customers", may(Action::CustomerList)),
         (
@@ -230,6 +237,7 @@ fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
             "nav.new_customer",
             may(Action::CustomerCreate),
         ),
+        ("/deals", "nav.deals", may(Action::DealRead)),
         ("/tickets", "nav.tickets", may(Action::TicketRead)),
         ("/feedback", "nav.feedback", may(Action::FeedbackRead)),
         ("/access", "nav.access", may(Action::UnmaskRequest)),

@@ -605,6 +605,18 @@ impl Store {
         displays: &crate::DisplayWrite,
         audit: &[crate::AuditEvent],
     ) -> StoreResult<()> {
+        self.insert_customers_in_stage(customers, displays, audit, LIFECYCLE_CUSTOMER)
+            .await
+    }
+
+    /// [`Store::insert_customers`] in the given lifecycle stage (`lead` or `customer`).
+    pub async fn insert_customers_in_stage(
+        &self,
+        customers: &[(CustomerRow, CustomerKeyRow)],
+        displays: &crate::DisplayWrite,
+        audit: &[crate::AuditEvent],
+        lifecycle: &str,
+    ) -> StoreResult<()> {
         let mut kek_versions: Vec<i64> = customers.iter().map(|(_, key)| key.kek_version).collect();
         kek_versions.sort_unstable();
         kek_versions.dedup();
@@ -642,6 +654,15 @@ impl Store {
                         .bind(row.profile.created_at);
                 }
                 query.execute(&mut *tx).await?;
+            }
+            if lifecycle != LIFECYCLE_CUSTOMER {
+                for (row, _) in customers {
+                    sqlx::query("UPDATE customer SET lifecycle = $1 WHERE id = $2")
+                        .bind(lifecycle)
+                        .bind(&row.id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             for version in &kek_versions {
                 let active: Option<i64> = sqlx::query_scalar(kek_check)
@@ -1166,5 +1187,127 @@ impl Store {
                 .collect::<Result<Vec<_>, sqlx::Error>>()
         })?;
         Ok(counts)
+    }
+}
+
+/// The lifecycle stage of a customer record that is still a lead.
+pub const LIFECYCLE_LEAD: &str = "lead";
+/// The lifecycle stage of a customer record proper (the default).
+pub const LIFECYCLE_CUSTOMER: &str = "customer";
+
+impl Store {
+    /// A customer record's lifecycle stage and, once converted from a lead, when (Unix ms).
+    pub async fn customer_lifecycle(
+        &self,
+        customer_id: &str,
+    ) -> StoreResult<Option<(String, Option<i64>)>> {
+        let row = with_pool!(self, |pool| {
+            match sqlx::query("SELECT lifecycle, converted_at FROM customer WHERE id = $1")
+                .bind(customer_id)
+                .fetch_optional(pool)
+                .await?
+            {
+                Some(row) => Some((row.try_get("lifecycle")?, row.try_get("converted_at")?)),
+                None => None,
+            }
+        });
+        Ok(row)
+    }
+
+    /// Turns a lead into a customer with the audit entries, in one transaction. `false` (nothing written) when the
+    /// record was no lead (already converted, or gone).
+    pub async fn convert_lead(
+        &self,
+        customer_id: &str,
+        now: i64,
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<bool> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            // The guarded UPDATE is the whole decision: of two concurrent conversions exactly one changes the row.
+            // updated_at moves (strictly forward) so that an edit form opened before the conversion is stale.
+            let changed = sqlx::query(
+                "UPDATE customer SET lifecycle = $2, converted_at = $3, \
+                 updated_at = CASE WHEN updated_at >= $3 THEN updated_at + 1 ELSE $3 END \
+                 WHERE id = $1 AND lifecycle = $4",
+            )
+            .bind(customer_id)
+            .bind(LIFECYCLE_CUSTOMER)
+            .bind(now)
+            .bind(LIFECYCLE_LEAD)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            crate::audit::append_in(&mut *tx, audit).await?;
+            tx.commit().await?;
+            Ok::<bool, StoreError>(true)
+        })
+    }
+
+    /// A page of masked leads (customer records in the `lead` stage) in `scope`, newest first, ids below
+    /// `before`.
+    pub async fn list_masked_leads(
+        &self,
+        scope: &CustomerScope,
+        before: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<MaskedCustomerRow>> {
+        let mut clauses = Vec::new();
+        let mut next_placeholder = 1;
+        scope_clause(scope, &mut next_placeholder, &mut clauses);
+        clauses.push(format!("lifecycle = ${next_placeholder}"));
+        next_placeholder += 1;
+        if before.is_some() {
+            clauses.push(format!("id < ${next_placeholder}"));
+            next_placeholder += 1;
+        }
+        let sql = format!(
+            "{} WHERE {} ORDER BY id DESC LIMIT ${next_placeholder}",
+            masked_select(),
+            clauses.join(" AND ")
+        );
+        let rows = with_pool!(self, |pool| {
+            let mut query = bind_scope!(sqlx::query(&sql), scope).bind(LIFECYCLE_LEAD);
+            if let Some(before) = before {
+                query = query.bind(before);
+            }
+            query
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| masked_from_row!(row))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(rows)
+    }
+
+    /// The masked rows of the customers named (missing ones are left out), in chunks of 200 ids.
+    pub async fn masked_customers_by_ids(
+        &self,
+        customer_ids: &[String],
+    ) -> StoreResult<Vec<MaskedCustomerRow>> {
+        let mut out = Vec::with_capacity(customer_ids.len());
+        for chunk in customer_ids.chunks(200) {
+            let sql = format!("{} WHERE id IN ({})", masked_select(), in_list(chunk.len()));
+            let rows = with_pool!(self, |pool| {
+                let mut query = sqlx::query(&sql);
+                for id in chunk {
+                    query = query.bind(id.as_str());
+                }
+                query
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| masked_from_row!(row))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+            })?;
+            out.extend(rows);
+        }
+        Ok(out)
     }
 }

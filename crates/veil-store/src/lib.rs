@@ -19,6 +19,7 @@ pub mod audit;
 pub mod backups;
 pub mod checks;
 pub mod customers;
+pub mod deals;
 pub mod displays;
 pub mod feedback;
 pub mod governance;
@@ -44,6 +45,9 @@ pub use checks::CheckRunRow;
 pub use customers::{
     CustomerFilter, CustomerProfile, CustomerRow, CustomerScope, MaskedCustomerRow,
     SealedExportRow, SealedValue, SensitiveField,
+};
+pub use deals::{
+    DealFilter, DealRow, DealStageChangeRow, StageTotalRow, TaskFilter, TaskRow, TaskVisibility,
 };
 pub use displays::{DisplayRow, DisplayWrite, RemaskProgress};
 pub use feedback::{FeedbackRow, FeedbackStatRow, SurveyRow};

@@ -71,6 +71,70 @@ fn reminder_lines(tr: Tr, reminders: &veil_app::care::Reminders) -> Vec<Reminder
         .collect()
 }
 
+/// One line of the follow-up tasks panel: an open task of mine, overdue or due within the window.
+pub struct TaskLine {
+    /// Task id (for the "done" form).
+    pub id: String,
+    /// Masked title.
+    pub title: String,
+    /// Due time in the locale's style.
+    pub due: String,
+    /// Past due.
+    pub overdue: bool,
+    /// The deal's or the customer's page.
+    pub link: Option<String>,
+}
+
+async fn task_lines(
+    state: &AppState,
+    tr: Tr,
+    actor: &veil_app::Actor,
+) -> Result<Option<Vec<TaskLine>>, AppError> {
+    let until = chrono::Utc::now() + chrono::Duration::days(i64::from(REMINDER_DAYS));
+    let query = veil_app::tasks::TaskQuery {
+        assignee: Some("me".to_owned()),
+        due_before: Some(until.to_rfc3339()),
+        done: Some(false),
+        limit: Some(MAX_REMINDER_LINES as u32),
+        ..Default::default()
+    };
+    Ok(
+        optional(state.veil.list_tasks(actor, &query).await)?.map(|tasks| {
+            tasks
+                .into_iter()
+                .map(|task| TaskLine {
+                    link: match (&task.deal_id, &task.customer_id) {
+                        (Some(deal), _) => Some(format!("/deals/{deal}")),
+                        (None, Some(customer)) => Some(format!("/customers/{customer}")),
+                        (None, None) => None,
+                    },
+                    due: tr.datetime(&task.due_at),
+                    overdue: task.overdue,
+                    title: task.title,
+                    id: task.id,
+                })
+                .collect()
+        }),
+    )
+}
+
+/// The "done" button of a task on the dashboard.
+pub async fn complete_task(
+    State(state): State<AppState>,
+    page: Page,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    signed: super::session::SignedForm<std::collections::HashMap<String, String>>,
+) -> Response {
+    let user = signed.user;
+    let patch = veil_app::tasks::TaskPatch { done: true };
+    match state.veil.set_task_done(&user.actor, &id, &patch).await {
+        Ok(_) => {
+            axum::response::IntoResponse::into_response(axum::response::Redirect::to("/dashboard"))
+        }
+        Err(error) => error_page(&page, Some(&user), &error),
+    }
+}
+
 /// One bar of a chart, in the SVG's user units.
 pub struct Bar {
     /// Label under or beside the bar.
@@ -183,6 +247,9 @@ struct DashboardTemplate {
     /// Whether the role works with tickets (the tile links to the ones assigned to me).
     tickets: bool,
     reminders: Option<Vec<ReminderLine>>,
+    tasks: Option<Vec<TaskLine>>,
+    /// Whether the role works with deals (the tile links to the board).
+    deals: bool,
 }
 
 /// Keeps `Forbidden` as "not for this role" (the panel is left out); other errors stop the page.
@@ -276,6 +343,12 @@ async fn build(
         None
     };
 
+    let tasks = if may(Action::TaskRead) {
+        task_lines(state, tr, actor).await?
+    } else {
+        None
+    };
+
     let reveals = if may(Action::AuditRead) {
         reveals_per_day(state, user).await?
     } else {
@@ -293,6 +366,8 @@ async fn build(
         my_grants,
         tickets: may(Action::TicketRead),
         reminders,
+        tasks,
+        deals: may(Action::DealRead),
     })
 }
 

@@ -326,6 +326,9 @@ mod tests {
             include_str!("templates/ticket_new.html"),
             include_str!("templates/feedback.html"),
             include_str!("templates/survey.html"),
+            include_str!("templates/deals.html"),
+            include_str!("templates/deal.html"),
+            include_str!("templates/deal_new.html"),
             include_str!("session.rs"),
             include_str!("pages.rs"),
             include_str!("customers.rs"),
@@ -341,6 +344,7 @@ mod tests {
             include_str!("tickets.rs"),
             include_str!("feedback.rs"),
             include_str!("survey.rs"),
+            include_str!("deals.rs"),
         ];
         let english = keys(Locale::En);
         let mut missing = Vec::new();

@@ -270,6 +270,40 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         ("POST", "/api/v1/surveys/nps") => by_role(StatusCode::CREATED, erase_or_move),
         // The analysis is for those who own customers: admins, managers (their team tree), salespeople (their own).
         ("GET", "/api/v1/feedback/summary") => by_role(StatusCode::OK, works_with_customers(role)),
+        // Leads are customer records: created and listed by those who create and list customers. Converting a
+        // record that is already a customer is a conflict once the caller sees it and may change it.
+        ("POST", "/api/v1/leads") => by_role(StatusCode::CREATED, works_with_customers(role)),
+        ("GET", "/api/v1/leads") => by_role(
+            StatusCode::OK,
+            works_with_customers(role) || role == Role::Service,
+        ),
+        ("POST", "/api/v1/leads/{id}/convert") => on_record(StatusCode::CONFLICT, true),
+        // Deals and pipelines are for admins, managers and salespeople. The body names sally's fixture customer
+        // (east's manager and sally see it). The id is a customer's, not a deal's: unknown to those who work
+        // with deals, refused before the lookup for the rest.
+        ("GET", "/api/v1/pipelines") | ("GET", "/api/v1/deals") => {
+            by_role(StatusCode::OK, works_with_customers(role))
+        }
+        ("POST", "/api/v1/deals") => by_role(StatusCode::CREATED, works_with_customers(role)),
+        ("GET", "/api/v1/deals/{id}")
+        | ("PATCH", "/api/v1/deals/{id}")
+        | ("POST", "/api/v1/deals/{id}/stage") => {
+            by_role(StatusCode::NOT_FOUND, works_with_customers(role))
+        }
+        // Follow-up tasks: every role that works with customers (service staff included) has them; a task
+        // without a customer is the caller's own. The id is no task's.
+        ("GET", "/api/v1/tasks") => by_role(
+            StatusCode::OK,
+            works_with_customers(role) || role == Role::Service,
+        ),
+        ("POST", "/api/v1/tasks") => by_role(
+            StatusCode::CREATED,
+            works_with_customers(role) || role == Role::Service,
+        ),
+        ("PATCH", "/api/v1/tasks/{id}") => by_role(
+            StatusCode::NOT_FOUND,
+            works_with_customers(role) || role == Role::Service,
+        ),
         // The id is no user's: 404 for admins, 403 before the lookup for the rest.
         ("PUT", "/api/v1/users/{id}/skills") => by_role(StatusCode::NOT_FOUND, role == Role::Admin),
         // The fixture's body names no real customer: invalid for everyone.
@@ -350,6 +384,18 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
             "items": [{"product_id": fixture.product, "quantity": 2}], "status": "paid"
         })),
         ("POST", "/api/v1/orders/{id}/status") => Some(json!({"status": "cancelled"})),
+        ("POST", "/api/v1/leads") => Some(json!({
+            "name": "线索", "phone": format!("139{counter:08}")
+        })),
+        ("POST", "/api/v1/deals") => Some(json!({
+            "customer_id": fixture.ticket_customer.to_string(), "title": "矩阵商机", "amount_minor": 100
+        })),
+        ("PATCH", "/api/v1/deals/{id}") => Some(json!({"version": 1, "amount_minor": 200})),
+        ("POST", "/api/v1/deals/{id}/stage") => Some(json!({"version": 1, "status": "won"})),
+        ("POST", "/api/v1/tasks") => Some(json!({
+            "title": "回访", "due_at": "2030-01-01T09:00:00+08:00"
+        })),
+        ("PATCH", "/api/v1/tasks/{id}") => Some(json!({"done": true})),
         ("POST", "/api/v1/customers/{id}/loyalty/redeem") => Some(json!({"points": 1})),
         ("POST", "/api/v1/feedback") => Some(json!({
             "customer_id": fixture.ticket_customer.to_string(), "kind": "csat", "score": 4,

@@ -2719,3 +2719,129 @@ both_backends!(web_notes_are_added_and_shown_masked_in_place, |harness| {
     assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
     assert!(!refused.body.contains("138****5678"));
 });
+
+both_backends!(web_deal_board_renders_stages_and_moves_a_card, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    let client = Client::new(&harness).await;
+    let token = client.login("sally").await;
+    let customer = create_customer_via_api_with(
+        &client,
+        &token,
+        json!({"name": "司马相如", "phone": "13912340000", "industry": "real_estate"}),
+    )
+    .await;
+    let created = client
+        .send(
+            Method::POST,
+            "/api/v1/deals",
+            Some(&token),
+            Some(
+                json!({"customer_id": customer, "title": "学区房三居", "amount_minor": 350_000_000,
+                        "expected_close": "2030-06-30"}),
+            ),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let task = client
+        .send(
+            Method::POST,
+            "/api/v1/tasks",
+            Some(&token),
+            Some(json!({"title": "约客户看房", "deal_id": id,
+                        "due_at": (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339()})),
+        )
+        .await;
+    assert_eq!(task.status, StatusCode::CREATED, "{}", task.raw);
+
+    let mut browser = Browser::signed_in(&client, "sally").await;
+    let board = browser.get("/deals").await;
+    assert_eq!(board.status, StatusCode::OK, "{}", board.body);
+    assert_page_headers(&board);
+    // One column per stage of the customer's industry pipeline, in order, with the funnel above.
+    let mut last = 0;
+    for stage in [
+        "First contact",
+        "Viewing",
+        "Intent",
+        "Subscription",
+        "Contract signed",
+        "Closing",
+    ] {
+        let at = board.body[last..]
+            .find(&format!(">{stage}</h2>"))
+            .unwrap_or_else(|| panic!("column {stage} in order"));
+        last += at;
+    }
+    assert!(board.body.contains("<svg class=\"chart funnel\""));
+    assert!(board.body.contains("学区房三居"));
+    assert!(
+        board.body.contains("¥3,500,000.00"),
+        "the amount per locale"
+    );
+    assert!(board.body.contains("2030-06-30"));
+    assert_no_plaintext(&board.body, "the board");
+    let column = |body: &str, stage: &str| -> String {
+        let start = body.find(&format!("id=\"stage-{stage}\"")).unwrap();
+        let rest = &body[start + 1..];
+        let end = rest.find("id=\"stage-").unwrap_or(rest.len());
+        rest[..end].to_owned()
+    };
+    assert!(column(&board.body, "first_contact").contains(&id));
+    assert!(column(&board.body, "first_contact").contains("1 deals"));
+
+    // The card's own form moves it (CSRF token and version from the page).
+    let csrf = board.csrf();
+    let moved = browser
+        .post(
+            &format!("/deals/{id}/move"),
+            &[
+                ("csrf", &csrf),
+                ("version", "1"),
+                ("stage", "viewing"),
+                ("back", "board"),
+            ],
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::SEE_OTHER, "{}", moved.body);
+    assert!(moved
+        .location()
+        .starts_with("/deals?pipeline=real_estate&done=moved"));
+    // The redirect names the column as a fragment, which the browser keeps to itself.
+    let next = moved.location().split('#').next().unwrap().to_owned();
+    let after = browser.get(&next).await;
+    assert!(column(&after.body, "viewing").contains(&id));
+    assert!(!column(&after.body, "first_contact").contains(&id));
+    assert!(after.body.contains("The deal was moved."));
+    // The same form again, from the stale page: 409, nothing moved.
+    let stale = browser
+        .post(
+            &format!("/deals/{id}/move"),
+            &[
+                ("csrf", &csrf),
+                ("version", "1"),
+                ("stage", "intent"),
+                ("back", "board"),
+            ],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    // Without the token nothing happens.
+    let forged = browser
+        .post(
+            &format!("/deals/{id}/move"),
+            &[("version", "2"), ("stage", "intent")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    // The deal's page shows the history; the dashboard lists the overdue task.
+    let detail = browser.get(&format!("/deals/{id}")).await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+    assert!(detail
+        .body
+        .contains("First contact · Open → Viewing · Open"));
+    let dashboard = browser.get("/dashboard").await;
+    assert!(dashboard.body.contains("约客户看房"), "{}", dashboard.body);
+    assert!(dashboard.body.contains("overdue"));
+});

@@ -79,7 +79,42 @@ function liveChecks(form) {
   refresh();
 }
 
+// The deal board: dragging a card onto another column chooses that stage in the card's own move form and submits
+// it, so a drop is exactly the keyboard path (same form, same CSRF token, same version check on the server).
+function dealBoard(board) {
+  var dragged = null;
+  board.querySelectorAll(".deal-card[draggable]").forEach(function (card) {
+    card.addEventListener("dragstart", function (event) {
+      dragged = card;
+      card.classList.add("dragging");
+      event.dataTransfer.effectAllowed = "move";
+      event.dataTransfer.setData("text/plain", card.getAttribute("data-deal"));
+    });
+    card.addEventListener("dragend", function () {
+      card.classList.remove("dragging");
+      dragged = null;
+    });
+  });
+  board.querySelectorAll(".column[data-stage]").forEach(function (column) {
+    column.addEventListener("dragover", function (event) {
+      if (dragged) { event.preventDefault(); column.classList.add("drop-target"); }
+    });
+    column.addEventListener("dragleave", function () { column.classList.remove("drop-target"); });
+    column.addEventListener("drop", function (event) {
+      event.preventDefault();
+      column.classList.remove("drop-target");
+      if (!dragged || dragged.closest(".column") === column) { return; }
+      var form = dragged.querySelector("form.move");
+      var select = form && form.querySelector("select[name=stage]");
+      if (!select) { return; }
+      select.value = column.getAttribute("data-stage");
+      form.submit();
+    });
+  });
+}
+
 document.addEventListener("DOMContentLoaded", function () {
   hideRevealedValues();
+  document.querySelectorAll("[data-board]").forEach(dealBoard);
   document.querySelectorAll("form[data-live-checks]").forEach(liveChecks);
 });
