@@ -20,6 +20,7 @@ pub mod doctor;
 pub mod error;
 pub mod governance;
 pub mod ids;
+pub mod imports;
 pub mod incident;
 pub mod interactions;
 pub mod keys;

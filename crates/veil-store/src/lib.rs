@@ -20,6 +20,7 @@ pub mod backups;
 pub mod checks;
 pub mod customers;
 pub mod displays;
+pub mod imports;
 pub mod governance;
 pub mod incidents;
 pub mod interactions;
@@ -46,6 +47,7 @@ pub use customers::{
 };
 pub use displays::{DisplayRow, DisplayWrite, RemaskProgress};
 pub use governance::{ConsentRow, DecisionRow, GrantRow, RequestRow, RiskRow};
+pub use imports::{ImportBatchWrite, ImportIssueRow, ImportJobRow};
 pub use incidents::IncidentRow;
 pub use interactions::{InteractionRow, TimeCursor};
 pub use keyring::{CustomerKeyRow, KeyringRow, MasterKeyMeta};
