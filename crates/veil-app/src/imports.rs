@@ -58,12 +58,7 @@ impl FileFormat {
 
     /// By the file name's extension.
     pub fn from_path(path: &std::path::Path) -> Option<FileFormat> {
-        match path
-            .extension()?
-            .to_str()?
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" | "txt" => Some(FileFormat::Csv),
             "xlsx" | "xlsm" => Some(FileFormat::Xlsx),
             _ => None,
@@ -203,7 +198,9 @@ fn header_key(header: &str) -> String {
         .trim()
         .trim_start_matches('\u{feff}')
         .chars()
-        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-' && *c != '*' && *c != ':' && *c != '：')
+        .filter(|c| {
+            !c.is_whitespace() && *c != '_' && *c != '-' && *c != '*' && *c != ':' && *c != '：'
+        })
         .flat_map(char::to_lowercase)
         .collect()
 }
@@ -259,7 +256,10 @@ impl Default for ImportOptions {
 /// Parses `--map "手机=mobile,身份证号=cn_id"`.
 pub fn parse_map(text: &str) -> AppResult<Vec<(String, String)>> {
     let mut out = Vec::new();
-    for pair in text.split([',', '，']).filter(|pair| !pair.trim().is_empty()) {
+    for pair in text
+        .split([',', '，'])
+        .filter(|pair| !pair.trim().is_empty())
+    {
         let Some((column, target)) = pair.split_once('=') else {
             return Err(AppError::Validation(vec![FieldError::new(
                 "map",
@@ -393,11 +393,15 @@ impl Rows {
                     ImportSource::Path(path) => {
                         let file = std::fs::File::open(path).map_err(file_error)?;
                         let size = file.metadata().map(|meta| meta.len()).unwrap_or(0);
-                        (Box::new(std::io::BufReader::with_capacity(1 << 20, file)), size)
+                        (
+                            Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+                            size,
+                        )
                     }
-                    ImportSource::Bytes(bytes) => {
-                        (Box::new(std::io::Cursor::new(bytes.to_vec())), bytes.len() as u64)
-                    }
+                    ImportSource::Bytes(bytes) => (
+                        Box::new(std::io::Cursor::new(bytes.to_vec())),
+                        bytes.len() as u64,
+                    ),
                 };
                 let reader = csv::ReaderBuilder::new()
                     .has_headers(false)
@@ -433,14 +437,17 @@ impl Rows {
                     Ok(true) => {}
                     Ok(false) => return Ok(false),
                     Err(error) => {
-                        let line = error.position().map(|position| position.line()).unwrap_or(0);
+                        let line = error
+                            .position()
+                            .map(|position| position.line())
+                            .unwrap_or(0);
                         return Err(AppError::Validation(vec![FieldError::new(
                             "file",
                             "unreadable",
                             match error.kind() {
-                                csv::ErrorKind::Utf8 { .. } => format!(
-                                    "line {line} is not UTF-8: save the file as CSV UTF-8"
-                                ),
+                                csv::ErrorKind::Utf8 { .. } => {
+                                    format!("line {line} is not UTF-8: save the file as CSV UTF-8")
+                                }
                                 _ => format!("line {line} is not valid CSV"),
                             },
                         )]));
@@ -536,7 +543,7 @@ fn read_xlsx(bytes: Vec<u8>) -> AppResult<Vec<Vec<String>>> {
 /// An Excel serial date (days since 1899-12-30) as `YYYY-MM-DD`.
 fn excel_date(serial: f64) -> String {
     let days = serial.floor() as i64 - 25_569; // to days since 1970-01-01
-    // Civil from days (Howard Hinnant's algorithm).
+                                               // Civil from days (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -589,7 +596,11 @@ impl Plan {
     }
 
     fn column_label(&self, index: usize) -> String {
-        match self.columns.get(index).and_then(|column| column.header.clone()) {
+        match self
+            .columns
+            .get(index)
+            .and_then(|column| column.header.clone())
+        {
             Some(header) if !header.is_empty() => header,
             _ => format!("column {}", index + 1),
         }
@@ -597,7 +608,10 @@ impl Plan {
 }
 
 /// Counts, per column, how many sampled cells are valid as each value kind.
-fn sample_kinds(sample: &[Vec<String>], column: usize) -> (u32, Option<(PiiKind, SensitiveField, u32)>) {
+fn sample_kinds(
+    sample: &[Vec<String>],
+    column: usize,
+) -> (u32, Option<(PiiKind, SensitiveField, u32)>) {
     let today = today();
     let cells: Vec<&str> = sample
         .iter()
@@ -663,7 +677,11 @@ fn scanner_kind(sample: &[Vec<String>], column: usize) -> Option<SensitiveField>
 
 /// Decides header or not and the mapping: explicit entries first, then strong value evidence (a column of
 /// valid mobiles is `phone` whatever its header says), then header names, then the scanner's names/addresses.
-fn plan_mapping(first: &[String], sample: &[Vec<String>], map: &[(String, String)]) -> AppResult<Plan> {
+fn plan_mapping(
+    first: &[String],
+    sample: &[Vec<String>],
+    map: &[(String, String)],
+) -> AppResult<Plan> {
     let width = sample
         .iter()
         .map(Vec::len)
@@ -673,7 +691,9 @@ fn plan_mapping(first: &[String], sample: &[Vec<String>], map: &[(String, String
     // The first row is a header unless none of its cells is a known header and some cell is valid personal data.
     let today = today();
     let any_header = first.iter().any(|cell| header_target(cell).is_some())
-        || map.iter().any(|(column, _)| first.iter().any(|cell| cell.trim() == column));
+        || map
+            .iter()
+            .any(|(column, _)| first.iter().any(|cell| cell.trim() == column));
     let first_is_data = !any_header
         && first.iter().any(|cell| {
             VALUE_KINDS
@@ -838,7 +858,11 @@ fn gender_value(cell: &str) -> String {
 }
 
 /// One row turned into the create path's input.
-fn row_input(cells: &[String], targets: &[(usize, Target)], owner: Option<&UserId>) -> CustomerInput {
+fn row_input(
+    cells: &[String],
+    targets: &[(usize, Target)],
+    owner: Option<&UserId>,
+) -> CustomerInput {
     let mut input = CustomerInput {
         owner: owner.map(ToString::to_string),
         ..CustomerInput::default()
@@ -1113,6 +1137,9 @@ impl Veil {
                     }),
                 );
                 self.record(&[entry]).await?;
+                tally
+                    .issues
+                    .sort_by_key(|issue| (issue.row_number, issue.seq));
                 let issues = tally.issues.iter().map(ImportIssue::from).collect();
                 (
                     tally.imported,
@@ -1124,7 +1151,8 @@ impl Veil {
             }
         };
         let mut issues: Vec<ImportIssue> = issues;
-        let issues_truncated = issues.len() > MAX_REPORTED_ISSUES || issues_total > issues.len() as u64;
+        let issues_truncated =
+            issues.len() > MAX_REPORTED_ISSUES || issues_total > issues.len() as u64;
         issues.truncate(MAX_REPORTED_ISSUES);
         tracing::info!(
             job = job_id.as_deref().unwrap_or("dry-run"),
@@ -1179,8 +1207,10 @@ impl Veil {
         seen: &mut HashMap<[u8; 16], u64>,
         tally: &mut Tally,
     ) -> AppResult<()> {
-        let column_of: HashMap<&'static str, usize> =
-            targets.iter().map(|(index, target)| (target.as_str(), *index)).collect();
+        let column_of: HashMap<&'static str, usize> = targets
+            .iter()
+            .map(|(index, target)| (target.as_str(), *index))
+            .collect();
         let mut issues: Vec<ImportIssueRow> = Vec::new();
         let mut invalid = 0i64;
         let mut duplicates = 0i64;
@@ -1214,7 +1244,10 @@ impl Veil {
                 .iter()
                 .filter_map(|field| {
                     customer.value(*field).map(|normalized| {
-                        (*field, keyring.blind_indexer().index(field.as_str(), normalized))
+                        (
+                            *field,
+                            keyring.blind_indexer().index(field.as_str(), normalized),
+                        )
                     })
                 })
                 .collect();
@@ -1236,7 +1269,11 @@ impl Veil {
             if wanted.is_empty() {
                 continue;
             }
-            for (key, id) in self.store().customers_by_blind_indexes(field, &wanted).await? {
+            for (key, id) in self
+                .store()
+                .customers_by_blind_indexes(field, &wanted)
+                .await?
+            {
                 if let Ok(key) = <[u8; 16]>::try_from(key.as_slice()) {
                     existing.insert(key, id);
                 }
@@ -1267,8 +1304,13 @@ impl Veil {
                         field: Some(field.as_str().to_owned()),
                         reason: "duplicate".to_owned(),
                         message: match (&existing_id, earlier_row) {
-                            (Some(_), _) => format!("a stored customer has the same {}", field.as_str()),
-                            _ => format!("an earlier row of this file has the same {}", field.as_str()),
+                            (Some(_), _) => {
+                                format!("a stored customer has the same {}", field.as_str())
+                            }
+                            _ => format!(
+                                "an earlier row of this file has the same {}",
+                                field.as_str()
+                            ),
                         },
                         existing_customer_id: existing_id,
                         duplicate_of_row: earlier_row.map(|row| row as i64),
@@ -1318,8 +1360,21 @@ impl Veil {
 
 /// Columns of a masked export, in order.
 pub const EXPORT_COLUMNS: [&str; 15] = [
-    "id", "name", "gender", "birth_date", "phone", "id_number", "email", "address", "bank_card", "tags",
-    "owner", "team", "source", "industry", "created_at",
+    "id",
+    "name",
+    "gender",
+    "birth_date",
+    "phone",
+    "id_number",
+    "email",
+    "address",
+    "bank_card",
+    "tags",
+    "owner",
+    "team",
+    "source",
+    "industry",
+    "created_at",
 ];
 
 /// What a masked export wrote.
@@ -1386,13 +1441,16 @@ impl Veil {
         };
         let mut workbook = rust_xlsxwriter::Workbook::new();
         let xlsx_error = |error: rust_xlsxwriter::XlsxError| AppError::Internal(error.to_string());
-        let csv_error = |error: csv::Error| AppError::Internal(format!("cannot write the export: {error}"));
+        let csv_error =
+            |error: csv::Error| AppError::Internal(format!("cannot write the export: {error}"));
         let sheet = workbook.add_worksheet();
         match csv_writer.as_mut() {
             Some(writer) => writer.write_record(EXPORT_COLUMNS).map_err(csv_error)?,
             None => {
                 for (column, name) in EXPORT_COLUMNS.iter().enumerate() {
-                    sheet.write_string(0, column as u16, *name).map_err(xlsx_error)?;
+                    sheet
+                        .write_string(0, column as u16, *name)
+                        .map_err(xlsx_error)?;
                 }
             }
         }
@@ -1405,16 +1463,22 @@ impl Veil {
                 .await?;
             let Some(last) = page.last() else { break };
             cursor = Some(last.id.clone());
-            self.record(&[audit::event(Some(actor), "customer.export_masked", Outcome::Ok)
-                .customers(page.iter().map(|row| row.id.clone()))
-                .detail(serde_json::json!({"profile": "masked", "format": format.as_str(),
-                                           "returned": page.len()}))])
-                .await?;
+            self.record(&[
+                audit::event(Some(actor), "customer.export_masked", Outcome::Ok)
+                    .customers(page.iter().map(|row| row.id.clone()))
+                    .detail(
+                        serde_json::json!({"profile": "masked", "format": format.as_str(),
+                                           "returned": page.len()}),
+                    ),
+            ])
+            .await?;
             let stored = {
                 let wanted: Vec<(String, String)> = rules
                     .iter()
                     .filter_map(|(field, rule)| {
-                        rule.as_ref().err().map(|key| (field.as_str().to_owned(), key.clone()))
+                        rule.as_ref()
+                            .err()
+                            .map(|key| (field.as_str().to_owned(), key.clone()))
                     })
                     .collect();
                 if wanted.is_empty() {
@@ -1456,7 +1520,14 @@ impl Veil {
                 rows += 1;
                 match csv_writer.as_mut() {
                     Some(writer) => writer
-                        .write_record(record.iter().map(|cell| csv_cell(cell)).collect::<Vec<_>>().iter().map(|cell| cell.as_ref()))
+                        .write_record(
+                            record
+                                .iter()
+                                .map(|cell| csv_cell(cell))
+                                .collect::<Vec<_>>()
+                                .iter()
+                                .map(|cell| cell.as_ref()),
+                        )
                         .map_err(csv_error)?,
                     None => {
                         let row_index = u32::try_from(rows).map_err(|_| {
@@ -1532,13 +1603,31 @@ mod tests {
 
     #[test]
     fn headers_in_both_languages() {
-        assert_eq!(header_target(" 手机号 "), Some(Target::Field(SensitiveField::Phone)));
-        assert_eq!(header_target("ID_Number"), Some(Target::Field(SensitiveField::IdNumber)));
-        assert_eq!(header_target("身份证号码"), Some(Target::Field(SensitiveField::IdNumber)));
-        assert_eq!(header_target("E-mail"), Some(Target::Field(SensitiveField::Email)));
+        assert_eq!(
+            header_target(" 手机号 "),
+            Some(Target::Field(SensitiveField::Phone))
+        );
+        assert_eq!(
+            header_target("ID_Number"),
+            Some(Target::Field(SensitiveField::IdNumber))
+        );
+        assert_eq!(
+            header_target("身份证号码"),
+            Some(Target::Field(SensitiveField::IdNumber))
+        );
+        assert_eq!(
+            header_target("E-mail"),
+            Some(Target::Field(SensitiveField::Email))
+        );
         assert_eq!(header_target("备注"), None);
-        assert_eq!(Target::parse("cn_id"), Some(Target::Field(SensitiveField::IdNumber)));
-        assert_eq!(Target::parse("mobile"), Some(Target::Field(SensitiveField::Phone)));
+        assert_eq!(
+            Target::parse("cn_id"),
+            Some(Target::Field(SensitiveField::IdNumber))
+        );
+        assert_eq!(
+            Target::parse("mobile"),
+            Some(Target::Field(SensitiveField::Phone))
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod customers;
 pub mod error;
 pub mod extract;
 pub mod governance;
+pub mod imports;
 pub mod incidents;
 pub mod orders;
 pub mod partners;
@@ -185,6 +186,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(tickets::router())
         .merge(orders::router())
         .merge(care::router())
+        .merge(imports::router())
         .split_for_parts()
 }
 

@@ -160,7 +160,8 @@ macro_rules! job_from_row {
     };
 }
 
-const JOB_COLUMNS: &str = "id, file_sha256, actor_id, owner_id, format, has_header, mapping, state, rows_done, \
+const JOB_COLUMNS: &str =
+    "id, file_sha256, actor_id, owner_id, format, has_header, mapping, state, rows_done, \
                            imported, invalid, duplicates, created_at, updated_at";
 
 impl Store {
@@ -246,7 +247,11 @@ impl Store {
     }
 
     /// Up to `limit` issues of a job, in row order.
-    pub async fn import_issues(&self, job_id: &str, limit: i64) -> StoreResult<Vec<ImportIssueRow>> {
+    pub async fn import_issues(
+        &self,
+        job_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<ImportIssueRow>> {
         let rows = with_pool!(self, |pool| {
             sqlx::query(
                 "SELECT row_number, seq, kind, column_name, field, reason, message, existing_customer_id, \

@@ -155,7 +155,10 @@ fn print_report(report: &ImportReport) {
         report
             .job_id
             .as_deref()
-            .map(|id| format!(" (job {id}{})", if report.resumed { ", resumed" } else { "" }))
+            .map(|id| format!(
+                " (job {id}{})",
+                if report.resumed { ", resumed" } else { "" }
+            ))
             .unwrap_or_default()
     );
 }

@@ -977,7 +977,8 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             out,
             actor,
         }) => {
-            let (Some(file), Some(partner), Some(grant), Some(out)) = (file, partner, grant, out) else {
+            let (Some(file), Some(partner), Some(grant), Some(out)) = (file, partner, grant, out)
+            else {
                 bail!(
                     "use `veil import customers FILE`, or `veil import FILE --reidentify --partner P --grant G --out OUT`"
                 );
@@ -1000,8 +1001,7 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 _ if out.extension().is_some_and(|extension| extension == "xlsx") => "xlsx",
                 _ => "csv",
             };
-            return import_cmd::export_customers(&veil, format, &profile, &out, &actor, json)
-                .await;
+            return import_cmd::export_customers(&veil, format, &profile, &out, &actor, json).await;
         }
         Command::Backup(command @ backup_cmd::BackupCommand::Restore { .. }) => {
             return backup_cmd::restore(&config, command, json).await;

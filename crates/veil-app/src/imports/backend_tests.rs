@@ -15,8 +15,20 @@ const PHONE_D: &str = "15012345671";
 
 fn all_plaintexts() -> Vec<&'static str> {
     vec![
-        ID_A, ID_B, PHONE_A, PHONE_B, PHONE_C, PHONE_D, "11010119840227615X", "1391234567",
-        "欧阳娜娜", "张伟", "李娜", "王芳", "赵磊", "nana@example.com",
+        ID_A,
+        ID_B,
+        PHONE_A,
+        PHONE_B,
+        PHONE_C,
+        PHONE_D,
+        "11010119840227615X",
+        "1391234567",
+        "欧阳娜娜",
+        "张伟",
+        "李娜",
+        "王芳",
+        "赵磊",
+        "nana@example.com",
     ]
 }
 
@@ -47,7 +59,12 @@ async fn audit_text(harness: &Harness) -> String {
         .unwrap();
     entries
         .iter()
-        .map(|entry| format!("{} {:?} {}", entry.event.action, entry.event.fields, entry.event.detail))
+        .map(|entry| {
+            format!(
+                "{} {:?} {}",
+                entry.event.action, entry.event.fields, entry.event.detail
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -179,35 +196,38 @@ both_backends!(bad_rows_are_reported_and_good_rows_kept, |harness| {
     assert_eq!(harness.veil.count_customers().await.unwrap(), 3);
 });
 
-both_backends!(mislabelled_and_headerless_columns_are_detected_by_values, |harness| {
-    let admin = harness.actor("ada", Role::Admin, None).await;
-    // "联系方式" (contact: usually the mobile) holds ID numbers; "备用" (spare) holds mobiles.
-    let csv = format!("姓名,联系方式,备用\n张伟,{ID_A},{PHONE_A}\n李娜,{ID_B},{PHONE_B}\n");
-    let report = import_csv(&harness, &admin, &csv, ImportOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(report.imported, 2, "{report:?}");
-    assert_eq!(report.mapping[1].target.as_deref(), Some("id_number"));
-    assert_eq!(report.mapping[1].source, "values");
-    assert!(report.mapping[1].note.is_some());
-    assert_eq!(report.mapping[2].target.as_deref(), Some("phone"));
-    // No header at all: the first row is data (it holds valid numbers and no known header).
-    let csv = format!("赵磊,{PHONE_C},{ID_A}\n王芳,{PHONE_D},\n");
-    let options = ImportOptions {
-        map: parse_map("#1=name").unwrap(),
-        ..ImportOptions::default()
-    };
-    let report = import_csv(&harness, &admin, &csv, options).await.unwrap();
-    assert!(!report.has_header);
-    assert_eq!(report.rows, 2);
-    assert_eq!(report.mapping[1].target.as_deref(), Some("phone"));
-    assert_eq!(report.mapping[2].target.as_deref(), Some("id_number"));
-    // Row 1 is ID_A again: a duplicate of the first import's row, reported at row 1; row 2 is new.
-    assert_eq!((report.imported, report.duplicates), (1, 1), "{report:?}");
-    assert_eq!(report.issues[0].row, 1);
-    assert!(report.mapping.iter().all(|column| column.header.is_none()));
-    assert_clean(&serde_json::to_string(&report).unwrap(), "the report");
-});
+both_backends!(
+    mislabelled_and_headerless_columns_are_detected_by_values,
+    |harness| {
+        let admin = harness.actor("ada", Role::Admin, None).await;
+        // "联系方式" (contact: usually the mobile) holds ID numbers; "备用" (spare) holds mobiles.
+        let csv = format!("姓名,联系方式,备用\n张伟,{ID_A},{PHONE_A}\n李娜,{ID_B},{PHONE_B}\n");
+        let report = import_csv(&harness, &admin, &csv, ImportOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(report.imported, 2, "{report:?}");
+        assert_eq!(report.mapping[1].target.as_deref(), Some("id_number"));
+        assert_eq!(report.mapping[1].source, "values");
+        assert!(report.mapping[1].note.is_some());
+        assert_eq!(report.mapping[2].target.as_deref(), Some("phone"));
+        // No header at all: the first row is data (it holds valid numbers and no known header).
+        let csv = format!("赵磊,{PHONE_C},{ID_A}\n王芳,{PHONE_D},\n");
+        let options = ImportOptions {
+            map: parse_map("#1=name").unwrap(),
+            ..ImportOptions::default()
+        };
+        let report = import_csv(&harness, &admin, &csv, options).await.unwrap();
+        assert!(!report.has_header);
+        assert_eq!(report.rows, 2);
+        assert_eq!(report.mapping[1].target.as_deref(), Some("phone"));
+        assert_eq!(report.mapping[2].target.as_deref(), Some("id_number"));
+        // Row 1 is ID_A again: a duplicate of the first import's row, reported at row 1; row 2 is new.
+        assert_eq!((report.imported, report.duplicates), (1, 1), "{report:?}");
+        assert_eq!(report.issues[0].row, 1);
+        assert!(report.mapping.iter().all(|column| column.header.is_none()));
+        assert_clean(&serde_json::to_string(&report).unwrap(), "the report");
+    }
+);
 
 /// Fails the import right after the second committed batch, as a crash would.
 struct CrashAfter(std::sync::atomic::AtomicUsize, usize);
@@ -224,53 +244,74 @@ impl Progress for CrashAfter {
     }
 }
 
-both_backends!(an_interrupted_import_resumes_without_duplicating, |harness| {
-    let admin = harness.actor("ada", Role::Admin, None).await;
-    let mut generator = crate::demo_data::DemoGenerator::new(99);
-    let mut csv = String::from("name,mobile,id_number\n");
-    for _ in 0..25 {
-        let customer = generator.next_customer();
-        csv.push_str(&format!("{},{},{}\n", customer.name, customer.phone, customer.id_number));
-    }
-    let options = ImportOptions {
-        batch: 10,
-        ..ImportOptions::default()
-    };
-    let veil = std::sync::Arc::new(harness.reopen().await);
-    let crashed = {
-        let (veil, admin, csv, options) = (veil.clone(), admin.clone(), csv.clone(), options.clone());
-        tokio::spawn(async move {
-            let crash = CrashAfter(Default::default(), 2);
-            veil.import_customers(&admin, ImportSource::Bytes(csv.as_bytes()), &options, &crash)
+both_backends!(
+    an_interrupted_import_resumes_without_duplicating,
+    |harness| {
+        let admin = harness.actor("ada", Role::Admin, None).await;
+        let mut generator = crate::demo_data::DemoGenerator::new(99);
+        let mut csv = String::from("name,mobile,id_number\n");
+        for _ in 0..25 {
+            let customer = generator.next_customer();
+            csv.push_str(&format!(
+                "{},{},{}\n",
+                customer.name, customer.phone, customer.id_number
+            ));
+        }
+        let options = ImportOptions {
+            batch: 10,
+            ..ImportOptions::default()
+        };
+        let veil = std::sync::Arc::new(harness.reopen().await);
+        let crashed = {
+            let (veil, admin, csv, options) =
+                (veil.clone(), admin.clone(), csv.clone(), options.clone());
+            tokio::spawn(async move {
+                let crash = CrashAfter(Default::default(), 2);
+                veil.import_customers(
+                    &admin,
+                    ImportSource::Bytes(csv.as_bytes()),
+                    &options,
+                    &crash,
+                )
                 .await
-        })
+            })
+            .await
+        };
+        assert!(crashed.is_err(), "the simulated crash must stop the import");
+        assert_eq!(harness.veil.count_customers().await.unwrap(), 20);
+        // Without --resume the interrupted job is not silently started over.
+        let refused = import_csv(&harness, &admin, &csv, options.clone()).await;
+        assert!(matches!(refused, Err(AppError::Conflict(_))), "{refused:?}");
+        let report = import_csv(
+            &harness,
+            &admin,
+            &csv,
+            ImportOptions {
+                resume: true,
+                ..options.clone()
+            },
+        )
         .await
-    };
-    assert!(crashed.is_err(), "the simulated crash must stop the import");
-    assert_eq!(harness.veil.count_customers().await.unwrap(), 20);
-    // Without --resume the interrupted job is not silently started over.
-    let refused = import_csv(&harness, &admin, &csv, options.clone()).await;
-    assert!(matches!(refused, Err(AppError::Conflict(_))), "{refused:?}");
-    let report = import_csv(
-        &harness,
-        &admin,
-        &csv,
-        ImportOptions {
-            resume: true,
-            ..options.clone()
-        },
-    )
-    .await
-    .unwrap();
-    assert!(report.resumed);
-    assert_eq!(report.resumed_after_row, Some(21));
-    assert_eq!(report.imported, 25);
-    assert_eq!(report.duplicates, 0);
-    assert_eq!(harness.veil.count_customers().await.unwrap(), 25);
-    // The job is finished: nothing left to resume.
-    let nothing = import_csv(&harness, &admin, &csv, ImportOptions { resume: true, ..options }).await;
-    assert!(matches!(nothing, Err(AppError::Conflict(_))));
-});
+        .unwrap();
+        assert!(report.resumed);
+        assert_eq!(report.resumed_after_row, Some(21));
+        assert_eq!(report.imported, 25);
+        assert_eq!(report.duplicates, 0);
+        assert_eq!(harness.veil.count_customers().await.unwrap(), 25);
+        // The job is finished: nothing left to resume.
+        let nothing = import_csv(
+            &harness,
+            &admin,
+            &csv,
+            ImportOptions {
+                resume: true,
+                ..options
+            },
+        )
+        .await;
+        assert!(matches!(nothing, Err(AppError::Conflict(_))));
+    }
+);
 
 both_backends!(xlsx_round_trip_exports_masked_values_only, |harness| {
     let admin = harness.actor("ada", Role::Admin, None).await;
@@ -278,7 +319,10 @@ both_backends!(xlsx_round_trip_exports_masked_values_only, |harness| {
     // A workbook as a user would make it: the mobile typed as a number, the ID as text.
     let mut workbook = rust_xlsxwriter::Workbook::new();
     let sheet = workbook.add_worksheet();
-    for (column, header) in ["客户姓名", "手机号码", "身份证号码", "性别"].iter().enumerate() {
+    for (column, header) in ["客户姓名", "手机号码", "身份证号码", "性别"]
+        .iter()
+        .enumerate()
+    {
         sheet.write_string(0, column as u16, *header).unwrap();
     }
     sheet.write_string(1, 0, "欧阳娜娜").unwrap();
@@ -309,7 +353,10 @@ both_backends!(xlsx_round_trip_exports_masked_values_only, |harness| {
     let page = harness.veil.list_customers(&sales, None, 10).await.unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].gender.as_deref(), Some("female"));
-    assert_eq!(page.items[0].owner.as_deref(), Some(sales.user_id.to_string().as_str()));
+    assert_eq!(
+        page.items[0].owner.as_deref(),
+        Some(sales.user_id.to_string().as_str())
+    );
     let forbidden = harness
         .veil
         .import_customers(
@@ -334,7 +381,10 @@ both_backends!(xlsx_round_trip_exports_masked_values_only, |harness| {
         .unwrap();
     assert_eq!(summary.rows, 1);
     let rows = read_xlsx(out).unwrap();
-    assert_eq!(rows[0][..5], ["id", "name", "gender", "birth_date", "phone"]);
+    assert_eq!(
+        rows[0][..5],
+        ["id", "name", "gender", "birth_date", "phone"]
+    );
     assert_eq!(rows[1][4], "139****5678");
     assert_eq!(rows[1][5], "110101********6151");
     let text = format!("{rows:?}");
@@ -349,5 +399,7 @@ both_backends!(xlsx_round_trip_exports_masked_values_only, |harness| {
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("139****5678"), "{text}");
     assert_clean(&text, "the CSV export");
-    assert!(audit_text(&harness).await.contains("customer.export_masked"));
+    assert!(audit_text(&harness)
+        .await
+        .contains("customer.export_masked"));
 });

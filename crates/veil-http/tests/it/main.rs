@@ -15,6 +15,7 @@ use veil_app::users::{Password, Role};
 use veil_http::{app, AppState};
 
 mod care;
+mod imports;
 mod matrix;
 mod orders;
 mod tickets;
