@@ -250,6 +250,13 @@ pub struct ValidatedCustomer {
     profile: ProfileInput,
 }
 
+impl ValidatedCustomer {
+    /// The normalised value of a sensitive field, if present (for blind indexes before sealing).
+    pub(crate) fn value(&self, field: SensitiveField) -> Option<&str> {
+        self.values.get(&field).map(String::as_str)
+    }
+}
+
 impl fmt::Debug for ValidatedCustomer {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str("ValidatedCustomer(<redacted>)")
@@ -474,7 +481,7 @@ pub fn validate_input(input: &CustomerInput) -> Result<ValidatedCustomer, Vec<Fi
 }
 
 /// Puts `display` in `view`'s field `name`, where the customer has a value.
-fn set_display(view: &mut CustomerView, name: &str, display: String) {
+pub(crate) fn set_display(view: &mut CustomerView, name: &str, display: String) {
     let slot = match name {
         "name" => {
             view.name = display;
@@ -837,6 +844,17 @@ impl Veil {
         (row, key)
     }
 
+    /// Fills in and checks owner and team of a validated customer (imports: once per row, owners cached).
+    pub(crate) async fn resolve_customer_ownership(
+        &self,
+        actor: &Actor,
+        customer: &mut ValidatedCustomer,
+        owner_teams: &mut HashMap<UserId, Option<String>>,
+    ) -> AppResult<()> {
+        self.resolve_ownership(actor, &mut customer.profile, owner_teams)
+            .await
+    }
+
     /// Inserts sealed customers; if a key rotation retired the KEK under us, reloads the keyring and reseals once.
     /// The audit entry (`action`, by `actor`) is written in the same transaction and names every new customer.
     async fn insert_sealed(
@@ -845,10 +863,12 @@ impl Veil {
         actor: &Actor,
         action: &str,
     ) -> AppResult<Vec<(CustomerRow, veil_store::CustomerKeyRow)>> {
-        self.insert_sealed_in_stage(
+        self.insert_validated(
             customers,
             actor,
             action,
+            serde_json::json!({"count": customers.len()}),
+            None,
             veil_store::customers::LIFECYCLE_CUSTOMER,
         )
         .await
@@ -860,6 +880,28 @@ impl Veil {
         customers: &[ValidatedCustomer],
         actor: &Actor,
         action: &str,
+        lifecycle: &str,
+    ) -> AppResult<Vec<(CustomerRow, veil_store::CustomerKeyRow)>> {
+        self.insert_validated(
+            customers,
+            actor,
+            action,
+            serde_json::json!({"count": customers.len()}),
+            None,
+            lifecycle,
+        )
+        .await
+    }
+
+    /// [`Veil::insert_sealed`] with the audit entry's `detail`, an import job advanced in the same transaction
+    /// (imports), and the lifecycle stage (`lead` or `customer`).
+    pub(crate) async fn insert_validated(
+        &self,
+        customers: &[ValidatedCustomer],
+        actor: &Actor,
+        action: &str,
+        detail: serde_json::Value,
+        import: Option<&veil_store::ImportBatchWrite>,
         lifecycle: &str,
     ) -> AppResult<Vec<(CustomerRow, veil_store::CustomerKeyRow)>> {
         let (rules, keys) = self.display_rules().await?;
@@ -907,10 +949,10 @@ impl Veil {
             let entry = audit::event(Some(actor), action, Outcome::Ok)
                 .customers(sealed.iter().map(|(row, _)| row.id.clone()))
                 .fields(fields)
-                .detail(serde_json::json!({"count": sealed.len()}));
+                .detail(detail.clone());
             match self
                 .store()
-                .insert_customers_in_stage(&sealed, &displays, &[entry], lifecycle)
+                .insert_customers_with(&sealed, &displays, &[entry], import, lifecycle)
                 .await
             {
                 Ok(()) => return Ok(sealed),

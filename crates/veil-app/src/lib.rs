@@ -22,6 +22,7 @@ pub mod error;
 pub mod feedback;
 pub mod governance;
 pub mod ids;
+pub mod imports;
 pub mod incident;
 pub mod interactions;
 pub mod keys;

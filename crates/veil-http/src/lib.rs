@@ -30,6 +30,7 @@ pub mod error;
 pub mod extract;
 pub mod feedback;
 pub mod governance;
+pub mod imports;
 pub mod incidents;
 pub mod orders;
 pub mod partners;
@@ -189,6 +190,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(care::router())
         .merge(feedback::router())
         .merge(deals::router())
+        .merge(imports::router())
         .split_for_parts()
 }
 

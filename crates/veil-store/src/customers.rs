@@ -95,7 +95,7 @@ impl SensitiveField {
         }
     }
 
-    fn blind_index_column(self) -> Option<&'static str> {
+    pub(crate) fn blind_index_column(self) -> Option<&'static str> {
         match self {
             SensitiveField::Phone => Some("phone_bidx"),
             SensitiveField::IdNumber => Some("id_number_bidx"),
@@ -605,16 +605,19 @@ impl Store {
         displays: &crate::DisplayWrite,
         audit: &[crate::AuditEvent],
     ) -> StoreResult<()> {
-        self.insert_customers_in_stage(customers, displays, audit, LIFECYCLE_CUSTOMER)
+        self.insert_customers_with(customers, displays, audit, None, LIFECYCLE_CUSTOMER)
             .await
     }
 
-    /// [`Store::insert_customers`] in the given lifecycle stage (`lead` or `customer`).
-    pub async fn insert_customers_in_stage(
+    /// [`Store::insert_customers`] in the given lifecycle stage (`lead` or `customer`), also advancing an import
+    /// job (its last committed row, counters and the batch's issues) in the same transaction, so that a resumed
+    /// import starts exactly after this batch.
+    pub async fn insert_customers_with(
         &self,
         customers: &[(CustomerRow, CustomerKeyRow)],
         displays: &crate::DisplayWrite,
         audit: &[crate::AuditEvent],
+        import: Option<&crate::imports::ImportBatchWrite>,
         lifecycle: &str,
     ) -> StoreResult<()> {
         let mut kek_versions: Vec<i64> = customers.iter().map(|(_, key)| key.kek_version).collect();
@@ -674,6 +677,9 @@ impl Store {
                 }
             }
             crate::displays::write_displays!(backend, tx, displays);
+            if let Some(batch) = import {
+                crate::imports::write_import_batch!(backend, tx, batch);
+            }
             crate::audit::append_in(&mut *tx, audit).await?;
             tx.commit().await?;
             Ok(())

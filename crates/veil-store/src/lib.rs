@@ -23,6 +23,7 @@ pub mod deals;
 pub mod displays;
 pub mod feedback;
 pub mod governance;
+pub mod imports;
 pub mod incidents;
 pub mod interactions;
 pub mod keyring;
@@ -52,6 +53,7 @@ pub use deals::{
 pub use displays::{DisplayRow, DisplayWrite, RemaskProgress};
 pub use feedback::{FeedbackRow, FeedbackStatRow, SurveyRow};
 pub use governance::{ConsentRow, DecisionRow, GrantRow, RequestRow, RiskRow};
+pub use imports::{ImportBatchWrite, ImportIssueRow, ImportJobRow};
 pub use incidents::IncidentRow;
 pub use interactions::{InteractionRow, TimeCursor};
 pub use keyring::{CustomerKeyRow, KeyringRow, MasterKeyMeta};

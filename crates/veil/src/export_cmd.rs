@@ -1,4 +1,4 @@
-//! `veil export verify`: checks an unmasked export offline against its signed manifest — signature under the
+//! `veil export verify` (and the `veil export customers` arguments, run by `import_cmd`): checks an unmasked export offline against its signed manifest — signature under the
 //! server's public key, the file's SHA-256, and (with the recipient's age identity) rows and per-field counts.
 
 use std::process::ExitCode;
@@ -9,6 +9,21 @@ use veil_app::governance::{verify_export_file, SignedManifest};
 
 #[derive(Subcommand)]
 pub enum ExportCommand {
+    /// Write the customers the user may list as CSV or XLSX (`--format csv|xlsx`, else by the --out extension)
+    /// in an export profile: `masked` (default: the
+    /// masked displays only, nothing decrypted). Unmasked exports need an approved unmask request (the governed
+    /// `POST /api/v1/unmask-requests/{id}/export`); pseudonymised ones are `veil partner export`.
+    Customers {
+        /// masked (default), pseudonymised or unmasked.
+        #[arg(long, default_value = "masked")]
+        profile: String,
+        /// The file to write (must not exist).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The user exporting.
+        #[arg(long = "as", default_value = "admin")]
+        actor: String,
+    },
     /// Check an export file against its manifest; exit 1 if anything differs.
     Verify {
         /// The encrypted export file.
@@ -31,7 +46,10 @@ pub fn run(command: &ExportCommand, json: bool) -> anyhow::Result<ExitCode> {
         manifest,
         public_key,
         identity,
-    } = command;
+    } = command
+    else {
+        anyhow::bail!("`veil export customers` needs the database");
+    };
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let text = std::fs::read_to_string(manifest)
         .with_context(|| format!("cannot read {}", manifest.display()))?;

@@ -17,6 +17,7 @@ mod audit_cmd;
 mod backup_cmd;
 mod config;
 mod export_cmd;
+mod import_cmd;
 mod incident_cmd;
 mod partner_cmd;
 mod tls;
@@ -49,8 +50,10 @@ enum Format {
     Json,
     /// One JSON object per line (`veil audit export` only).
     Jsonl,
-    /// Comma-separated values (`veil audit export` only).
+    /// Comma-separated values (`veil audit export`, `veil export customers`).
     Csv,
+    /// An Excel workbook (`veil export customers` only).
+    Xlsx,
 }
 
 #[derive(Subcommand)]
@@ -116,26 +119,9 @@ enum Command {
     /// Partner data exchange: partners, pseudonymised exports with k-anonymity.
     #[command(subcommand)]
     Partner(partner_cmd::PartnerCommand),
-    /// Map a partner's enriched file (keyed by its pseudonyms) back onto customers under a grant.
-    Import {
-        /// The partner's CSV (a `pseudonym` column plus its own columns).
-        file: std::path::PathBuf,
-        /// Re-identify the partner's pseudonyms (the only kind of import so far).
-        #[arg(long)]
-        reidentify: bool,
-        /// The partner whose pseudonyms the file carries.
-        #[arg(long)]
-        partner: String,
-        /// The caller's live grant covering the customers to map back.
-        #[arg(long)]
-        grant: String,
-        /// Where to write the file with customer ids.
-        #[arg(long)]
-        out: std::path::PathBuf,
-        /// The admin or DPO doing it.
-        #[arg(long = "as", default_value = "admin")]
-        actor: String,
-    },
+    /// Import customers from CSV or XLSX (`veil import customers FILE`), or map a partner's enriched file back
+    /// onto customers under a grant (`veil import FILE --reidentify …`).
+    Import(ImportArgs),
     /// Incident response: lock-down, affected-subjects report, notification templates.
     #[command(subcommand)]
     Incident(incident_cmd::IncidentCommand),
@@ -146,6 +132,61 @@ enum Command {
         kind: String,
         /// The value.
         value: String,
+    },
+}
+
+/// `veil import customers …` or the partner re-identification `veil import FILE --reidentify …`.
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct ImportArgs {
+    #[command(subcommand)]
+    what: Option<ImportCommand>,
+    /// The partner's CSV (a `pseudonym` column plus its own columns).
+    file: Option<std::path::PathBuf>,
+    /// Re-identify the partner's pseudonyms.
+    #[arg(long)]
+    reidentify: bool,
+    /// The partner whose pseudonyms the file carries.
+    #[arg(long)]
+    partner: Option<String>,
+    /// The caller's live grant covering the customers to map back.
+    #[arg(long)]
+    grant: Option<String>,
+    /// Where to write the file with customer ids.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// The admin or DPO doing it.
+    #[arg(long = "as", default_value = "admin")]
+    actor: String,
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Import customers from a .csv (UTF-8) or .xlsx file: columns mapped by --map, else by header names and by
+    /// their values; every row validated as a create is; duplicates (mobile, ID number) of stored customers or of
+    /// earlier rows reported, not imported; resumable. Prints the mapping and every refused row (row, column,
+    /// reason — never the value).
+    Customers {
+        /// The file (.csv or .xlsx).
+        file: std::path::PathBuf,
+        /// Explicit mapping, e.g. "手机=mobile,身份证号=cn_id" (COLUMN is a header, #N or a letter).
+        #[arg(long)]
+        map: Option<String>,
+        /// Owner of the imported customers (username or user id) [default: the importing user].
+        #[arg(long)]
+        owner: Option<String>,
+        /// Check and report only; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Continue the interrupted import of this same file (matched by its SHA-256).
+        #[arg(long)]
+        resume: bool,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = veil_app::imports::DEFAULT_BATCH)]
+        batch: usize,
+        /// The user importing (admin, manager or sales).
+        #[arg(long = "as", default_value = "admin")]
+        actor: String,
     },
 }
 
@@ -360,7 +401,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Mask { kind, value } => return mask(kind, value),
         Command::Pii(PiiCommand::Scan { file }) => return pii_scan(file.as_deref(), cli.format),
-        Command::Export(command) => return export_cmd::run(command, cli.format == Format::Json),
+        Command::Export(command @ export_cmd::ExportCommand::Verify { .. }) => {
+            return export_cmd::run(command, cli.format == Format::Json)
+        }
         Command::Keys(KeysCommand::Recover {
             from_export,
             share,
@@ -378,7 +421,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         &cli.command,
         Command::Audit(audit_cmd::AuditCommand::Export { .. })
     );
-    if matches!(cli.format, Format::Jsonl | Format::Csv) && !export {
+    let customer_export = matches!(
+        &cli.command,
+        Command::Export(export_cmd::ExportCommand::Customers { .. })
+    );
+    if cli.format == Format::Xlsx && !customer_export {
+        bail!("--format xlsx is for `veil export customers`");
+    }
+    if matches!(cli.format, Format::Jsonl | Format::Csv) && !export && !customer_export {
         bail!("--format jsonl and csv are for `veil audit export`; use text or json here");
     }
     let (listen, tls) = match &cli.command {
@@ -891,19 +941,67 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             let veil = open(&config).await?;
             return partner_cmd::run(&veil, command, json).await;
         }
-        Command::Import {
+        Command::Import(ImportArgs {
+            what:
+                Some(ImportCommand::Customers {
+                    file,
+                    map,
+                    owner,
+                    dry_run,
+                    resume,
+                    batch,
+                    actor,
+                }),
+            ..
+        }) => {
+            let veil = open(&config).await?;
+            return import_cmd::import_customers(
+                &veil,
+                &file,
+                map.as_deref(),
+                owner,
+                dry_run,
+                resume,
+                batch,
+                &actor,
+                json,
+            )
+            .await;
+        }
+        Command::Import(ImportArgs {
+            what: None,
             file,
             reidentify,
             partner,
             grant,
             out,
             actor,
-        } => {
+        }) => {
+            let (Some(file), Some(partner), Some(grant), Some(out)) = (file, partner, grant, out)
+            else {
+                bail!(
+                    "use `veil import customers FILE`, or `veil import FILE --reidentify --partner P --grant G --out OUT`"
+                );
+            };
             let veil = open(&config).await?;
             return partner_cmd::import(
                 &veil, &file, reidentify, &partner, &grant, &out, &actor, json,
             )
             .await;
+        }
+        Command::Export(export_cmd::ExportCommand::Customers {
+            profile,
+            out,
+            actor,
+        }) => {
+            let veil = open(&config).await?;
+            let format = match cli.format {
+                Format::Xlsx => "xlsx",
+                Format::Csv => "csv",
+                _ if out.extension().is_some_and(|extension| extension == "xlsx") => "xlsx",
+                _ => "csv",
+            };
+            return import_cmd::export_customers(&veil, format, &profile, &out, &actor, json).await;
         }
         Command::Backup(command @ backup_cmd::BackupCommand::Restore { .. }) => {
             return backup_cmd::restore(&config, command, json).await;
@@ -916,7 +1014,9 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             let veil = open(&config).await?;
             return audit_cmd::subject(&veil, command, json).await;
         }
-        Command::Pii(_) | Command::Mask { .. } | Command::Export(_) => {
+        Command::Pii(_)
+        | Command::Mask { .. }
+        | Command::Export(export_cmd::ExportCommand::Verify { .. }) => {
             unreachable!("handled before configuration")
         }
     }

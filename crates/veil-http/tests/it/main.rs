@@ -17,6 +17,7 @@ use veil_http::{app, AppState};
 mod care;
 mod deals;
 mod feedback;
+mod imports;
 mod matrix;
 mod orders;
 mod tickets;

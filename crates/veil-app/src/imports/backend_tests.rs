@@ -1,0 +1,405 @@
+//! Imports and masked exports on both backends.
+
+use super::*;
+use crate::both_backends;
+use crate::testing::Harness;
+use crate::users::Role;
+
+// Synthetic, checksum-valid values (no real person).
+const ID_A: &str = "110101198402276151";
+const ID_B: &str = "11010119900307803X";
+const PHONE_A: &str = "13912345678";
+const PHONE_B: &str = "13812345679";
+const PHONE_C: &str = "13712345670";
+const PHONE_D: &str = "15012345671";
+
+fn all_plaintexts() -> Vec<&'static str> {
+    vec![
+        ID_A,
+        ID_B,
+        PHONE_A,
+        PHONE_B,
+        PHONE_C,
+        PHONE_D,
+        "11010119840227615X",
+        "1391234567",
+        "欧阳娜娜",
+        "张伟",
+        "李娜",
+        "王芳",
+        "赵磊",
+        "nana@example.com",
+    ]
+}
+
+fn assert_clean(text: &str, what: &str) {
+    for value in all_plaintexts() {
+        assert!(!text.contains(value), "plaintext {value} in {what}");
+    }
+}
+
+async fn import_csv(
+    harness: &Harness,
+    actor: &Actor,
+    csv: &str,
+    options: ImportOptions,
+) -> AppResult<ImportReport> {
+    harness
+        .veil
+        .import_customers(actor, ImportSource::Bytes(csv.as_bytes()), &options, &())
+        .await
+}
+
+async fn audit_text(harness: &Harness) -> String {
+    let entries = harness
+        .veil
+        .store()
+        .audit_entries_after(0, 10_000)
+        .await
+        .unwrap();
+    entries
+        .iter()
+        .map(|entry| {
+            format!(
+                "{} {:?} {}",
+                entry.event.action, entry.event.fields, entry.event.detail
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+both_backends!(bad_rows_are_reported_and_good_rows_kept, |harness| {
+    let admin = harness.actor("ada", Role::Admin, None).await;
+    // A stored customer with ID_B: the file's row with ID_B is a duplicate of it.
+    let existing = harness
+        .veil
+        .create_customer(
+            &admin,
+            &CustomerInput {
+                name: Some("王芳".to_owned()),
+                id_number: Some(ID_B.to_owned()),
+                ..CustomerInput::default()
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    // The create path's reason for a wrong check digit, to compare with the import's.
+    let create_reason = match harness
+        .veil
+        .create_customer(
+            &admin,
+            &CustomerInput {
+                name: Some("赵磊".to_owned()),
+                id_number: Some("11010119840227615X".to_owned()),
+                ..CustomerInput::default()
+            },
+            false,
+        )
+        .await
+    {
+        Err(AppError::Validation(errors)) => errors[0].code.clone(),
+        other => panic!("expected a validation error, got {other:?}"),
+    };
+    let csv = format!(
+        "姓名,手机号,身份证号,邮箱\n\
+         欧阳娜娜,{PHONE_A},{ID_A},nana@example.com\n\
+         赵磊,{PHONE_B},11010119840227615X,\n\
+         李娜,1391234567,,\n\
+         张伟,{PHONE_C},,\n\
+         王芳,{PHONE_D},{ID_B},\n\
+         ,{PHONE_D},,\n\
+         张伟二,{PHONE_A},,\n"
+    );
+    let report = import_csv(&harness, &admin, &csv, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.rows, 7);
+    assert_eq!(report.imported, 2, "{report:?}");
+    assert_eq!(report.invalid, 3);
+    assert_eq!(report.duplicates, 2);
+    let by_row = |row: u64| report.issues.iter().filter(move |issue| issue.row == row);
+    let bad_id = by_row(3).next().unwrap();
+    assert_eq!(bad_id.kind, "invalid");
+    assert_eq!(bad_id.column.as_deref(), Some("身份证号"));
+    assert_eq!(bad_id.field.as_deref(), Some("id_number"));
+    assert_eq!(bad_id.reason, create_reason);
+    let bad_phone = by_row(4).next().unwrap();
+    assert_eq!(bad_phone.column.as_deref(), Some("手机号"));
+    assert_eq!(bad_phone.field.as_deref(), Some("phone"));
+    let stored_duplicate = by_row(6).next().unwrap();
+    assert_eq!(stored_duplicate.kind, "duplicate");
+    assert_eq!(stored_duplicate.field.as_deref(), Some("id_number"));
+    assert_eq!(
+        stored_duplicate.existing_customer_id.as_deref(),
+        Some(existing.id.to_string().as_str())
+    );
+    let missing_name = by_row(7).next().unwrap();
+    assert_eq!(missing_name.reason, "required");
+    assert_eq!(missing_name.field.as_deref(), Some("name"));
+    let file_duplicate = by_row(8).next().unwrap();
+    assert_eq!(file_duplicate.kind, "duplicate");
+    assert_eq!(file_duplicate.field.as_deref(), Some("phone"));
+    assert_eq!(file_duplicate.duplicate_of_row, Some(2));
+    // The mapping says where each field came from.
+    let sources: Vec<(Option<&str>, &str)> = report
+        .mapping
+        .iter()
+        .map(|column| (column.target.as_deref(), column.source.as_str()))
+        .collect();
+    assert_eq!(sources[0], (Some("name"), "header"));
+    assert_eq!(sources[1], (Some("phone"), "values"));
+    assert_eq!(sources[2], (Some("id_number"), "header"));
+    assert_eq!(harness.veil.count_customers().await.unwrap(), 3);
+    // Imported like a create: found through the blind index, masked.
+    let found = harness
+        .veil
+        .search_customers(
+            &admin,
+            &crate::customers::ExactSearch {
+                field: SensitiveField::Phone,
+                value: PHONE_C.to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].phone.as_deref(), Some("137****5670"));
+    // Nothing in the report or the audit trail repeats a value; the batch is audited with its counts.
+    assert_clean(&serde_json::to_string(&report).unwrap(), "the report");
+    let audit = audit_text(&harness).await;
+    assert_clean(&audit, "the audit trail");
+    assert!(audit.contains("customer.import "), "{audit}");
+    assert!(audit.contains("\"duplicates\":2"), "{audit}");
+    assert!(audit.contains("customer.import.finish"), "{audit}");
+    // Importing the same file again: every good row is now a duplicate of a stored customer.
+    let again = import_csv(&harness, &admin, &csv, ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again.imported, 0);
+    assert_eq!(again.duplicates, 4);
+    assert_eq!(harness.veil.count_customers().await.unwrap(), 3);
+    // A dry run writes nothing.
+    let dry = import_csv(
+        &harness,
+        &admin,
+        &format!("姓名,手机\n新客户,{PHONE_B}\n"),
+        ImportOptions {
+            dry_run: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((dry.imported, dry.job_id.is_none()), (1, true));
+    assert_eq!(harness.veil.count_customers().await.unwrap(), 3);
+});
+
+both_backends!(
+    mislabelled_and_headerless_columns_are_detected_by_values,
+    |harness| {
+        let admin = harness.actor("ada", Role::Admin, None).await;
+        // "联系方式" (contact: usually the mobile) holds ID numbers; "备用" (spare) holds mobiles.
+        let csv = format!("姓名,联系方式,备用\n张伟,{ID_A},{PHONE_A}\n李娜,{ID_B},{PHONE_B}\n");
+        let report = import_csv(&harness, &admin, &csv, ImportOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(report.imported, 2, "{report:?}");
+        assert_eq!(report.mapping[1].target.as_deref(), Some("id_number"));
+        assert_eq!(report.mapping[1].source, "values");
+        assert!(report.mapping[1].note.is_some());
+        assert_eq!(report.mapping[2].target.as_deref(), Some("phone"));
+        // No header at all: the first row is data (it holds valid numbers and no known header).
+        let csv = format!("赵磊,{PHONE_C},{ID_A}\n王芳,{PHONE_D},\n");
+        let options = ImportOptions {
+            map: parse_map("#1=name").unwrap(),
+            ..ImportOptions::default()
+        };
+        let report = import_csv(&harness, &admin, &csv, options).await.unwrap();
+        assert!(!report.has_header);
+        assert_eq!(report.rows, 2);
+        assert_eq!(report.mapping[1].target.as_deref(), Some("phone"));
+        assert_eq!(report.mapping[2].target.as_deref(), Some("id_number"));
+        // Row 1 is ID_A again: a duplicate of the first import's row, reported at row 1; row 2 is new.
+        assert_eq!((report.imported, report.duplicates), (1, 1), "{report:?}");
+        assert_eq!(report.issues[0].row, 1);
+        assert!(report.mapping.iter().all(|column| column.header.is_none()));
+        assert_clean(&serde_json::to_string(&report).unwrap(), "the report");
+    }
+);
+
+/// Fails the import right after the second committed batch, as a crash would.
+struct CrashAfter(std::sync::atomic::AtomicUsize, usize);
+
+impl Progress for CrashAfter {
+    fn update(&self, _done: u64, _total: u64) {}
+
+    fn reached(&self, point: &'static str) {
+        if point == BATCH_COMMITTED
+            && self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == self.1
+        {
+            panic!("simulated crash after a committed batch");
+        }
+    }
+}
+
+both_backends!(
+    an_interrupted_import_resumes_without_duplicating,
+    |harness| {
+        let admin = harness.actor("ada", Role::Admin, None).await;
+        let mut generator = crate::demo_data::DemoGenerator::new(99);
+        let mut csv = String::from("name,mobile,id_number\n");
+        for _ in 0..25 {
+            let customer = generator.next_customer();
+            csv.push_str(&format!(
+                "{},{},{}\n",
+                customer.name, customer.phone, customer.id_number
+            ));
+        }
+        let options = ImportOptions {
+            batch: 10,
+            ..ImportOptions::default()
+        };
+        let veil = std::sync::Arc::new(harness.reopen().await);
+        let crashed = {
+            let (veil, admin, csv, options) =
+                (veil.clone(), admin.clone(), csv.clone(), options.clone());
+            tokio::spawn(async move {
+                let crash = CrashAfter(Default::default(), 2);
+                veil.import_customers(
+                    &admin,
+                    ImportSource::Bytes(csv.as_bytes()),
+                    &options,
+                    &crash,
+                )
+                .await
+            })
+            .await
+        };
+        assert!(crashed.is_err(), "the simulated crash must stop the import");
+        assert_eq!(harness.veil.count_customers().await.unwrap(), 20);
+        // Without --resume the interrupted job is not silently started over.
+        let refused = import_csv(&harness, &admin, &csv, options.clone()).await;
+        assert!(matches!(refused, Err(AppError::Conflict(_))), "{refused:?}");
+        let report = import_csv(
+            &harness,
+            &admin,
+            &csv,
+            ImportOptions {
+                resume: true,
+                ..options.clone()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(report.resumed);
+        assert_eq!(report.resumed_after_row, Some(21));
+        assert_eq!(report.imported, 25);
+        assert_eq!(report.duplicates, 0);
+        assert_eq!(harness.veil.count_customers().await.unwrap(), 25);
+        // The job is finished: nothing left to resume.
+        let nothing = import_csv(
+            &harness,
+            &admin,
+            &csv,
+            ImportOptions {
+                resume: true,
+                ..options
+            },
+        )
+        .await;
+        assert!(matches!(nothing, Err(AppError::Conflict(_))));
+    }
+);
+
+both_backends!(xlsx_round_trip_exports_masked_values_only, |harness| {
+    let admin = harness.actor("ada", Role::Admin, None).await;
+    let sales = harness.actor("sally", Role::Sales, Some("east")).await;
+    // A workbook as a user would make it: the mobile typed as a number, the ID as text.
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (column, header) in ["客户姓名", "手机号码", "身份证号码", "性别"]
+        .iter()
+        .enumerate()
+    {
+        sheet.write_string(0, column as u16, *header).unwrap();
+    }
+    sheet.write_string(1, 0, "欧阳娜娜").unwrap();
+    sheet.write_number(1, 1, 13_912_345_678.0).unwrap();
+    sheet.write_string(1, 2, ID_A).unwrap();
+    sheet.write_string(1, 3, "女").unwrap();
+    sheet.write_string(2, 0, "张伟").unwrap();
+    sheet.write_string(2, 1, PHONE_B).unwrap();
+    sheet.write_string(2, 2, "bad").unwrap();
+    let bytes = workbook.save_to_buffer().unwrap();
+    let report = harness
+        .veil
+        .import_customers(
+            &sales,
+            ImportSource::Bytes(&bytes),
+            &ImportOptions {
+                format: FileFormat::Xlsx,
+                ..ImportOptions::default()
+            },
+            &(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((report.imported, report.invalid), (1, 1), "{report:?}");
+    assert_eq!(report.issues[0].row, 3);
+    assert_eq!(report.issues[0].column.as_deref(), Some("身份证号码"));
+    // A salesperson imports only customers they own.
+    let page = harness.veil.list_customers(&sales, None, 10).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].gender.as_deref(), Some("female"));
+    assert_eq!(
+        page.items[0].owner.as_deref(),
+        Some(sales.user_id.to_string().as_str())
+    );
+    let forbidden = harness
+        .veil
+        .import_customers(
+            &sales,
+            ImportSource::Bytes(&bytes),
+            &ImportOptions {
+                format: FileFormat::Xlsx,
+                owner: Some("ada".to_owned()),
+                dry_run: true,
+                ..ImportOptions::default()
+            },
+            &(),
+        )
+        .await;
+    assert!(matches!(forbidden, Err(AppError::Forbidden(_))));
+    // Export masked as XLSX and read it back: masked displays only.
+    let mut out = Vec::new();
+    let summary = harness
+        .veil
+        .export_customers_masked(&admin, FileFormat::Xlsx, &mut out, &())
+        .await
+        .unwrap();
+    assert_eq!(summary.rows, 1);
+    let rows = read_xlsx(out).unwrap();
+    assert_eq!(
+        rows[0][..5],
+        ["id", "name", "gender", "birth_date", "phone"]
+    );
+    assert_eq!(rows[1][4], "139****5678");
+    assert_eq!(rows[1][5], "110101********6151");
+    let text = format!("{rows:?}");
+    assert_clean(&text, "the XLSX export");
+    // CSV too.
+    let mut out = Vec::new();
+    harness
+        .veil
+        .export_customers_masked(&admin, FileFormat::Csv, &mut out, &())
+        .await
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("139****5678"), "{text}");
+    assert_clean(&text, "the CSV export");
+    assert!(audit_text(&harness)
+        .await
+        .contains("customer.export_masked"));
+});
