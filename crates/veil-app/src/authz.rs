@@ -93,6 +93,18 @@ pub enum Action {
     LoyaltyRead,
     /// Redeem a customer's points.
     LoyaltyRedeem,
+    /// Browse the customer pool (公海).
+    PoolRead,
+    /// Claim a customer from the pool.
+    PoolClaim,
+    /// Put a customer back in the pool.
+    PoolRelease,
+    /// Read message templates.
+    TemplateRead,
+    /// Add, change and delete message templates.
+    TemplateManage,
+    /// Send a message to a customer (the server uses the address or number; the sender never sees it).
+    MessageSend,
 }
 
 impl Action {
@@ -134,11 +146,17 @@ impl Action {
             Action::OrderWrite => "order.write",
             Action::LoyaltyRead => "loyalty.read",
             Action::LoyaltyRedeem => "loyalty.redeem",
+            Action::PoolRead => "pool.list",
+            Action::PoolClaim => "pool.claim",
+            Action::PoolRelease => "pool.release",
+            Action::TemplateRead => "template.read",
+            Action::TemplateManage => "template.manage",
+            Action::MessageSend => "message.send",
         }
     }
 
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 41] = [
         Action::CustomerList,
         Action::CustomerRead,
         Action::CustomerCreate,
@@ -174,6 +192,12 @@ impl Action {
         Action::OrderWrite,
         Action::LoyaltyRead,
         Action::LoyaltyRedeem,
+        Action::PoolRead,
+        Action::PoolClaim,
+        Action::PoolRelease,
+        Action::TemplateRead,
+        Action::TemplateManage,
+        Action::MessageSend,
     ];
 }
 
@@ -189,7 +213,9 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
             matches!(role, Admin | Manager | Sales | Service)
         }
         OrderWrite => matches!(role, Admin | Manager | Sales),
-        ProductManage => matches!(role, Admin | Manager),
+        PoolRead | PoolClaim | PoolRelease => matches!(role, Admin | Manager | Sales),
+        TemplateRead | MessageSend => matches!(role, Admin | Manager | Sales | Service),
+        ProductManage | TemplateManage => matches!(role, Admin | Manager),
         CustomerCreate | CustomerUpdate => matches!(role, Admin | Manager | Sales),
         CustomerErase | CustomerTransfer => matches!(role, Admin | Manager),
         PolicyRead => matches!(role, Admin | Dpo | Auditor),
@@ -216,6 +242,9 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
             "this role does not work with customer records"
         }
         OrderWrite => "only admins, managers and salespeople enter orders",
+        PoolRead | PoolClaim | PoolRelease => "only admins, managers and salespeople work with the customer pool",
+        TemplateRead | MessageSend => "this role does not work with customer records",
+        TemplateManage => "only admins and managers change message templates",
         ProductManage => "only admins and managers change the product catalogue",
         CustomerCreate | CustomerUpdate => "this role does not create or change customers",
         CustomerErase => "only admins and managers can erase customers",
@@ -460,11 +489,23 @@ mod tests {
                     OrderWrite,
                     LoyaltyRead,
                     LoyaltyRedeem,
+                    PoolRead,
+                    PoolClaim,
+                    PoolRelease,
+                    TemplateRead,
+                    TemplateManage,
+                    MessageSend,
                 ],
             ),
             (
                 Role::Manager,
                 &[
+                    PoolRead,
+                    PoolClaim,
+                    PoolRelease,
+                    TemplateRead,
+                    TemplateManage,
+                    MessageSend,
                     ProductRead,
                     ProductManage,
                     OrderRead,
@@ -494,6 +535,11 @@ mod tests {
             (
                 Role::Sales,
                 &[
+                    PoolRead,
+                    PoolClaim,
+                    PoolRelease,
+                    TemplateRead,
+                    MessageSend,
                     ProductRead,
                     OrderRead,
                     OrderWrite,
@@ -546,6 +592,8 @@ mod tests {
             (
                 Role::Service,
                 &[
+                    TemplateRead,
+                    MessageSend,
                     ProductRead,
                     OrderRead,
                     LoyaltyRead,

@@ -88,12 +88,14 @@ pub fn required_scope(action: Action) -> Option<Scope> {
     use Action::*;
     match action {
         CustomerList | CustomerRead | NoteRead | InteractionRead | TicketRead | ProductRead
-        | OrderRead | LoyaltyRead => Some(Scope::CustomersRead),
+        | OrderRead | LoyaltyRead | PoolRead | TemplateRead => Some(Scope::CustomersRead),
         CustomerCreate | CustomerUpdate | CustomerErase | CustomerTransfer | NoteWrite
-        | InteractionWrite | TicketWrite | TicketAssign | OrderWrite | LoyaltyRedeem => {
+        | InteractionWrite | TicketWrite | TicketAssign | OrderWrite | LoyaltyRedeem | PoolClaim
+        | PoolRelease => {
             Some(Scope::CustomersWrite)
         }
-        ProductManage => None,
+        // Sending uses the customer's address or number: a person does it, never an integration's token.
+        ProductManage | TemplateManage | MessageSend => None,
         PolicyRead => Some(Scope::PoliciesRead),
         AuditRead | AuditVerify | SecurityRead => Some(Scope::AuditRead),
         PolicyChange | UserManage | TeamManage | SubjectReport | IncidentManage | ConsentRead

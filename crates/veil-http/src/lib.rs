@@ -30,6 +30,7 @@ pub mod extract;
 pub mod governance;
 pub mod incidents;
 pub mod orders;
+pub mod pool;
 pub mod partners;
 pub mod policies;
 pub mod security;
@@ -185,6 +186,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(tickets::router())
         .merge(orders::router())
         .merge(care::router())
+        .merge(pool::router())
         .split_for_parts()
 }
 

@@ -29,6 +29,8 @@ pub mod mfa;
 pub mod notes;
 pub mod orders;
 pub mod policies;
+pub mod pool;
+pub mod messages;
 pub mod segments;
 pub mod snapshot;
 pub mod teams;
@@ -56,7 +58,9 @@ pub use loyalty::{
 pub use mfa::{LoginFailureRow, MfaRow};
 pub use notes::NoteRow;
 pub use orders::{CoPurchaseRow, OrderItemRow, OrderRow, ProductRow, PurchaseStats, Transition};
+pub use messages::{MessageRow, TemplateRow};
 pub use policies::PolicyRow;
+pub use pool::{ClaimOutcome, PoolEventRow, ReturnCandidate};
 pub use segments::SegmentRow;
 pub use snapshot::{ColumnKind, ForeignKey, Loader, RowSink, Snapshot, TableInfo, Value, ValueRef};
 pub use teams::{TeamRow, TransferRow};

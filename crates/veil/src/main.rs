@@ -1275,6 +1275,14 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     let birthday_backfill = Veil::spawn_birthday_backfill(veil.clone());
     veil.set_sla_targets(config.ticket_sla.clone());
     veil.set_loyalty_rules(config.loyalty.clone());
+    veil.set_pool_rules(config.pool.clone());
+    let messenger = veil_app::messages::Messenger::new(config.messages.clone())
+        .map_err(|error| anyhow::anyhow!("invalid message delivery settings: {error}"))?;
+    veil.set_messenger(messenger.is_configured().then_some(messenger));
+    // The customer pool: customers their owner has not followed up go back (checked on a timer).
+    let pool_return = config
+        .pool_return_interval
+        .map(|interval| Veil::spawn_pool_return(veil.clone(), interval));
     let ticket_sla = config
         .ticket_sla_interval
         .map(|interval| Veil::spawn_ticket_sla(veil.clone(), interval));
@@ -1323,6 +1331,9 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     remask.abort();
     birthday_backfill.abort();
     if let Some(task) = ticket_sla {
+        task.abort();
+    }
+    if let Some(task) = pool_return {
         task.abort();
     }
     if let Some(task) = scheduled_backups {
