@@ -552,3 +552,335 @@ impl Veil {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::customers::CustomerInput;
+    use crate::testing::Harness;
+    use crate::users::Role;
+
+    const PHONE: &str = "13912345678";
+    const EMAIL: &str = "nana.ouyang@example.com";
+
+    fn known(owner: &Actor) -> CustomerInput {
+        CustomerInput {
+            name: Some("欧阳娜娜".to_owned()),
+            phone: Some(PHONE.to_owned()),
+            email: Some(EMAIL.to_owned()),
+            address: Some("北京市朝阳区建国路88号".to_owned()),
+            id_number: Some("110101198402276151".to_owned()),
+            tags: Some(vec!["vip".to_owned()]),
+            industry: Some("finance".to_owned()),
+            owner: Some(owner.user_id.to_string()),
+            ..CustomerInput::default()
+        }
+    }
+
+    fn plain(name: &str, owner: &Actor) -> CustomerInput {
+        CustomerInput {
+            name: Some(name.to_owned()),
+            owner: Some(owner.user_id.to_string()),
+            ..CustomerInput::default()
+        }
+    }
+
+    async fn audit_actions(harness: &Harness, customer: &str) -> Vec<(String, String)> {
+        harness
+            .veil
+            .store()
+            .query_audit(
+                &veil_store::AuditFilter {
+                    customer_id: Some(customer.to_owned()),
+                    ..veil_store::AuditFilter::default()
+                },
+                1000,
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|entry| (entry.event.action, entry.event.outcome))
+            .collect()
+    }
+
+    crate::both_backends!(release_browse_and_claim, |harness| {
+        let veil = &harness.veil;
+        let admin = harness.actor("ada", Role::Admin, None).await;
+        let alice = harness.actor("alice", Role::Sales, Some("east")).await;
+        let bob = harness.actor("bob", Role::Sales, Some("east")).await;
+        let carl = harness.actor("carl", Role::Sales, Some("west")).await;
+        let mona = harness.actor("mona", Role::Manager, Some("east")).await;
+        let auditor = harness.actor("audrey", Role::Auditor, None).await;
+        let customer = veil
+            .create_customer(&admin, &known(&alice), true)
+            .await
+            .unwrap();
+        let id = customer.id;
+
+        // Only someone who sees the customer releases it; a reason is required; the reason is masked.
+        assert!(matches!(
+            veil.release_to_pool(&bob, id, &ReleaseInput { reason: "x".to_owned() }).await,
+            Err(AppError::NotFound)
+        ));
+        assert!(matches!(
+            veil.release_to_pool(&alice, id, &ReleaseInput { reason: " ".to_owned() }).await,
+            Err(AppError::Validation(_))
+        ));
+        let released = veil
+            .release_to_pool(
+                &alice,
+                id,
+                &ReleaseInput {
+                    reason: format!("电话{PHONE}一直不接"),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(released.kind, "release");
+        assert!(!released.reason.contains(PHONE), "{}", released.reason);
+        assert!(released.reason.contains("139****5678"), "{}", released.reason);
+        // Already in the pool: nothing to release.
+        assert!(matches!(
+            veil.release_to_pool(&admin, id, &ReleaseInput { reason: "again".to_owned() }).await,
+            Err(AppError::Conflict(_))
+        ));
+        // The previous owner and their manager no longer see it; an admin still does.
+        assert!(matches!(veil.get_customer(&alice, id).await, Err(AppError::NotFound)));
+        assert!(matches!(veil.get_customer(&mona, id).await, Err(AppError::NotFound)));
+        let seen = veil.get_customer(&admin, id).await.unwrap();
+        assert_eq!((seen.owner, seen.team), (None, None));
+
+        // The pool: masked name, everything else fully masked.
+        assert!(matches!(
+            veil.list_pool(&auditor, &PoolFilter::default(), None, 25).await,
+            Err(AppError::Forbidden(_))
+        ));
+        let page = veil
+            .list_pool(&bob, &PoolFilter::default(), None, 25)
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 1);
+        let entry = &page.items[0];
+        assert_eq!(entry.id, id);
+        assert_eq!(entry.name, "欧阳**");
+        assert_eq!(entry.phone.as_deref(), Some("******"));
+        assert_eq!(entry.email.as_deref(), Some("******"));
+        assert_eq!(entry.address.as_deref(), Some("******"));
+        assert_eq!(entry.tags, ["vip"]);
+        assert_eq!(entry.industry.as_deref(), Some("finance"));
+        assert!(entry.in_pool_since.is_some() && entry.last_activity.is_some());
+        let json = serde_json::to_string(&page).unwrap();
+        for leak in [PHONE, "139****", "5678", EMAIL, "@example.com", "n***", "北京市", "110101"] {
+            assert!(!json.contains(leak), "{leak} in {json}");
+        }
+        let by = |industry: Option<&str>, tag: Option<&str>| PoolFilter {
+            industry: industry.map(str::to_owned),
+            tag: tag.map(str::to_owned),
+        };
+        for (filter, expected) in [
+            (by(Some("finance"), None), 1),
+            (by(Some("retail"), None), 0),
+            (by(None, Some("vip")), 1),
+            (by(None, Some("vi")), 0),
+        ] {
+            let page = veil.list_pool(&carl, &filter, None, 25).await.unwrap();
+            assert_eq!(page.items.len(), expected, "{filter:?}");
+        }
+
+        // Claim: bob becomes the owner with his team; the next claim is 409.
+        let claimed = veil.claim_from_pool(&bob, id).await.unwrap();
+        assert_eq!(claimed.customer.owner, Some(bob.user_id.to_string()));
+        assert_eq!(claimed.customer.team.as_deref(), Some("east"));
+        assert_eq!(claimed.customer.phone.as_deref(), Some("139****5678"));
+        assert_eq!(claimed.held, 1);
+        assert!(matches!(
+            veil.claim_from_pool(&carl, id).await,
+            Err(AppError::Conflict(_))
+        ));
+        assert!(matches!(
+            veil.claim_from_pool(&carl, CustomerId::new()).await,
+            Err(AppError::NotFound)
+        ));
+        assert!(matches!(
+            veil.claim_from_pool(&auditor, id).await,
+            Err(AppError::Forbidden(_))
+        ));
+        assert!(veil.list_pool(&carl, &PoolFilter::default(), None, 25).await.unwrap().items.is_empty());
+        veil.get_customer(&mona, id).await.unwrap();
+        let state = veil.pool_state(&bob, id).await.unwrap();
+        assert!(!state.in_pool && state.claimed);
+        let kinds: Vec<&str> = state.history.iter().map(|event| event.kind.as_str()).collect();
+        assert_eq!(kinds, ["claim", "release"]);
+        assert_eq!(state.history[0].to_owner, Some(bob.user_id.to_string()));
+        assert_eq!(state.history[1].from_owner, Some(alice.user_id.to_string()));
+
+        let actions = audit_actions(&harness, &id.to_string()).await;
+        for (action, outcome) in [
+            ("pool.release", "ok"),
+            ("pool.list", "ok"),
+            ("pool.claim", "ok"),
+            ("pool.claim", "failed"),
+        ] {
+            assert!(
+                actions.iter().any(|(a, o)| a == action && o == outcome),
+                "{action} {outcome} missing from {actions:?}"
+            );
+        }
+
+        // The per-person limit counts customers claimed and still held.
+        veil.set_pool_rules(PoolRules { claim_limit: 1, return_days: 30 });
+        let second = veil.create_customer(&admin, &plain("张三", &alice), true).await.unwrap();
+        veil.release_to_pool(&mona, second.id, &ReleaseInput { reason: "重新分配".to_owned() })
+            .await
+            .unwrap();
+        match veil.claim_from_pool(&bob, second.id).await {
+            Err(AppError::Validation(errors)) => {
+                assert_eq!(errors[0].code, "claim_limit_reached", "{errors:?}")
+            }
+            other => panic!("expected the limit, got {other:?}"),
+        }
+        // Released again, the first no longer counts.
+        veil.release_to_pool(&bob, id, &ReleaseInput { reason: "不跟了".to_owned() })
+            .await
+            .unwrap();
+        veil.claim_from_pool(&bob, second.id).await.unwrap();
+        // With no limit, anyone claims.
+        veil.set_pool_rules(PoolRules { claim_limit: 0, return_days: 30 });
+        veil.claim_from_pool(&bob, id).await.unwrap();
+        assert_eq!(veil.store().pool_held(&bob.user_id.to_string()).await.unwrap(), 2);
+    });
+
+    crate::both_backends!(concurrent_claims_have_exactly_one_winner, |harness| {
+        let admin = harness.actor("ada", Role::Admin, None).await;
+        let alice = harness.actor("alice", Role::Sales, Some("east")).await;
+        let bob = harness.actor("bob", Role::Sales, Some("east")).await;
+        let carl = harness.actor("carl", Role::Sales, Some("west")).await;
+        // A second server on the same database.
+        let other = std::sync::Arc::new(harness.reopen().await);
+        let veil = &harness.veil;
+        let mut ids = Vec::new();
+        for name in ["赵一", "钱二", "孙三", "李四", "周五", "吴六", "郑七", "王八"] {
+            let customer = veil
+                .create_customer(&admin, &plain(name, &alice), true)
+                .await
+                .unwrap();
+            veil.release_to_pool(&alice, customer.id, &ReleaseInput { reason: "pool".to_owned() })
+                .await
+                .unwrap();
+            ids.push(customer.id);
+        }
+        veil.set_pool_rules(PoolRules { claim_limit: 0, return_days: 30 });
+        other.set_pool_rules(PoolRules { claim_limit: 0, return_days: 30 });
+        for id in &ids[..5] {
+            let (first, second) = tokio::join!(
+                veil.claim_from_pool(&bob, *id),
+                other.claim_from_pool(&carl, *id)
+            );
+            let wins = [first.is_ok(), second.is_ok()];
+            assert_eq!(wins.iter().filter(|won| **won).count(), 1, "{first:?} {second:?}");
+            for outcome in [&first, &second] {
+                if let Err(error) = outcome {
+                    assert!(matches!(error, AppError::Conflict(_)), "{error:?}");
+                }
+            }
+            let owner = veil.store().masked_customer(&id.to_string()).await.unwrap().unwrap().profile.owner_id;
+            let winner = if first.is_ok() { &bob } else { &carl };
+            assert_eq!(owner, Some(winner.user_id.to_string()));
+            let events = veil.store().pool_events(&id.to_string()).await.unwrap();
+            assert_eq!(events.iter().filter(|event| event.kind == "claim").count(), 1);
+        }
+        // One person claiming the last three at once under a limit: never above it.
+        let held = veil.store().pool_held(&alice.user_id.to_string()).await.unwrap();
+        assert_eq!(held, 0);
+        let rules = PoolRules { claim_limit: 2, return_days: 30 };
+        veil.set_pool_rules(rules.clone());
+        other.set_pool_rules(rules);
+        let (a, b, c) = tokio::join!(
+            veil.claim_from_pool(&alice, ids[5]),
+            other.claim_from_pool(&alice, ids[6]),
+            veil.claim_from_pool(&alice, ids[7])
+        );
+        let won = [a.is_ok(), b.is_ok(), c.is_ok()].iter().filter(|won| **won).count();
+        assert_eq!(won, 2, "{a:?} {b:?} {c:?}");
+        assert_eq!(veil.store().pool_held(&alice.user_id.to_string()).await.unwrap(), 2);
+        other.store().close().await;
+    });
+
+    crate::both_backends!(unattended_customers_return_to_the_pool, |harness| {
+        let veil = &harness.veil;
+        let admin = harness.actor("ada", Role::Admin, None).await;
+        let alice = harness.actor("alice", Role::Sales, Some("east")).await;
+        let bob = harness.actor("bob", Role::Sales, Some("east")).await;
+        let mona = harness.actor("mona", Role::Manager, Some("east")).await;
+        let followed = veil.create_customer(&admin, &plain("跟进", &alice), true).await.unwrap();
+        let by_other = veil.create_customer(&admin, &plain("他人", &alice), true).await.unwrap();
+        let idle = veil.create_customer(&admin, &plain("闲置", &alice), true).await.unwrap();
+        let managers = veil.create_customer(&admin, &plain("经理", &mona), true).await.unwrap();
+        let fresh = veil.create_customer(&admin, &plain("新客", &alice), true).await.unwrap();
+        // Forty days ago for all but the fresh one (time travel in the database).
+        let long_ago = crate::now_ms() - 40 * DAY_MS;
+        for customer in [&followed, &by_other, &idle, &managers] {
+            harness
+                .raw_sql(&format!(
+                    "UPDATE customer SET created_at = {long_ago} WHERE id = '{}'",
+                    customer.id
+                ))
+                .await
+                .unwrap();
+        }
+        veil.add_interaction(
+            &alice,
+            followed.id,
+            &crate::interactions::InteractionInput {
+                kind: crate::interactions::InteractionKind::Call,
+                occurred_at: None,
+                duration_minutes: Some(5),
+                outcome: None,
+                note: Some("回访".to_owned()),
+            },
+        )
+        .await
+        .unwrap();
+        // A note by someone else is not the owner's follow-up.
+        veil.add_note(&mona, by_other.id, &crate::notes::NoteInput { body: "经理看过".to_owned() })
+            .await
+            .unwrap();
+
+        veil.set_pool_rules(PoolRules { claim_limit: 50, return_days: 0 });
+        assert_eq!(veil.return_unattended(crate::now_ms()).await.unwrap(), 0, "off");
+        veil.set_pool_rules(PoolRules { claim_limit: 50, return_days: 30 });
+        let now = crate::now_ms();
+        assert_eq!(veil.return_unattended(now).await.unwrap(), 2);
+        assert_eq!(veil.return_unattended(now).await.unwrap(), 0, "idempotent");
+        veil.get_customer(&alice, followed.id).await.unwrap();
+        veil.get_customer(&alice, fresh.id).await.unwrap();
+        veil.get_customer(&mona, managers.id).await.unwrap();
+        for gone in [&by_other, &idle] {
+            assert!(matches!(veil.get_customer(&alice, gone.id).await, Err(AppError::NotFound)));
+            let state = veil.pool_state(&admin, gone.id).await.unwrap();
+            assert!(state.in_pool);
+            assert_eq!(state.history[0].kind, "return");
+            assert_eq!(state.history[0].actor, None);
+            assert_eq!(state.history[0].from_owner, Some(alice.user_id.to_string()));
+            let actions = audit_actions(&harness, &gone.id.to_string()).await;
+            assert!(actions.iter().any(|(a, o)| a == "pool.return" && o == "ok"), "{actions:?}");
+        }
+        let pool: Vec<CustomerId> = veil
+            .list_pool(&bob, &PoolFilter::default(), None, 25)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|entry| entry.id)
+            .collect();
+        assert_eq!(pool.len(), 2);
+        assert!(pool.contains(&by_other.id) && pool.contains(&idle.id));
+        // Driven further in time, the followed-up customer goes too once its follow-up is old — and a claim
+        // restarts the clock.
+        veil.claim_from_pool(&bob, idle.id).await.unwrap();
+        let later = now + 31 * DAY_MS;
+        assert_eq!(veil.return_unattended(later).await.unwrap(), 3);
+        assert!(matches!(veil.get_customer(&alice, followed.id).await, Err(AppError::NotFound)));
+        assert!(matches!(veil.get_customer(&bob, idle.id).await, Err(AppError::NotFound)));
+    });
+}
