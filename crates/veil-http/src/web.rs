@@ -34,6 +34,7 @@ pub mod dashboard;
 pub mod i18n;
 pub mod pages;
 pub mod policies;
+pub mod pool;
 pub mod requests;
 pub mod session;
 pub mod tickets;
@@ -67,6 +68,9 @@ pub fn router() -> Router<AppState> {
         )
         .route("/customers/{id}/reveal", post(customers::reveal))
         .route("/customers/{id}/notes", post(customers::add_note))
+        .route("/pool", get(pool::list))
+        .route("/pool/{id}/claim", post(pool::claim))
+        .route("/customers/{id}/release", post(pool::release))
         .route("/tickets", get(tickets::list))
         .route("/tickets/new", get(tickets::new_form).post(tickets::create))
         .route("/tickets/{id}", get(tickets::detail))
@@ -218,7 +222,7 @@ pub struct NavLink {
 fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
     use veil_app::authz::Action;
     let may = |action: Action| role_permits(role, action).is_ok();
-    let links: [(&'static str, &'static str, bool); 12] = [
+    let links: [(&'static str, &'static str, bool); 13] = [
         ("/dashboard", "nav.dashboard", true),
         ("/customers", "nav.customers", may(Action::CustomerList)),
         (
@@ -226,6 +230,7 @@ fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
             "nav.new_customer",
             may(Action::CustomerCreate),
         ),
+        ("/pool", "nav.pool", may(Action::PoolRead)),
         ("/tickets", "nav.tickets", may(Action::TicketRead)),
         ("/access", "nav.access", may(Action::UnmaskRequest)),
         ("/approvals", "nav.approvals", may(Action::UnmaskApprove)),

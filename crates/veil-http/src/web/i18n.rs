@@ -276,6 +276,7 @@ mod tests {
             include_str!("templates/tickets.html"),
             include_str!("templates/ticket.html"),
             include_str!("templates/ticket_new.html"),
+            include_str!("templates/pool.html"),
             include_str!("session.rs"),
             include_str!("pages.rs"),
             include_str!("customers.rs"),
@@ -289,6 +290,7 @@ mod tests {
             include_str!("users.rs"),
             include_str!("policies.rs"),
             include_str!("tickets.rs"),
+            include_str!("pool.rs"),
         ];
         let english = keys(Locale::En);
         let mut missing = Vec::new();
