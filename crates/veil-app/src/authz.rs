@@ -242,7 +242,9 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
             "this role does not work with customer records"
         }
         OrderWrite => "only admins, managers and salespeople enter orders",
-        PoolRead | PoolClaim | PoolRelease => "only admins, managers and salespeople work with the customer pool",
+        PoolRead | PoolClaim | PoolRelease => {
+            "only admins, managers and salespeople work with the customer pool"
+        }
         TemplateRead | MessageSend => "this role does not work with customer records",
         TemplateManage => "only admins and managers change message templates",
         ProductManage => "only admins and managers change the product catalogue",

@@ -283,9 +283,18 @@ pub fn check_placeholders(field: &str, text: &str) -> Vec<FieldError> {
         }
         let lowered = name.to_lowercase();
         let personal = PERSONAL_PLACEHOLDERS.contains(&lowered.as_str())
-            || ["mobile", "phone", "email", "id_number", "address", "bank_card", "birth", "full_name"]
-                .iter()
-                .any(|word| lowered.contains(word));
+            || [
+                "mobile",
+                "phone",
+                "email",
+                "id_number",
+                "address",
+                "bank_card",
+                "birth",
+                "full_name",
+            ]
+            .iter()
+            .any(|word| lowered.contains(word));
         let shown: String = name.chars().take(60).collect();
         errors.push(if personal {
             FieldError::new(
@@ -342,8 +351,15 @@ fn fill(text: &str, value: &dyn Fn(&str) -> String) -> String {
 /// names, the last word.
 pub fn surname(name: &str) -> String {
     let name = name.trim();
-    if name.chars().any(|character| character.is_ascii_alphabetic()) {
-        return name.split_whitespace().last().unwrap_or_default().to_owned();
+    if name
+        .chars()
+        .any(|character| character.is_ascii_alphabetic())
+    {
+        return name
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_owned();
     }
     if let Some((first, _)) = name.split_once('·') {
         return first.to_owned();
@@ -374,10 +390,7 @@ pub fn title(gender: Option<&str>, language: TemplateLanguage) -> &'static str {
 /// data the scanner finds, and shortens it: what is stored and shown never holds the address or number.
 pub fn sanitize_error(error: &str, recipient: &str) -> String {
     let mut text = error.replace(['\r', '\n'], " ");
-    let digits: String = recipient
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect();
+    let digits: String = recipient.chars().filter(char::is_ascii_digit).collect();
     for spelling in [
         recipient.to_owned(),
         recipient.to_lowercase(),
@@ -460,8 +473,9 @@ impl WebhookSmsGateway {
 impl SmsGateway for WebhookSmsGateway {
     fn send<'a>(&'a self, message_id: &'a str, to: &'a str, text: &'a str) -> GatewayFuture<'a> {
         Box::pin(async move {
-            let body = serde_json::to_vec(&serde_json::json!({"id": message_id, "to": to, "text": text}))
-                .map_err(|error| error.to_string())?;
+            let body =
+                serde_json::to_vec(&serde_json::json!({"id": message_id, "to": to, "text": text}))
+                    .map_err(|error| error.to_string())?;
             let header = signature_header(
                 self.target.secret.expose().as_bytes(),
                 now_ms() / 1000,
@@ -637,7 +651,9 @@ fn validate_template(row: &TemplateRow) -> AppResult<()> {
         errors.push(FieldError::new(
             "name",
             "invalid",
-            format!("1 to {MAX_LINE_CHARS} characters, no control characters or surrounding spaces"),
+            format!(
+                "1 to {MAX_LINE_CHARS} characters, no control characters or surrounding spaces"
+            ),
         ));
     }
     let email = row.channel == MessageChannel::Email.as_str();
@@ -676,7 +692,10 @@ fn validate_template(row: &TemplateRow) -> AppResult<()> {
     }
     errors.extend(check_placeholders("body", &row.body));
     // Fixed text may not carry personal data either (a number typed into a template would go to everyone).
-    for (field, text) in [("subject", row.subject.as_deref()), ("body", Some(row.body.as_str()))] {
+    for (field, text) in [
+        ("subject", row.subject.as_deref()),
+        ("body", Some(row.body.as_str())),
+    ] {
         if let Some(text) = text {
             let scanned = crate::notes::mask_text(text);
             if scanned
@@ -779,7 +798,8 @@ impl Veil {
 
     /// Every template (everyone who may send messages).
     pub async fn list_templates(&self, actor: &Actor) -> AppResult<Vec<TemplateView>> {
-        self.permit_recorded(actor, Action::TemplateRead, None).await?;
+        self.permit_recorded(actor, Action::TemplateRead, None)
+            .await?;
         Ok(self
             .store()
             .list_templates()
@@ -791,7 +811,8 @@ impl Veil {
 
     /// One template by id or name.
     pub async fn get_template(&self, actor: &Actor, id: &str) -> AppResult<TemplateView> {
-        self.permit_recorded(actor, Action::TemplateRead, None).await?;
+        self.permit_recorded(actor, Action::TemplateRead, None)
+            .await?;
         self.store()
             .template(id)
             .await?
@@ -940,7 +961,11 @@ impl Veil {
                 return Err(AppError::Validation(vec![FieldError::new(
                     "channel",
                     "channel_mismatch",
-                    format!("the template {} is for {}", view.name, view.channel.as_str()),
+                    format!(
+                        "the template {} is for {}",
+                        view.name,
+                        view.channel.as_str()
+                    ),
                 )]));
             }
         }
@@ -968,9 +993,11 @@ impl Veil {
             self.record_best_effort(&[audit::event(Some(actor), "message.send", Outcome::Denied)
                 .customers([id.clone()])
                 .fields([field.as_str()])
-                .detail(serde_json::json!({"template": view.name, "channel": channel.as_str(),
-                                           "reason": "consent_required"}))])
-                .await;
+                .detail(
+                    serde_json::json!({"template": view.name, "channel": channel.as_str(),
+                                           "reason": "consent_required"}),
+                )])
+            .await;
             return Err(AppError::Validation(vec![FieldError::new(
                 "consent",
                 "consent_required",
@@ -988,7 +1015,10 @@ impl Veil {
             return Err(AppError::Validation(vec![FieldError::new(
                 "channel",
                 "channel_not_configured",
-                format!("sending by {} is not configured on this server", channel.as_str()),
+                format!(
+                    "sending by {} is not configured on this server",
+                    channel.as_str()
+                ),
             )]));
         };
         // Values that are not personal data, gathered before anything is decrypted.
@@ -1041,7 +1071,14 @@ impl Veil {
 
         let outcome = self
             .deliver(
-                &messenger, &message, &template, language, &fields, points, holiday, actor,
+                &messenger,
+                &message,
+                &template,
+                language,
+                &fields,
+                points,
+                holiday,
+                actor,
                 masked.profile.gender.as_deref(),
             )
             .await;
@@ -1061,7 +1098,13 @@ impl Veil {
             tracing::info!(message = %message.id, channel = channel.as_str(), "message sent");
         }
         self.store()
-            .finish_message(&message.id, status, error.as_deref(), now_ms(), &audit_entries)
+            .finish_message(
+                &message.id,
+                status,
+                error.as_deref(),
+                now_ms(),
+                &audit_entries,
+            )
             .await?;
         let recipient = self
             .recipient_display(actor, &id, field, &default_recipient)
@@ -1211,28 +1254,42 @@ mod tests {
 
     #[test]
     fn placeholders_are_checked_by_name() {
-        assert!(check_placeholders("body", "尊敬的{{customer.surname}}{{customer.title}}，{{ points }}").is_empty());
+        assert!(check_placeholders(
+            "body",
+            "尊敬的{{customer.surname}}{{customer.title}}，{{ points }}"
+        )
+        .is_empty());
         let unknown = check_placeholders("body", "hi {{customer.nickname}}");
         assert_eq!(unknown.len(), 1);
         assert_eq!(unknown[0].code, "unknown_placeholder");
-        assert!(unknown[0].message.contains("{{customer.nickname}}"), "{}", unknown[0].message);
+        assert!(
+            unknown[0].message.contains("{{customer.nickname}}"),
+            "{}",
+            unknown[0].message
+        );
         let personal = check_placeholders("body", "{{customer.mobile}} {{customer.name}}");
         assert_eq!(personal.len(), 2);
-        assert!(personal.iter().all(|error| error.code == "personal_data_placeholder"));
+        assert!(personal
+            .iter()
+            .all(|error| error.code == "personal_data_placeholder"));
         assert!(personal[0].message.contains("{{customer.mobile}}"));
-        assert_eq!(check_placeholders("body", "{{points")[0].code, "unclosed_placeholder");
+        assert_eq!(
+            check_placeholders("body", "{{points")[0].code,
+            "unclosed_placeholder"
+        );
     }
 
     #[test]
     fn rendering_fills_known_placeholders() {
-        let text = fill("亲爱的{{customer.surname}}{{ customer.title }}，您有{{points}}分", &|name| {
-            match name {
+        let text = fill(
+            "亲爱的{{customer.surname}}{{ customer.title }}，您有{{points}}分",
+            &|name| match name {
                 "customer.surname" => "欧阳".to_owned(),
                 "customer.title" => "女士".to_owned(),
                 "points" => "120".to_owned(),
                 _ => String::new(),
-            }
-        });
+            },
+        );
         assert_eq!(text, "亲爱的欧阳女士，您有120分");
     }
 
@@ -1250,10 +1307,14 @@ mod tests {
 
     #[test]
     fn errors_lose_the_recipient() {
-        let error = "550 5.1.1 <nana.ouyang@example.com>: Recipient address rejected; nana.ouyang unknown";
+        let error =
+            "550 5.1.1 <nana.ouyang@example.com>: Recipient address rejected; nana.ouyang unknown";
         let clean = sanitize_error(error, "nana.ouyang@example.com");
         assert!(!clean.contains("nana.ouyang"), "{clean}");
-        let clean = sanitize_error("gateway refused 13912345678 (+8613912345678)", "13912345678");
+        let clean = sanitize_error(
+            "gateway refused 13912345678 (+8613912345678)",
+            "13912345678",
+        );
         assert!(!clean.contains("13912345678"), "{clean}");
     }
 }

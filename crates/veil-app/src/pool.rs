@@ -311,9 +311,11 @@ impl Veil {
         let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
         self.record(&[audit::event(Some(actor), "pool.list", Outcome::Ok)
             .customers(ids.clone())
-            .detail(serde_json::json!({"returned": rows.len(), "paged": cursor.is_some(),
-                                       "filter": validated}))])
-            .await?;
+            .detail(
+                serde_json::json!({"returned": rows.len(), "paged": cursor.is_some(),
+                                       "filter": validated}),
+            )])
+        .await?;
         let activity = self.store().last_activity(&ids).await?;
         let entered = self.store().pool_entered(&ids).await?;
         let full = |present: bool| present.then(|| veil_mask::display::FULL_MASK.to_owned());
@@ -382,19 +384,29 @@ impl Veil {
             ClaimOutcome::Claimed { .. } => {}
             ClaimOutcome::Missing => return Err(AppError::NotFound),
             ClaimOutcome::Taken => {
-                self.record_best_effort(&[audit::event(Some(actor), "pool.claim", Outcome::Failed)
-                    .customers([id.clone()])
-                    .detail(serde_json::json!({"reason": "not in the pool"}))])
+                self.record_best_effort(&[audit::event(
+                    Some(actor),
+                    "pool.claim",
+                    Outcome::Failed,
+                )
+                .customers([id.clone()])
+                .detail(serde_json::json!({"reason": "not in the pool"}))])
                     .await;
                 return Err(AppError::Conflict(
                     "this customer is not in the pool (someone else owns it)".to_owned(),
                 ));
             }
             ClaimOutcome::LimitReached { held } => {
-                self.record_best_effort(&[audit::event(Some(actor), "pool.claim", Outcome::Denied)
-                    .customers([id.clone()])
-                    .detail(serde_json::json!({"reason": "claim limit", "held": held, "limit": limit}))])
-                    .await;
+                self.record_best_effort(&[audit::event(
+                    Some(actor),
+                    "pool.claim",
+                    Outcome::Denied,
+                )
+                .customers([id.clone()])
+                .detail(
+                    serde_json::json!({"reason": "claim limit", "held": held, "limit": limit}),
+                )])
+                .await;
                 return Err(AppError::Validation(vec![FieldError::new(
                     "customer",
                     "claim_limit_reached",
@@ -433,12 +445,18 @@ impl Veil {
         if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
             return Err(AppError::Validation(vec![FieldError::new(
                 "reason",
-                if reason.is_empty() { "required" } else { "too_long" },
+                if reason.is_empty() {
+                    "required"
+                } else {
+                    "too_long"
+                },
                 format!("a release needs a reason of at most {MAX_REASON_CHARS} characters"),
             )]));
         }
         let Some(owner) = row.profile.owner_id.clone() else {
-            return Err(AppError::Conflict("the customer is already in the pool".to_owned()));
+            return Err(AppError::Conflict(
+                "the customer is already in the pool".to_owned(),
+            ));
         };
         let reason = crate::notes::mask_text(reason).body;
         let event = PoolEventRow {
@@ -455,8 +473,10 @@ impl Veil {
         };
         let entry = audit::event(Some(actor), "pool.release", Outcome::Ok)
             .customers([id.clone()])
-            .detail(serde_json::json!({"from_owner": owner, "from_team": row.profile.team,
-                                       "reason": reason}));
+            .detail(
+                serde_json::json!({"from_owner": owner, "from_team": row.profile.team,
+                                       "reason": reason}),
+            );
         if !self.store().release_to_pool(&event, &[entry]).await? {
             return Err(AppError::Conflict(
                 "the customer's owner changed meanwhile; reload and try again".to_owned(),
@@ -619,11 +639,25 @@ mod tests {
 
         // Only someone who sees the customer releases it; a reason is required; the reason is masked.
         assert!(matches!(
-            veil.release_to_pool(&bob, id, &ReleaseInput { reason: "x".to_owned() }).await,
+            veil.release_to_pool(
+                &bob,
+                id,
+                &ReleaseInput {
+                    reason: "x".to_owned()
+                }
+            )
+            .await,
             Err(AppError::NotFound)
         ));
         assert!(matches!(
-            veil.release_to_pool(&alice, id, &ReleaseInput { reason: " ".to_owned() }).await,
+            veil.release_to_pool(
+                &alice,
+                id,
+                &ReleaseInput {
+                    reason: " ".to_owned()
+                }
+            )
+            .await,
             Err(AppError::Validation(_))
         ));
         let released = veil
@@ -638,21 +672,39 @@ mod tests {
             .unwrap();
         assert_eq!(released.kind, "release");
         assert!(!released.reason.contains(PHONE), "{}", released.reason);
-        assert!(released.reason.contains("139****5678"), "{}", released.reason);
+        assert!(
+            released.reason.contains("139****5678"),
+            "{}",
+            released.reason
+        );
         // Already in the pool: nothing to release.
         assert!(matches!(
-            veil.release_to_pool(&admin, id, &ReleaseInput { reason: "again".to_owned() }).await,
+            veil.release_to_pool(
+                &admin,
+                id,
+                &ReleaseInput {
+                    reason: "again".to_owned()
+                }
+            )
+            .await,
             Err(AppError::Conflict(_))
         ));
         // The previous owner and their manager no longer see it; an admin still does.
-        assert!(matches!(veil.get_customer(&alice, id).await, Err(AppError::NotFound)));
-        assert!(matches!(veil.get_customer(&mona, id).await, Err(AppError::NotFound)));
+        assert!(matches!(
+            veil.get_customer(&alice, id).await,
+            Err(AppError::NotFound)
+        ));
+        assert!(matches!(
+            veil.get_customer(&mona, id).await,
+            Err(AppError::NotFound)
+        ));
         let seen = veil.get_customer(&admin, id).await.unwrap();
         assert_eq!((seen.owner, seen.team), (None, None));
 
         // The pool: masked name, everything else fully masked.
         assert!(matches!(
-            veil.list_pool(&auditor, &PoolFilter::default(), None, 25).await,
+            veil.list_pool(&auditor, &PoolFilter::default(), None, 25)
+                .await,
             Err(AppError::Forbidden(_))
         ));
         let page = veil
@@ -670,7 +722,16 @@ mod tests {
         assert_eq!(entry.industry.as_deref(), Some("finance"));
         assert!(entry.in_pool_since.is_some() && entry.last_activity.is_some());
         let json = serde_json::to_string(&page).unwrap();
-        for leak in [PHONE, "139****", "5678", EMAIL, "@example.com", "n***", "北京市", "110101"] {
+        for leak in [
+            PHONE,
+            "139****",
+            "5678",
+            EMAIL,
+            "@example.com",
+            "n***",
+            "北京市",
+            "110101",
+        ] {
             assert!(!json.contains(leak), "{leak} in {json}");
         }
         let by = |industry: Option<&str>, tag: Option<&str>| PoolFilter {
@@ -705,11 +766,20 @@ mod tests {
             veil.claim_from_pool(&auditor, id).await,
             Err(AppError::Forbidden(_))
         ));
-        assert!(veil.list_pool(&carl, &PoolFilter::default(), None, 25).await.unwrap().items.is_empty());
+        assert!(veil
+            .list_pool(&carl, &PoolFilter::default(), None, 25)
+            .await
+            .unwrap()
+            .items
+            .is_empty());
         veil.get_customer(&mona, id).await.unwrap();
         let state = veil.pool_state(&bob, id).await.unwrap();
         assert!(!state.in_pool && state.claimed);
-        let kinds: Vec<&str> = state.history.iter().map(|event| event.kind.as_str()).collect();
+        let kinds: Vec<&str> = state
+            .history
+            .iter()
+            .map(|event| event.kind.as_str())
+            .collect();
         assert_eq!(kinds, ["claim", "release"]);
         assert_eq!(state.history[0].to_owner, Some(bob.user_id.to_string()));
         assert_eq!(state.history[1].from_owner, Some(alice.user_id.to_string()));
@@ -728,11 +798,23 @@ mod tests {
         }
 
         // The per-person limit counts customers claimed and still held.
-        veil.set_pool_rules(PoolRules { claim_limit: 1, return_days: 30 });
-        let second = veil.create_customer(&admin, &plain("张三", &alice), true).await.unwrap();
-        veil.release_to_pool(&mona, second.id, &ReleaseInput { reason: "重新分配".to_owned() })
+        veil.set_pool_rules(PoolRules {
+            claim_limit: 1,
+            return_days: 30,
+        });
+        let second = veil
+            .create_customer(&admin, &plain("张三", &alice), true)
             .await
             .unwrap();
+        veil.release_to_pool(
+            &mona,
+            second.id,
+            &ReleaseInput {
+                reason: "重新分配".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
         match veil.claim_from_pool(&bob, second.id).await {
             Err(AppError::Validation(errors)) => {
                 assert_eq!(errors[0].code, "claim_limit_reached", "{errors:?}")
@@ -740,14 +822,29 @@ mod tests {
             other => panic!("expected the limit, got {other:?}"),
         }
         // Released again, the first no longer counts.
-        veil.release_to_pool(&bob, id, &ReleaseInput { reason: "不跟了".to_owned() })
-            .await
-            .unwrap();
+        veil.release_to_pool(
+            &bob,
+            id,
+            &ReleaseInput {
+                reason: "不跟了".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
         veil.claim_from_pool(&bob, second.id).await.unwrap();
         // With no limit, anyone claims.
-        veil.set_pool_rules(PoolRules { claim_limit: 0, return_days: 30 });
+        veil.set_pool_rules(PoolRules {
+            claim_limit: 0,
+            return_days: 30,
+        });
         veil.claim_from_pool(&bob, id).await.unwrap();
-        assert_eq!(veil.store().pool_held(&bob.user_id.to_string()).await.unwrap(), 2);
+        assert_eq!(
+            veil.store()
+                .pool_held(&bob.user_id.to_string())
+                .await
+                .unwrap(),
+            2
+        );
     });
 
     crate::both_backends!(concurrent_claims_have_exactly_one_winner, |harness| {
@@ -759,40 +856,75 @@ mod tests {
         let other = std::sync::Arc::new(harness.reopen().await);
         let veil = &harness.veil;
         let mut ids = Vec::new();
-        for name in ["赵一", "钱二", "孙三", "李四", "周五", "吴六", "郑七", "王八"] {
+        for name in [
+            "赵一", "钱二", "孙三", "李四", "周五", "吴六", "郑七", "王八",
+        ] {
             let customer = veil
                 .create_customer(&admin, &plain(name, &alice), true)
                 .await
                 .unwrap();
-            veil.release_to_pool(&alice, customer.id, &ReleaseInput { reason: "pool".to_owned() })
-                .await
-                .unwrap();
+            veil.release_to_pool(
+                &alice,
+                customer.id,
+                &ReleaseInput {
+                    reason: "pool".to_owned(),
+                },
+            )
+            .await
+            .unwrap();
             ids.push(customer.id);
         }
-        veil.set_pool_rules(PoolRules { claim_limit: 0, return_days: 30 });
-        other.set_pool_rules(PoolRules { claim_limit: 0, return_days: 30 });
+        veil.set_pool_rules(PoolRules {
+            claim_limit: 0,
+            return_days: 30,
+        });
+        other.set_pool_rules(PoolRules {
+            claim_limit: 0,
+            return_days: 30,
+        });
         for id in &ids[..5] {
             let (first, second) = tokio::join!(
                 veil.claim_from_pool(&bob, *id),
                 other.claim_from_pool(&carl, *id)
             );
             let wins = [first.is_ok(), second.is_ok()];
-            assert_eq!(wins.iter().filter(|won| **won).count(), 1, "{first:?} {second:?}");
+            assert_eq!(
+                wins.iter().filter(|won| **won).count(),
+                1,
+                "{first:?} {second:?}"
+            );
             for outcome in [&first, &second] {
                 if let Err(error) = outcome {
                     assert!(matches!(error, AppError::Conflict(_)), "{error:?}");
                 }
             }
-            let owner = veil.store().masked_customer(&id.to_string()).await.unwrap().unwrap().profile.owner_id;
+            let owner = veil
+                .store()
+                .masked_customer(&id.to_string())
+                .await
+                .unwrap()
+                .unwrap()
+                .profile
+                .owner_id;
             let winner = if first.is_ok() { &bob } else { &carl };
             assert_eq!(owner, Some(winner.user_id.to_string()));
             let events = veil.store().pool_events(&id.to_string()).await.unwrap();
-            assert_eq!(events.iter().filter(|event| event.kind == "claim").count(), 1);
+            assert_eq!(
+                events.iter().filter(|event| event.kind == "claim").count(),
+                1
+            );
         }
         // One person claiming the last three at once under a limit: never above it.
-        let held = veil.store().pool_held(&alice.user_id.to_string()).await.unwrap();
+        let held = veil
+            .store()
+            .pool_held(&alice.user_id.to_string())
+            .await
+            .unwrap();
         assert_eq!(held, 0);
-        let rules = PoolRules { claim_limit: 2, return_days: 30 };
+        let rules = PoolRules {
+            claim_limit: 2,
+            return_days: 30,
+        };
         veil.set_pool_rules(rules.clone());
         other.set_pool_rules(rules);
         let (a, b, c) = tokio::join!(
@@ -800,9 +932,18 @@ mod tests {
             other.claim_from_pool(&alice, ids[6]),
             veil.claim_from_pool(&alice, ids[7])
         );
-        let won = [a.is_ok(), b.is_ok(), c.is_ok()].iter().filter(|won| **won).count();
+        let won = [a.is_ok(), b.is_ok(), c.is_ok()]
+            .iter()
+            .filter(|won| **won)
+            .count();
         assert_eq!(won, 2, "{a:?} {b:?} {c:?}");
-        assert_eq!(veil.store().pool_held(&alice.user_id.to_string()).await.unwrap(), 2);
+        assert_eq!(
+            veil.store()
+                .pool_held(&alice.user_id.to_string())
+                .await
+                .unwrap(),
+            2
+        );
         other.store().close().await;
     });
 
@@ -812,11 +953,26 @@ mod tests {
         let alice = harness.actor("alice", Role::Sales, Some("east")).await;
         let bob = harness.actor("bob", Role::Sales, Some("east")).await;
         let mona = harness.actor("mona", Role::Manager, Some("east")).await;
-        let followed = veil.create_customer(&admin, &plain("跟进", &alice), true).await.unwrap();
-        let by_other = veil.create_customer(&admin, &plain("他人", &alice), true).await.unwrap();
-        let idle = veil.create_customer(&admin, &plain("闲置", &alice), true).await.unwrap();
-        let managers = veil.create_customer(&admin, &plain("经理", &mona), true).await.unwrap();
-        let fresh = veil.create_customer(&admin, &plain("新客", &alice), true).await.unwrap();
+        let followed = veil
+            .create_customer(&admin, &plain("跟进", &alice), true)
+            .await
+            .unwrap();
+        let by_other = veil
+            .create_customer(&admin, &plain("他人", &alice), true)
+            .await
+            .unwrap();
+        let idle = veil
+            .create_customer(&admin, &plain("闲置", &alice), true)
+            .await
+            .unwrap();
+        let managers = veil
+            .create_customer(&admin, &plain("经理", &mona), true)
+            .await
+            .unwrap();
+        let fresh = veil
+            .create_customer(&admin, &plain("新客", &alice), true)
+            .await
+            .unwrap();
         // Forty days ago for all but the fresh one (time travel in the database).
         let long_ago = crate::now_ms() - 40 * DAY_MS;
         for customer in [&followed, &by_other, &idle, &managers] {
@@ -842,13 +998,29 @@ mod tests {
         .await
         .unwrap();
         // A note by someone else is not the owner's follow-up.
-        veil.add_note(&mona, by_other.id, &crate::notes::NoteInput { body: "经理看过".to_owned() })
-            .await
-            .unwrap();
+        veil.add_note(
+            &mona,
+            by_other.id,
+            &crate::notes::NoteInput {
+                body: "经理看过".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
 
-        veil.set_pool_rules(PoolRules { claim_limit: 50, return_days: 0 });
-        assert_eq!(veil.return_unattended(crate::now_ms()).await.unwrap(), 0, "off");
-        veil.set_pool_rules(PoolRules { claim_limit: 50, return_days: 30 });
+        veil.set_pool_rules(PoolRules {
+            claim_limit: 50,
+            return_days: 0,
+        });
+        assert_eq!(
+            veil.return_unattended(crate::now_ms()).await.unwrap(),
+            0,
+            "off"
+        );
+        veil.set_pool_rules(PoolRules {
+            claim_limit: 50,
+            return_days: 30,
+        });
         let now = crate::now_ms();
         assert_eq!(veil.return_unattended(now).await.unwrap(), 2);
         assert_eq!(veil.return_unattended(now).await.unwrap(), 0, "idempotent");
@@ -856,14 +1028,20 @@ mod tests {
         veil.get_customer(&alice, fresh.id).await.unwrap();
         veil.get_customer(&mona, managers.id).await.unwrap();
         for gone in [&by_other, &idle] {
-            assert!(matches!(veil.get_customer(&alice, gone.id).await, Err(AppError::NotFound)));
+            assert!(matches!(
+                veil.get_customer(&alice, gone.id).await,
+                Err(AppError::NotFound)
+            ));
             let state = veil.pool_state(&admin, gone.id).await.unwrap();
             assert!(state.in_pool);
             assert_eq!(state.history[0].kind, "return");
             assert_eq!(state.history[0].actor, None);
             assert_eq!(state.history[0].from_owner, Some(alice.user_id.to_string()));
             let actions = audit_actions(&harness, &gone.id.to_string()).await;
-            assert!(actions.iter().any(|(a, o)| a == "pool.return" && o == "ok"), "{actions:?}");
+            assert!(
+                actions.iter().any(|(a, o)| a == "pool.return" && o == "ok"),
+                "{actions:?}"
+            );
         }
         let pool: Vec<CustomerId> = veil
             .list_pool(&bob, &PoolFilter::default(), None, 25)
@@ -880,7 +1058,13 @@ mod tests {
         veil.claim_from_pool(&bob, idle.id).await.unwrap();
         let later = now + 31 * DAY_MS;
         assert_eq!(veil.return_unattended(later).await.unwrap(), 3);
-        assert!(matches!(veil.get_customer(&alice, followed.id).await, Err(AppError::NotFound)));
-        assert!(matches!(veil.get_customer(&bob, idle.id).await, Err(AppError::NotFound)));
+        assert!(matches!(
+            veil.get_customer(&alice, followed.id).await,
+            Err(AppError::NotFound)
+        ));
+        assert!(matches!(
+            veil.get_customer(&bob, idle.id).await,
+            Err(AppError::NotFound)
+        ));
     });
 }

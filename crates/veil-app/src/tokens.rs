@@ -90,10 +90,8 @@ pub fn required_scope(action: Action) -> Option<Scope> {
         CustomerList | CustomerRead | NoteRead | InteractionRead | TicketRead | ProductRead
         | OrderRead | LoyaltyRead | PoolRead | TemplateRead => Some(Scope::CustomersRead),
         CustomerCreate | CustomerUpdate | CustomerErase | CustomerTransfer | NoteWrite
-        | InteractionWrite | TicketWrite | TicketAssign | OrderWrite | LoyaltyRedeem | PoolClaim
-        | PoolRelease => {
-            Some(Scope::CustomersWrite)
-        }
+        | InteractionWrite | TicketWrite | TicketAssign | OrderWrite | LoyaltyRedeem
+        | PoolClaim | PoolRelease => Some(Scope::CustomersWrite),
         // Sending uses the customer's address or number: a person does it, never an integration's token.
         ProductManage | TemplateManage | MessageSend => None,
         PolicyRead => Some(Scope::PoliciesRead),

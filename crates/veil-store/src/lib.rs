@@ -25,12 +25,12 @@ pub mod incidents;
 pub mod interactions;
 pub mod keyring;
 pub mod loyalty;
+pub mod messages;
 pub mod mfa;
 pub mod notes;
 pub mod orders;
 pub mod policies;
 pub mod pool;
-pub mod messages;
 pub mod segments;
 pub mod snapshot;
 pub mod teams;
@@ -55,10 +55,10 @@ pub use loyalty::{
     InsufficientPoints, LoyaltyAccountRow, LoyaltyEffect, LoyaltyEntryRow, LoyaltyOutcome,
     TierChangeRow, TierLadder,
 };
+pub use messages::{MessageRow, TemplateRow};
 pub use mfa::{LoginFailureRow, MfaRow};
 pub use notes::NoteRow;
 pub use orders::{CoPurchaseRow, OrderItemRow, OrderRow, ProductRow, PurchaseStats, Transition};
-pub use messages::{MessageRow, TemplateRow};
 pub use policies::PolicyRow;
 pub use pool::{ClaimOutcome, PoolEventRow, ReturnCandidate};
 pub use segments::SegmentRow;

@@ -168,7 +168,11 @@ impl Store {
     }
 
     /// Deletes a template (messages already sent keep its name). Returns whether it existed.
-    pub async fn delete_template(&self, id: &str, audit: &[crate::AuditEvent]) -> StoreResult<bool> {
+    pub async fn delete_template(
+        &self,
+        id: &str,
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<bool> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let deleted = sqlx::query("DELETE FROM message_template WHERE id = $1")

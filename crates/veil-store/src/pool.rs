@@ -355,7 +355,10 @@ impl Store {
 
     /// For each of `customer_ids`: the newest recorded activity by anyone (interaction, note, ticket, order,
     /// message, pool event), Unix ms; absent when there is none.
-    pub async fn last_activity(&self, customer_ids: &[String]) -> StoreResult<HashMap<String, i64>> {
+    pub async fn last_activity(
+        &self,
+        customer_ids: &[String],
+    ) -> StoreResult<HashMap<String, i64>> {
         if customer_ids.is_empty() {
             return Ok(HashMap::new());
         }

@@ -75,7 +75,10 @@ async fn pool_page(
 ) -> Response {
     let tr = page.tr;
     let filter = PoolFilter {
-        industry: params.industry.clone().filter(|value| !value.trim().is_empty()),
+        industry: params
+            .industry
+            .clone()
+            .filter(|value| !value.trim().is_empty()),
         tag: params.tag.clone().filter(|value| !value.trim().is_empty()),
     };
     let listed = state
@@ -96,7 +99,11 @@ async fn pool_page(
                 ("field.address", &entry.address),
             ]
             .into_iter()
-            .filter_map(|(key, value)| value.as_ref().map(|shown| format!("{} {shown}", tr.get(key))))
+            .filter_map(|(key, value)| {
+                value
+                    .as_ref()
+                    .map(|shown| format!("{} {shown}", tr.get(key)))
+            })
             .collect();
             PoolRow {
                 id: entry.id.to_string(),
@@ -186,11 +193,20 @@ pub async fn claim(
         Ok(_) => Redirect::to(&format!("/customers/{customer}?pool=claimed")).into_response(),
         Err(AppError::Conflict(_)) => {
             let notice = (page.tr.get("pool.taken").to_owned(), true);
-            pool_page(&state, &page, &user, &PoolParams::default(), Some(notice), StatusCode::CONFLICT)
-                .await
+            pool_page(
+                &state,
+                &page,
+                &user,
+                &PoolParams::default(),
+                Some(notice),
+                StatusCode::CONFLICT,
+            )
+            .await
         }
         Err(AppError::Validation(errors))
-            if errors.iter().any(|error| error.code == "claim_limit_reached") =>
+            if errors
+                .iter()
+                .any(|error| error.code == "claim_limit_reached") =>
         {
             let notice = (page.tr.get("pool.limit_reached").to_owned(), true);
             pool_page(
@@ -228,7 +244,11 @@ pub async fn release(
     let input = ReleaseInput {
         reason: form.reason,
     };
-    match state.veil.release_to_pool(&user.actor, customer, &input).await {
+    match state
+        .veil
+        .release_to_pool(&user.actor, customer, &input)
+        .await
+    {
         Ok(_) => Redirect::to("/pool?done=released").into_response(),
         Err(error) => error_page(&page, Some(&user), &error),
     }

@@ -289,7 +289,8 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
             StatusCode::NOT_FOUND,
             works_with_customers(role) || role == Role::Service,
         ),
-        ("PATCH", "/api/v1/message-templates/{id}") | ("DELETE", "/api/v1/message-templates/{id}") => {
+        ("PATCH", "/api/v1/message-templates/{id}")
+        | ("DELETE", "/api/v1/message-templates/{id}") => {
             by_role(StatusCode::NOT_FOUND, erase_or_move)
         }
         // The fixture's body names no template: a precise 422 once the customer is visible.

@@ -135,7 +135,13 @@ async fn create_customer(client: &Client, token: &str) -> String {
     created.body["id"].as_str().unwrap().to_owned()
 }
 
-async fn record_consent(client: &Client, token: &str, id: &str, purpose: &str, field: &str) -> String {
+async fn record_consent(
+    client: &Client,
+    token: &str,
+    id: &str,
+    purpose: &str,
+    field: &str,
+) -> String {
     let reply = client
         .send(
             Method::POST,
@@ -209,9 +215,21 @@ both_backends!(templates_check_their_placeholders, |harness| {
         .await;
     assert_problem(&again, StatusCode::CONFLICT, "conflict");
     for (body, code, named) in [
-        ("您好{{customer.nickname}}", "unknown_placeholder", "{{customer.nickname}}"),
-        ("您的号码{{customer.mobile}}", "personal_data_placeholder", "{{customer.mobile}}"),
-        ("{{ customer.name }}您好", "personal_data_placeholder", "{{customer.name}}"),
+        (
+            "您好{{customer.nickname}}",
+            "unknown_placeholder",
+            "{{customer.nickname}}",
+        ),
+        (
+            "您的号码{{customer.mobile}}",
+            "personal_data_placeholder",
+            "{{customer.mobile}}",
+        ),
+        (
+            "{{ customer.name }}您好",
+            "personal_data_placeholder",
+            "{{customer.name}}",
+        ),
         ("您好{{points", "unclosed_placeholder", "{{"),
         (&*format!("请回电{PHONE}"), "personal_data", "personal data"),
     ] {
@@ -220,14 +238,24 @@ both_backends!(templates_check_their_placeholders, |harness| {
                 Method::POST,
                 "/api/v1/message-templates",
                 Some(&mona),
-                Some(json!({"name": "bad", "channel": "sms", "language": "zh", "purpose": "care",
-                            "body": body})),
+                Some(
+                    json!({"name": "bad", "channel": "sms", "language": "zh", "purpose": "care",
+                            "body": body}),
+                ),
             )
             .await;
-        assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_problem(
+            &reply,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
         let error = &reply.body["errors"][0];
         assert_eq!(error["code"], code, "{}", reply.raw);
-        assert!(error["message"].as_str().unwrap().contains(named), "{}", reply.raw);
+        assert!(
+            error["message"].as_str().unwrap().contains(named),
+            "{}",
+            reply.raw
+        );
         assert!(!reply.raw.contains(PHONE));
     }
     // An e-mail template needs a subject; an SMS one has none.
@@ -236,11 +264,17 @@ both_backends!(templates_check_their_placeholders, |harness| {
             Method::POST,
             "/api/v1/message-templates",
             Some(&mona),
-            Some(json!({"name": "mail", "channel": "email", "language": "en", "purpose": "care",
-                        "body": "Dear {{customer.title}} {{customer.surname}}"})),
+            Some(
+                json!({"name": "mail", "channel": "email", "language": "en", "purpose": "care",
+                        "body": "Dear {{customer.title}} {{customer.surname}}"}),
+            ),
         )
         .await;
-    assert_eq!(no_subject.body["errors"][0]["code"], "required", "{}", no_subject.raw);
+    assert_eq!(
+        no_subject.body["errors"][0]["code"], "required",
+        "{}",
+        no_subject.raw
+    );
     // Patch, read, list, delete.
     let patched = client
         .send(
@@ -253,7 +287,12 @@ both_backends!(templates_check_their_placeholders, |harness| {
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.raw);
     assert_eq!(
         patched.body["placeholders"],
-        json!(["customer.surname", "customer.title", "holiday", "agent.name"])
+        json!([
+            "customer.surname",
+            "customer.title",
+            "holiday",
+            "agent.name"
+        ])
     );
     let bad_patch = client
         .send(
@@ -263,14 +302,22 @@ both_backends!(templates_check_their_placeholders, |harness| {
             Some(json!({"body": "{{customer.email}}"})),
         )
         .await;
-    assert_eq!(bad_patch.body["errors"][0]["code"], "personal_data_placeholder");
+    assert_eq!(
+        bad_patch.body["errors"][0]["code"],
+        "personal_data_placeholder"
+    );
     let listed = client
         .send(Method::GET, "/api/v1/message-templates", Some(&sally), None)
         .await;
     assert_eq!(listed.status, StatusCode::OK);
     assert_eq!(listed.body.as_array().unwrap().len(), 1);
     let by_name = client
-        .send(Method::GET, "/api/v1/message-templates/points_zh", Some(&sally), None)
+        .send(
+            Method::GET,
+            "/api/v1/message-templates/points_zh",
+            Some(&sally),
+            None,
+        )
         .await;
     assert_eq!(by_name.body["id"], id.as_str());
     let deleted = client
@@ -284,28 +331,30 @@ both_backends!(templates_check_their_placeholders, |harness| {
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
 });
 
-both_backends!(email_reaches_the_customer_while_staff_see_it_masked, |harness| {
-    let mailbox = tempfile::tempdir().unwrap();
-    let Some(sink) = start_smtp_sink(mailbox.path()) else {
-        return;
-    };
-    harness.veil.set_messenger(Some(
-        Messenger::new(MessengerConfig {
-            smtp_url: Some(Secret::new(format!("smtp://127.0.0.1:{}", sink.port))),
-            email_from: Some("care@veil.example".to_owned()),
-            sms_webhook: None,
-        })
-        .unwrap(),
-    ));
-    add_user(&harness, "mona", Role::Manager, Some("east")).await;
-    add_user(&harness, "sally", Role::Sales, Some("east")).await;
-    add_user(&harness, "sam", Role::Sales, Some("east")).await;
-    let client = Client::new(&harness).await;
-    let mona = client.login("mona").await;
-    let sally = client.login("sally").await;
-    let sam = client.login("sam").await;
-    let id = create_customer(&client, &sally).await;
-    create_template(
+both_backends!(
+    email_reaches_the_customer_while_staff_see_it_masked,
+    |harness| {
+        let mailbox = tempfile::tempdir().unwrap();
+        let Some(sink) = start_smtp_sink(mailbox.path()) else {
+            return;
+        };
+        harness.veil.set_messenger(Some(
+            Messenger::new(MessengerConfig {
+                smtp_url: Some(Secret::new(format!("smtp://127.0.0.1:{}", sink.port))),
+                email_from: Some("care@veil.example".to_owned()),
+                sms_webhook: None,
+            })
+            .unwrap(),
+        ));
+        add_user(&harness, "mona", Role::Manager, Some("east")).await;
+        add_user(&harness, "sally", Role::Sales, Some("east")).await;
+        add_user(&harness, "sam", Role::Sales, Some("east")).await;
+        let client = Client::new(&harness).await;
+        let mona = client.login("mona").await;
+        let sally = client.login("sally").await;
+        let sam = client.login("sam").await;
+        let id = create_customer(&client, &sally).await;
+        create_template(
         &client,
         &mona,
         json!({"name": "birthday_zh", "channel": "email", "language": "zh", "purpose": "care",
@@ -313,140 +362,176 @@ both_backends!(email_reaches_the_customer_while_staff_see_it_masked, |harness| {
                "body": "尊敬的{{customer.surname}}{{customer.title}}：祝您生日快乐！您当前积分{{points}}分。——{{agent.name}}"}),
     )
     .await;
-    create_template(
+        create_template(
         &client,
         &mona,
         json!({"name": "promo_zh", "channel": "email", "language": "zh", "purpose": "marketing",
                "subject": "新品上市", "body": "{{customer.surname}}{{customer.title}}，新品八折。"}),
     )
     .await;
-    let send = |template: &'static str| {
-        let uri = format!("/api/v1/customers/{id}/messages");
-        let (client, sally) = (&client, &sally);
-        async move {
-            client
-                .send(
-                    Method::POST,
-                    &uri,
-                    Some(sally),
-                    Some(json!({"template": template, "channel": "email"})),
-                )
-                .await
-        }
-    };
+        let send = |template: &'static str| {
+            let uri = format!("/api/v1/customers/{id}/messages");
+            let (client, sally) = (&client, &sally);
+            async move {
+                client
+                    .send(
+                        Method::POST,
+                        &uri,
+                        Some(sally),
+                        Some(json!({"template": template, "channel": "email"})),
+                    )
+                    .await
+            }
+        };
 
-    // No consent: refused with a precise code, nothing sent.
-    let refused = send("birthday_zh").await;
-    assert_problem(&refused, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert_eq!(refused.body["errors"][0]["code"], "consent_required", "{}", refused.raw);
-    record_consent(&client, &sally, &id, "customer_service", "email").await;
-    // A care consent does not cover marketing.
-    let marketing = send("promo_zh").await;
-    assert_eq!(marketing.body["errors"][0]["code"], "consent_required", "{}", marketing.raw);
-    // The wrong channel for the template.
-    let wrong = client
-        .send(
-            Method::POST,
-            &format!("/api/v1/customers/{id}/messages"),
-            Some(&sally),
-            Some(json!({"template": "birthday_zh", "channel": "sms"})),
-        )
-        .await;
-    assert_eq!(wrong.body["errors"][0]["code"], "channel_mismatch", "{}", wrong.raw);
-    // A salesperson who does not see the customer: 404, as for any other request about it.
-    let other = client
-        .send(
-            Method::POST,
-            &format!("/api/v1/customers/{id}/messages"),
-            Some(&sam),
-            Some(json!({"template": "birthday_zh"})),
-        )
-        .await;
-    assert_problem(&other, StatusCode::NOT_FOUND, "not_found");
-    assert!(std::fs::read_dir(mailbox.path()).unwrap().next().is_none(), "nothing sent yet");
-
-    let sent = send("birthday_zh").await;
-    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.raw);
-    assert_eq!(sent.body["status"], "sent", "{}", sent.raw);
-    assert_eq!(sent.body["recipient"], "x***@example.com");
-    assert_eq!(sent.body["purpose"], "care");
-    assert_no_plaintext(&sent.raw, "the send response");
-
-    // The customer gets the real address and the rendered text.
-    let message = received(mailbox.path());
-    assert!(message.contains(EMAIL), "{message}");
-    let body = decoded_body(&message);
-    assert!(body.contains("尊敬的司马先生：祝您生日快乐！您当前积分0分。——sally"), "{body}");
-
-    // The audit entry: a system use with the purpose and the masked recipient, never the address.
-    let entries = message_audit(&harness).await;
-    let ok: Vec<_> = entries
-        .iter()
-        .filter(|entry| entry.event.outcome == "ok")
-        .collect();
-    assert_eq!(ok.len(), 1, "{entries:?}");
-    let entry = &ok[0].event;
-    assert_eq!(entry.purpose.as_deref(), Some("care"));
-    assert_eq!(entry.customer_ids, [id.clone()]);
-    assert!(entry.fields.contains(&"email".to_owned()));
-    assert!(entry.detail.contains("x***@example.com"), "{}", entry.detail);
-    assert!(entries.iter().any(|entry| entry.event.outcome == "denied"), "refusals audited");
-    let audit_text = format!("{entries:?}");
-    assert_no_plaintext(&audit_text, "the audit trail");
-    let reveals = harness
-        .veil
-        .store()
-        .query_audit(
-            &veil_store::AuditFilter {
-                action: Some("customer.reveal".to_owned()),
-                ..veil_store::AuditFilter::default()
-            },
-            10,
-        )
-        .await
-        .unwrap();
-    assert!(reveals.is_empty(), "sending is not a reveal");
-
-    // The stored record: masked recipient, status sent.
-    let stored = harness
-        .veil
-        .store()
-        .customer_messages(&id, 10)
-        .await
-        .unwrap();
-    assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].recipient_masked, "x***@example.com");
-    assert_eq!(stored[0].status, "sent");
-    assert_no_plaintext(&format!("{stored:?}"), "the message record");
-    if let Some(path) = harness.sqlite_path() {
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
-        assert!(
-            !bytes.windows(EMAIL.len()).any(|window| window == EMAIL.as_bytes()),
-            "the address is in the database file"
+        // No consent: refused with a precise code, nothing sent.
+        let refused = send("birthday_zh").await;
+        assert_problem(
+            &refused,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
         );
+        assert_eq!(
+            refused.body["errors"][0]["code"], "consent_required",
+            "{}",
+            refused.raw
+        );
+        record_consent(&client, &sally, &id, "customer_service", "email").await;
+        // A care consent does not cover marketing.
+        let marketing = send("promo_zh").await;
+        assert_eq!(
+            marketing.body["errors"][0]["code"], "consent_required",
+            "{}",
+            marketing.raw
+        );
+        // The wrong channel for the template.
+        let wrong = client
+            .send(
+                Method::POST,
+                &format!("/api/v1/customers/{id}/messages"),
+                Some(&sally),
+                Some(json!({"template": "birthday_zh", "channel": "sms"})),
+            )
+            .await;
+        assert_eq!(
+            wrong.body["errors"][0]["code"], "channel_mismatch",
+            "{}",
+            wrong.raw
+        );
+        // A salesperson who does not see the customer: 404, as for any other request about it.
+        let other = client
+            .send(
+                Method::POST,
+                &format!("/api/v1/customers/{id}/messages"),
+                Some(&sam),
+                Some(json!({"template": "birthday_zh"})),
+            )
+            .await;
+        assert_problem(&other, StatusCode::NOT_FOUND, "not_found");
+        assert!(
+            std::fs::read_dir(mailbox.path()).unwrap().next().is_none(),
+            "nothing sent yet"
+        );
+
+        let sent = send("birthday_zh").await;
+        assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.raw);
+        assert_eq!(sent.body["status"], "sent", "{}", sent.raw);
+        assert_eq!(sent.body["recipient"], "x***@example.com");
+        assert_eq!(sent.body["purpose"], "care");
+        assert_no_plaintext(&sent.raw, "the send response");
+
+        // The customer gets the real address and the rendered text.
+        let message = received(mailbox.path());
+        assert!(message.contains(EMAIL), "{message}");
+        let body = decoded_body(&message);
+        assert!(
+            body.contains("尊敬的司马先生：祝您生日快乐！您当前积分0分。——sally"),
+            "{body}"
+        );
+
+        // The audit entry: a system use with the purpose and the masked recipient, never the address.
+        let entries = message_audit(&harness).await;
+        let ok: Vec<_> = entries
+            .iter()
+            .filter(|entry| entry.event.outcome == "ok")
+            .collect();
+        assert_eq!(ok.len(), 1, "{entries:?}");
+        let entry = &ok[0].event;
+        assert_eq!(entry.purpose.as_deref(), Some("care"));
+        assert_eq!(entry.customer_ids, [id.clone()]);
+        assert!(entry.fields.contains(&"email".to_owned()));
+        assert!(
+            entry.detail.contains("x***@example.com"),
+            "{}",
+            entry.detail
+        );
+        assert!(
+            entries.iter().any(|entry| entry.event.outcome == "denied"),
+            "refusals audited"
+        );
+        let audit_text = format!("{entries:?}");
+        assert_no_plaintext(&audit_text, "the audit trail");
+        let reveals = harness
+            .veil
+            .store()
+            .query_audit(
+                &veil_store::AuditFilter {
+                    action: Some("customer.reveal".to_owned()),
+                    ..veil_store::AuditFilter::default()
+                },
+                10,
+            )
+            .await
+            .unwrap();
+        assert!(reveals.is_empty(), "sending is not a reveal");
+
+        // The stored record: masked recipient, status sent.
+        let stored = harness
+            .veil
+            .store()
+            .customer_messages(&id, 10)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].recipient_masked, "x***@example.com");
+        assert_eq!(stored[0].status, "sent");
+        assert_no_plaintext(&format!("{stored:?}"), "the message record");
+        if let Some(path) = harness.sqlite_path() {
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
+            assert!(
+                !bytes
+                    .windows(EMAIL.len())
+                    .any(|window| window == EMAIL.as_bytes()),
+                "the address is in the database file"
+            );
+        }
+        let listed = client
+            .send(
+                Method::GET,
+                &format!("/api/v1/customers/{id}/messages"),
+                Some(&sally),
+                None,
+            )
+            .await;
+        assert_eq!(
+            listed.body[0]["recipient"], "x***@example.com",
+            "{}",
+            listed.raw
+        );
+        let hidden = client
+            .send(
+                Method::GET,
+                &format!("/api/v1/customers/{id}/messages"),
+                Some(&sam),
+                None,
+            )
+            .await;
+        assert_problem(&hidden, StatusCode::NOT_FOUND, "not_found");
+        let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+        assert_no_plaintext(&logs, "the logs");
     }
-    let listed = client
-        .send(
-            Method::GET,
-            &format!("/api/v1/customers/{id}/messages"),
-            Some(&sally),
-            None,
-        )
-        .await;
-    assert_eq!(listed.body[0]["recipient"], "x***@example.com", "{}", listed.raw);
-    let hidden = client
-        .send(
-            Method::GET,
-            &format!("/api/v1/customers/{id}/messages"),
-            Some(&sam),
-            None,
-        )
-        .await;
-    assert_problem(&hidden, StatusCode::NOT_FOUND, "not_found");
-    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
-    assert_no_plaintext(&logs, "the logs");
-});
+);
 
 type Captured = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
 
@@ -503,7 +588,11 @@ both_backends!(sms_reaches_the_webhook_with_the_real_number, |harness| {
     let refused = client
         .send(Method::POST, &uri, Some(&sally), Some(body.clone()))
         .await;
-    assert_eq!(refused.body["errors"][0]["code"], "consent_required", "{}", refused.raw);
+    assert_eq!(
+        refused.body["errors"][0]["code"], "consent_required",
+        "{}",
+        refused.raw
+    );
     let consent = record_consent(&client, &sally, &id, "marketing", "phone").await;
 
     let sent = client
@@ -527,7 +616,8 @@ both_backends!(sms_reaches_the_webhook_with_the_real_number, |harness| {
     let entries = message_audit(&harness).await;
     assert!(entries
         .iter()
-        .any(|entry| entry.event.outcome == "ok" && entry.event.purpose.as_deref() == Some("marketing")));
+        .any(|entry| entry.event.outcome == "ok"
+            && entry.event.purpose.as_deref() == Some("marketing")));
     assert_no_plaintext(&format!("{entries:?}"), "the audit trail");
 
     // Withdrawn consent: refused again.
@@ -543,7 +633,11 @@ both_backends!(sms_reaches_the_webhook_with_the_real_number, |harness| {
     let after = client
         .send(Method::POST, &uri, Some(&sally), Some(body.clone()))
         .await;
-    assert_eq!(after.body["errors"][0]["code"], "consent_required", "{}", after.raw);
+    assert_eq!(
+        after.body["errors"][0]["code"], "consent_required",
+        "{}",
+        after.raw
+    );
     assert_eq!(captured.lock().unwrap().len(), 1);
 
     // A gateway that does not answer: the message is recorded as failed, its error without the number.
@@ -570,7 +664,12 @@ both_backends!(sms_reaches_the_webhook_with_the_real_number, |harness| {
     assert_eq!(failed.body["status"], "failed", "{}", failed.raw);
     assert!(failed.body["error"].is_string());
     assert_no_plaintext(&failed.raw, "the failure");
-    let stored = harness.veil.store().customer_messages(&id, 10).await.unwrap();
+    let stored = harness
+        .veil
+        .store()
+        .customer_messages(&id, 10)
+        .await
+        .unwrap();
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[0].status, "failed");
     assert_no_plaintext(&format!("{stored:?}"), "the message records");

@@ -79,7 +79,12 @@ both_backends!(pool_release_list_and_claim, |harness| {
         assert!(!pool.raw.contains(partial), "{partial} in {}", pool.raw);
     }
     let other_industry = client
-        .send(Method::GET, "/api/v1/pool?industry=retail", Some(&will), None)
+        .send(
+            Method::GET,
+            "/api/v1/pool?industry=retail",
+            Some(&will),
+            None,
+        )
         .await;
     assert_eq!(other_industry.body["items"], json!([]));
     let dpo = client
@@ -115,11 +120,21 @@ both_backends!(pool_release_list_and_claim, |harness| {
     };
     assert_problem(conflict, StatusCode::CONFLICT, "conflict");
     let read = client
-        .send(Method::GET, &format!("/api/v1/customers/{id}"), Some(winner), None)
+        .send(
+            Method::GET,
+            &format!("/api/v1/customers/{id}"),
+            Some(winner),
+            None,
+        )
         .await;
     assert_eq!(read.status, StatusCode::OK);
     let not_theirs = client
-        .send(Method::GET, &format!("/api/v1/customers/{id}"), Some(loser), None)
+        .send(
+            Method::GET,
+            &format!("/api/v1/customers/{id}"),
+            Some(loser),
+            None,
+        )
         .await;
     assert_problem(&not_theirs, StatusCode::NOT_FOUND, "not_found");
     let state = client

@@ -2720,7 +2720,11 @@ both_backends!(web_pool_lists_masked_and_claims_with_csrf, |harness| {
     let mut input: veil_app::customers::CustomerInput =
         serde_json::from_value(full_customer()).unwrap();
     input.owner = Some(sally.user_id.to_string());
-    let customer = harness.veil.create_customer(&sally, &input, true).await.unwrap();
+    let customer = harness
+        .veil
+        .create_customer(&sally, &input, true)
+        .await
+        .unwrap();
     let id = customer.id.to_string();
 
     // The owner releases it from the customer page.
@@ -2737,7 +2741,10 @@ both_backends!(web_pool_lists_masked_and_claims_with_csrf, |harness| {
         .await;
     assert_eq!(released.status, StatusCode::SEE_OTHER, "{}", released.body);
     assert_eq!(released.location(), "/pool?done=released");
-    assert_eq!(owner.get(&format!("/customers/{id}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        owner.get(&format!("/customers/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
 
     // Another salesperson sees it in the pool, masked, with a Claim form.
     let mut browser = Browser::signed_in(&client, "sam").await;
@@ -2747,7 +2754,10 @@ both_backends!(web_pool_lists_masked_and_claims_with_csrf, |harness| {
     assert!(pool.body.contains(&format!("action=\"/pool/{id}/claim\"")));
     assert!(pool.body.contains("href=\"/pool\""), "navigation link");
     assert_no_plaintext(&pool.body, "the pool page");
-    assert!(!pool.body.contains("139****"), "no partial mobile in the pool");
+    assert!(
+        !pool.body.contains("139****"),
+        "no partial mobile in the pool"
+    );
     // Without the token the claim is refused.
     let forged = browser
         .post(&format!("/pool/{id}/claim"), &[("csrf", "forged")])
@@ -2761,14 +2771,25 @@ both_backends!(web_pool_lists_masked_and_claims_with_csrf, |harness| {
     assert_eq!(claimed.location(), format!("/customers/{id}?pool=claimed"));
     let page = browser.get(&claimed.location().to_owned()).await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("You claimed this customer"), "{}", page.body);
+    assert!(
+        page.body.contains("You claimed this customer"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("Claimed from the pool by its owner."));
-    assert!(page.body.contains("139****4321"), "the owner sees the usual masked view");
+    assert!(
+        page.body.contains("139****4321"),
+        "the owner sees the usual masked view"
+    );
     assert_no_plaintext(&page.body, "the customer page");
     // Claiming again: the pool page says someone was first.
     let again = browser
         .post(&format!("/pool/{id}/claim"), &[("csrf", &csrf)])
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
-    assert!(again.body.contains("no longer in the pool"), "{}", again.body);
+    assert!(
+        again.body.contains("no longer in the pool"),
+        "{}",
+        again.body
+    );
 });
