@@ -667,6 +667,8 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 eprintln!("created {customers} synthetic customers");
                 let orders = veil_app::demo::seed_orders(&veil, customers).await?;
                 eprintln!("created {orders} demo orders");
+                let pooled = veil_app::demo::seed_pool_and_templates(&veil, 40).await?;
+                eprintln!("put {pooled} customers in the customer pool; added 2 message templates");
             }
             let mut banner =
                 String::from("Demo accounts (passwords are new on every `veil demo` run):\n");

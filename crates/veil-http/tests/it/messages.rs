@@ -458,7 +458,7 @@ both_backends!(
         assert_eq!(ok.len(), 1, "{entries:?}");
         let entry = &ok[0].event;
         assert_eq!(entry.purpose.as_deref(), Some("care"));
-        assert_eq!(entry.customer_ids, [id.clone()]);
+        assert_eq!(entry.customer_ids, std::slice::from_ref(&id));
         assert!(entry.fields.contains(&"email".to_owned()));
         assert!(
             entry.detail.contains("x***@example.com"),

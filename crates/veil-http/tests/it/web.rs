@@ -2769,7 +2769,7 @@ both_backends!(web_pool_lists_masked_and_claims_with_csrf, |harness| {
         .await;
     assert_eq!(claimed.status, StatusCode::SEE_OTHER, "{}", claimed.body);
     assert_eq!(claimed.location(), format!("/customers/{id}?pool=claimed"));
-    let page = browser.get(&claimed.location().to_owned()).await;
+    let page = browser.get(claimed.location()).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(
         page.body.contains("You claimed this customer"),
