@@ -107,6 +107,18 @@ pub enum Action {
     TaskRead,
     /// Create follow-up tasks and mark them done.
     TaskWrite,
+    /// Browse the customer pool (公海).
+    PoolRead,
+    /// Claim a customer from the pool.
+    PoolClaim,
+    /// Put a customer back in the pool.
+    PoolRelease,
+    /// Read message templates.
+    TemplateRead,
+    /// Add, change and delete message templates.
+    TemplateManage,
+    /// Send a message to a customer (the server uses the address or number; the sender never sees it).
+    MessageSend,
 }
 
 impl Action {
@@ -155,11 +167,17 @@ impl Action {
             Action::DealWrite => "deal.write",
             Action::TaskRead => "task.read",
             Action::TaskWrite => "task.write",
+            Action::PoolRead => "pool.list",
+            Action::PoolClaim => "pool.claim",
+            Action::PoolRelease => "pool.release",
+            Action::TemplateRead => "template.read",
+            Action::TemplateManage => "template.manage",
+            Action::MessageSend => "message.send",
         }
     }
 
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 42] = [
+    pub const ALL: [Action; 48] = [
         Action::CustomerList,
         Action::CustomerRead,
         Action::CustomerCreate,
@@ -202,6 +220,12 @@ impl Action {
         Action::DealWrite,
         Action::TaskRead,
         Action::TaskWrite,
+        Action::PoolRead,
+        Action::PoolClaim,
+        Action::PoolRelease,
+        Action::TemplateRead,
+        Action::TemplateManage,
+        Action::MessageSend,
     ];
 }
 
@@ -222,7 +246,9 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         SurveyManage => matches!(role, Admin | Manager),
         DealRead | DealWrite => matches!(role, Admin | Manager | Sales),
         TaskRead | TaskWrite => matches!(role, Admin | Manager | Sales | Service),
-        ProductManage => matches!(role, Admin | Manager),
+        PoolRead | PoolClaim | PoolRelease => matches!(role, Admin | Manager | Sales),
+        TemplateRead | MessageSend => matches!(role, Admin | Manager | Sales | Service),
+        ProductManage | TemplateManage => matches!(role, Admin | Manager),
         CustomerCreate | CustomerUpdate => matches!(role, Admin | Manager | Sales),
         CustomerErase | CustomerTransfer => matches!(role, Admin | Manager),
         PolicyRead => matches!(role, Admin | Dpo | Auditor),
@@ -254,6 +280,11 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         SurveyManage => "only admins and managers send NPS surveys",
         DealRead | DealWrite => "only admins, managers and salespeople work with deals",
         TaskRead | TaskWrite => "this role does not work with follow-up tasks",
+        PoolRead | PoolClaim | PoolRelease => {
+            "only admins, managers and salespeople work with the customer pool"
+        }
+        TemplateRead | MessageSend => "this role does not work with customer records",
+        TemplateManage => "only admins and managers change message templates",
         ProductManage => "only admins and managers change the product catalogue",
         CustomerCreate | CustomerUpdate => "this role does not create or change customers",
         CustomerErase => "only admins and managers can erase customers",
@@ -505,6 +536,12 @@ mod tests {
                     DealWrite,
                     TaskRead,
                     TaskWrite,
+                    PoolRead,
+                    PoolClaim,
+                    PoolRelease,
+                    TemplateRead,
+                    TemplateManage,
+                    MessageSend,
                 ],
             ),
             (
@@ -514,6 +551,12 @@ mod tests {
                     DealWrite,
                     TaskRead,
                     TaskWrite,
+                    PoolRead,
+                    PoolClaim,
+                    PoolRelease,
+                    TemplateRead,
+                    TemplateManage,
+                    MessageSend,
                     ProductRead,
                     ProductManage,
                     OrderRead,
@@ -550,6 +593,11 @@ mod tests {
                     DealWrite,
                     TaskRead,
                     TaskWrite,
+                    PoolRead,
+                    PoolClaim,
+                    PoolRelease,
+                    TemplateRead,
+                    MessageSend,
                     ProductRead,
                     OrderRead,
                     OrderWrite,
@@ -606,6 +654,8 @@ mod tests {
                 &[
                     TaskRead,
                     TaskWrite,
+                    TemplateRead,
+                    MessageSend,
                     ProductRead,
                     OrderRead,
                     LoyaltyRead,

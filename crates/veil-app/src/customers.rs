@@ -1491,6 +1491,12 @@ pub mod reveal {
         pub(crate) fn remask() -> Self {
             RevealAuthority { _private: () }
         }
+
+        /// For sending a message to a customer: the server uses the address or number (and the surname) to
+        /// deliver it and returns none of them to the sender.
+        pub(crate) fn message_send() -> Self {
+            RevealAuthority { _private: () }
+        }
     }
 
     /// Decrypts the requested fields of one stored customer row.

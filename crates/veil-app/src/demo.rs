@@ -112,6 +112,50 @@ pub async fn seed_customers(veil: &Veil, count: usize, progress: &dyn Progress) 
     Ok(())
 }
 
+/// Puts up to `count` of the second demo salesperson's customers in the customer pool (released by the admin) and
+/// adds two message templates, so that `/pool` and sending have something to show. Returns how many went to the
+/// pool.
+pub async fn seed_pool_and_templates(veil: &Veil, count: u32) -> AppResult<usize> {
+    use crate::messages::{MessageChannel, MessagePurpose, TemplateInput, TemplateLanguage};
+    let admin = veil.actor_by_username("admin").await?;
+    let sales2 = veil.actor_by_username("sales2").await?;
+    let filter = crate::segments::ListFilter {
+        owner: Some(sales2.user_id.to_string()),
+        ..crate::segments::ListFilter::default()
+    };
+    let page = veil
+        .list_customers_where(&admin, &filter, None, count)
+        .await?;
+    let reason = crate::pool::ReleaseInput {
+        reason: "演示：长期未跟进".to_owned(),
+    };
+    for customer in &page.items {
+        veil.release_to_pool(&admin, customer.id, &reason).await?;
+    }
+    for input in [
+        TemplateInput {
+            name: "birthday_zh".to_owned(),
+            channel: MessageChannel::Email,
+            language: TemplateLanguage::Zh,
+            purpose: MessagePurpose::Care,
+            subject: Some("{{customer.surname}}{{customer.title}}，生日快乐".to_owned()),
+            body: "尊敬的{{customer.surname}}{{customer.title}}：\n祝您生日快乐！您当前积分{{points}}分。\n——{{agent.name}}"
+                .to_owned(),
+        },
+        TemplateInput {
+            name: "festival_sms".to_owned(),
+            channel: MessageChannel::Sms,
+            language: TemplateLanguage::Zh,
+            purpose: MessagePurpose::Marketing,
+            subject: None,
+            body: "{{customer.surname}}{{customer.title}}您好，{{holiday}}快乐！回复TD退订".to_owned(),
+        },
+    ] {
+        veil.create_template(&admin, &input).await?;
+    }
+    Ok(page.items.len())
+}
+
 /// One demo product: (sku, name, category, price in fen).
 pub type DemoProduct = (&'static str, &'static str, &'static str, i64);
 

@@ -27,12 +27,14 @@ pub mod incident;
 pub mod interactions;
 pub mod keys;
 pub mod loyalty;
+pub mod messages;
 pub mod mfa;
 pub mod monitor;
 pub mod notes;
 pub mod orders;
 pub mod password_policy;
 pub mod policies;
+pub mod pool;
 pub mod recommendations;
 pub mod segments;
 pub mod tasks;
@@ -74,6 +76,10 @@ pub struct Veil {
     sla_targets: RwLock<Arc<tickets::SlaTargets>>,
     /// Points, expiry and tiers of the loyalty programme (see [`loyalty`]).
     loyalty_rules: RwLock<Arc<loyalty::LoyaltyRules>>,
+    /// The customer pool's claim limit and return period (see [`pool`]).
+    pool_rules: RwLock<Arc<pool::PoolRules>>,
+    /// How messages to customers are sent (see [`messages`]); `None` until configured.
+    messenger: RwLock<Option<Arc<messages::Messenger>>>,
 }
 
 type TeamCache = (i64, Arc<std::collections::HashMap<String, Option<String>>>);
@@ -106,6 +112,8 @@ impl Veil {
             vault_keys: tokio::sync::OnceCell::new(),
             sla_targets: RwLock::new(Arc::new(tickets::SlaTargets::default())),
             loyalty_rules: RwLock::new(Arc::new(loyalty::LoyaltyRules::default())),
+            pool_rules: RwLock::new(Arc::new(pool::PoolRules::default())),
+            messenger: RwLock::new(None),
         }
     }
 

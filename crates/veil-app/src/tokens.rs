@@ -88,13 +88,15 @@ pub fn required_scope(action: Action) -> Option<Scope> {
     use Action::*;
     match action {
         CustomerList | CustomerRead | NoteRead | InteractionRead | TicketRead | ProductRead
-        | OrderRead | LoyaltyRead | FeedbackRead | DealRead | TaskRead => {
-            Some(Scope::CustomersRead)
-        }
+        | OrderRead | LoyaltyRead | FeedbackRead | DealRead | TaskRead | PoolRead
+        | TemplateRead => Some(Scope::CustomersRead),
         CustomerCreate | CustomerUpdate | CustomerErase | CustomerTransfer | NoteWrite
         | InteractionWrite | TicketWrite | TicketAssign | OrderWrite | LoyaltyRedeem
-        | FeedbackWrite | SurveyManage | DealWrite | TaskWrite => Some(Scope::CustomersWrite),
-        ProductManage => None,
+        | FeedbackWrite | SurveyManage | DealWrite | TaskWrite | PoolClaim | PoolRelease => {
+            Some(Scope::CustomersWrite)
+        }
+        // Sending uses the customer's address or number: a person does it, never an integration's token.
+        ProductManage | TemplateManage | MessageSend => None,
         PolicyRead => Some(Scope::PoliciesRead),
         AuditRead | AuditVerify | SecurityRead => Some(Scope::AuditRead),
         PolicyChange | UserManage | TeamManage | SubjectReport | IncidentManage | ConsentRead

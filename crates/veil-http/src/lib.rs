@@ -35,6 +35,7 @@ pub mod incidents;
 pub mod orders;
 pub mod partners;
 pub mod policies;
+pub mod pool;
 pub mod security;
 pub mod teams;
 pub mod tickets;
@@ -191,6 +192,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(feedback::router())
         .merge(deals::router())
         .merge(imports::router())
+        .merge(pool::router())
         .split_for_parts()
 }
 

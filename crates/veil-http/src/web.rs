@@ -36,6 +36,7 @@ pub mod feedback;
 pub mod i18n;
 pub mod pages;
 pub mod policies;
+pub mod pool;
 pub mod requests;
 pub mod session;
 pub mod survey;
@@ -76,6 +77,9 @@ pub fn router() -> Router<AppState> {
         .route("/deals/{id}/edit", post(deals::edit))
         .route("/deals/{id}/move", post(deals::move_deal))
         .route("/tasks/{id}/done", post(dashboard::complete_task))
+        .route("/pool", get(pool::list))
+        .route("/pool/{id}/claim", post(pool::claim))
+        .route("/customers/{id}/release", post(pool::release))
         .route("/tickets", get(tickets::list))
         .route("/tickets/new", get(tickets::new_form).post(tickets::create))
         .route("/tickets/{id}", get(tickets::detail))
@@ -229,7 +233,7 @@ pub struct NavLink {
 fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
     use veil_app::authz::Action;
     let may = |action: Action| role_permits(role, action).is_ok();
-    let links: [(&'static str, &'static str, bool); 14] = [
+    let links: [(&'static str, &'static str, bool); 15] = [
         ("/dashboard", "nav.dashboard", true),
         ("/customers", "nav.customers", may(Action::CustomerList)),
         (
@@ -238,6 +242,7 @@ fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
             may(Action::CustomerCreate),
         ),
         ("/deals", "nav.deals", may(Action::DealRead)),
+        ("/pool", "nav.pool", may(Action::PoolRead)),
         ("/tickets", "nav.tickets", may(Action::TicketRead)),
         ("/feedback", "nav.feedback", may(Action::FeedbackRead)),
         ("/access", "nav.access", may(Action::UnmaskRequest)),

@@ -983,6 +983,47 @@ impl Store {
         Ok(rows)
     }
 
+    /// A page of the pool (customers without an owner) matching `filter`'s industry and tag, newest first, after
+    /// the cursor id `before`. Masked columns only, like every listing.
+    pub async fn list_pool_customers(
+        &self,
+        filter: &CustomerFilter,
+        before: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<MaskedCustomerRow>> {
+        let filter = CustomerFilter {
+            owner: None,
+            team: None,
+            ..filter.clone()
+        };
+        let mut clauses = vec!["owner_id IS NULL".to_owned()];
+        let mut next_placeholder = 1;
+        filter_clause(&filter, self.backend(), &mut next_placeholder, &mut clauses);
+        if before.is_some() {
+            clauses.push(format!("id < ${next_placeholder}"));
+            next_placeholder += 1;
+        }
+        let sql = format!(
+            "{} WHERE {} ORDER BY id DESC LIMIT ${next_placeholder}",
+            masked_select(),
+            clauses.join(" AND ")
+        );
+        let rows = with_pool!(self, |pool| {
+            let mut query = bind_filter!(sqlx::query(&sql), filter);
+            if let Some(before) = before {
+                query = query.bind(before);
+            }
+            query
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| masked_from_row!(row))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(rows)
+    }
+
     /// Up to `limit` masked customers in `scope` whose birthday (`birth_md`, `MM-DD`) is one of `month_days`, in
     /// id order: the care reminders' birthdays, found without decrypting.
     pub async fn masked_customers_by_birth_md(

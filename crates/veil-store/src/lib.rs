@@ -28,10 +28,12 @@ pub mod incidents;
 pub mod interactions;
 pub mod keyring;
 pub mod loyalty;
+pub mod messages;
 pub mod mfa;
 pub mod notes;
 pub mod orders;
 pub mod policies;
+pub mod pool;
 pub mod segments;
 pub mod snapshot;
 pub mod teams;
@@ -61,12 +63,14 @@ pub use loyalty::{
     InsufficientPoints, LoyaltyAccountRow, LoyaltyEffect, LoyaltyEntryRow, LoyaltyOutcome,
     TierChangeRow, TierLadder,
 };
+pub use messages::{MessageRow, TemplateRow};
 pub use mfa::{LoginFailureRow, MfaRow};
 pub use notes::NoteRow;
 pub use orders::{
     CoPurchaseRow, OrderItemRow, OrderRow, ProductRow, PurchaseStats, PurchaseTotals, Transition,
 };
 pub use policies::PolicyRow;
+pub use pool::{ClaimOutcome, PoolEventRow, ReturnCandidate};
 pub use segments::SegmentRow;
 pub use snapshot::{ColumnKind, ForeignKey, Loader, RowSink, Snapshot, TableInfo, Value, ValueRef};
 pub use teams::{TeamRow, TransferRow};

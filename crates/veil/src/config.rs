@@ -227,6 +227,48 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Membership tiers by lifetime points, NAME=THRESHOLD[+BONUS] (BONUS: extra points in percent); one tier must start at 0.",
     },
     Setting {
+        toml_key: "",
+        env: "VEIL_POOL_CLAIM_LIMIT",
+        default: "50",
+        doc: "Most customers one person may hold from the customer pool (claimed and still theirs); 0: no limit.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_POOL_RETURN_DAYS",
+        default: "30",
+        doc: "A salesperson's customer with no follow-up by its owner (interaction, note, ticket, ticket comment, order, message) for this many days goes back to the pool; 0 turns the return off.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_POOL_RETURN_INTERVAL_SECS",
+        default: "3600",
+        doc: "Seconds between passes of the pool return job in `veil serve`; 0 turns the job off.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_MESSAGE_SMTP_URL",
+        default: "unset (no e-mail to customers)",
+        doc: "Send template e-mails to customers through this SMTP server: smtp://[user:pass@]host[:port][?tls=required] or smtps://…. Also VEIL_MESSAGE_SMTP_URL_FILE.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_MESSAGE_EMAIL_FROM",
+        default: "veil@localhost",
+        doc: "Sender address of e-mails to customers.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_SMS_WEBHOOK_URL",
+        default: "unset (no SMS)",
+        doc: "Send SMS by POSTing {\"id\", \"to\", \"text\"} as JSON to this http(s) URL (an SMS provider's adapter), signed in X-Veil-Signature.",
+    },
+    Setting {
+        toml_key: "",
+        env: "VEIL_SMS_WEBHOOK_SECRET",
+        default: "unset",
+        doc: "HMAC-SHA256 key of the SMS webhook signature (16+ characters); required with the URL. Also VEIL_SMS_WEBHOOK_SECRET_FILE.",
+    },
+    Setting {
         toml_key: "log",
         env: "VEIL_LOG",
         default: "info",
@@ -264,6 +306,8 @@ const OTHER_KNOWN_ENV: &[&str] = &[
     "VEIL_ALERT_SMTP_URL_FILE",
     "VEIL_BACKUP_PASSPHRASE_FILE",
     "VEIL_BACKUP_S3_SECRET_ACCESS_KEY_FILE",
+    "VEIL_MESSAGE_SMTP_URL_FILE",
+    "VEIL_SMS_WEBHOOK_SECRET_FILE",
     crate::backup_cmd::PAUSE_AT,
 ];
 
@@ -334,6 +378,57 @@ pub struct Config {
     pub ticket_sla_interval: Option<std::time::Duration>,
     /// Points, expiry and tiers of the loyalty programme.
     pub loyalty: veil_app::loyalty::LoyaltyRules,
+    /// The customer pool's claim limit and return period.
+    pub pool: veil_app::pool::PoolRules,
+    /// Time between passes of the pool return job; `None` when it is off.
+    pub pool_return_interval: Option<std::time::Duration>,
+    /// How messages to customers are sent.
+    pub messages: veil_app::messages::MessengerConfig,
+}
+
+fn pool_rules() -> anyhow::Result<veil_app::pool::PoolRules> {
+    let mut rules = veil_app::pool::PoolRules::default();
+    if let Some(text) = env_value("VEIL_POOL_CLAIM_LIMIT")? {
+        rules.claim_limit = text
+            .trim()
+            .parse()
+            .ok()
+            .filter(|limit| *limit <= 100_000)
+            .context("VEIL_POOL_CLAIM_LIMIT must be a whole number from 0 to 100000")?;
+    }
+    if let Some(text) = env_value("VEIL_POOL_RETURN_DAYS")? {
+        rules.return_days = text
+            .trim()
+            .parse()
+            .ok()
+            .filter(|days| *days <= 3650)
+            .context("VEIL_POOL_RETURN_DAYS must be a whole number of days from 0 to 3650")?;
+    }
+    Ok(rules)
+}
+
+/// The channels of messages to customers from the environment.
+fn message_channels() -> anyhow::Result<veil_app::messages::MessengerConfig> {
+    use veil_app::messages::{MessengerConfig, SmsWebhookTarget};
+    let sms_webhook = match (
+        env_value("VEIL_SMS_WEBHOOK_URL")?,
+        secret_env_value("VEIL_SMS_WEBHOOK_SECRET")?,
+    ) {
+        (None, None) => None,
+        (Some(url), Some(secret)) => Some(SmsWebhookTarget {
+            url,
+            secret: Secret::new(secret),
+        }),
+        (Some(_), None) => {
+            bail!("VEIL_SMS_WEBHOOK_URL is set without VEIL_SMS_WEBHOOK_SECRET: the webhook must be signed")
+        }
+        (None, Some(_)) => bail!("VEIL_SMS_WEBHOOK_SECRET is set without VEIL_SMS_WEBHOOK_URL"),
+    };
+    Ok(MessengerConfig {
+        smtp_url: secret_env_value("VEIL_MESSAGE_SMTP_URL")?.map(Secret::new),
+        email_from: env_value("VEIL_MESSAGE_EMAIL_FROM")?,
+        sms_webhook,
+    })
 }
 
 fn loyalty_rules() -> anyhow::Result<veil_app::loyalty::LoyaltyRules> {
@@ -639,11 +734,24 @@ impl Config {
             },
         };
         let loyalty = loyalty_rules()?;
+        let pool = pool_rules()?;
+        let pool_return_interval = match env_value("VEIL_POOL_RETURN_INTERVAL_SECS")? {
+            None => Some(std::time::Duration::from_secs(3600)),
+            Some(text) => match text.parse::<u64>() {
+                Ok(0) => None,
+                Ok(seconds) => Some(std::time::Duration::from_secs(seconds)),
+                Err(_) => bail!("VEIL_POOL_RETURN_INTERVAL_SECS must be a whole number of seconds"),
+            },
+        };
+        let messages = message_channels()?;
         let alerts = alert_channels()?;
         let backup = backup_settings(&data_dir)?;
         let backup_schedule = backup_schedule()?;
         Ok(Config {
             loyalty,
+            pool,
+            pool_return_interval,
+            messages,
             backup,
             backup_schedule,
             ticket_sla,

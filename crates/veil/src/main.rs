@@ -717,6 +717,8 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 eprintln!("created {customers} synthetic customers");
                 let orders = veil_app::demo::seed_orders(&veil, customers).await?;
                 eprintln!("created {orders} demo orders");
+                let pooled = veil_app::demo::seed_pool_and_templates(&veil, 40).await?;
+                eprintln!("put {pooled} customers in the customer pool; added 2 message templates");
             }
             let mut banner =
                 String::from("Demo accounts (passwords are new on every `veil demo` run):\n");
@@ -1375,6 +1377,14 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     let birthday_backfill = Veil::spawn_birthday_backfill(veil.clone());
     veil.set_sla_targets(config.ticket_sla.clone());
     veil.set_loyalty_rules(config.loyalty.clone());
+    veil.set_pool_rules(config.pool.clone());
+    let messenger = veil_app::messages::Messenger::new(config.messages.clone())
+        .map_err(|error| anyhow::anyhow!("invalid message delivery settings: {error}"))?;
+    veil.set_messenger(messenger.is_configured().then_some(messenger));
+    // The customer pool: customers their owner has not followed up go back (checked on a timer).
+    let pool_return = config
+        .pool_return_interval
+        .map(|interval| Veil::spawn_pool_return(veil.clone(), interval));
     let ticket_sla = config
         .ticket_sla_interval
         .map(|interval| Veil::spawn_ticket_sla(veil.clone(), interval));
@@ -1423,6 +1433,9 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     remask.abort();
     birthday_backfill.abort();
     if let Some(task) = ticket_sla {
+        task.abort();
+    }
+    if let Some(task) = pool_return {
         task.abort();
     }
     if let Some(task) = scheduled_backups {

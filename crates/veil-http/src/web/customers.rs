@@ -417,6 +417,8 @@ struct DetailTemplate {
     may_open_ticket: bool,
     /// The customer's notes; `None` when the role may not read notes (the section is left out).
     notes: Option<NoteSection>,
+    /// Where the customer stands with respect to the pool (公海).
+    pool: super::pool::PoolSection,
 }
 
 /// The notes section of the detail page: the notes as stored (personal data already masked in place on write).
@@ -559,6 +561,7 @@ fn parse_customer_id(text: &str) -> Result<CustomerId, AppError> {
 #[derive(Deserialize)]
 pub struct DetailParams {
     consent: Option<String>,
+    pool: Option<String>,
 }
 
 /// A customer, each sensitive field masked with a lock; Reveal where a live grant covers the field, otherwise a
@@ -575,6 +578,9 @@ pub async fn detail(
         Ok(mut template) => {
             template.consents.notice = consents::notice_key(params.consent.as_deref())
                 .map(|key| page.tr.get(key).to_owned());
+            if params.pool.as_deref() == Some("claimed") {
+                template.pool.notice = Some(page.tr.get("pool.claimed").to_owned());
+            }
             render(&template, page.tr, StatusCode::OK)
         }
         Err(error) => error_page(&page, Some(&user), &error),
@@ -668,6 +674,7 @@ async fn build_detail(
     let orders = order_section(state, tr, user, customer_id).await?;
     let tickets = super::tickets::customer_tickets(state, tr, user, &id).await?;
     let notes = note_section(state, tr, user, customer_id).await?;
+    let pool = super::pool::pool_section(state, tr, user, customer_id).await?;
     let fields = SENSITIVE_FIELDS
         .iter()
         .filter_map(|&field| {
@@ -719,6 +726,7 @@ async fn build_detail(
         tickets,
         may_open_ticket: role_permits(user.actor.role, Action::TicketWrite).is_ok(),
         notes,
+        pool,
     })
 }
 

@@ -329,6 +329,7 @@ mod tests {
             include_str!("templates/deals.html"),
             include_str!("templates/deal.html"),
             include_str!("templates/deal_new.html"),
+            include_str!("templates/pool.html"),
             include_str!("session.rs"),
             include_str!("pages.rs"),
             include_str!("customers.rs"),
@@ -345,6 +346,7 @@ mod tests {
             include_str!("feedback.rs"),
             include_str!("survey.rs"),
             include_str!("deals.rs"),
+            include_str!("pool.rs"),
         ];
         let english = keys(Locale::En);
         let mut missing = Vec::new();

@@ -19,7 +19,9 @@ mod deals;
 mod feedback;
 mod imports;
 mod matrix;
+mod messages;
 mod orders;
+mod pool;
 mod tickets;
 mod web;
 
@@ -79,6 +81,8 @@ impl Client {
         if let Some(settings) = harness.veil.backup_settings() {
             veil.set_backup_settings((*settings).clone());
         }
+        veil.share_messenger(harness.veil.messenger());
+        veil.set_pool_rules((*harness.veil.pool_rules()).clone());
         let veil = Arc::new(veil);
         // Rate limits have their own tests; here they would only turn long tables of cases into 429s.
         Client {

@@ -309,6 +309,44 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
             StatusCode::NOT_FOUND,
             works_with_customers(role) || role == Role::Service,
         ),
+        // The customer pool: admins, managers and salespeople browse and claim; the fixture's customers all have
+        // an owner, so a claim is 409 (404 for an id that exists nowhere); release follows the customer's
+        // visibility.
+        ("GET", "/api/v1/pool") => by_role(StatusCode::OK, works_with_customers(role)),
+        ("POST", "/api/v1/pool/{id}/claim") => {
+            if !works_with_customers(role) {
+                StatusCode::FORBIDDEN
+            } else if relation == Relation::Missing {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::CONFLICT
+            }
+        }
+        ("POST", "/api/v1/customers/{id}/release") => {
+            on_record(StatusCode::OK, works_with_customers(role))
+        }
+        ("GET", "/api/v1/customers/{id}/pool") | ("GET", "/api/v1/customers/{id}/messages") => {
+            on_record(StatusCode::OK, true)
+        }
+        // Message templates: read by everyone who sends messages, managed by admins and managers. The id is a
+        // customer's, no template's.
+        ("GET", "/api/v1/message-templates") => by_role(
+            StatusCode::OK,
+            works_with_customers(role) || role == Role::Service,
+        ),
+        ("POST", "/api/v1/message-templates") => by_role(StatusCode::CREATED, erase_or_move),
+        ("GET", "/api/v1/message-templates/{id}") => by_role(
+            StatusCode::NOT_FOUND,
+            works_with_customers(role) || role == Role::Service,
+        ),
+        ("PATCH", "/api/v1/message-templates/{id}")
+        | ("DELETE", "/api/v1/message-templates/{id}") => {
+            by_role(StatusCode::NOT_FOUND, erase_or_move)
+        }
+        // The fixture's body names no template: a precise 422 once the customer is visible.
+        ("POST", "/api/v1/customers/{id}/messages") => {
+            on_record(StatusCode::UNPROCESSABLE_ENTITY, true)
+        }
         // The id is no user's: 404 for admins, 403 before the lookup for the rest.
         ("PUT", "/api/v1/users/{id}/skills") => by_role(StatusCode::NOT_FOUND, role == Role::Admin),
         // The fixture's body names no real customer: invalid for everyone.
@@ -380,6 +418,12 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
             "subject": "matrix"
         })),
         ("POST", "/api/v1/tickets/{id}/comments") => Some(json!({"body": "matrix"})),
+        ("POST", "/api/v1/customers/{id}/release") => Some(json!({"reason": "matrix"})),
+        ("POST", "/api/v1/message-templates") => Some(json!({
+            "name": format!("matrix-{counter}"), "channel": "sms", "language": "zh", "purpose": "care",
+            "body": "{{customer.surname}}{{customer.title}}您好"
+        })),
+        ("POST", "/api/v1/customers/{id}/messages") => Some(json!({"template": "none"})),
         ("PUT", "/api/v1/users/{id}/skills") => Some(json!({"skills": ["billing"]})),
         ("POST", "/api/v1/products") => Some(json!({
             "sku": format!("MATRIX-{counter}"), "name": "矩阵商品", "category": "matrix", "price_fen": 1999

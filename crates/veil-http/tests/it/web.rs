@@ -2845,3 +2845,85 @@ both_backends!(web_deal_board_renders_stages_and_moves_a_card, |harness| {
     assert!(dashboard.body.contains("约客户看房"), "{}", dashboard.body);
     assert!(dashboard.body.contains("overdue"));
 });
+
+both_backends!(web_pool_lists_masked_and_claims_with_csrf, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "sam", Role::Sales, Some("east")).await;
+    let client = Client::new(&harness).await;
+    let sally = harness.veil.actor_by_username("sally").await.unwrap();
+    let mut input: veil_app::customers::CustomerInput =
+        serde_json::from_value(full_customer()).unwrap();
+    input.owner = Some(sally.user_id.to_string());
+    let customer = harness
+        .veil
+        .create_customer(&sally, &input, true)
+        .await
+        .unwrap();
+    let id = customer.id.to_string();
+
+    // The owner releases it from the customer page.
+    let mut owner = Browser::signed_in(&client, "sally").await;
+    let detail = owner.get(&format!("/customers/{id}")).await;
+    assert_eq!(detail.status, StatusCode::OK);
+    assert!(detail.body.contains("action=\"/customers/") && detail.body.contains("/release\""));
+    let csrf = detail.csrf();
+    let released = owner
+        .post(
+            &format!("/customers/{id}/release"),
+            &[("csrf", &csrf), ("reason", "换人跟进")],
+        )
+        .await;
+    assert_eq!(released.status, StatusCode::SEE_OTHER, "{}", released.body);
+    assert_eq!(released.location(), "/pool?done=released");
+    assert_eq!(
+        owner.get(&format!("/customers/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Another salesperson sees it in the pool, masked, with a Claim form.
+    let mut browser = Browser::signed_in(&client, "sam").await;
+    let pool = browser.get("/pool").await;
+    assert_eq!(pool.status, StatusCode::OK);
+    assert!(pool.body.contains("司马**"), "{}", pool.body);
+    assert!(pool.body.contains(&format!("action=\"/pool/{id}/claim\"")));
+    assert!(pool.body.contains("href=\"/pool\""), "navigation link");
+    assert_no_plaintext(&pool.body, "the pool page");
+    assert!(
+        !pool.body.contains("139****"),
+        "no partial mobile in the pool"
+    );
+    // Without the token the claim is refused.
+    let forged = browser
+        .post(&format!("/pool/{id}/claim"), &[("csrf", "forged")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let csrf = pool.csrf();
+    let claimed = browser
+        .post(&format!("/pool/{id}/claim"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(claimed.status, StatusCode::SEE_OTHER, "{}", claimed.body);
+    assert_eq!(claimed.location(), format!("/customers/{id}?pool=claimed"));
+    let page = browser.get(claimed.location()).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("You claimed this customer"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Claimed from the pool by its owner."));
+    assert!(
+        page.body.contains("139****4321"),
+        "the owner sees the usual masked view"
+    );
+    assert_no_plaintext(&page.body, "the customer page");
+    // Claiming again: the pool page says someone was first.
+    let again = browser
+        .post(&format!("/pool/{id}/claim"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(
+        again.body.contains("no longer in the pool"),
+        "{}",
+        again.body
+    );
+});
