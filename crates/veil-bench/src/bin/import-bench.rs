@@ -62,7 +62,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
     writeln!(file, "姓名,手机号,身份证号,邮箱,地址,性别,来源")?;
     let mut generator = DemoGenerator::new(42);
-    let mut phones = Vec::new();
+    let mut phones: Vec<String> = Vec::new();
     for index in 0..args.rows {
         let customer = generator.next_customer();
         let mut phone = customer.phone.clone();
