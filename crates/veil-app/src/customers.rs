@@ -863,12 +863,10 @@ impl Veil {
         actor: &Actor,
         action: &str,
     ) -> AppResult<Vec<(CustomerRow, veil_store::CustomerKeyRow)>> {
-        self.insert_validated(
+        self.insert_sealed_in_stage(
             customers,
             actor,
             action,
-            serde_json::json!({"count": customers.len()}),
-            None,
             veil_store::customers::LIFECYCLE_CUSTOMER,
         )
         .await
