@@ -2181,7 +2181,8 @@ impl Veil {
             .collect())
     }
 
-    /// The checks every governed reveal passes, and its record: no incident lock-down, a second factor verified
+    /// The checks every governed reveal passes, and its record: the customer in the caller's scope (else not
+    /// found), no incident lock-down, a second factor verified
     /// in the last 10 minutes (`token`'s session), and a live `view` grant of the caller (`grant_id`, or any)
     /// covering customer `id` and `field_names`; then the grant's use and the reveal's audit entry
     /// (`customer.reveal`, with `detail`) commit together. Refusals are recorded as denials. Nothing is decrypted
@@ -2205,6 +2206,16 @@ impl Veil {
                 .fields(field_names.iter().cloned())
                 .detail(details)
         };
+        // A grant covers a customer only while the caller still sees it: a customer who went back to the pool
+        // or to another owner is not found for the previous owner, grant or not.
+        let profile = self
+            .store()
+            .masked_customer(id)
+            .await?
+            .ok_or(AppError::NotFound)?
+            .profile;
+        self.authorize(actor, Action::Reveal, Some((id, &profile)))
+            .await?;
         if let Err(refusal) = self.ensure_not_locked_down().await {
             self.record_best_effort(&[deny("incident lock-down")]).await;
             return Err(refusal);

@@ -477,7 +477,14 @@ impl Veil {
                 serde_json::json!({"from_owner": owner, "from_team": row.profile.team,
                                        "reason": reason}),
             );
-        if !self.store().release_to_pool(&event, &[entry]).await? {
+        let revoke = audit::event(Some(actor), "grant.revoke", Outcome::Ok).detail(
+            serde_json::json!({"reason": veil_store::pool::REVOKE_REASON, "pool_event": event.id}),
+        );
+        if !self
+            .store()
+            .release_to_pool(&event, &[entry], &revoke)
+            .await?
+        {
             return Err(AppError::Conflict(
                 "the customer's owner changed meanwhile; reload and try again".to_owned(),
             ));
@@ -531,6 +538,8 @@ impl Veil {
         };
         let entry = audit::event(None, "pool.return", Outcome::Ok)
             .detail(serde_json::json!({"days": days, "cutoff": format_time(cutoff)}));
+        let revoke = audit::event(None, "grant.revoke", Outcome::Ok)
+            .detail(serde_json::json!({"reason": veil_store::pool::REVOKE_REASON}));
         let mut after: Option<String> = None;
         let mut returned = 0u64;
         loop {
@@ -544,7 +553,7 @@ impl Veil {
             after = Some(last.customer_id.clone());
             let moved = self
                 .store()
-                .return_to_pool(&batch, cutoff, &template, &event_id, &entry)
+                .return_to_pool(&batch, cutoff, &template, &event_id, &entry, &revoke)
                 .await?;
             returned += moved.len() as u64;
             if (batch.len() as i64) < RETURN_BATCH {

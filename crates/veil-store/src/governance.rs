@@ -299,7 +299,7 @@ macro_rules! insert_grant {
 }
 
 /// A JSON array pattern element for `LIKE` searches on the stored lists: `%"value"%`.
-fn contains_pattern(value: &str) -> String {
+pub(crate) fn contains_pattern(value: &str) -> String {
     format!("%\"{}\"%", value.replace(['%', '_', '"', '\\'], ""))
 }
 

@@ -107,6 +107,44 @@ macro_rules! insert_event {
     };
 }
 
+/// Revokes, inside transaction `$tx`, the live grants of user `$user` that cover customer `$customer` (their
+/// requests become `revoked`): the previous owner must not keep revealing a customer who has left them. Appends
+/// one copy of the audit template `$revoke` per grant, naming it. Evaluates to the number revoked.
+macro_rules! revoke_grants_covering {
+    ($tx:expr, $user:expr, $customer:expr, $now:expr, $revoke:expr) => {{
+        let revoked: Vec<(String, String)> = sqlx::query_as(
+            "UPDATE unmask_grant SET revoked_at = $1, revoked_by = 'system', revoke_reason = $4 \
+             WHERE user_id = $2 AND revoked_at IS NULL AND expires_at > $1 AND customer_ids LIKE $3 \
+             RETURNING id, request_id",
+        )
+        .bind($now)
+        .bind($user)
+        .bind(crate::governance::contains_pattern($customer))
+        .bind(REVOKE_REASON)
+        .fetch_all(&mut *$tx)
+        .await?;
+        let mut entries = Vec::with_capacity(revoked.len());
+        for (grant, request) in &revoked {
+            sqlx::query("UPDATE unmask_request SET state = 'revoked', updated_at = $2 WHERE id = $1")
+                .bind(request)
+                .bind($now)
+                .execute(&mut *$tx)
+                .await?;
+            let mut entry: crate::AuditEvent = $revoke.clone();
+            entry.grant_id = Some(grant.clone());
+            entry.customer_ids = vec![$customer.to_owned()];
+            entries.push(entry);
+        }
+        if !entries.is_empty() {
+            crate::audit::append_in(&mut *$tx, &entries).await?;
+        }
+        revoked.len()
+    }};
+}
+
+/// The reason a grant revoked by a release or return carries.
+pub const REVOKE_REASON: &str = "the customer went back to the pool";
+
 impl Store {
     /// Claims `event.customer_id` for `event.to_owner` (team `event.to_team`) if it is in the pool and the
     /// claimant holds fewer than `limit` customers from the pool (0: no limit). One transaction: the claimant's
@@ -192,6 +230,7 @@ impl Store {
         &self,
         event: &PoolEventRow,
         audit: &[crate::AuditEvent],
+        revoke: &crate::AuditEvent,
     ) -> StoreResult<bool> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -215,6 +254,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             crate::audit::append_in(&mut *tx, audit).await?;
+            if let Some(owner) = event.from_owner.as_deref() {
+                revoke_grants_covering!(tx, owner, event.customer_id.as_str(), event.at, revoke);
+            }
             tx.commit().await?;
             Ok(true)
         })
@@ -265,6 +307,7 @@ impl Store {
         event: &PoolEventRow,
         new_id: &(dyn Fn() -> String + Sync),
         audit: &crate::AuditEvent,
+        revoke: &crate::AuditEvent,
     ) -> StoreResult<Vec<ReturnCandidate>> {
         let sql = format!(
             "UPDATE customer SET owner_id = NULL, team = NULL, updated_at = $2 \
@@ -304,6 +347,15 @@ impl Store {
                 let mut entry = audit.clone();
                 entry.customer_ids = moved.iter().map(|c| c.customer_id.clone()).collect();
                 crate::audit::append_in(&mut *tx, std::slice::from_ref(&entry)).await?;
+            }
+            for candidate in &moved {
+                revoke_grants_covering!(
+                    tx,
+                    candidate.owner_id.as_str(),
+                    candidate.customer_id.as_str(),
+                    event.at,
+                    revoke
+                );
             }
             tx.commit().await?;
             Ok(moved)
