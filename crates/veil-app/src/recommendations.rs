@@ -9,8 +9,9 @@
 //! categories (weighted by how many units they bought there, plus categories named in their tags), then with the
 //! most-bought products overall.
 //!
-//! [`recommend`] is pure, fed by [`veil_store::Store::purchase_stats`] in the service and by synthetic data in
-//! the offline evaluation (`cargo run -p veil-bench --bin recommend-eval`, see `docs/crm.md`).
+//! [`recommend`] is pure, fed in the service by [`Veil::recommendation_inputs`] (the slice of the kept purchase
+//! statistics that can decide the top of the list, preselected in SQL) and by synthetic data in the offline
+//! evaluation (`cargo run -p veil-bench --bin recommend-eval`, see `docs/crm.md`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -239,36 +240,21 @@ impl Veil {
             .customer_for(actor, &customer, Action::OrderRead)
             .await?;
         let limit = (limit as usize).clamp(1, MAX_RECOMMENDATIONS);
-        let stats = self.store().purchase_stats(&customer).await?;
+        let tags: Vec<String> = serde_json::from_str(&row.profile.tags).unwrap_or_default();
+        let tags: Vec<String> = tags.into_iter().map(|tag| tag.to_lowercase()).collect();
+        let inputs = self.recommendation_inputs(&customer, &tags, limit).await?;
+        let scored = recommend(inputs.as_input(), limit);
+        let wanted: Vec<String> = scored
+            .iter()
+            .map(|scored| scored.product_id.clone())
+            .collect();
         let products: HashMap<String, veil_store::ProductRow> = self
             .store()
-            .list_products(None, true, 100_000)
+            .products_by_ids(&wanted)
             .await?
             .into_iter()
             .map(|product| (product.id.clone(), product))
             .collect();
-        let catalogue: HashMap<String, String> = products
-            .iter()
-            .map(|(id, product)| (id.clone(), product.category.clone()))
-            .collect();
-        let categories: HashSet<&str> = catalogue.values().map(String::as_str).collect();
-        let tags: Vec<String> = serde_json::from_str(&row.profile.tags).unwrap_or_default();
-        let preferred: Vec<String> = tags
-            .into_iter()
-            .map(|tag| tag.to_lowercase())
-            .filter(|tag| categories.contains(tag.as_str()))
-            .collect();
-        let buyers: HashMap<String, i64> = stats.buyers.into_iter().collect();
-        let scored = recommend(
-            RecommendationInput {
-                history: &stats.history,
-                co_purchases: &stats.co_purchases,
-                buyers: &buyers,
-                catalogue: &catalogue,
-                preferred_categories: &preferred,
-            },
-            limit,
-        );
         self.record(&[crate::audit::event(
             Some(actor),
             "recommendation.read",
@@ -292,6 +278,119 @@ impl Veil {
                 })
                 .collect(),
         })
+    }
+}
+
+/// The slice of the purchase statistics that decides one customer's top `limit` (see
+/// [`Veil::recommendation_inputs`]), in the shape [`recommend`] reads.
+#[derive(Debug, Clone, Default)]
+pub struct RecommendationInputs {
+    /// The customer's products and units.
+    pub history: Vec<(String, i64)>,
+    /// Co-purchase rows from the customer's products to the preselected candidates.
+    pub co_purchases: Vec<CoPurchaseRow>,
+    /// Buyers of every product named here.
+    pub buyers: HashMap<String, i64>,
+    /// The preselected products that may be recommended, with their category.
+    pub catalogue: HashMap<String, String>,
+    /// Tags of the customer that name a category of active products.
+    pub preferred_categories: Vec<String>,
+}
+
+impl RecommendationInputs {
+    /// As [`recommend`]'s input.
+    pub fn as_input(&self) -> RecommendationInput<'_> {
+        RecommendationInput {
+            history: &self.history,
+            co_purchases: &self.co_purchases,
+            buyers: &self.buyers,
+            catalogue: &self.catalogue,
+            preferred_categories: &self.preferred_categories,
+        }
+    }
+}
+
+/// Candidates fetched beyond `limit`, so that scores equal up to rounding in SQL rank the same as in Rust.
+const CANDIDATE_MARGIN: usize = 10;
+
+impl Veil {
+    /// What [`recommend`] needs to pick a customer's top `limit`, preselected in the database so that no request
+    /// reads the whole pair table or catalogue:
+    /// - the "also bought" candidates ranked in SQL by the cosine order ([`veil_store::Store::co_purchase_candidates`]),
+    ///   the best `limit` plus a margin, with the pair rows behind those only;
+    /// - when they are fewer than `limit`, for each category the customer bought in or names in a tag, and overall,
+    ///   the `2 · limit + margin` most-bought products they have not bought. [`recommend`] consumes at most `limit`
+    ///   of the fallback order after skipping at most `limit` already picked, so it never reads past these
+    ///   prefixes and the result equals that over the full catalogue (tested against it).
+    pub async fn recommendation_inputs(
+        &self,
+        customer: &str,
+        tags: &[String],
+        limit: usize,
+    ) -> AppResult<RecommendationInputs> {
+        let store = self.store();
+        let history = store.purchase_history(customer).await?;
+        let mut inputs = RecommendationInputs::default();
+        let weights: Vec<(String, f64)> = history
+            .iter()
+            .map(|item| {
+                (
+                    item.product_id.clone(),
+                    1.0 / (item.buyers.max(1) as f64).sqrt(),
+                )
+            })
+            .collect();
+        let candidates = store
+            .co_purchase_candidates(customer, &weights, (limit + CANDIDATE_MARGIN) as i64)
+            .await?;
+        let candidate_ids: Vec<String> = candidates
+            .iter()
+            .map(|candidate| candidate.product_id.clone())
+            .collect();
+        inputs.co_purchases = store.co_purchases_with(customer, &candidate_ids).await?;
+        let mut categories: Vec<String> = Vec::new();
+        for item in &history {
+            inputs.buyers.insert(item.product_id.clone(), item.buyers);
+            if let Some(category) = &item.active_category {
+                inputs
+                    .catalogue
+                    .insert(item.product_id.clone(), category.clone());
+                if !categories.contains(category) {
+                    categories.push(category.clone());
+                }
+            }
+        }
+        let mut ranked = candidates;
+        if ranked.len() < limit {
+            inputs.preferred_categories = store.active_categories_among(tags).await?;
+            for category in &inputs.preferred_categories {
+                if !categories.contains(category) {
+                    categories.push(category.clone());
+                }
+            }
+            let depth = (2 * limit + CANDIDATE_MARGIN) as i64;
+            for category in &categories {
+                ranked.extend(
+                    store
+                        .popular_products(customer, Some(category), depth)
+                        .await?,
+                );
+            }
+            ranked.extend(store.popular_products(customer, None, depth).await?);
+        }
+        for product in ranked {
+            inputs
+                .buyers
+                .insert(product.product_id.clone(), product.buyers);
+            inputs
+                .catalogue
+                .insert(product.product_id, product.category);
+        }
+        inputs.history = history
+            .into_iter()
+            .map(|item| (item.product_id, item.units))
+            .collect();
+        Ok(inputs)
     }
 }
 
@@ -470,4 +569,169 @@ mod tests {
             strings(&["case", "phone", "charger"])
         );
     }
+
+    /// A small deterministic generator (xorshift) for the equivalence test's purchases.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    // The service's preselected inputs give the same list as the full statistics and catalogue, for every
+    // customer and list length: co-purchase ranking, ties, inactive products, category and popularity fallbacks.
+    crate::both_backends!(preselected_inputs_rank_like_the_full_data, |harness| {
+        use crate::customers::CustomerInput;
+        use crate::users::Role;
+        let veil = &harness.veil;
+        let admin = harness.actor("ada", Role::Admin, None).await;
+        let categories = ["digital", "beauty", "food", "books"];
+        let mut values = Vec::new();
+        for index in 0..40 {
+            // Products 5 and 17 are inactive; 38 and 39 are never bought.
+            let active = index != 5 && index != 17;
+            values.push(format!(
+                "('p{index:02}', 'SKU{index:02}', 'product {index}', '{}', 100, 'CNY', {}, 0, 0)",
+                categories[index % 4],
+                if active { "TRUE" } else { "FALSE" }
+            ));
+        }
+        harness
+            .raw_sql(&format!(
+                "INSERT INTO product (id, sku, name, category, price_fen, currency, active, created_at, updated_at) \
+                 VALUES {}",
+                values.join(", ")
+            ))
+            .await
+            .unwrap();
+        let inputs: Vec<CustomerInput> = (0..120)
+            .map(|index| CustomerInput {
+                name: Some(format!(
+                    "张{}",
+                    "伟芳娜敏静丽强磊军洋".chars().nth(index % 10).unwrap()
+                )),
+                tags: Some(match index % 7 {
+                    0 => vec!["Beauty".to_owned()],
+                    1 => vec!["books".to_owned(), "vip".to_owned()],
+                    _ => Vec::new(),
+                }),
+                ..CustomerInput::default()
+            })
+            .collect();
+        let ids = veil.create_customers_batch(&admin, &inputs).await.unwrap();
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut bought = Vec::new();
+        for (index, id) in ids.iter().enumerate() {
+            // Every 9th customer bought nothing; the rest 1–7 products, skewed to the low numbers.
+            if index % 9 == 0 {
+                continue;
+            }
+            let mut mine = std::collections::BTreeSet::new();
+            for _ in 0..=rng.below(7) {
+                let product = rng.below(38).min(rng.below(38));
+                mine.insert(product);
+            }
+            for product in mine {
+                bought.push(format!("('{id}', 'p{product:02}', {})", 1 + rng.below(3)));
+            }
+        }
+        harness
+            .raw_sql(&format!(
+                "INSERT INTO customer_product (customer_id, product_id, units) VALUES {}",
+                bought.join(", ")
+            ))
+            .await
+            .unwrap();
+
+        let totals = veil.store().kept_purchase_stats().await.unwrap();
+        let buyers: HashMap<String, i64> = totals.buyers.clone().into_iter().collect();
+        let products = veil.store().list_products(None, true, 1000).await.unwrap();
+        let full_catalogue: HashMap<String, String> = products
+            .iter()
+            .map(|product| (product.id.clone(), product.category.clone()))
+            .collect();
+        let mut compared = 0;
+        let mut second_customer = Vec::new();
+        for (index, id) in ids.iter().enumerate() {
+            let customer = id.to_string();
+            let history: Vec<(String, i64)> = totals
+                .bought
+                .iter()
+                .filter(|((who, _), _)| *who == customer)
+                .map(|((_, product), units)| (product.clone(), *units))
+                .collect();
+            let co_purchases: Vec<CoPurchaseRow> = totals
+                .pairs
+                .iter()
+                .filter(|((source, _), _)| history.iter().any(|(mine, _)| mine == source))
+                .map(|((source, candidate), customers)| CoPurchaseRow {
+                    source: source.clone(),
+                    candidate: candidate.clone(),
+                    customers: *customers,
+                })
+                .collect();
+            let tags = inputs[index].tags.clone().unwrap_or_default();
+            let tags: Vec<String> = tags.iter().map(|tag| tag.to_lowercase()).collect();
+            let preferred: Vec<String> = tags
+                .iter()
+                .filter(|tag| full_catalogue.values().any(|category| category == *tag))
+                .cloned()
+                .collect();
+            for limit in [1, 3, 8, 20, 45] {
+                let full = recommend(
+                    RecommendationInput {
+                        history: &history,
+                        co_purchases: &co_purchases,
+                        buyers: &buyers,
+                        catalogue: &full_catalogue,
+                        preferred_categories: &preferred,
+                    },
+                    limit,
+                );
+                let sliced = veil
+                    .recommendation_inputs(&customer, &tags, limit)
+                    .await
+                    .unwrap();
+                let got = recommend(sliced.as_input(), limit);
+                let shape = |list: &[Scored]| {
+                    list.iter()
+                        .map(|scored| {
+                            (
+                                scored.product_id.clone(),
+                                scored.reason,
+                                scored.because.clone(),
+                                (scored.score * 1e9).round() as i64,
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(shape(&got), shape(&full), "customer {index}, limit {limit}");
+                assert!(!got
+                    .iter()
+                    .any(|scored| scored.product_id == "p05" || scored.product_id == "p17"));
+                if index == 1 && limit == 8 {
+                    second_customer = shape(&full);
+                }
+                compared += 1;
+            }
+        }
+        assert_eq!(compared, 600);
+        // The service answers with the same list.
+        let listed = veil.recommendations(&admin, ids[1], 8).await.unwrap();
+        let listed: Vec<(String, Reason, Vec<String>)> = listed
+            .items
+            .into_iter()
+            .map(|item| (item.product.id, item.reason, item.because))
+            .collect();
+        let expected: Vec<(String, Reason, Vec<String>)> = second_customer
+            .into_iter()
+            .map(|(id, reason, because, _)| (id, reason, because))
+            .collect();
+        assert_eq!(listed.len(), 8);
+        assert_eq!(listed, expected);
+    });
 }

@@ -67,7 +67,8 @@ pub use messages::{MessageRow, TemplateRow};
 pub use mfa::{LoginFailureRow, MfaRow};
 pub use notes::NoteRow;
 pub use orders::{
-    CoPurchaseRow, OrderItemRow, OrderRow, ProductRow, PurchaseStats, PurchaseTotals, Transition,
+    CoPurchaseRow, HistoryItem, OrderItemRow, OrderRow, ProductRow, PurchaseTotals, RankedProduct,
+    Transition,
 };
 pub use policies::PolicyRow;
 pub use pool::{ClaimOutcome, PoolEventRow, ReturnCandidate};

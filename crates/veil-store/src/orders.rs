@@ -126,15 +126,40 @@ pub struct CoPurchaseRow {
     pub customers: i64,
 }
 
-/// What the purchase history says, as far as one customer's recommendations need it.
-#[derive(Debug, Clone, Default)]
-pub struct PurchaseStats {
-    /// The customer's purchased products and how many units of each.
-    pub history: Vec<(String, i64)>,
-    /// Co-purchase counts from the customer's products to every other product.
-    pub co_purchases: Vec<CoPurchaseRow>,
-    /// Distinct buyers of each product that has any.
-    pub buyers: Vec<(String, i64)>,
+/// A product the customer bought, as their recommendations need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryItem {
+    /// The product.
+    pub product_id: String,
+    /// Units bought over paid orders.
+    pub units: i64,
+    /// Its category while it is active; `None` for an inactive product.
+    pub active_category: Option<String>,
+    /// Its distinct buyers.
+    pub buyers: i64,
+}
+
+/// A product that may be recommended (active), with its category and distinct buyers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankedProduct {
+    /// The product.
+    pub product_id: String,
+    /// Its category.
+    pub category: String,
+    /// Its distinct buyers.
+    pub buyers: i64,
+}
+
+macro_rules! ranked_from_row {
+    ($row:expr) => {
+        (|| -> Result<RankedProduct, sqlx::Error> {
+            Ok(RankedProduct {
+                product_id: $row.try_get("product_id")?,
+                category: $row.try_get("category")?,
+                buyers: $row.try_get("buyers")?,
+            })
+        })()
+    };
 }
 
 /// Purchase statistics in full, as maps: `bought` is (customer, product) → units, `buyers` product → distinct
@@ -492,54 +517,218 @@ impl Store {
         })
     }
 
-    /// Everything one customer's recommendations need from the purchase history: what they bought, how often
-    /// each of those products was bought together with every other product, and each product's buyer count.
-    pub async fn purchase_stats(&self, customer_id: &str) -> StoreResult<PurchaseStats> {
-        let stats = with_pool!(self, |pool| {
-            let history = sqlx::query(
-                "SELECT product_id, units FROM customer_product WHERE customer_id = $1 ORDER BY product_id",
+    /// What one customer bought (units over paid orders), with each product's category while active and its
+    /// buyer count, in product order.
+    pub async fn purchase_history(&self, customer_id: &str) -> StoreResult<Vec<HistoryItem>> {
+        let rows = with_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT mine.product_id, mine.units, p.category, p.active, COALESCE(b.buyers, 0) AS buyers \
+                 FROM customer_product mine JOIN product p ON p.id = mine.product_id \
+                 LEFT JOIN product_buyers b ON b.product_id = mine.product_id \
+                 WHERE mine.customer_id = $1 ORDER BY mine.product_id",
             )
             .bind(customer_id)
             .fetch_all(pool)
             .await?
             .into_iter()
-            .map(|row| -> Result<(String, i64), sqlx::Error> {
-                Ok((row.try_get("product_id")?, row.try_get("units")?))
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            let co_purchases = sqlx::query(
-                "SELECT pair.product_id AS source, pair.other_id AS candidate, pair.customers \
-                 FROM customer_product mine JOIN product_pair pair ON pair.product_id = mine.product_id \
-                 WHERE mine.customer_id = $1 AND pair.customers > 0",
-            )
-            .bind(customer_id)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|row| -> Result<CoPurchaseRow, sqlx::Error> {
-                Ok(CoPurchaseRow {
-                    source: row.try_get("source")?,
-                    candidate: row.try_get("candidate")?,
-                    customers: row.try_get("customers")?,
+            .map(|row| -> Result<HistoryItem, sqlx::Error> {
+                let active: bool = row.try_get("active")?;
+                let category: String = row.try_get("category")?;
+                Ok(HistoryItem {
+                    product_id: row.try_get("product_id")?,
+                    units: row.try_get("units")?,
+                    active_category: active.then_some(category),
+                    buyers: row.try_get("buyers")?,
                 })
             })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            let buyers =
-                sqlx::query("SELECT product_id, buyers FROM product_buyers WHERE buyers > 0")
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(rows)
+    }
+
+    /// The `limit` best "also bought" candidates for customer `customer_id`, ranked in the database: active
+    /// products they have not bought, by `(Σ_source customers(source, candidate) · weight(source))² /
+    /// buyers(candidate)`, then product id. `weights` pairs each of the customer's products with `1 /
+    /// √buyers(source)`, so the order is that of the cosine score `Σ customers / √(buyers(source) ·
+    /// buyers(candidate))` without a square root in SQL (SQLite has none). Only the candidates leave the database,
+    /// not the pair rows behind them.
+    pub async fn co_purchase_candidates(
+        &self,
+        customer_id: &str,
+        weights: &[(String, f64)],
+        limit: i64,
+    ) -> StoreResult<Vec<RankedProduct>> {
+        if weights.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sources = match self.backend() {
+            crate::Backend::Sqlite => {
+                "SELECT json_extract(value, '$[0]') AS product_id, json_extract(value, '$[1]') AS w \
+                 FROM json_each($2)"
+            }
+            crate::Backend::Postgres => {
+                "SELECT e->>0 AS product_id, (e->>1)::DOUBLE PRECISION AS w \
+                 FROM jsonb_array_elements($2::jsonb) AS e"
+            }
+        };
+        let sql = format!(
+            "WITH src AS ({sources}), \
+             agg AS (SELECT pair.other_id AS id, SUM(pair.customers * src.w) AS s \
+                     FROM src JOIN product_pair pair ON pair.product_id = src.product_id \
+                     WHERE pair.customers > 0 GROUP BY pair.other_id) \
+             SELECT agg.id AS product_id, p.category, b.buyers FROM agg \
+             JOIN product_buyers b ON b.product_id = agg.id AND b.buyers > 0 \
+             JOIN product p ON p.id = agg.id AND p.active = TRUE \
+             WHERE NOT EXISTS (SELECT 1 FROM customer_product own \
+                               WHERE own.customer_id = $1 AND own.product_id = agg.id) \
+             ORDER BY agg.s * agg.s / b.buyers DESC, agg.id LIMIT $3"
+        );
+        let weights = serde_json::Value::Array(
+            weights
+                .iter()
+                .map(|(id, weight)| serde_json::json!([id, weight]))
+                .collect(),
+        )
+        .to_string();
+        let rows = with_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(customer_id)
+                .bind(&weights)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| ranked_from_row!(row))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(rows)
+    }
+
+    /// The co-purchase counts from customer `customer_id`'s products to `candidates` (at most a few hundred).
+    pub async fn co_purchases_with(
+        &self,
+        customer_id: &str,
+        candidates: &[String],
+    ) -> StoreResult<Vec<CoPurchaseRow>> {
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT pair.product_id AS source, pair.other_id AS candidate, pair.customers \
+             FROM customer_product mine JOIN product_pair pair ON pair.product_id = mine.product_id \
+             WHERE mine.customer_id = $1 AND pair.customers > 0 AND pair.other_id IN ({})",
+            (2..=candidates.len() + 1)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rows = with_pool!(self, |pool| {
+            let mut query = sqlx::query(&sql).bind(customer_id);
+            for candidate in candidates {
+                query = query.bind(candidate);
+            }
+            query
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| -> Result<CoPurchaseRow, sqlx::Error> {
+                    Ok(CoPurchaseRow {
+                        source: row.try_get("source")?,
+                        candidate: row.try_get("candidate")?,
+                        customers: row.try_get("customers")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(rows)
+    }
+
+    /// The `limit` most-bought active products (of `category`, when given) that customer `customer_id` has not
+    /// bought: by buyers, then product id, products nobody bought last (by id).
+    pub async fn popular_products(
+        &self,
+        customer_id: &str,
+        category: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<RankedProduct>> {
+        // Bought ones walk the (buyers, product) index; the rest, if needed, the product key.
+        let bought = "SELECT b.product_id, p.category, b.buyers FROM product_buyers b \
+             JOIN product p ON p.id = b.product_id AND p.active = TRUE AND ($2 IS NULL OR p.category = $2) \
+             WHERE b.buyers > 0 AND NOT EXISTS (SELECT 1 FROM customer_product own \
+                 WHERE own.customer_id = $1 AND own.product_id = b.product_id) \
+             ORDER BY b.buyers DESC, b.product_id LIMIT $3";
+        let unbought = "SELECT p.id AS product_id, p.category, CAST(0 AS BIGINT) AS buyers FROM product p \
+             WHERE p.active = TRUE AND ($2 IS NULL OR p.category = $2) \
+             AND NOT EXISTS (SELECT 1 FROM product_buyers b WHERE b.product_id = p.id AND b.buyers > 0) \
+             ORDER BY p.id LIMIT $3";
+        let rows = with_pool!(self, |pool| {
+            let mut rows = sqlx::query(bought)
+                .bind(customer_id)
+                .bind(category)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| ranked_from_row!(row))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            let missing = limit - rows.len() as i64;
+            if missing > 0 {
+                for row in sqlx::query(unbought)
+                    .bind(customer_id)
+                    .bind(category)
+                    .bind(missing)
                     .fetch_all(pool)
                     .await?
-                    .into_iter()
-                    .map(|row| -> Result<(String, i64), sqlx::Error> {
-                        Ok((row.try_get("product_id")?, row.try_get("buyers")?))
-                    })
-                    .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            PurchaseStats {
-                history,
-                co_purchases,
-                buyers,
+                {
+                    rows.push(ranked_from_row!(row)?);
+                }
             }
+            Ok::<_, sqlx::Error>(rows)
+        })?;
+        Ok(rows)
+    }
+
+    /// Which of `names` are categories of active products.
+    pub async fn active_categories_among(&self, names: &[String]) -> StoreResult<Vec<String>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT DISTINCT category FROM product WHERE active = TRUE AND category IN ({}) ORDER BY category",
+            crate::customers::in_list(names.len())
+        );
+        let rows = with_pool!(self, |pool| {
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            for name in names {
+                query = query.bind(name);
+            }
+            query.fetch_all(pool).await?
         });
-        Ok(stats)
+        Ok(rows)
+    }
+
+    /// Products by id (those that exist).
+    pub async fn products_by_ids(&self, ids: &[String]) -> StoreResult<Vec<ProductRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {PRODUCT_COLUMNS} FROM product WHERE id IN ({})",
+            crate::customers::in_list(ids.len())
+        );
+        let rows = with_pool!(self, |pool| {
+            let mut query = sqlx::query(&sql);
+            for id in ids {
+                query = query.bind(id);
+            }
+            query
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| product_from_row!(row))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(rows)
     }
 
     /// The purchase statistics computed afresh from the paid orders, in the shape they are kept in
