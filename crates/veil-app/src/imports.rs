@@ -986,7 +986,7 @@ impl RowReader {
         }
     }
 
-    /// The next row that is not blank and not committed before; `None` at the end.
+    /// The next batch of rows that are neither blank nor committed by an earlier run, prepared; `None` at the end.
     fn next_batch(&mut self) -> AppResult<Option<PreparedBatch>> {
         let mut batch: Vec<(u64, Vec<String>)> = Vec::with_capacity(self.batch_size);
         while batch.len() < self.batch_size {
