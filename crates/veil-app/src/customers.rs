@@ -530,6 +530,72 @@ fn seal_value(
     }
 }
 
+/// A customer's sensitive fields sealed under a fresh data key, and that key wrapped: the part of sealing that
+/// needs only the keyring, so that an import can do it on another thread before ownership is settled.
+pub(crate) struct SealedFields {
+    id: String,
+    values: BTreeMap<SensitiveField, SealedValue>,
+    key: veil_store::CustomerKeyRow,
+}
+
+/// Seals `customer`'s fields under a fresh data key wrapped by `keyring`'s current key-encryption key.
+pub(crate) fn seal_fields(keyring: &crate::Keyring, customer: &ValidatedCustomer) -> SealedFields {
+    let id = CustomerId::new().to_string();
+    let dek = SecretKey::generate();
+    let cipher = FieldCipher::new(&dek);
+    let values = customer
+        .values
+        .iter()
+        .map(|(field, normalized)| {
+            (
+                *field,
+                seal_value(
+                    &cipher,
+                    keyring.blind_indexer(),
+                    &id,
+                    INITIAL_DEK_VERSION,
+                    *field,
+                    normalized,
+                ),
+            )
+        })
+        .collect();
+    let key = keyring.wrap_customer_key(&id, INITIAL_DEK_VERSION, &dek);
+    SealedFields { id, values, key }
+}
+
+impl SealedFields {
+    /// The stored row: the sealed fields with `customer`'s profile as it is now (owner and team resolved).
+    fn into_row(
+        self,
+        customer: &ValidatedCustomer,
+        now: i64,
+    ) -> (CustomerRow, veil_store::CustomerKeyRow) {
+        let profile = &customer.profile;
+        let row = CustomerRow {
+            id: self.id,
+            dek_version: INITIAL_DEK_VERSION,
+            values: self.values,
+            profile: CustomerProfile {
+                gender: profile.gender.clone(),
+                tags: serde_json::to_string(&profile.tags).unwrap_or_else(|_| "[]".to_owned()),
+                owner_id: profile.owner.map(|owner| owner.to_string()),
+                team: profile.team.clone(),
+                source: profile.source.clone(),
+                industry: profile.industry.clone(),
+                attributes: profile.attributes.clone(),
+                birth_md: customer
+                    .values
+                    .get(&SensitiveField::BirthDate)
+                    .and_then(|birth_date| crate::care::birth_month_day(birth_date)),
+                created_at: now,
+                updated_at: now,
+            },
+        };
+        (row, self.key)
+    }
+}
+
 impl Veil {
     pub(crate) fn view(row: MaskedCustomerRow) -> CustomerView {
         let mut masked = row.masked;
@@ -798,50 +864,7 @@ impl Veil {
         customer: &ValidatedCustomer,
         now: i64,
     ) -> (CustomerRow, veil_store::CustomerKeyRow) {
-        let keyring = self.keyring();
-        let id = CustomerId::new().to_string();
-        let dek = SecretKey::generate();
-        let cipher = FieldCipher::new(&dek);
-        let values = customer
-            .values
-            .iter()
-            .map(|(field, normalized)| {
-                (
-                    *field,
-                    seal_value(
-                        &cipher,
-                        keyring.blind_indexer(),
-                        &id,
-                        INITIAL_DEK_VERSION,
-                        *field,
-                        normalized,
-                    ),
-                )
-            })
-            .collect();
-        let key = keyring.wrap_customer_key(&id, INITIAL_DEK_VERSION, &dek);
-        let profile = &customer.profile;
-        let row = CustomerRow {
-            id,
-            dek_version: INITIAL_DEK_VERSION,
-            values,
-            profile: CustomerProfile {
-                gender: profile.gender.clone(),
-                tags: serde_json::to_string(&profile.tags).unwrap_or_else(|_| "[]".to_owned()),
-                owner_id: profile.owner.map(|owner| owner.to_string()),
-                team: profile.team.clone(),
-                source: profile.source.clone(),
-                industry: profile.industry.clone(),
-                attributes: profile.attributes.clone(),
-                birth_md: customer
-                    .values
-                    .get(&SensitiveField::BirthDate)
-                    .and_then(|birth_date| crate::care::birth_month_day(birth_date)),
-                created_at: now,
-                updated_at: now,
-            },
-        };
-        (row, key)
+        seal_fields(&self.keyring(), customer).into_row(customer, now)
     }
 
     /// Fills in and checks owner and team of a validated customer (imports: once per row, owners cached).
@@ -882,6 +905,7 @@ impl Veil {
     ) -> AppResult<Vec<(CustomerRow, veil_store::CustomerKeyRow)>> {
         self.insert_validated(
             customers,
+            None,
             actor,
             action,
             serde_json::json!({"count": customers.len()}),
@@ -892,10 +916,14 @@ impl Veil {
     }
 
     /// [`Veil::insert_sealed`] with the audit entry's `detail`, an import job advanced in the same transaction
-    /// (imports), and the lifecycle stage (`lead` or `customer`).
+    /// (imports), and the lifecycle stage (`lead` or `customer`). `presealed`, one per customer in order, are
+    /// their fields already sealed (an import seals on its reading thread); they are sealed again here if a key
+    /// rotation retired the key-encryption key they were wrapped under.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn insert_validated(
         &self,
         customers: &[ValidatedCustomer],
+        presealed: Option<Vec<SealedFields>>,
         actor: &Actor,
         action: &str,
         detail: serde_json::Value,
@@ -903,12 +931,20 @@ impl Veil {
         lifecycle: &str,
     ) -> AppResult<Vec<(CustomerRow, veil_store::CustomerKeyRow)>> {
         let (rules, keys) = self.display_rules().await?;
+        let mut presealed = presealed.filter(|sealed| sealed.len() == customers.len());
         for attempt in 0..2 {
             let now = now_ms();
-            let sealed: Vec<_> = customers
-                .iter()
-                .map(|customer| self.seal_customer(customer, now))
-                .collect();
+            let sealed: Vec<_> = match presealed.take() {
+                Some(sealed) => sealed
+                    .into_iter()
+                    .zip(customers)
+                    .map(|(fields, customer)| fields.into_row(customer, now))
+                    .collect(),
+                None => customers
+                    .iter()
+                    .map(|customer| self.seal_customer(customer, now))
+                    .collect(),
+            };
             let mut displays = veil_store::DisplayWrite::default();
             if !rules.is_empty() {
                 let mut vault = match rules.uses_vault() {

@@ -229,6 +229,115 @@ both_backends!(
     }
 );
 
+both_backends!(duplicates_are_caught_across_batches_read_ahead, |harness| {
+    // Batches of two rows: the reading thread prepares batches while earlier ones are still being written,
+    // so a row's earlier twin may be in the same batch, in one committed just before, or stored before the
+    // import. Each is caught, and reported as it was before reading moved to its own thread.
+    let admin = harness.actor("ada", Role::Admin, None).await;
+    let mut generator = crate::demo_data::DemoGenerator::new(7);
+    let people: Vec<_> = (0..8).map(|_| generator.next_customer()).collect();
+    let stored = harness
+        .veil
+        .create_customer(
+            &admin,
+            &CustomerInput {
+                name: Some(people[7].name.clone()),
+                phone: Some(people[7].phone.clone()),
+                ..CustomerInput::default()
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    let stored_id = stored.id.to_string();
+    let line = |index: usize, phone: usize, id: usize| {
+        format!(
+            "{},{},{}\n",
+            people[index].name, people[phone].phone, people[id].id_number
+        )
+    };
+    let csv = [
+        "name,mobile,id_number\n".to_owned(),
+        line(0, 0, 0), // row 2
+        line(1, 1, 1), // row 3
+        line(2, 0, 2), // row 4: row 2's mobile (the batch before)
+        line(3, 3, 1), // row 5: row 3's ID number (the batch before)
+        line(4, 7, 4), // row 6: the stored customer's mobile
+        line(5, 5, 5), // row 7
+        line(6, 6, 6), // row 8
+        line(2, 6, 2), // row 9: row 8's mobile (the same batch)
+    ]
+    .concat();
+    let options = ImportOptions {
+        batch: 2,
+        ..ImportOptions::default()
+    };
+    // (row, field, earlier row, stored customer) of each duplicate.
+    type Found = (u64, Option<String>, Option<u64>, Option<String>);
+    let found = |report: &ImportReport| -> Vec<Found> {
+        assert_eq!(
+            (
+                report.rows,
+                report.imported,
+                report.duplicates,
+                report.invalid
+            ),
+            (8, 4, 4, 0),
+            "{report:?}"
+        );
+        report
+            .issues
+            .iter()
+            .map(|issue| {
+                (
+                    issue.row,
+                    issue.field.clone(),
+                    issue.duplicate_of_row,
+                    issue.existing_customer_id.clone(),
+                )
+            })
+            .collect()
+    };
+    let phone = || Some("phone".to_owned());
+    // A dry run (nothing sealed, nothing written): every twin in the file is an earlier row.
+    let dry = import_csv(
+        &harness,
+        &admin,
+        &csv,
+        ImportOptions {
+            dry_run: true,
+            ..options.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        found(&dry),
+        vec![
+            (4, phone(), Some(2), None),
+            (5, Some("id_number".to_owned()), Some(3), None),
+            (6, phone(), None, Some(stored_id.clone())),
+            (9, phone(), Some(8), None),
+        ]
+    );
+    assert_eq!(harness.veil.count_customers().await.unwrap(), 1);
+    // The import: a twin in a committed batch is a stored customer by then (rows 2 and 3's).
+    let report = import_csv(&harness, &admin, &csv, options).await.unwrap();
+    let issues = found(&report);
+    assert_eq!(harness.veil.count_customers().await.unwrap(), 5);
+    let rows: Vec<(u64, Option<u64>)> = issues
+        .iter()
+        .map(|(row, _, earlier, _)| (*row, *earlier))
+        .collect();
+    assert_eq!(rows, vec![(4, None), (5, None), (6, None), (9, Some(8))]);
+    let existing: Vec<Option<String>> = issues.into_iter().map(|(.., id)| id).collect();
+    assert_eq!(existing[2].as_deref(), Some(stored_id.as_str()));
+    assert!(existing[3].is_none());
+    let from_row_2 = existing[0].clone().expect("row 2's customer");
+    let from_row_3 = existing[1].clone().expect("row 3's customer");
+    assert!(from_row_2 != stored_id && from_row_3 != stored_id && from_row_2 != from_row_3);
+});
+
 /// Fails the import right after the second committed batch, as a crash would.
 struct CrashAfter(std::sync::atomic::AtomicUsize, usize);
 

@@ -1,7 +1,8 @@
 //! `import-bench`: times `Veil::import_customers` on a generated CSV of N synthetic customers (the demo
 //! generator's checksum-valid values), with bad rows (a wrong ID check digit every 97th row, a short mobile every
 //! 89th) and duplicates (every 50th row repeats an earlier row's mobile): detection, validation, encryption,
-//! masking, blind indexes, de-duplication and the batched, audited inserts. Prints one JSON object.
+//! masking, blind indexes, de-duplication and the batched, audited inserts. Prints one JSON object, with the load
+//! average before and after (other work on the machine moves the figure).
 
 use std::io::Write;
 use std::time::Instant;
@@ -107,6 +108,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         batch: args.batch,
         ..ImportOptions::default()
     };
+    let load_before = load_average();
     let started = Instant::now();
     let report = veil
         .import_customers(&admin, ImportSource::Path(&path), &options, &())
@@ -121,10 +123,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "invalid": report.invalid,
         "duplicates": report.duplicates,
         "batch": args.batch,
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
         "seconds": seconds,
         "rows_per_second": rate.round(),
         "mapping": report.mapping.iter().map(|column| column.target.clone()).collect::<Vec<_>>(),
     });
     println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(())
+}
+
+/// The 1-, 5- and 15-minute load averages (Linux), to tell an idle machine's figure from a busy one's.
+fn load_average() -> Option<String> {
+    std::fs::read_to_string("/proc/loadavg").ok().map(|text| {
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
 }
