@@ -463,6 +463,27 @@ pub struct TicketPage {
     pub next_cursor: Option<String>,
 }
 
+/// The tickets `actor` sees, given their customer scope: admins all; others the tickets of customers in scope,
+/// those assigned to them, and (managers) those assigned to members of their team tree.
+pub(crate) fn ticket_visibility(
+    actor: &Actor,
+    scope: veil_store::CustomerScope,
+) -> TicketVisibility {
+    if actor.role == Role::Admin {
+        TicketVisibility::default()
+    } else {
+        TicketVisibility {
+            assignee: Some(actor.user_id.to_string()),
+            assignee_teams: if actor.role == Role::Manager {
+                scope.teams.clone().unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+            customers: Some(scope),
+        }
+    }
+}
+
 /// Ticket list filters.
 #[derive(Debug, Clone, Default)]
 pub struct TicketQuery {
@@ -932,19 +953,7 @@ impl Veil {
         if !errors.is_empty() {
             return Err(AppError::Validation(errors));
         }
-        let visibility = if actor.role == Role::Admin {
-            TicketVisibility::default()
-        } else {
-            TicketVisibility {
-                assignee: Some(actor.user_id.to_string()),
-                assignee_teams: if actor.role == Role::Manager {
-                    scope.teams.clone().unwrap_or_default()
-                } else {
-                    Vec::new()
-                },
-                customers: Some(scope),
-            }
-        };
+        let visibility = ticket_visibility(actor, scope);
         let now = now_ms();
         let limit = query.limit.clamp(1, 200) as usize;
         let mut rows = self

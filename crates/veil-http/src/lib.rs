@@ -36,6 +36,7 @@ pub mod orders;
 pub mod partners;
 pub mod policies;
 pub mod pool;
+pub mod reports;
 pub mod security;
 pub mod teams;
 pub mod tickets;
@@ -193,6 +194,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(deals::router())
         .merge(imports::router())
         .merge(pool::router())
+        .merge(reports::router())
         .split_for_parts()
 }
 

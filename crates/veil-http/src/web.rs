@@ -34,9 +34,12 @@ pub mod dashboard;
 pub mod deals;
 pub mod feedback;
 pub mod i18n;
+pub mod imports;
+pub mod leads;
 pub mod pages;
 pub mod policies;
 pub mod pool;
+pub mod reports;
 pub mod requests;
 pub mod session;
 pub mod survey;
@@ -76,7 +79,22 @@ pub fn router() -> Router<AppState> {
         .route("/deals/{id}", get(deals::detail))
         .route("/deals/{id}/edit", post(deals::edit))
         .route("/deals/{id}/move", post(deals::move_deal))
+        .route("/tasks", get(leads::tasks))
+        .route("/tasks/new", post(leads::create_task))
         .route("/tasks/{id}/done", post(dashboard::complete_task))
+        .route("/leads", get(leads::list))
+        .route("/leads/new", post(leads::create))
+        .route("/leads/{id}/convert", post(leads::convert))
+        .route("/reports", get(reports::page))
+        .route(
+            "/imports",
+            get(imports::page)
+                .post(imports::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::imports::MAX_IMPORT_BYTES,
+                )),
+        )
+        .route("/imports/{id}", get(imports::job))
         .route("/pool", get(pool::list))
         .route("/pool/{id}/claim", post(pool::claim))
         .route("/customers/{id}/release", post(pool::release))
@@ -233,7 +251,7 @@ pub struct NavLink {
 fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
     use veil_app::authz::Action;
     let may = |action: Action| role_permits(role, action).is_ok();
-    let links: [(&'static str, &'static str, bool); 15] = [
+    let links: [(&'static str, &'static str, bool); 19] = [
         ("/dashboard", "nav.dashboard", true),
         ("/customers", "nav.customers", may(Action::CustomerList)),
         (
@@ -241,10 +259,18 @@ fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
             "nav.new_customer",
             may(Action::CustomerCreate),
         ),
+        ("/leads", "nav.leads", may(Action::CustomerList)),
+        ("/imports", "nav.imports", may(Action::CustomerCreate)),
         ("/deals", "nav.deals", may(Action::DealRead)),
+        ("/tasks", "nav.tasks", may(Action::TaskRead)),
         ("/pool", "nav.pool", may(Action::PoolRead)),
         ("/tickets", "nav.tickets", may(Action::TicketRead)),
         ("/feedback", "nav.feedback", may(Action::FeedbackRead)),
+        (
+            "/reports",
+            "nav.reports",
+            may(Action::TicketRead) || may(Action::LoyaltyRead) || may(Action::FeedbackRead),
+        ),
         ("/access", "nav.access", may(Action::UnmaskRequest)),
         ("/approvals", "nav.approvals", may(Action::UnmaskApprove)),
         ("/audit", "nav.audit", may(Action::AuditVerify)),

@@ -34,6 +34,7 @@ pub mod notes;
 pub mod orders;
 pub mod policies;
 pub mod pool;
+pub mod reports;
 pub mod segments;
 pub mod snapshot;
 pub mod teams;
@@ -72,6 +73,10 @@ pub use orders::{
 };
 pub use policies::PolicyRow;
 pub use pool::{ClaimOutcome, PoolEventRow, ReturnCandidate};
+pub use reports::{
+    AttentionCounts, AttentionRow, PointsBucketRow, RedemptionRow, SlaBucketRow, TicketCountRow,
+    TierCountRow,
+};
 pub use segments::SegmentRow;
 pub use snapshot::{ColumnKind, ForeignKey, Loader, RowSink, Snapshot, TableInfo, Value, ValueRef};
 pub use teams::{TeamRow, TransferRow};

@@ -22,11 +22,14 @@ mod sqlite_file;
 /// (it describes backups; a restored database starts with an empty one) and derived counts that triggers keep
 /// (`customer_industry_count`: loading the customers fires the triggers, which rebuild it exactly; copying it as
 /// well would count every customer twice; likewise `product_buyers` and `product_pair`, rebuilt by the triggers
-/// on `customer_product`).
+/// on `customer_product`, and `loyalty_day_total` and `loyalty_redemption_total`, rebuilt by those on
+/// `loyalty_entry`).
 pub const EXCLUDED_TABLES: &[&str] = &[
     "_sqlx_migrations",
     "backup",
     "customer_industry_count",
+    "loyalty_day_total",
+    "loyalty_redemption_total",
     "product_buyers",
     "product_pair",
 ];

@@ -242,17 +242,65 @@ pub struct TicketFilter {
     pub limit: i64,
 }
 
-enum Bind {
+pub(crate) enum Bind {
     Text(String),
     Int(i64),
 }
 
 /// Adds a bound value and returns its `$N` placeholder.
-fn placeholder(binds: &mut Vec<Bind>, next: &mut usize, value: Bind) -> String {
+pub(crate) fn placeholder(binds: &mut Vec<Bind>, next: &mut usize, value: Bind) -> String {
     binds.push(value);
     let text = format!("${next}");
     *next += 1;
     text
+}
+
+/// The tickets `visibility` lets a caller see, as one parenthesised condition over `ticket` with its binds
+/// (numbered from `next`); `None` when every ticket is visible.
+pub(crate) fn visibility_clause(
+    visibility: &TicketVisibility,
+    next: &mut usize,
+    binds: &mut Vec<Bind>,
+) -> Option<String> {
+    let scope = visibility.customers.as_ref()?;
+    let mut alternatives: Vec<String> = Vec::new();
+    // The customer scope, as a subquery over customer (the same clause the customer list uses); its
+    // values are bound in the order the clause numbers them.
+    let mut scope_clauses = Vec::new();
+    crate::customers::scope_clause(scope, next, &mut scope_clauses);
+    if let Some(owner) = &scope.owner_id {
+        binds.push(Bind::Text(owner.clone()));
+    }
+    for team in scope.teams.iter().flatten() {
+        binds.push(Bind::Text(team.clone()));
+    }
+    if let Some(user) = &scope.linked_user {
+        binds.push(Bind::Text(user.clone()));
+    }
+    let scope_sql = if scope_clauses.is_empty() {
+        "1 = 1".to_owned()
+    } else {
+        scope_clauses.join(" AND ")
+    };
+    alternatives.push(format!(
+        "customer_id IN (SELECT id FROM customer WHERE {scope_sql})"
+    ));
+    if let Some(assignee) = &visibility.assignee {
+        let slot = placeholder(binds, next, Bind::Text(assignee.clone()));
+        alternatives.push(format!("assignee_id = {slot}"));
+    }
+    if !visibility.assignee_teams.is_empty() {
+        let slots: Vec<String> = visibility
+            .assignee_teams
+            .iter()
+            .map(|team| placeholder(binds, next, Bind::Text(team.clone())))
+            .collect();
+        alternatives.push(format!(
+            "assignee_id IN (SELECT id FROM app_user WHERE team IN ({}))",
+            slots.join(", ")
+        ));
+    }
+    Some(format!("({})", alternatives.join(" OR ")))
 }
 
 impl Store {
@@ -443,45 +491,8 @@ impl Store {
         let mut clauses: Vec<String> = Vec::new();
         let mut binds: Vec<Bind> = Vec::new();
         let mut next = 1usize;
-        if let Some(scope) = &visibility.customers {
-            let mut alternatives: Vec<String> = Vec::new();
-            // The customer scope, as a subquery over customer (the same clause the customer list uses); its
-            // values are bound in the order the clause numbers them.
-            let mut scope_clauses = Vec::new();
-            crate::customers::scope_clause(scope, &mut next, &mut scope_clauses);
-            if let Some(owner) = &scope.owner_id {
-                binds.push(Bind::Text(owner.clone()));
-            }
-            for team in scope.teams.iter().flatten() {
-                binds.push(Bind::Text(team.clone()));
-            }
-            if let Some(user) = &scope.linked_user {
-                binds.push(Bind::Text(user.clone()));
-            }
-            let scope_sql = if scope_clauses.is_empty() {
-                "1 = 1".to_owned()
-            } else {
-                scope_clauses.join(" AND ")
-            };
-            alternatives.push(format!(
-                "customer_id IN (SELECT id FROM customer WHERE {scope_sql})"
-            ));
-            if let Some(assignee) = &visibility.assignee {
-                let slot = placeholder(&mut binds, &mut next, Bind::Text(assignee.clone()));
-                alternatives.push(format!("assignee_id = {slot}"));
-            }
-            if !visibility.assignee_teams.is_empty() {
-                let slots: Vec<String> = visibility
-                    .assignee_teams
-                    .iter()
-                    .map(|team| placeholder(&mut binds, &mut next, Bind::Text(team.clone())))
-                    .collect();
-                alternatives.push(format!(
-                    "assignee_id IN (SELECT id FROM app_user WHERE team IN ({}))",
-                    slots.join(", ")
-                ));
-            }
-            clauses.push(format!("({})", alternatives.join(" OR ")));
+        if let Some(clause) = visibility_clause(visibility, &mut next, &mut binds) {
+            clauses.push(clause);
         }
         if let Some(status) = &filter.status {
             let slot = placeholder(&mut binds, &mut next, Bind::Text(status.clone()));

@@ -118,7 +118,7 @@ async fn task_lines(
     )
 }
 
-/// The "done" button of a task on the dashboard.
+/// The "done" button of a task on the dashboard or the tasks page.
 pub async fn complete_task(
     State(state): State<AppState>,
     page: Page,
@@ -126,11 +126,14 @@ pub async fn complete_task(
     signed: super::session::SignedForm<std::collections::HashMap<String, String>>,
 ) -> Response {
     let user = signed.user;
+    // The tasks page sends `back=tasks` to come back to it.
+    let back = match signed.form.get("back").map(String::as_str) {
+        Some("tasks") => "/tasks?done=completed",
+        _ => "/dashboard",
+    };
     let patch = veil_app::tasks::TaskPatch { done: true };
     match state.veil.set_task_done(&user.actor, &id, &patch).await {
-        Ok(_) => {
-            axum::response::IntoResponse::into_response(axum::response::Redirect::to("/dashboard"))
-        }
+        Ok(_) => axum::response::IntoResponse::into_response(axum::response::Redirect::to(back)),
         Err(error) => error_page(&page, Some(&user), &error),
     }
 }

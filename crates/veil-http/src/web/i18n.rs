@@ -330,6 +330,10 @@ mod tests {
             include_str!("templates/deal.html"),
             include_str!("templates/deal_new.html"),
             include_str!("templates/pool.html"),
+            include_str!("templates/reports.html"),
+            include_str!("templates/leads.html"),
+            include_str!("templates/tasks.html"),
+            include_str!("templates/imports.html"),
             include_str!("session.rs"),
             include_str!("pages.rs"),
             include_str!("customers.rs"),
@@ -347,6 +351,9 @@ mod tests {
             include_str!("survey.rs"),
             include_str!("deals.rs"),
             include_str!("pool.rs"),
+            include_str!("reports.rs"),
+            include_str!("leads.rs"),
+            include_str!("imports.rs"),
         ];
         let english = keys(Locale::En);
         let mut missing = Vec::new();

@@ -275,6 +275,12 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         ("POST", "/api/v1/surveys/nps") => by_role(StatusCode::CREATED, erase_or_move),
         // The analysis is for those who own customers: admins, managers (their team tree), salespeople (their own).
         ("GET", "/api/v1/feedback/summary") => by_role(StatusCode::OK, works_with_customers(role)),
+        // Reports count what the caller sees (tickets: the ticket list's visibility; loyalty: the customer
+        // list's scope), so every role that works with tickets and loyalty accounts gets its own figures.
+        ("GET", "/api/v1/reports/tickets") | ("GET", "/api/v1/reports/loyalty") => by_role(
+            StatusCode::OK,
+            works_with_customers(role) || role == Role::Service,
+        ),
         // Leads are customer records: created and listed by those who create and list customers. Converting a
         // record that is already a customer is a conflict once the caller sees it and may change it.
         ("POST", "/api/v1/leads") => by_role(StatusCode::CREATED, works_with_customers(role)),
@@ -452,6 +458,8 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
         ("POST", "/api/v1/surveys/nps") => Some(json!({
             "customer_ids": [fixture.ticket_customer.to_string()],
         })),
+        // The reports take no body nor parameters.
+        ("GET", "/api/v1/reports/tickets") | ("GET", "/api/v1/reports/loyalty") => None,
         ("POST", "/api/v1/security/alerts/{id}/acknowledge") => None,
         ("POST", "/api/v1/backups") => Some(json!({"to": "local"})),
         ("POST", "/api/v1/backups/{id}/verify") => None,

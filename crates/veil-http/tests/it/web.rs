@@ -11,6 +11,8 @@ use tower::ServiceExt;
 use veil_app::both_backends;
 use veil_app::users::Role;
 
+mod crm_pages;
+
 use super::{
     add_user, assert_no_plaintext, enrol_mfa, full_customer, post_from, take_verified_backup,
     totp_now, Client, ID_NUMBER, PASSWORD,
