@@ -401,7 +401,7 @@ both_backends!(
         assert_eq!(restored_veil.count_customers().await.unwrap(), 7);
         restored_veil.store().close().await;
         // …and the same holds for an image replacing a file with --force; a refused one leaves the file as it was.
-        if !harness.sqlite_path().is_none() {
+        if harness.sqlite_path().is_some() {
             let refused = restore_to(
                 &archive_path,
                 &keys.decryption(),
