@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Backup and restore of one Veil database, side by side in one run on the same data:
-#   veil backup create / verify / restore            (SQLite, then PostgreSQL)
+#   veil backup create / verify / restore            (SQLite: a page image, format 2; then PostgreSQL: format 1)
 #   sqlite3 .backup, then age                        (restore: age -d)
 #   pg_dump | zstd | age                             (restore: age -d | zstd -d | psql)
 # The SQLite database is filled by veil-bench to N customers (reused when it already holds them); the PostgreSQL
@@ -57,7 +57,8 @@ veil_create() { veil --format json backup create > "$WORK/created.json"; }
 veil_verify() { veil backup verify "$1" >/dev/null; }
 veil_restore() { veil backup restore "$1" --db "$2" >/dev/null; }
 
-echo "== SQLite: $CUSTOMERS customers, $DB_BYTES bytes"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "== SQLite: $CUSTOMERS customers, $DB_BYTES bytes (load average $LOAD_BEFORE)"
 step veil_sqlite_create "$DB_BYTES" veil_create
 ID=$(backup_id)
 ARCHIVE=$(ls "$WORK"/veil-backups/*.age)
@@ -95,7 +96,7 @@ if [ -n "$PG_URL" ]; then
     "${SECONDS_OF[pg_dump_zstd_age]}" "${SECONDS_OF[age_zstd_psql_restore]}" "${SECONDS_OF[veil_restore_into_postgres]}")
 fi
 
-printf '{"customers": %s, "sqlite": {"database_bytes": %s, "veil_archive_bytes": %s, "sqlite3_age_bytes": %s, "veil_create_s": %s, "veil_verify_s": %s, "veil_restore_s": %s, "sqlite3_backup_s": %s, "age_encrypt_s": %s, "sqlite3_age_chain_s": %s, "age_decrypt_s": %s}%s}\n' \
-  "$CUSTOMERS" "$DB_BYTES" "$ARCHIVE_BYTES" "$AGE_BYTES" "${SECONDS_OF[veil_sqlite_create]}" "${SECONDS_OF[veil_sqlite_verify]}" \
+printf '{"customers": %s, "load_average_before": "%s", "load_average_after": "%s", "sqlite": {"database_bytes": %s, "veil_archive_bytes": %s, "sqlite3_age_bytes": %s, "veil_create_s": %s, "veil_verify_s": %s, "veil_restore_s": %s, "sqlite3_backup_s": %s, "age_encrypt_s": %s, "sqlite3_age_chain_s": %s, "age_decrypt_s": %s}%s}\n' \
+  "$CUSTOMERS" "$LOAD_BEFORE" "$(cut -d' ' -f1-3 /proc/loadavg)" "$DB_BYTES" "$ARCHIVE_BYTES" "$AGE_BYTES" "${SECONDS_OF[veil_sqlite_create]}" "${SECONDS_OF[veil_sqlite_verify]}" \
   "${SECONDS_OF[veil_sqlite_restore_sqlite]}" "${SECONDS_OF[sqlite3_backup]}" "${SECONDS_OF[age_encrypt]}" "$SQLITE_CHAIN" \
   "${SECONDS_OF[age_decrypt_restore]}" "$PG_JSON"

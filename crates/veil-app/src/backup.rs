@@ -1,9 +1,13 @@
 //! Backups: create, catalogue, verify and restore encrypted archives of the whole database.
 //!
-//! - **Create** ([`Veil::create_backup`]) reads every table inside one consistent snapshot (the server keeps
-//!   running) and streams it into an archive (see [`archive`]) written under a `.partial` name, synced, then
-//!   renamed; only then is it catalogued as `complete`. A backup killed half-way leaves at most a `.partial` file,
-//!   which is never listed and is removed by the next backup once it is a minute old.
+//! - **Create** ([`Veil::create_backup`]) takes one consistent snapshot while the server keeps running and streams
+//!   it into an archive (see [`archive`]) written under a `.partial` name, synced, then renamed; only then is it
+//!   catalogued as `complete`. SQLite is copied as a page image (SQLite's backup API into a `.partial` file beside the
+//!   archive; format version 2): one thread reads, compresses and hashes the copy in chunks while another encrypts
+//!   and writes, so that a restore into SQLite is a decryption and a file copy rather than a million inserts.
+//!   PostgreSQL is read table by table inside one transaction into table parts (version 1). A backup killed
+//!   half-way leaves at most `.partial` files, which are never listed and are removed by the next backup once they
+//!   are a minute old.
 //! - **Object storage** ([`Veil::create_backup_in_object_storage`], [`object_storage`]): the archive is built
 //!   locally as above, then uploaded to S3-compatible storage with a multipart upload to its final key and only
 //!   catalogued (location `s3://bucket/key`) once the upload completed; verify and restore download it first. An
@@ -14,10 +18,13 @@
 //!   master key and decrypts a random sample of customers (the plaintext is dropped at once), and checks that
 //!   erased customers have no data key. The result is stored in the catalogue and the audit trail; the newest
 //!   verified backup's age is what `veil doctor` checks.
-//! - **Restore** ([`restore`]) loads an archive into an empty SQLite or PostgreSQL database (so it also moves an
-//!   installation from one to the other) in one transaction, checks counts, and erases again every customer in
-//!   the archive's erasure list and in a list the caller passes (the live database's): a backup taken before an
-//!   erasure does not bring the erased customer back.
+//! - **Restore** ([`restore_to`], [`restore`]) loads an archive into an empty SQLite or PostgreSQL database (so it
+//!   also moves an installation from one to the other), checks counts, and erases again every customer in the
+//!   archive's erasure list and in a list the caller passes (the live database's): a backup taken before an
+//!   erasure does not bring the erased customer back. A page image restored into an SQLite file is written beside
+//!   it, checked chunk by chunk, counted and cleaned of erased customers there, then renamed into place; anything
+//!   else is loaded in one transaction (an image through a scratch file scanned table by table, the way to
+//!   PostgreSQL).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -226,9 +233,11 @@ pub struct RestoreReport {
     pub schema_version: i64,
     /// Backend the archive was taken on.
     pub source_backend: String,
+    /// The archive's format version: 1 for table parts, 2 for a page image.
+    pub format_version: u32,
     /// Tables loaded.
     pub tables: usize,
-    /// Archive parts checked.
+    /// Archive parts (version 1) or image chunks (version 2) checked.
     pub parts: usize,
     /// Rows loaded (before erasures were replayed).
     pub rows: u64,
@@ -243,6 +252,9 @@ pub struct RestoreOptions {
     pub force: bool,
     /// Erasures to replay besides the archive's own (the live database's).
     pub erasures: Vec<ErasureRow>,
+    /// Run `PRAGMA quick_check` on a page image restored into SQLite (verification does; a restore relies on the
+    /// chunks' checksums, since the check reads the whole file: see `docs/benchmarks.md`).
+    pub integrity_check: bool,
 }
 
 fn archive_error(error: ArchiveError) -> AppError {
@@ -389,7 +401,18 @@ impl Veil {
         destination: Option<&Path>,
         progress: &(dyn Progress + Sync),
     ) -> AppResult<BackupView> {
-        self.create_backup_with(actor, destination, None, progress)
+        self.create_backup_with(actor, destination, None, false, progress)
+            .await
+    }
+
+    /// Like [`Veil::create_backup`], but writes a version 1 (logical) archive from whatever backend: the reader of
+    /// older archives is tested with it.
+    #[cfg(test)]
+    pub(crate) async fn create_logical_backup(
+        &self,
+        progress: &(dyn Progress + Sync),
+    ) -> AppResult<BackupView> {
+        self.create_backup_with(None, None, None, true, progress)
             .await
     }
 
@@ -428,7 +451,7 @@ impl Veil {
             prefix,
             keep_local,
         };
-        self.create_backup_with(actor, None, Some(&upload), progress)
+        self.create_backup_with(actor, None, Some(&upload), false, progress)
             .await
     }
 
@@ -461,6 +484,7 @@ impl Veil {
         actor: Option<&Actor>,
         destination: Option<&Path>,
         upload: Option<&Upload>,
+        logical: bool,
         progress: &(dyn Progress + Sync),
     ) -> AppResult<BackupView> {
         self.permit_backup(actor, Action::BackupManage).await?;
@@ -474,7 +498,7 @@ impl Veil {
                 )))?;
         let directory = destination.unwrap_or(&settings.directory).to_owned();
         let result = self
-            .write_backup(actor, &directory, encryption, upload, progress)
+            .write_backup(actor, &directory, encryption, upload, logical, progress)
             .await;
         if let Err(error) = &result {
             let entry = audit::event(actor, "backup.create", Outcome::Failed)
@@ -490,6 +514,7 @@ impl Veil {
         directory: &Path,
         encryption: Encryption,
         upload: Option<&Upload>,
+        logical: bool,
         progress: &(dyn Progress + Sync),
     ) -> AppResult<BackupView> {
         if !directory.exists() {
@@ -515,14 +540,7 @@ impl Veil {
         }
 
         let id = uuid::Uuid::now_v7().to_string();
-        let mut snapshot = self.store().snapshot().await?;
         let created_at_ms = now_ms();
-        let schema_version = snapshot.schema_version().await?;
-        let tables = snapshot.tables().await?;
-        let mut total = 0u64;
-        for table in &tables {
-            total += snapshot.count(&table.name).await? as u64;
-        }
         let stamp = chrono::DateTime::from_timestamp_millis(created_at_ms)
             .unwrap_or_default()
             .format("%Y%m%dT%H%M%SZ");
@@ -530,107 +548,44 @@ impl Veil {
         let partial_path = directory.join(format!("{FILE_PREFIX}{stamp}-{id}.age{PARTIAL_SUFFIX}"));
         let header = archive::Header {
             format: archive::FORMAT.to_owned(),
-            format_version: archive::FORMAT_VERSION,
+            format_version: archive::LOGICAL_FORMAT_VERSION,
             backup_id: id.clone(),
             created_at: format_time(created_at_ms),
             created_at_ms,
             backend: self.store().backend().as_str().to_owned(),
-            schema_version,
+            schema_version: 0,
             veil_version: env!("CARGO_PKG_VERSION").to_owned(),
-            rows: total,
+            rows: 0,
+            image_bytes: None,
         };
-
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<WriteCommand>(4);
-        let writer_path = partial_path.clone();
-        // The `.partial` file exists from here on: a backup killed while streaming always leaves it behind.
-        let created = tokio::task::spawn_blocking(move || {
-            archive::ArchiveWriter::create(&writer_path, &encryption, header)
-        })
-        .await;
-        let mut writer = match created {
-            Ok(Ok(writer)) => writer,
-            failed => {
+        let written = match self.store().sqlite_file() {
+            Some(source) if !logical => {
+                // The page image is copied next to the archive, under a `.partial` name: a backup killed
+                // half-way leaves it for `remove_stale_partials`, like the archive itself.
+                let copy_path =
+                    directory.join(format!("{FILE_PREFIX}{stamp}-{id}.db{PARTIAL_SUFFIX}"));
+                let written = write_image(
+                    source.to_owned(),
+                    &copy_path,
+                    &partial_path,
+                    encryption,
+                    header,
+                    progress,
+                )
+                .await;
+                let _ = std::fs::remove_file(&copy_path);
+                written
+            }
+            _ => write_logical(self.store(), &partial_path, encryption, header, progress).await,
+        };
+        let written = match written {
+            Ok(written) => written,
+            Err(error) => {
                 let _ = std::fs::remove_file(&partial_path);
-                let _ = snapshot.finish().await;
-                return Err(match failed {
-                    Ok(Err(error)) => archive_error(error),
-                    Err(error) => AppError::Internal(format!("the backup writer stopped: {error}")),
-                    Ok(Ok(_)) => unreachable!("handled above"),
-                });
+                return Err(error);
             }
         };
-        let writer = tokio::task::spawn_blocking(move || {
-            while let Some(command) = receiver.blocking_recv() {
-                match command {
-                    WriteCommand::Table(name, columns) => writer.begin_table(&name, &columns)?,
-                    WriteCommand::Rows(rows) => writer.push_encoded(rows)?,
-                    WriteCommand::Finish => return writer.finish(),
-                }
-            }
-            Err(ArchiveError::Cancelled)
-        });
-
-        let streamed: AppResult<()> = async {
-            let mut done = 0u64;
-            for table in &tables {
-                sender
-                    .send(WriteCommand::Table(
-                        table.name.clone(),
-                        table.columns.clone(),
-                    ))
-                    .await
-                    .map_err(|_| archive_error(ArchiveError::Cancelled))?;
-                // The scan encodes on its blocking thread; chunks pass through here (for progress) to the
-                // writer's thread, which compresses, hashes and encrypts.
-                let (chunks, received) = tokio::sync::mpsc::channel::<archive::EncodedRows>(4);
-                let scan = snapshot.scan_table(table, archive::RowEncoder::new(chunks));
-                let forward = async {
-                    // Owned here, so that a forward that fails drops it and unblocks the scan.
-                    let mut received = received;
-                    while let Some(chunk) = received.recv().await {
-                        done += chunk.rows;
-                        progress.update(done, total);
-                        sender
-                            .send(WriteCommand::Rows(chunk))
-                            .await
-                            .map_err(|_| archive_error(ArchiveError::Cancelled))?;
-                    }
-                    Ok::<(), AppError>(())
-                };
-                let (scanned, forwarded) = tokio::join!(scan, forward);
-                // A writer that stopped explains itself better than the scan it cut short.
-                forwarded?;
-                scanned?;
-                progress.reached("backup.table_sent");
-            }
-            sender
-                .send(WriteCommand::Finish)
-                .await
-                .map_err(|_| archive_error(ArchiveError::Cancelled))?;
-            Ok(())
-        }
-        .await;
-        drop(sender);
-        let _ = snapshot.finish().await;
-        let written = writer
-            .await
-            .map_err(|error| AppError::Internal(format!("the backup writer stopped: {error}")));
-        let written = match (streamed, written) {
-            (Ok(()), Ok(Ok(written))) => written,
-            (streamed, written) => {
-                let _ = std::fs::remove_file(&partial_path);
-                // The writer's own error explains a cancelled stream best.
-                return Err(match (streamed, written) {
-                    (_, Ok(Err(error))) if !matches!(error, ArchiveError::Cancelled) => {
-                        archive_error(error)
-                    }
-                    (Err(error), _) => error,
-                    (_, Err(error)) => error,
-                    (_, Ok(Err(error))) => archive_error(error),
-                    (Ok(()), Ok(Ok(_))) => unreachable!("handled above"),
-                });
-            }
-        };
+        let schema_version = written.manifest.header.schema_version;
         std::fs::rename(&partial_path, &final_path).map_err(io_failure(format!(
             "cannot rename {} into place",
             partial_path.display()
@@ -932,39 +887,12 @@ impl Veil {
             "sqlite://{}",
             scratch_dir.path().join("verify.db").display()
         ));
-        let scratch = Store::connect(&url).await?;
-        let result = self
-            .verify_checks(path, decryption, &scratch, report, progress)
-            .await;
-        scratch.close().await;
-        result
-    }
-
-    async fn verify_checks(
-        &self,
-        path: &Path,
-        decryption: &Decryption,
-        scratch: &Store,
-        report: &mut VerifyReport,
-        progress: &(dyn Progress + Sync),
-    ) -> AppResult<()> {
-        let mut check = |name: &str, ok: bool, detail: String| {
-            report.checks.push(VerifyCheck {
-                name: name.to_owned(),
-                ok,
-                detail,
-            });
-            ok
+        let options = RestoreOptions {
+            integrity_check: true,
+            ..RestoreOptions::default()
         };
-        let restored = match restore(
-            path,
-            decryption,
-            scratch,
-            &RestoreOptions::default(),
-            progress,
-        )
-        .await
-        {
+        let restored = restore_to(path, decryption, &url, &options, progress).await;
+        let (restored, scratch) = match restored {
             Ok(restored) => restored,
             Err(error) => {
                 let name = match &error {
@@ -975,25 +903,64 @@ impl Veil {
                     }
                     _ => "restore_counts",
                 };
-                check(name, false, error.to_string());
+                report.checks.push(VerifyCheck {
+                    name: name.to_owned(),
+                    ok: false,
+                    detail: error.to_string(),
+                });
                 return Ok(());
             }
         };
+        let result = self.verify_checks(&restored, &scratch, report).await;
+        scratch.close().await;
+        result
+    }
+
+    async fn verify_checks(
+        &self,
+        restored: &RestoreReport,
+        scratch: &Store,
+        report: &mut VerifyReport,
+    ) -> AppResult<()> {
+        let mut check = |name: &str, ok: bool, detail: String| {
+            report.checks.push(VerifyCheck {
+                name: name.to_owned(),
+                ok,
+                detail,
+            });
+            ok
+        };
+        let image = restored.format_version == archive::FORMAT_VERSION;
         check(
             "decrypt_and_checksums",
             true,
-            format!(
-                "decrypted; {} parts match the manifest's SHA-256",
-                restored.parts
-            ),
+            if image {
+                format!(
+                    "decrypted; {} image chunks match the manifest's SHA-256",
+                    restored.parts
+                )
+            } else {
+                format!(
+                    "decrypted; {} parts match the manifest's SHA-256",
+                    restored.parts
+                )
+            },
         );
         check(
             "restore_counts",
             true,
-            format!(
-                "restored {} tables, {} rows into a scratch SQLite database; every count matches the manifest",
-                restored.tables, restored.rows
-            ),
+            if image {
+                format!(
+                    "restored the database image into a scratch SQLite file: PRAGMA quick_check ok; {} tables, {} \
+                     rows, every count matches the manifest",
+                    restored.tables, restored.rows
+                )
+            } else {
+                format!(
+                    "restored {} tables, {} rows into a scratch SQLite database; every count matches the manifest",
+                    restored.tables, restored.rows
+                )
+            },
         );
         let backup_id = restored.backup_id.clone();
         let keyring = match self.keyring().open_with_same_master(scratch).await {
@@ -1067,6 +1034,269 @@ impl Veil {
     }
 }
 
+/// Writes a version 1 (logical) archive at `partial_path`: every table read inside one snapshot, encoded as JSON
+/// lines on the scan's thread, compressed, hashed and encrypted on the writer's.
+async fn write_logical(
+    store: &Store,
+    partial_path: &Path,
+    encryption: Encryption,
+    mut header: archive::Header,
+    progress: &(dyn Progress + Sync),
+) -> AppResult<archive::Written> {
+    let mut snapshot = store.snapshot().await?;
+    let prepared: AppResult<(i64, Vec<veil_store::TableInfo>, u64)> = async {
+        let schema_version = snapshot.schema_version().await?;
+        let tables = snapshot.tables().await?;
+        let mut total = 0u64;
+        for table in &tables {
+            total += snapshot.count(&table.name).await? as u64;
+        }
+        Ok((schema_version, tables, total))
+    }
+    .await;
+    let (schema_version, tables, total) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            let _ = snapshot.finish().await;
+            return Err(error);
+        }
+    };
+    header.format_version = archive::LOGICAL_FORMAT_VERSION;
+    header.schema_version = schema_version;
+    header.rows = total;
+
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<WriteCommand>(4);
+    let writer_path = partial_path.to_owned();
+    // The `.partial` file exists from here on: a backup killed while streaming always leaves it behind.
+    let created = tokio::task::spawn_blocking(move || {
+        archive::ArchiveWriter::create(&writer_path, &encryption, header)
+    })
+    .await;
+    let mut writer = match created {
+        Ok(Ok(writer)) => writer,
+        failed => {
+            let _ = snapshot.finish().await;
+            return Err(match failed {
+                Ok(Err(error)) => archive_error(error),
+                Err(error) => AppError::Internal(format!("the backup writer stopped: {error}")),
+                Ok(Ok(_)) => unreachable!("handled above"),
+            });
+        }
+    };
+    let writer = tokio::task::spawn_blocking(move || {
+        while let Some(command) = receiver.blocking_recv() {
+            match command {
+                WriteCommand::Table(name, columns) => writer.begin_table(&name, &columns)?,
+                WriteCommand::Rows(rows) => writer.push_encoded(rows)?,
+                WriteCommand::Finish => return writer.finish(),
+            }
+        }
+        Err(ArchiveError::Cancelled)
+    });
+
+    let streamed: AppResult<()> = async {
+        let mut done = 0u64;
+        for table in &tables {
+            sender
+                .send(WriteCommand::Table(
+                    table.name.clone(),
+                    table.columns.clone(),
+                ))
+                .await
+                .map_err(|_| archive_error(ArchiveError::Cancelled))?;
+            // The scan encodes on its blocking thread; chunks pass through here (for progress) to the writer's
+            // thread, which compresses, hashes and encrypts.
+            let (chunks, received) = tokio::sync::mpsc::channel::<archive::EncodedRows>(4);
+            let scan = snapshot.scan_table(table, archive::RowEncoder::new(chunks));
+            let forward = async {
+                // Owned here, so that a forward that fails drops it and unblocks the scan.
+                let mut received = received;
+                while let Some(chunk) = received.recv().await {
+                    done += chunk.rows;
+                    progress.update(done, total);
+                    sender
+                        .send(WriteCommand::Rows(chunk))
+                        .await
+                        .map_err(|_| archive_error(ArchiveError::Cancelled))?;
+                }
+                Ok::<(), AppError>(())
+            };
+            let (scanned, forwarded) = tokio::join!(scan, forward);
+            // A writer that stopped explains itself better than the scan it cut short.
+            forwarded?;
+            scanned?;
+            progress.reached("backup.table_sent");
+        }
+        sender
+            .send(WriteCommand::Finish)
+            .await
+            .map_err(|_| archive_error(ArchiveError::Cancelled))?;
+        Ok(())
+    }
+    .await;
+    drop(sender);
+    let _ = snapshot.finish().await;
+    let written = writer
+        .await
+        .map_err(|error| AppError::Internal(format!("the backup writer stopped: {error}")));
+    finish_writer(streamed, written)
+}
+
+/// The archive a writer thread finished, or the error that explains best why it did not.
+fn finish_writer(
+    streamed: AppResult<()>,
+    written: AppResult<Result<archive::Written, ArchiveError>>,
+) -> AppResult<archive::Written> {
+    match (streamed, written) {
+        (Ok(()), Ok(Ok(written))) => Ok(written),
+        // The writer's own error explains a cancelled stream best.
+        (_, Ok(Err(error))) if !matches!(error, ArchiveError::Cancelled) => {
+            Err(archive_error(error))
+        }
+        (Err(error), _) => Err(error),
+        (_, Err(error)) => Err(error),
+        (_, Ok(Err(error))) => Err(archive_error(error)),
+    }
+}
+
+/// Creates `path` empty, readable by its owner only (a page image or a restored database lands there).
+fn create_private_file(path: &Path) -> AppResult<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .map_err(io_failure(format!("cannot create {}", path.display())))
+}
+
+/// Writes a version 2 (page image) archive at `partial_path` from the SQLite database at `source`: a consistent
+/// copy at `copy_path` (SQLite's backup API in one step, while the server keeps writing), its schema version and per-table counts
+/// for the manifest, then the copy in chunks that one thread reads, compresses and hashes while another encrypts
+/// and writes them. The caller removes the copy.
+async fn write_image(
+    source: PathBuf,
+    copy_path: &Path,
+    partial_path: &Path,
+    encryption: Encryption,
+    mut header: archive::Header,
+    progress: &(dyn Progress + Sync),
+) -> AppResult<archive::Written> {
+    drop(create_private_file(copy_path)?);
+    let copy = copy_path.to_owned();
+    tokio::task::spawn_blocking(move || veil_store::snapshot::copy_sqlite_image(&source, &copy))
+        .await
+        .map_err(|error| AppError::Internal(format!("the image copy stopped: {error}")))??;
+    let mut snapshot = veil_store::Snapshot::of_sqlite_file(copy_path).await?;
+    let counted: AppResult<(i64, Vec<(veil_store::TableInfo, u64)>)> = async {
+        let schema_version = snapshot.schema_version().await?;
+        let mut tables = Vec::new();
+        for table in snapshot.tables().await? {
+            let rows = snapshot.count(&table.name).await? as u64;
+            tables.push((table, rows));
+        }
+        Ok((schema_version, tables))
+    }
+    .await;
+    let _ = snapshot.finish().await;
+    let (schema_version, tables) = counted?;
+    let total_bytes = std::fs::metadata(copy_path)
+        .map_err(io_failure(format!("cannot read {}", copy_path.display())))?
+        .len();
+    header.format_version = archive::FORMAT_VERSION;
+    header.schema_version = schema_version;
+    header.rows = tables.iter().map(|(_, rows)| rows).sum();
+    header.image_bytes = Some(total_bytes);
+
+    let writer_path = partial_path.to_owned();
+    // The `.partial` file exists from here on: a backup killed while streaming always leaves it behind.
+    let mut writer = tokio::task::spawn_blocking(move || {
+        archive::ArchiveWriter::create(&writer_path, &encryption, header)
+    })
+    .await
+    .map_err(|error| AppError::Internal(format!("the backup writer stopped: {error}")))?
+    .map_err(archive_error)?;
+    for (table, rows) in &tables {
+        writer.add_image_table(&table.name, &table.columns, *rows);
+    }
+    let (to_writer, mut writer_receiver) =
+        tokio::sync::mpsc::channel::<archive::CompressedChunk>(2);
+    let writer = tokio::task::spawn_blocking(move || {
+        while let Some(chunk) = writer_receiver.blocking_recv() {
+            writer.push_image_chunk(chunk)?;
+        }
+        writer.finish()
+    });
+    let (to_forward, mut compressed) = tokio::sync::mpsc::channel::<archive::CompressedChunk>(2);
+    let reader_path = copy_path.to_owned();
+    let compressor = tokio::task::spawn_blocking(move || -> Result<(), ArchiveError> {
+        use std::io::Read;
+        let file = std::fs::File::open(&reader_path).map_err(|source| ArchiveError::Io {
+            context: format!("cannot open {}", reader_path.display()),
+            source,
+        })?;
+        let mut file = std::io::BufReader::with_capacity(1 << 20, file);
+        loop {
+            let mut chunk = Vec::with_capacity(archive::IMAGE_CHUNK_BYTES);
+            (&mut file)
+                .take(archive::IMAGE_CHUNK_BYTES as u64)
+                .read_to_end(&mut chunk)
+                .map_err(|source| ArchiveError::Io {
+                    context: format!("cannot read {}", reader_path.display()),
+                    source,
+                })?;
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            let compressed = archive::compress_image_chunk(&chunk)?;
+            if to_forward.blocking_send(compressed).is_err() {
+                return Err(ArchiveError::Cancelled);
+            }
+        }
+    });
+    let streamed: AppResult<()> = async {
+        let mut done = 0u64;
+        while let Some(chunk) = compressed.recv().await {
+            done += chunk.size;
+            to_writer
+                .send(chunk)
+                .await
+                .map_err(|_| archive_error(ArchiveError::Cancelled))?;
+            progress.update(done, total_bytes);
+            progress.reached("backup.chunk_sent");
+        }
+        Ok(())
+    }
+    .await;
+    drop(compressed);
+    drop(to_writer);
+    let compressed = compressor
+        .await
+        .map_err(|error| AppError::Internal(format!("the image reader stopped: {error}")))
+        .and_then(|result| result.map_err(archive_error));
+    let written = writer
+        .await
+        .map_err(|error| AppError::Internal(format!("the backup writer stopped: {error}")));
+    let streamed = streamed.and(compressed);
+    let written = finish_writer(streamed, written)?;
+    if written
+        .manifest
+        .image
+        .iter()
+        .map(|chunk| chunk.size)
+        .sum::<u64>()
+        != total_bytes
+    {
+        return Err(AppError::Backup(BackupError::Mismatch(format!(
+            "the image copy changed while it was archived (expected {total_bytes} bytes)"
+        ))));
+    }
+    Ok(written)
+}
+
 /// An archive on local disk: a file, or a temporary copy downloaded from object storage (removed on drop).
 #[derive(Debug)]
 pub enum LocalArchive {
@@ -1113,6 +1343,10 @@ pub async fn restore(
     options: &RestoreOptions,
     progress: &(dyn Progress + Sync),
 ) -> AppResult<RestoreReport> {
+    let header = read_header(path, decryption).await?;
+    if header.is_image() {
+        return restore_image_by_load(path, decryption, &header, target, options, progress).await;
+    }
     let (sender, mut receiver) =
         tokio::sync::mpsc::channel::<Result<archive::ReadEvent, ArchiveError>>(4);
     let reader_path = path.to_owned();
@@ -1131,6 +1365,403 @@ pub async fn restore(
     drop(receiver);
     let _ = reader.await;
     result
+}
+
+/// The header of the archive at `path`, decrypting only its start.
+async fn read_header(path: &Path, decryption: &Decryption) -> AppResult<archive::Header> {
+    let (path, decryption) = (path.to_owned(), decryption.clone());
+    tokio::task::spawn_blocking(move || archive::read_header(&path, &decryption))
+        .await
+        .map_err(|error| AppError::Internal(format!("the backup reader stopped: {error}")))?
+        .map_err(archive_error)
+}
+
+/// Refuses a restore the target cannot take: an archive of a newer schema, or (without `force`) a target that
+/// already holds data.
+async fn check_target(
+    target: &Store,
+    header: &archive::Header,
+    options: &RestoreOptions,
+) -> AppResult<()> {
+    let supported = target.latest_migration();
+    if header.schema_version > supported {
+        return Err(AppError::Backup(BackupError::SchemaTooNew {
+            backup: header.schema_version,
+            supported,
+        }));
+    }
+    if !options.force && target.holds_data().await? {
+        return Err(AppError::Backup(BackupError::TargetNotEmpty));
+    }
+    Ok(())
+}
+
+/// Restores the archive at `path` into the database at `target_url` and returns the report with the target
+/// opened (and migrated to this build's newest schema). A page image (version 2) restored into an SQLite file is
+/// written beside the target, checked, and moved into its place, so that the restore costs about a decryption
+/// and a file copy and a failed one leaves the target as it was; everything else goes through [`restore`].
+pub async fn restore_to(
+    path: &Path,
+    decryption: &Decryption,
+    target_url: &veil_store::DatabaseUrl,
+    options: &RestoreOptions,
+    progress: &(dyn Progress + Sync),
+) -> AppResult<(RestoreReport, Store)> {
+    let header = read_header(path, decryption).await?;
+    let target = Store::connect(target_url).await?;
+    let Some(file) = target
+        .sqlite_file()
+        .filter(|_| header.is_image())
+        .map(Path::to_owned)
+    else {
+        let report = restore(path, decryption, &target, options, progress).await;
+        return match report {
+            Ok(report) => Ok((report, target)),
+            Err(error) => {
+                target.close().await;
+                Err(error)
+            }
+        };
+    };
+    let checked = check_target(&target, &header, options).await;
+    target.close().await;
+    checked?;
+    let report = restore_image_file(path, decryption, &file, options, progress).await?;
+    let target = Store::connect(target_url).await?;
+    // An image of an older schema is brought forward like a logical restore is.
+    target.migrate().await?;
+    Ok((report, target))
+}
+
+/// Removes a file (and SQLite's companions of it) on drop, unless it was moved into place.
+struct Scratch(Option<PathBuf>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut name = path.clone().into_os_string();
+                name.push(suffix);
+                let _ = std::fs::remove_file(name);
+            }
+        }
+    }
+}
+
+/// Writes the page image of the archive at `path` over the SQLite file `target` (whose emptiness, or `force`,
+/// the caller checked): decrypted, checked and decompressed into a file beside it, finished there (counts,
+/// erasures, catalogue; `PRAGMA quick_check` when asked), then renamed into place.
+async fn restore_image_file(
+    path: &Path,
+    decryption: &Decryption,
+    target: &Path,
+    options: &RestoreOptions,
+    progress: &(dyn Progress + Sync),
+) -> AppResult<RestoreReport> {
+    let directory = target
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = target
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = directory.join(format!(
+        ".{name}.restore-{}{PARTIAL_SUFFIX}",
+        uuid::Uuid::now_v7()
+    ));
+    let mut scratch = Scratch(Some(temporary.clone()));
+    let manifest = materialise_image(path, decryption, &temporary, progress).await?;
+    let (image_path, finish_manifest, erasures, integrity_check) = (
+        temporary.clone(),
+        manifest.clone(),
+        options.erasures.clone(),
+        options.integrity_check,
+    );
+    let replayed = tokio::task::spawn_blocking(move || {
+        finish_image(&image_path, &finish_manifest, &erasures, integrity_check)
+    })
+    .await
+    .map_err(|error| AppError::Internal(format!("the restore stopped: {error}")))??;
+    // The target's own journal files belong to what is being replaced: SQLite must not replay them on the image.
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut companion = target.to_owned().into_os_string();
+        companion.push(suffix);
+        let _ = std::fs::remove_file(companion);
+    }
+    std::fs::rename(&temporary, target).map_err(io_failure(format!(
+        "cannot move the restored database into place at {}",
+        target.display()
+    )))?;
+    scratch.0 = None;
+    sync_directory(directory);
+    Ok(RestoreReport {
+        backup_id: manifest.header.backup_id.clone(),
+        schema_version: manifest.header.schema_version,
+        source_backend: manifest.header.backend.clone(),
+        format_version: manifest.header.format_version,
+        tables: manifest.tables.len(),
+        parts: manifest.image.len(),
+        rows: manifest.total_rows(),
+        erasures_replayed: replayed,
+    })
+}
+
+/// Decrypts the page image of the archive at `path` into a new file at `destination` and returns the manifest,
+/// which every chunk matched. One thread decrypts, hashes and decompresses while another writes.
+async fn materialise_image(
+    path: &Path,
+    decryption: &Decryption,
+    destination: &Path,
+    progress: &(dyn Progress + Sync),
+) -> AppResult<Manifest> {
+    let file = create_private_file(destination)?;
+    let (sender, mut receiver) =
+        tokio::sync::mpsc::channel::<Result<archive::ReadEvent, ArchiveError>>(2);
+    let (reader_path, reader_decryption) = (path.to_owned(), decryption.clone());
+    let reader = tokio::task::spawn_blocking(move || {
+        let result = archive::read_archive(&reader_path, &reader_decryption, |event| {
+            sender
+                .blocking_send(Ok(event))
+                .map_err(|_| ArchiveError::Cancelled)
+        });
+        if let Err(error) = result {
+            let _ = sender.blocking_send(Err(error));
+        }
+    });
+    let (to_writer, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
+    let writer_path = destination.to_owned();
+    let writer = tokio::task::spawn_blocking(move || -> AppResult<()> {
+        use std::io::Write;
+        let mut file = file;
+        while let Some(chunk) = chunks.blocking_recv() {
+            file.write_all(&chunk).map_err(io_failure(format!(
+                "cannot write {}",
+                writer_path.display()
+            )))?;
+        }
+        file.sync_all()
+            .map_err(io_failure(format!("cannot sync {}", writer_path.display())))
+    });
+    let read: AppResult<Manifest> = async {
+        let mut total = 0u64;
+        let mut done = 0u64;
+        loop {
+            match next_event(&mut receiver).await? {
+                archive::ReadEvent::Header(header) => {
+                    if !header.is_image() {
+                        return Err(archive_error(ArchiveError::Format(
+                            "not a page image archive".to_owned(),
+                        )));
+                    }
+                    total = header.image_bytes.unwrap_or_default();
+                }
+                archive::ReadEvent::Image(chunk) => {
+                    done += chunk.len() as u64;
+                    progress.update(done, done.max(total));
+                    to_writer
+                        .send(chunk)
+                        .await
+                        .map_err(|_| archive_error(ArchiveError::Cancelled))?;
+                }
+                archive::ReadEvent::Manifest(manifest) => return Ok(manifest),
+                archive::ReadEvent::Part { .. } | archive::ReadEvent::Rows(_) => {
+                    return Err(archive_error(ArchiveError::Format(
+                        "table parts in a page image archive".to_owned(),
+                    )))
+                }
+            }
+        }
+    }
+    .await;
+    drop(receiver);
+    drop(to_writer);
+    let _ = reader.await;
+    let written = writer
+        .await
+        .map_err(|error| AppError::Internal(format!("the restore writer stopped: {error}")))
+        .and_then(|result| result);
+    let manifest = read?;
+    written?;
+    Ok(manifest)
+}
+
+/// Finishes a restored page image in place (blocking): `PRAGMA quick_check` when asked, the schema version and
+/// every table's count against the manifest, then, in one transaction, the erasures of the image's own list and
+/// of `erasures` replayed and the backup catalogue emptied. Returns how many customers were erased again.
+fn finish_image(
+    path: &Path,
+    manifest: &Manifest,
+    erasures: &[ErasureRow],
+    integrity_check: bool,
+) -> AppResult<u64> {
+    let image = veil_store::snapshot::SqliteImage::open(path)?;
+    let mismatch = |message: String| AppError::Backup(BackupError::Mismatch(message));
+    if integrity_check {
+        if let Some(findings) = image.quick_check()? {
+            return Err(mismatch(format!(
+                "the restored database fails PRAGMA quick_check: {findings}"
+            )));
+        }
+    }
+    let schema_version = image.schema_version();
+    if schema_version != manifest.header.schema_version {
+        return Err(mismatch(format!(
+            "the image has schema version {schema_version}, the manifest says {}",
+            manifest.header.schema_version
+        )));
+    }
+    for table in &manifest.tables {
+        match image.count(&table.name)? {
+            Some(count) if count as u64 == table.rows => {}
+            Some(count) => {
+                return Err(mismatch(format!(
+                    "table {} has {count} rows after the restore, the manifest says {}",
+                    table.name, table.rows
+                )))
+            }
+            None => {
+                return Err(mismatch(format!(
+                    "table {} is missing from the restored image",
+                    table.name
+                )))
+            }
+        }
+    }
+    let mut all = erasures.to_vec();
+    for customer_id in image.erased_ids()? {
+        all.push(ErasureRow {
+            customer_id,
+            erased_by: None,
+            erased_at: now_ms(),
+        });
+    }
+    let mut replayed = 0u64;
+    for erasure in &all {
+        if image.erase_customer(
+            &erasure.customer_id,
+            erasure.erased_by.as_deref(),
+            erasure.erased_at,
+        )? {
+            replayed += 1;
+        }
+    }
+    image.clear_backup_catalogue()?;
+    image.commit()?;
+    Ok(replayed)
+}
+
+/// Hands a scanned table's rows on as owned batches of [`archive::BATCH_ROWS`] (a page image feeding the loader).
+struct RowBatches {
+    batch: Vec<Vec<Value>>,
+    sender: tokio::sync::mpsc::Sender<Result<archive::ReadEvent, ArchiveError>>,
+}
+
+impl RowBatches {
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::replace(&mut self.batch, Vec::with_capacity(archive::BATCH_ROWS));
+        self.sender
+            .blocking_send(Ok(archive::ReadEvent::Rows(rows)))
+            .map_err(|_| StoreError::Snapshot("the restore stopped".to_owned()))
+    }
+}
+
+impl veil_store::RowSink for RowBatches {
+    fn row(&mut self, values: &[veil_store::ValueRef<'_>]) -> Result<(), StoreError> {
+        use veil_store::ValueRef;
+        self.batch.push(
+            values
+                .iter()
+                .map(|value| match *value {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(number) => Value::Integer(number),
+                    ValueRef::Real(number) => Value::Real(number),
+                    ValueRef::Text(text) => Value::Text(text.to_owned()),
+                    ValueRef::Blob(bytes) => Value::Blob(bytes.to_vec()),
+                    ValueRef::Bool(flag) => Value::Bool(flag),
+                })
+                .collect(),
+        );
+        if self.batch.len() >= archive::BATCH_ROWS {
+            self.flush()
+        } else {
+            Ok(())
+        }
+    }
+
+    fn end(&mut self) -> Result<(), StoreError> {
+        self.flush()
+    }
+}
+
+/// Restores a page image into any store through the logical loader (the way from SQLite to PostgreSQL): the
+/// image is materialised in a scratch directory, then scanned table by table into the same events a version 1
+/// archive yields.
+async fn restore_image_by_load(
+    path: &Path,
+    decryption: &Decryption,
+    header: &archive::Header,
+    target: &Store,
+    options: &RestoreOptions,
+    progress: &(dyn Progress + Sync),
+) -> AppResult<RestoreReport> {
+    check_target(target, header, options).await?;
+    let scratch_dir =
+        tempfile::tempdir().map_err(io_failure("cannot create a scratch directory".to_owned()))?;
+    let image = scratch_dir.path().join("image.db");
+    let manifest = materialise_image(path, decryption, &image, progress).await?;
+    let chunks = manifest.image.len();
+    let (sender, mut receiver) =
+        tokio::sync::mpsc::channel::<Result<archive::ReadEvent, ArchiveError>>(4);
+    let feeder = tokio::spawn(async move {
+        let fed: AppResult<()> = async {
+            let closed = || archive_error(ArchiveError::Cancelled);
+            sender
+                .send(Ok(archive::ReadEvent::Header(manifest.header.clone())))
+                .await
+                .map_err(|_| closed())?;
+            let mut snapshot = veil_store::Snapshot::of_sqlite_file(&image).await?;
+            for table in snapshot.tables().await? {
+                sender
+                    .send(Ok(archive::ReadEvent::Part {
+                        table: table.name.clone(),
+                        columns: table.columns.clone(),
+                    }))
+                    .await
+                    .map_err(|_| closed())?;
+                let sink = RowBatches {
+                    batch: Vec::with_capacity(archive::BATCH_ROWS),
+                    sender: sender.clone(),
+                };
+                snapshot.scan_table(&table, sink).await?;
+            }
+            snapshot.finish().await?;
+            sender
+                .send(Ok(archive::ReadEvent::Manifest(manifest)))
+                .await
+                .map_err(|_| closed())?;
+            Ok(())
+        }
+        .await;
+        if let Err(error) = fed {
+            let _ = sender
+                .send(Err(ArchiveError::Format(format!(
+                    "cannot read the restored image: {error}"
+                ))))
+                .await;
+        }
+        drop(scratch_dir);
+    });
+    let result = load(&mut receiver, target, options, progress).await;
+    drop(receiver);
+    let _ = feeder.await;
+    result.map(|report| RestoreReport {
+        parts: chunks,
+        ..report
+    })
 }
 
 async fn next_event(
@@ -1229,6 +1860,11 @@ async fn load(
                 progress.update(done, header.rows.max(done));
             }
             archive::ReadEvent::Manifest(manifest) => break manifest,
+            archive::ReadEvent::Image(_) => {
+                return Err(archive_error(ArchiveError::Format(
+                    "an image chunk in a logical archive".to_owned(),
+                )))
+            }
         }
     };
     if let Some(error) = failure {
@@ -1271,6 +1907,7 @@ async fn load(
         backup_id: manifest.header.backup_id.clone(),
         schema_version: manifest.header.schema_version,
         source_backend: manifest.header.backend.clone(),
+        format_version: manifest.header.format_version,
         tables: manifest.tables.len(),
         parts,
         rows: manifest.total_rows(),

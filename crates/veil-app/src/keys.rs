@@ -619,7 +619,7 @@ pub trait Progress {
     /// `done` of `total` items processed.
     fn update(&self, done: u64, total: u64);
 
-    /// A named point of the operation was reached (`backup.table_sent`, `backup.part_uploaded`). Nothing by
+    /// A named point of the operation was reached (`backup.chunk_sent`, `backup.table_sent`, `backup.part_uploaded`). Nothing by
     /// default; the CLI's hidden `VEIL_TEST_PAUSE_AT` stops there, so that tests can kill it at that point.
     fn reached(&self, _point: &'static str) {}
 }

@@ -17,6 +17,9 @@ use sqlx::{Column, Row, TypeInfo, ValueRef as _};
 use crate::{reader_error, with_pool, Pool, Store, StoreError, StoreResult};
 
 mod sqlite_file;
+mod sqlite_image;
+
+pub use sqlite_image::{copy_image as copy_sqlite_image, SqliteImage};
 
 /// Tables never copied: sqlx's migration bookkeeping (the target runs its own migrations), the backup catalogue
 /// (it describes backups; a restored database starts with an empty one) and derived counts that triggers keep
@@ -388,6 +391,17 @@ impl std::fmt::Debug for Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot of the SQLite file at `path` that no server writes: a backup's page image, copied or restored.
+    pub async fn of_sqlite_file(path: &std::path::Path) -> StoreResult<Snapshot> {
+        let path = path.to_owned();
+        let connection = tokio::task::spawn_blocking(move || sqlite_file::open_snapshot(&path))
+            .await
+            .map_err(reader_error)??;
+        Ok(Snapshot {
+            tx: Transaction::SqliteFile(Some(connection)),
+        })
+    }
+
     /// The highest applied migration.
     pub async fn schema_version(&mut self) -> StoreResult<i64> {
         match &mut self.tx {
@@ -1004,6 +1018,12 @@ pub fn order_self_referencing(
 }
 
 impl Store {
+    /// The SQLite database file, when this store is one (not PostgreSQL, not in memory): backups copy it as a page
+    /// image.
+    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
+        self.sqlite_path.as_deref()
+    }
+
     /// Opens a consistent read-only snapshot of the whole database.
     pub async fn snapshot(&self) -> StoreResult<Snapshot> {
         if let Some(path) = self.sqlite_path.clone() {

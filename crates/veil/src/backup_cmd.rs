@@ -49,7 +49,8 @@ pub enum BackupCommand {
     },
 }
 
-/// Hidden test hook: `VEIL_TEST_PAUSE_AT=backup.table_sent` (or `backup.part_uploaded`) makes `backup create`
+/// Hidden test hook: `VEIL_TEST_PAUSE_AT=backup.chunk_sent` (`backup.table_sent` for a logical backup, or
+/// `backup.part_uploaded`) makes `backup create`
 /// print `paused at <point>` on standard output the first time it gets there, then wait until it is killed — so
 /// that tests can SIGKILL a real process at a known point instead of guessing with timers.
 pub const PAUSE_AT: &str = "VEIL_TEST_PAUSE_AT";
@@ -265,14 +266,16 @@ pub async fn restore(
     if let Some(live) = live {
         live.close().await;
     }
-    let target = Store::connect(&target_url)
-        .await
-        .with_context(|| format!("cannot open the target database {target_url}"))?;
     let bar = Bar::new("restore");
-    let options = RestoreOptions { force, erasures };
-    let report = backup::restore(&path, &decryption, &target, &options, &bar).await;
+    let options = RestoreOptions {
+        force,
+        erasures,
+        ..RestoreOptions::default()
+    };
+    // A page image restored into an SQLite file replaces the file, so the target is opened by the restore.
+    let restored = backup::restore_to(&path, &decryption, &target_url, &options, &bar).await;
     bar.0.finish_and_clear();
-    let report = report?;
+    let (report, target) = restored?;
     let entry = audit::event(None, "backup.restore", Outcome::Ok).detail(serde_json::json!({
         "backup_id": report.backup_id, "location": location, "tables": report.tables,
         "rows": report.rows, "erasures_replayed": report.erasures_replayed, "forced": force}));

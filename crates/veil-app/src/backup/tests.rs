@@ -236,13 +236,27 @@ both_backends!(
             "the encrypted archive",
         );
         let parts = entries(&archive_path, &keys);
+        // SQLite is backed up as a page image in several chunks, PostgreSQL as table parts.
+        let data_prefix = if harness.sqlite_path().is_none() {
+            "tables/customer/"
+        } else {
+            "image/"
+        };
         assert!(
             parts
                 .iter()
-                .filter(|(name, _)| name.starts_with("tables/customer/"))
+                .filter(|(name, _)| name.starts_with(data_prefix))
                 .count()
-                >= 2
+                >= 2,
+            "{:?}",
+            parts.iter().map(|(name, _)| name).collect::<Vec<_>>()
         );
+        let whole_image: Vec<u8> = parts
+            .iter()
+            .filter(|(name, _)| name.starts_with("image/"))
+            .flat_map(|(_, bytes)| zstd::decode_all(bytes.as_slice()).unwrap())
+            .collect();
+        assert_no_plaintext(&whole_image, "the database image");
         for (name, bytes) in &parts {
             let plain = if name.ends_with(".zst") {
                 zstd::decode_all(bytes.as_slice()).unwrap()
@@ -273,21 +287,27 @@ both_backends!(
         let Some(target) = EmptyDatabase::like(&harness).await else {
             return;
         };
-        let target_store = Store::connect(&target.url).await.unwrap();
         let options = RestoreOptions {
-            force: false,
             erasures: veil.store().erasures().await.unwrap(),
+            ..RestoreOptions::default()
         };
-        let restored = restore(
+        // What `veil backup restore` does: into SQLite, the image replaces the target file.
+        let (restored, target_store) = restore_to(
             &archive_path,
             &keys.decryption(),
-            &target_store,
+            &target.url,
             &options,
             &(),
         )
         .await
         .unwrap();
         assert_eq!(restored.backup_id, created.id);
+        let expected_version = if harness.sqlite_path().is_none() {
+            archive::LOGICAL_FORMAT_VERSION
+        } else {
+            archive::FORMAT_VERSION
+        };
+        assert_eq!(restored.format_version, expected_version);
         assert_eq!(
             restored.erasures_replayed, 1,
             "the customer erased after the backup"
@@ -349,7 +369,8 @@ both_backends!(
         assert!(chain.ok, "the restored audit trail verifies: {chain:?}");
         assert!(restored_veil.list_backups(None).await.unwrap().is_empty());
 
-        // A non-empty target is refused without --force and replaced with it.
+        // A non-empty target is refused without --force and replaced with it (on SQLite, the image goes through
+        // the logical loader here: the target is an open store).
         let again = restore(
             &archive_path,
             &keys.decryption(),
@@ -365,7 +386,7 @@ both_backends!(
         );
         let forced = RestoreOptions {
             force: true,
-            erasures: Vec::new(),
+            ..RestoreOptions::default()
         };
         restore(
             &archive_path,
@@ -379,6 +400,36 @@ both_backends!(
         // Without the live list, the customer erased after the backup is back (the archive predates it)…
         assert_eq!(restored_veil.count_customers().await.unwrap(), 7);
         restored_veil.store().close().await;
+        // …and the same holds for an image replacing a file with --force; a refused one leaves the file as it was.
+        if harness.sqlite_path().is_some() {
+            let refused = restore_to(
+                &archive_path,
+                &keys.decryption(),
+                &target.url,
+                &RestoreOptions::default(),
+                &(),
+            )
+            .await
+            .unwrap_err();
+            assert!(
+                matches!(refused, AppError::Backup(BackupError::TargetNotEmpty)),
+                "{refused}"
+            );
+            let forced = RestoreOptions {
+                force: true,
+                ..options.clone()
+            };
+            let (report, replaced) =
+                restore_to(&archive_path, &keys.decryption(), &target.url, &forced, &())
+                    .await
+                    .unwrap();
+            assert_eq!(report.erasures_replayed, 1);
+            replaced.close().await;
+            let replaced = open_restored(&target.url, &harness).await;
+            assert_eq!(replaced.count_customers().await.unwrap(), 6);
+            assert!(replaced.verify_audit_chain().await.unwrap().ok);
+            replaced.store().close().await;
+        }
         target.finish().await;
     }
 );
@@ -445,6 +496,59 @@ async fn sqlite_moves_to_postgres_by_restore() {
     harness.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_1_archives_still_verify_and_restore() {
+    let harness = Harness::sqlite().await;
+    let keys = Keys::new();
+    let veil = &harness.veil;
+    veil.set_backup_settings(keys.settings(&harness.dir.path().join("backups")));
+    let admin = harness.actor("root", Role::Admin, None).await;
+    veil.create_customer(&admin, &known_customer(), false)
+        .await
+        .unwrap();
+    for (index, name) in NAMES.iter().enumerate().take(3) {
+        veil.create_customer(
+            &admin,
+            &customer(name, &format!("1330000{index:04}")),
+            false,
+        )
+        .await
+        .unwrap();
+    }
+    // The version 1 writer, as PostgreSQL sources and older Veils use it, on an SQLite source.
+    let logical = veil.create_logical_backup(&()).await.unwrap();
+    let parts = entries(Path::new(&logical.location), &keys);
+    assert_eq!(parts[0].0, archive::HEADER_NAME);
+    let header: archive::Header = serde_json::from_slice(&parts[0].1).unwrap();
+    assert_eq!(header.format_version, archive::LOGICAL_FORMAT_VERSION);
+    assert!(parts
+        .iter()
+        .any(|(name, _)| name.starts_with("tables/customer/")));
+    assert!(!parts.iter().any(|(name, _)| name.starts_with("image/")));
+    let report = veil.verify_backup(None, &logical.id, &()).await.unwrap();
+    assert!(report.ok, "{report:?}");
+    let target = EmptyDatabase::sqlite();
+    let (restored, store) = restore_to(
+        Path::new(&logical.location),
+        &keys.decryption(),
+        &target.url,
+        &RestoreOptions::default(),
+        &(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(restored.format_version, archive::LOGICAL_FORMAT_VERSION);
+    store.close().await;
+    let restored_veil = open_restored(&target.url, &harness).await;
+    assert_eq!(
+        decrypted_customers(&restored_veil).await,
+        decrypted_customers(veil).await
+    );
+    restored_veil.store().close().await;
+    target.finish().await;
+    harness.finish().await;
+}
+
 async fn admin_on(veil: &Veil) -> crate::Actor {
     veil.actor_by_username("root").await.unwrap()
 }
@@ -466,7 +570,7 @@ async fn verify_names_what_is_wrong() {
         .unwrap();
     }
     let created = veil.create_backup(None, None, &()).await.unwrap();
-    let good = PathBuf::from(&created.location);
+    let logical = veil.create_logical_backup(&()).await.unwrap();
     let work = harness.dir.path().join("forged");
     std::fs::create_dir_all(&work).unwrap();
     let verify = |path: PathBuf| {
@@ -478,65 +582,75 @@ async fn verify_names_what_is_wrong() {
         }
     };
 
-    // One flipped byte in the encrypted file.
-    let mut bytes = std::fs::read(&good).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x01;
-    let tampered = work.join("tampered.age");
-    std::fs::write(&tampered, &bytes).unwrap();
-    let report = verify(tampered).await;
-    assert!(!report.ok);
-    let reason = report.reason.unwrap();
-    assert!(
-        reason.contains("modified, corrupted or truncated"),
-        "{reason}"
-    );
+    // The same damage to a page image (version 2) and to table parts (version 1).
+    for (backup, data_prefix) in [(&created, "image/"), (&logical, "tables/customer/")] {
+        let good = PathBuf::from(&backup.location);
+        let label = data_prefix.trim_end_matches('/').replace('/', "-");
+        // One flipped byte in the encrypted file.
+        let mut bytes = std::fs::read(&good).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        let tampered = work.join(format!("{label}-tampered.age"));
+        std::fs::write(&tampered, &bytes).unwrap();
+        let report = verify(tampered).await;
+        assert!(!report.ok);
+        let reason = report.reason.unwrap();
+        assert!(
+            reason.contains("modified, corrupted or truncated"),
+            "{reason}"
+        );
 
-    // A part removed (the archive re-encrypted by someone holding the key).
-    let original = entries(&good, &keys);
-    let missing_name = original
-        .iter()
-        .find(|(name, _)| name.starts_with("tables/customer/"))
-        .unwrap()
-        .0
-        .clone();
-    let without: Vec<(String, Vec<u8>)> = original
-        .iter()
-        .filter(|(name, _)| *name != missing_name)
-        .cloned()
-        .collect();
-    let missing = work.join("missing.age");
-    write_entries(&missing, &keys, &without);
-    let report = verify(missing).await;
-    assert!(!report.ok, "{report:?}");
-    let reason = report.reason.unwrap();
-    assert!(
-        reason.contains(&missing_name) && reason.contains("missing from the archive"),
-        "{reason}"
-    );
+        // A part or chunk removed (the archive re-encrypted by someone holding the key).
+        let original = entries(&good, &keys);
+        let missing_name = original
+            .iter()
+            .find(|(name, _)| name.starts_with(data_prefix))
+            .unwrap()
+            .0
+            .clone();
+        let without: Vec<(String, Vec<u8>)> = original
+            .iter()
+            .filter(|(name, _)| *name != missing_name)
+            .cloned()
+            .collect();
+        let missing = work.join(format!("{label}-missing.age"));
+        write_entries(&missing, &keys, &without);
+        let report = verify(missing).await;
+        assert!(!report.ok, "{report:?}");
+        let reason = report.reason.unwrap();
+        assert!(
+            reason.contains(&missing_name) && reason.contains("missing from the archive"),
+            "{reason}"
+        );
 
-    // A part's bytes changed (still valid zstd).
-    let changed: Vec<(String, Vec<u8>)> = original
-        .iter()
-        .map(|(name, bytes)| {
-            if *name == missing_name {
+        // A part's or chunk's bytes changed (still valid zstd).
+        let changed: Vec<(String, Vec<u8>)> = original
+            .iter()
+            .map(|(name, bytes)| {
+                if *name != missing_name {
+                    return (name.clone(), bytes.clone());
+                }
                 let mut plain = zstd::decode_all(bytes.as_slice()).unwrap();
-                plain.extend_from_slice(b"");
-                let text = String::from_utf8(plain)
-                    .unwrap()
-                    .replace("\"customer\"", "\"customer\" ");
-                (name.clone(), zstd::encode_all(text.as_bytes(), 3).unwrap())
-            } else {
-                (name.clone(), bytes.clone())
-            }
-        })
-        .collect();
-    let modified = work.join("modified.age");
-    write_entries(&modified, &keys, &changed);
-    let report = verify(modified).await;
-    assert!(!report.ok);
-    let reason = report.reason.unwrap();
-    assert!(reason.contains("fails its SHA-256 check"), "{reason}");
+                if data_prefix == "image/" {
+                    let middle = plain.len() / 2;
+                    plain[middle] ^= 0x01;
+                } else {
+                    plain = String::from_utf8(plain)
+                        .unwrap()
+                        .replace("\"customer\"", "\"customer\" ")
+                        .into_bytes();
+                }
+                (name.clone(), zstd::encode_all(plain.as_slice(), 3).unwrap())
+            })
+            .collect();
+        let modified = work.join(format!("{label}-modified.age"));
+        write_entries(&modified, &keys, &changed);
+        let report = verify(modified).await;
+        assert!(!report.ok);
+        let reason = report.reason.unwrap();
+        assert!(reason.contains("fails its SHA-256 check"), "{reason}");
+    }
+    let original = entries(Path::new(&created.location), &keys);
 
     // The manifest missing: an incomplete archive.
     let headless: Vec<(String, Vec<u8>)> = original
@@ -561,7 +675,8 @@ async fn verify_names_what_is_wrong() {
     assert!(reason.contains("wrong age identity"), "{reason}");
     // The failure is stored in the catalogue, and no verified backup exists.
     let listed = veil.list_backups(None).await.unwrap();
-    assert_eq!(listed[0].verification.as_ref().map(|v| v.ok), Some(false));
+    let row = listed.iter().find(|view| view.id == created.id).unwrap();
+    assert_eq!(row.verification.as_ref().map(|v| v.ok), Some(false));
     assert_eq!(veil.latest_verified_backup_age().await.unwrap(), None);
 
     // No plaintext in the failure reasons or the audit trail's verify entries.
@@ -587,12 +702,22 @@ async fn interrupted_backups_are_never_listed_and_are_cleaned_up() {
         .unwrap()
         .set_modified(old)
         .unwrap();
+    // The page image copy a killed image backup leaves is removed the same way.
+    let stale_copy = backups.join("veil-backup-20260101T000000Z-dead.db.partial");
+    std::fs::write(&stale_copy, b"half a copy").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&stale_copy)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
     let fresh = backups.join("veil-backup-20260101T000001Z-busy.age.partial");
     std::fs::write(&fresh, b"being written").unwrap();
     assert!(veil.list_backups(None).await.unwrap().is_empty());
 
     let created = veil.create_backup(None, None, &()).await.unwrap();
     assert!(!stale.exists(), "a stale partial file is removed");
+    assert!(!stale_copy.exists(), "a stale image copy is removed");
     assert!(
         fresh.exists(),
         "a recent partial file may belong to a running backup"
