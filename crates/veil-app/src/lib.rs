@@ -24,6 +24,7 @@ pub mod governance;
 pub mod ids;
 pub mod imports;
 pub mod incident;
+pub mod industries;
 pub mod interactions;
 pub mod keys;
 pub mod loyalty;
