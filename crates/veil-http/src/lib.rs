@@ -32,6 +32,7 @@ pub mod feedback;
 pub mod governance;
 pub mod imports;
 pub mod incidents;
+pub mod industries;
 pub mod orders;
 pub mod partners;
 pub mod policies;
@@ -193,6 +194,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(deals::router())
         .merge(imports::router())
         .merge(pool::router())
+        .merge(industries::router())
         .split_for_parts()
 }
 
