@@ -27,6 +27,7 @@ fn profile(owner: &str, team: &str) -> CustomerProfile {
         source: Some("referral".into()),
         industry: None,
         attributes: "{}".into(),
+        custom_fields: "{}".into(),
         birth_md: None,
         created_at: 1_764_000_000_000,
         updated_at: 1_764_000_000_000,

@@ -119,6 +119,8 @@ pub enum Action {
     TemplateManage,
     /// Send a message to a customer (the server uses the address or number; the sender never sees it).
     MessageSend,
+    /// Add or remove custom fields of an industry template.
+    IndustryFieldManage,
 }
 
 impl Action {
@@ -173,11 +175,12 @@ impl Action {
             Action::TemplateRead => "template.read",
             Action::TemplateManage => "template.manage",
             Action::MessageSend => "message.send",
+            Action::IndustryFieldManage => "industry.field.manage",
         }
     }
 
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 48] = [
+    pub const ALL: [Action; 49] = [
         Action::CustomerList,
         Action::CustomerRead,
         Action::CustomerCreate,
@@ -226,6 +229,7 @@ impl Action {
         Action::TemplateRead,
         Action::TemplateManage,
         Action::MessageSend,
+        Action::IndustryFieldManage,
     ];
 }
 
@@ -252,7 +256,7 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         CustomerCreate | CustomerUpdate => matches!(role, Admin | Manager | Sales),
         CustomerErase | CustomerTransfer => matches!(role, Admin | Manager),
         PolicyRead => matches!(role, Admin | Dpo | Auditor),
-        PolicyChange | UserManage | TeamManage => role == Admin,
+        PolicyChange | UserManage | TeamManage | IndustryFieldManage => role == Admin,
         AuditRead => matches!(role, Dpo | Auditor),
         AuditVerify | SecurityRead => matches!(role, Admin | Dpo | Auditor),
         SubjectReport => role == Dpo,
@@ -293,6 +297,7 @@ pub fn role_permits(role: Role, action: Action) -> Result<(), &'static str> {
         PolicyChange => "only admins record policy changes",
         UserManage => "only admins manage users",
         TeamManage => "only admins manage teams",
+        IndustryFieldManage => "only admins change industry templates",
         AuditRead => "only DPOs and auditors read the audit log",
         AuditVerify => "only admins, DPOs and auditors verify the audit chain",
         SubjectReport => "only the DPO produces data-subject reports",
@@ -542,6 +547,7 @@ mod tests {
                     TemplateRead,
                     TemplateManage,
                     MessageSend,
+                    IndustryFieldManage,
                 ],
             ),
             (

@@ -80,6 +80,10 @@ pub struct CustomerInput {
     /// Free-form JSON object.
     #[schema(value_type = Object)]
     pub attributes: Option<serde_json::Value>,
+    /// Values of the industry template's custom fields (`GET /api/v1/industries`), by key. Validated against the
+    /// template; sensitive ones are sealed and shown masked.
+    #[schema(value_type = Option<Object>)]
+    pub custom_fields: Option<serde_json::Value>,
 }
 
 impl fmt::Debug for CustomerInput {
@@ -163,6 +167,10 @@ pub struct CustomerPatch {
     /// Replaces all attributes.
     #[schema(value_type = Option<Object>)]
     pub attributes: Option<serde_json::Value>,
+    /// Custom-field values to set, by key (`null` clears one; keys not named stay). Fields that the customer's
+    /// (new) industry does not define are dropped.
+    #[schema(value_type = Option<Object>)]
+    pub custom_fields: Option<serde_json::Value>,
 }
 
 impl fmt::Debug for CustomerPatch {
@@ -206,6 +214,10 @@ pub struct CustomerView {
     /// Free-form attributes.
     #[schema(value_type = Object)]
     pub attributes: serde_json::Value,
+    /// The industry template's custom fields: non-sensitive values as stored, sensitive ones as their masked
+    /// display (listed in `masked` as `custom.<key>`).
+    #[schema(value_type = Object)]
+    pub custom_fields: serde_json::Value,
     /// Which fields are shown masked.
     pub masked: Vec<String>,
     /// RFC 3339.
@@ -248,6 +260,7 @@ impl fmt::Debug for ExactSearch {
 pub struct ValidatedCustomer {
     values: BTreeMap<SensitiveField, String>,
     profile: ProfileInput,
+    custom: crate::industries::ValidatedCustom,
 }
 
 impl ValidatedCustomer {
@@ -474,7 +487,11 @@ pub fn validate_input(input: &CustomerInput) -> Result<ValidatedCustomer, Vec<Fi
             .unwrap_or_else(|| "{}".to_owned()),
     };
     if errors.is_empty() {
-        Ok(ValidatedCustomer { values, profile })
+        Ok(ValidatedCustomer {
+            values,
+            profile,
+            custom: Default::default(),
+        })
     } else {
         Err(errors)
     }
@@ -536,6 +553,10 @@ pub(crate) struct SealedFields {
     id: String,
     values: BTreeMap<SensitiveField, SealedValue>,
     key: veil_store::CustomerKeyRow,
+    /// The industry's custom fields as reads show them (plain values and masked displays).
+    custom_fields: String,
+    /// Their sealed values, when any is sensitive.
+    custom_sealed: Option<String>,
 }
 
 /// Seals `customer`'s fields under a fresh data key wrapped by `keyring`'s current key-encryption key.
@@ -561,7 +582,24 @@ pub(crate) fn seal_fields(keyring: &crate::Keyring, customer: &ValidatedCustomer
         })
         .collect();
     let key = keyring.wrap_customer_key(&id, INITIAL_DEK_VERSION, &dek);
-    SealedFields { id, values, key }
+    // The cipher is given, so sealing cannot fail.
+    let (custom_fields, custom_sealed) = crate::industries::apply_custom(
+        "{}",
+        None,
+        &customer.custom,
+        |_| true,
+        Some(&cipher),
+        &id,
+        INITIAL_DEK_VERSION,
+    )
+    .unwrap_or_else(|_| ("{}".to_owned(), None));
+    SealedFields {
+        id,
+        values,
+        key,
+        custom_fields,
+        custom_sealed,
+    }
 }
 
 impl SealedFields {
@@ -576,6 +614,7 @@ impl SealedFields {
             id: self.id,
             dek_version: INITIAL_DEK_VERSION,
             values: self.values,
+            custom_sealed: self.custom_sealed,
             profile: CustomerProfile {
                 gender: profile.gender.clone(),
                 tags: serde_json::to_string(&profile.tags).unwrap_or_else(|_| "[]".to_owned()),
@@ -584,6 +623,7 @@ impl SealedFields {
                 source: profile.source.clone(),
                 industry: profile.industry.clone(),
                 attributes: profile.attributes.clone(),
+                custom_fields: self.custom_fields,
                 birth_md: customer
                     .values
                     .get(&SensitiveField::BirthDate)
@@ -601,9 +641,11 @@ impl Veil {
         let mut masked = row.masked;
         let id = row.id.parse().unwrap_or_default();
         let profile = row.profile;
+        let custom = crate::industries::StoredCustom::parse(&profile.custom_fields);
         let masked_fields = masked
             .keys()
             .map(|field| field.as_str().to_owned())
+            .chain(custom.masked.iter().map(|key| format!("custom.{key}")))
             .collect();
         CustomerView {
             id,
@@ -622,6 +664,7 @@ impl Veil {
             industry: profile.industry,
             attributes: serde_json::from_str(&profile.attributes)
                 .unwrap_or_else(|_| serde_json::Value::Object(Default::default())),
+            custom_fields: serde_json::Value::Object(custom.values),
             masked: masked_fields,
             created_at: format_time(profile.created_at),
             updated_at: format_time(profile.updated_at),
@@ -858,6 +901,34 @@ impl Veil {
         Ok(())
     }
 
+    /// [`validate_input`] plus the custom fields, checked against the industry's template (which may hold fields
+    /// an admin added, so it needs the database); all errors at once.
+    async fn validate_with_custom(&self, input: &CustomerInput) -> AppResult<ValidatedCustomer> {
+        let mut errors = Vec::new();
+        let customer = match validate_input(input) {
+            Ok(customer) => Some(customer),
+            Err(found) => {
+                errors = found;
+                None
+            }
+        };
+        let industry = input
+            .industry
+            .as_deref()
+            .map(str::trim)
+            .filter(|industry| !industry.is_empty());
+        let custom = self
+            .validate_custom_fields(industry, input.custom_fields.as_ref(), &mut errors)
+            .await?;
+        match customer {
+            Some(mut customer) if errors.is_empty() => {
+                customer.custom = custom;
+                Ok(customer)
+            }
+            _ => Err(AppError::Validation(errors)),
+        }
+    }
+
     /// Seals a validated customer under a fresh data key.
     fn seal_customer(
         &self,
@@ -976,9 +1047,14 @@ impl Veil {
                     .map(crate::vault::StagedVault::into_rows)
                     .unwrap_or_default();
             }
-            let fields: BTreeSet<&str> = sealed
+            let fields: BTreeSet<String> = sealed
                 .iter()
-                .flat_map(|(row, _)| row.values.keys().map(|field| field.as_str()))
+                .flat_map(|(row, _)| row.values.keys().map(|field| field.as_str().to_owned()))
+                .chain(
+                    customers
+                        .iter()
+                        .flat_map(|customer| customer.custom.audit_fields()),
+                )
                 .collect();
             let entry = audit::event(Some(actor), action, Outcome::Ok)
                 .customers(sealed.iter().map(|(row, _)| row.id.clone()))
@@ -1025,7 +1101,7 @@ impl Veil {
         lifecycle: &str,
     ) -> AppResult<CustomerView> {
         self.authorize(actor, Action::CustomerCreate, None).await?;
-        let mut customer = validate_input(input).map_err(AppError::Validation)?;
+        let mut customer = self.validate_with_custom(input).await?;
         self.resolve_ownership(actor, &mut customer.profile, &mut HashMap::new())
             .await?;
         if !allow_duplicate {
@@ -1077,17 +1153,21 @@ impl Veil {
         let mut customers = Vec::with_capacity(inputs.len());
         let mut owner_teams = HashMap::new();
         for (index, input) in inputs.iter().enumerate() {
-            let mut customer = validate_input(input).map_err(|errors| {
-                AppError::Validation(
-                    errors
-                        .into_iter()
-                        .map(|error| FieldError {
-                            field: format!("[{index}].{}", error.field),
-                            ..error
-                        })
-                        .collect(),
-                )
-            })?;
+            let mut customer =
+                self.validate_with_custom(input)
+                    .await
+                    .map_err(|error| match error {
+                        AppError::Validation(errors) => AppError::Validation(
+                            errors
+                                .into_iter()
+                                .map(|error| FieldError {
+                                    field: format!("[{index}].{}", error.field),
+                                    ..error
+                                })
+                                .collect(),
+                        ),
+                        other => other,
+                    })?;
             self.resolve_ownership(actor, &mut customer.profile, &mut owner_teams)
                 .await?;
             customers.push(customer);
@@ -1343,6 +1423,27 @@ impl Veil {
                 "managers can only place customers in their own team",
             ));
         }
+        // Custom fields: checked against the (possibly new) industry's template; values of fields that industry
+        // does not define are dropped when the industry changes.
+        let custom_changed = patch.custom_fields.is_some() || patch.industry.is_some();
+        let custom_defs = match custom_changed {
+            true => {
+                self.industry_field_defs(profile.industry.as_deref())
+                    .await?
+            }
+            false => None,
+        };
+        let custom = match &patch.custom_fields {
+            Some(value) if !value.as_object().is_some_and(serde_json::Map::is_empty) => {
+                crate::industries::validate_custom(
+                    profile.industry.as_deref(),
+                    custom_defs.as_deref(),
+                    value,
+                    &mut errors,
+                )
+            }
+            _ => Default::default(),
+        };
         if !errors.is_empty() {
             return Err(AppError::Validation(errors));
         }
@@ -1355,8 +1456,37 @@ impl Veil {
         let keyring = self.keyring();
         let cipher = FieldCipher::new(&dek);
         let mut changed_searchable = Vec::new();
-        let mut changed_fields: Vec<&'static str> =
-            new_values.keys().map(|field| field.as_str()).collect();
+        let mut changed_fields: Vec<String> = new_values
+            .keys()
+            .map(|field| field.as_str().to_owned())
+            .collect();
+        if custom_changed {
+            let before = crate::industries::StoredCustom::parse(&row.profile.custom_fields);
+            let defined = |key: &str| {
+                custom_defs
+                    .as_ref()
+                    .is_some_and(|defs| defs.iter().any(|def| def.key == key))
+            };
+            changed_fields.extend(
+                before
+                    .values
+                    .keys()
+                    .filter(|key| !defined(key.as_str()))
+                    .map(|key| format!("custom.{key}")),
+            );
+            changed_fields.extend(custom.audit_fields());
+            let (custom_fields, custom_sealed) = crate::industries::apply_custom(
+                &row.profile.custom_fields,
+                row.custom_sealed.as_deref(),
+                &custom,
+                defined,
+                Some(&cipher),
+                &row.id,
+                row.dek_version,
+            )?;
+            profile.custom_fields = custom_fields;
+            row.custom_sealed = custom_sealed;
+        }
         let (rules, keys) = self.display_rules().await?;
         let mut displays = veil_store::DisplayWrite::default();
         let mut vault = match rules.uses_vault() {
@@ -1427,7 +1557,7 @@ impl Veil {
             ("attributes", patch.attributes.is_some()),
         ] {
             if changed {
-                changed_fields.push(name);
+                changed_fields.push(name.to_owned());
             }
         }
         row.profile = profile;

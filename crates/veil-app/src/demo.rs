@@ -50,6 +50,7 @@ pub fn demo_input(customer: &DemoCustomer, owner: Option<String>) -> CustomerInp
         source: Some(customer.source.clone()),
         industry: Some(customer.industry.as_str().to_owned()),
         attributes: Some(customer.attributes.clone()),
+        custom_fields: None,
     }
 }
 
@@ -333,4 +334,293 @@ pub async fn seed_orders(veil: &Veil, customers: usize) -> AppResult<usize> {
         }
     }
     Ok(orders)
+}
+
+/// What [`seed_industry`] created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndustrySeed {
+    /// Customers of the industry, with custom-field values.
+    pub customers: usize,
+    /// Deals in the industry's pipeline.
+    pub deals: usize,
+    /// Interactions of the industry's kinds.
+    pub interactions: usize,
+}
+
+/// Most customers of one industry that get deals and interactions (the rest are customers only).
+const INDUSTRY_ACTIVITY_LIMIT: usize = 200;
+
+/// Adds `count` customers of the industry template `industry` (split between the two demo salespeople), each with
+/// realistic custom-field values (sensitive ones sealed and masked like every personal field), and for up to 200 of
+/// them a deal in the industry's pipeline and one or two interactions of its kinds. Skipped (all zero) when the
+/// database already has customers of that industry, so running `veil demo --industry …` again adds nothing.
+pub async fn seed_industry(
+    veil: &Veil,
+    industry: &str,
+    count: usize,
+    progress: &dyn Progress,
+) -> AppResult<IndustrySeed> {
+    use rand::{Rng, SeedableRng};
+    let Some(position) = crate::industries::industry_keys().position(|key| key == industry) else {
+        return Err(crate::error::AppError::Validation(vec![
+            crate::error::FieldError::new(
+                "industry",
+                "unknown",
+                format!(
+                    "not an industry template; expected one of {}",
+                    crate::industries::industry_keys()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        ]));
+    };
+    let template = crate::industries::builtin(industry).expect("a template's key");
+    let admin = veil.actor_by_username("admin").await?;
+    let existing = veil.customer_industry_counts(&admin).await?;
+    if existing
+        .iter()
+        .any(|(key, customers)| key.as_deref() == Some(industry) && *customers > 0)
+    {
+        return Ok(IndustrySeed::default());
+    }
+    let owners = [
+        veil.actor_by_username("sales").await?,
+        veil.actor_by_username("sales2").await?,
+    ];
+    // A stream of its own per industry: no phone or ID number repeats one of the default demo's.
+    let seed = DEMO_SEED + 1 + position as u64;
+    let mut generator = DemoGenerator::new(seed);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut ids = Vec::with_capacity(count);
+    while ids.len() < count {
+        let size = BATCH.min(count - ids.len());
+        let inputs: Vec<CustomerInput> = (0..size)
+            .map(|offset| {
+                let customer = generator.next_customer();
+                let owner = owners[(ids.len() + offset) % owners.len()]
+                    .user_id
+                    .to_string();
+                let mut input = demo_input(&customer, Some(owner));
+                input.industry = Some(industry.to_owned());
+                input.attributes = None;
+                input.tags = Some(demo_tags(industry, &mut rng));
+                input.custom_fields = Some(demo_custom_fields(industry, &customer, &mut rng));
+                input
+            })
+            .collect();
+        ids.extend(veil.create_customers_batch(&admin, &inputs).await?);
+        progress.update(ids.len() as u64, count as u64);
+    }
+    let pipeline =
+        crate::deals::pipeline(&template.pipeline).expect("every template has a pipeline");
+    let mut seeded = IndustrySeed {
+        customers: ids.len(),
+        ..IndustrySeed::default()
+    };
+    let kinds: Vec<crate::interactions::InteractionKind> = template
+        .interaction_kinds
+        .iter()
+        .filter_map(|kind| {
+            crate::interactions::InteractionKind::ALL
+                .into_iter()
+                .find(|known| known.as_str() == kind)
+        })
+        .collect();
+    let now = crate::now_ms();
+    for (index, id) in ids.iter().take(INDUSTRY_ACTIVITY_LIMIT).enumerate() {
+        let owner = &owners[index % owners.len()];
+        let (stage, _, stage_en) = pipeline.stages[rng.gen_range(0..pipeline.stages.len())];
+        let amount_yuan: i64 = match industry {
+            "real_estate" => rng.gen_range(80..=1_500) * 10_000,
+            "automotive" => rng.gen_range(8..=60) * 10_000,
+            "finance" => rng.gen_range(5..=500) * 10_000,
+            "education" => rng.gen_range(30..=300) * 100,
+            "ecommerce" => rng.gen_range(1..=50) * 100,
+            _ => rng.gen_range(5..=200) * 100,
+        };
+        let days_ahead = rng.gen_range(7..120);
+        veil.create_deal(
+            owner,
+            &crate::deals::DealInput {
+                customer_id: id.to_string(),
+                title: format!("{} · {}", template.name_zh, stage_en),
+                amount_minor: amount_yuan * 100,
+                currency: None,
+                expected_close: Some(
+                    crate::format_time(now + days_ahead * 24 * 60 * 60 * 1000)[..10].to_owned(),
+                ),
+                pipeline: Some(pipeline.key.to_owned()),
+                stage: Some(stage.to_owned()),
+            },
+        )
+        .await?;
+        seeded.deals += 1;
+        for _ in 0..rng.gen_range(1..=2) {
+            let kind = kinds[rng.gen_range(0..kinds.len())];
+            let days_ago = rng.gen_range(1..60);
+            veil.add_interaction(
+                owner,
+                *id,
+                &crate::interactions::InteractionInput {
+                    kind,
+                    occurred_at: Some(crate::format_time(now - days_ago * 24 * 60 * 60 * 1000)),
+                    duration_minutes: Some(rng.gen_range(5..=90)),
+                    outcome: Some(demo_outcome(kind).to_owned()),
+                    note: None,
+                },
+            )
+            .await?;
+            seeded.interactions += 1;
+        }
+    }
+    Ok(seeded)
+}
+
+fn demo_outcome(kind: crate::interactions::InteractionKind) -> &'static str {
+    use crate::interactions::InteractionKind;
+    match kind {
+        InteractionKind::Viewing => "看房两套，对南向三居室有兴趣",
+        InteractionKind::TestDrive => "试驾完成，关注续航与价格",
+        InteractionKind::Consultation => "咨询产品方案，约定下次沟通",
+        InteractionKind::Visit => "到店接待，已介绍会员权益",
+        InteractionKind::Call => "电话回访，客户满意",
+        InteractionKind::Email => "已发送资料",
+        InteractionKind::Message => "微信沟通，客户已读",
+    }
+}
+
+fn demo_tags(industry: &str, rng: &mut impl rand::Rng) -> Vec<String> {
+    use rand::seq::SliceRandom;
+    let pool: &[&str] = match industry {
+        "real_estate" => &[
+            "高意向",
+            "首次置业",
+            "改善型",
+            "投资客",
+            "已看房",
+            "学区房需求",
+        ],
+        "automotive" => &["高意向", "已试驾", "置换客户", "新能源", "家用", "商务"],
+        "services" => &["vip", "回头客", "生日月", "储值会员", "沉睡客户"],
+        "finance" => &["高净值", "定投客户", "待回访", "稳健型", "新客户"],
+        "education" => &["试听", "续费", "高意向", "家长决策", "新客户"],
+        _ => &["vip", "复购", "高客单价", "促销敏感", "售后关注"],
+    };
+    let count = rng.gen_range(1..=2);
+    pool.choose_multiple(rng, count)
+        .map(|tag| (*tag).to_owned())
+        .collect()
+}
+
+/// Realistic custom-field values for a demo customer of `industry`. Sensitive ones (plates, allergies, income,
+/// employer, student name, guardian mobile) are invented like every other demo value.
+fn demo_custom_fields(
+    industry: &str,
+    customer: &crate::demo_data::DemoCustomer,
+    rng: &mut impl rand::Rng,
+) -> serde_json::Value {
+    use serde_json::json;
+    let pick = |rng: &mut dyn rand::RngCore, items: &[&'static str]| {
+        items[rand::Rng::gen_range(rng, 0..items.len())]
+    };
+    let date_within = |rng: &mut dyn rand::RngCore, back: i64, ahead: i64| {
+        let offset = rand::Rng::gen_range(rng, -back..=ahead);
+        crate::format_time(crate::now_ms() + offset * 24 * 60 * 60 * 1000)[..10].to_owned()
+    };
+    match industry {
+        "real_estate" => json!({
+            "budget_range": pick(rng, &["under_1m", "1m_3m", "1m_3m", "3m_5m", "5m_10m", "over_10m"]),
+            "preferred_district": pick(rng, &["浦东新区", "徐汇区", "朝阳区", "海淀区", "南山区", "天河区", "西湖区"]),
+            "property_type": pick(rng, &["apartment", "apartment", "serviced_apartment", "villa", "shop", "office"]),
+            "purchase_purpose": pick(rng, &["first_home", "upgrade", "investment", "school_district"]),
+            "bedrooms": rng.gen_range(1..=4),
+            "mortgage_needed": rng.gen_bool(0.7),
+        }),
+        "automotive" => {
+            const PROVINCES: [&str; 8] = ["沪", "京", "粤", "浙", "苏", "川", "鄂", "鲁"];
+            const LETTERS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+            let mut plate = String::from(PROVINCES[rng.gen_range(0..PROVINCES.len())]);
+            plate.push(char::from(LETTERS[rng.gen_range(0..LETTERS.len())]));
+            for _ in 0..5 {
+                plate.push(if rng.gen_bool(0.2) {
+                    char::from(LETTERS[rng.gen_range(0..LETTERS.len())])
+                } else {
+                    char::from(b'0' + rng.gen_range(0..10u8))
+                });
+            }
+            let mut fields = json!({
+                "preferred_model": pick(rng, &["Model Y", "汉 EV", "凯美瑞", "宝马 3系", "理想 L7", "途观L", "小米 SU7"]),
+                "powertrain": pick(rng, &["petrol", "hybrid", "electric", "electric"]),
+                "test_drive_date": date_within(rng, 30, 14),
+                "purchase_timeline": pick(rng, &["within_1_month", "within_3_months", "later"]),
+                "trade_in": rng.gen_bool(0.4),
+            });
+            if rng.gen_bool(0.6) {
+                fields["current_plate"] = json!(plate);
+            }
+            fields
+        }
+        "services" => {
+            let business = pick(rng, &["hotel", "restaurant", "salon"]);
+            let mut fields = json!({
+                "business_type": business,
+                "membership_level": pick(rng, &["regular", "regular", "silver", "gold", "diamond"]),
+            });
+            match business {
+                "hotel" => {
+                    fields["room_preference"] =
+                        json!(pick(rng, &["无烟大床房", "高楼层", "含早双床", "安静房间"]))
+                }
+                "restaurant" => {
+                    fields["room_preference"] =
+                        json!(pick(rng, &["包间", "靠窗", "儿童座椅", "吧台"]))
+                }
+                _ => {
+                    fields["preferred_stylist"] =
+                        json!(pick(rng, &["Tony 老师", "Kevin", "小美", "阿杰"]))
+                }
+            }
+            if rng.gen_bool(0.3) {
+                fields["allergies"] = json!(pick(
+                    rng,
+                    &["花生过敏", "海鲜过敏", "对染发剂过敏", "乳糖不耐受"]
+                ));
+            }
+            fields
+        }
+        "finance" => {
+            let level = rng.gen_range(1..=5);
+            json!({
+                "risk_level": format!("R{level}"),
+                "risk_assessed_on": date_within(rng, 700, 0),
+                "product_interest": pick(rng, &["deposit", "wealth", "fund", "securities", "insurance", "loan"]),
+                "qualified_investor": level >= 4 && rng.gen_bool(0.5),
+                "annual_income": rng.gen_range(8..=300) * 10_000,
+                "employer": pick(rng, &["上海浦江科技有限公司", "北京华信咨询有限公司", "深圳南山电子股份有限公司", "杭州西溪网络科技有限公司", "广州天河贸易有限公司"]),
+            })
+        }
+        "education" => {
+            let surname: String = customer.name.chars().take(1).collect();
+            let given = pick(
+                rng,
+                &["子涵", "梓萱", "浩然", "一诺", "欣怡", "宇轩", "雨桐"],
+            );
+            json!({
+                "student_name": format!("{surname}{given}"),
+                "grade": pick(rng, &["preschool", "primary_lower", "primary_upper", "junior_high", "senior_high", "adult"]),
+                "course_interest": pick(rng, &["少儿编程", "英语口语", "数学思维", "钢琴", "美术", "物理竞赛"]),
+                "enrolment_stage": pick(rng, &["inquiry", "inquiry", "trial_class", "enrolled", "paid", "lost"]),
+                "trial_class_date": date_within(rng, 30, 14),
+                "guardian_mobile": veil_mask::fake::cn_mobile(rng),
+            })
+        }
+        _ => json!({
+            "preferred_category": pick(rng, &["digital", "apparel", "beauty", "home", "food", "baby"]),
+            "membership_channel": pick(rng, &["tmall", "jd", "mini_program", "douyin", "own_site"]),
+            "after_sales_count": rng.gen_range(0..=5),
+            "last_after_sales_date": date_within(rng, 180, 0),
+            "marketing_opt_in": rng.gen_bool(0.6),
+        }),
+    }
 }

@@ -25,6 +25,7 @@ pub mod ids;
 pub mod import_jobs;
 pub mod imports;
 pub mod incident;
+pub mod industries;
 pub mod interactions;
 pub mod keys;
 pub mod loyalty;

@@ -2875,3 +2875,122 @@ both_backends!(admins_manage_accounts_and_only_admins, |harness| {
         );
     }
 });
+
+both_backends!(
+    sensitive_custom_fields_are_sealed_under_the_customer_key,
+    |harness| {
+        let sally = harness.actor("sally", Role::Sales, Some("east")).await;
+        let admin = harness.actor("ada", Role::Admin, None).await;
+        let input = CustomerInput {
+            name: Some("学员家长".to_owned()),
+            industry: Some("education".to_owned()),
+            custom_fields: Some(serde_json::json!({
+                "student_name": "欧阳小明", "guardian_mobile": "13700001111", "grade": "junior_high"
+            })),
+            ..CustomerInput::default()
+        };
+        let view = harness
+            .veil
+            .create_customer(&sally, &input, false)
+            .await
+            .unwrap();
+        assert_eq!(view.custom_fields["guardian_mobile"], "137****1111");
+        assert_eq!(view.custom_fields["grade"], "junior_high");
+        assert!(view.masked.contains(&"custom.student_name".to_owned()));
+        let id = view.id.to_string();
+        let row = harness
+            .veil
+            .store()
+            .customer_row(&id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!row.profile.custom_fields.contains("13700001111"));
+        assert!(!row
+            .custom_sealed
+            .as_deref()
+            .unwrap()
+            .contains("13700001111"));
+        // The ciphertexts open with this customer's key under their own field name, and with no other key.
+        let key_row = harness
+            .veil
+            .store()
+            .customer_key(&id)
+            .await
+            .unwrap()
+            .unwrap();
+        let dek = harness.veil.unwrap_customer_key(&key_row).await.unwrap();
+        let authority = RevealAuthority::for_tests();
+        let keys = ["guardian_mobile".to_owned(), "student_name".to_owned()];
+        let opened = crate::industries::open_custom(
+            &authority,
+            &dek,
+            &id,
+            row.dek_version,
+            row.custom_sealed.as_deref(),
+            &keys,
+        )
+        .unwrap();
+        assert_eq!(opened["guardian_mobile"].as_str(), "13700001111");
+        assert_eq!(opened["student_name"].as_str(), "欧阳小明");
+        let stranger = veil_mask::SecretKey::generate();
+        assert!(crate::industries::open_custom(
+            &authority,
+            &stranger,
+            &id,
+            row.dek_version,
+            row.custom_sealed.as_deref(),
+            &keys,
+        )
+        .is_err());
+        // Moved to another customer, a ciphertext does not open (the AAD names the record).
+        assert!(crate::industries::open_custom(
+            &authority,
+            &dek,
+            &CustomerId::new().to_string(),
+            row.dek_version,
+            row.custom_sealed.as_deref(),
+            &keys,
+        )
+        .is_err());
+        // A change of industry drops the fields the new industry does not define (sealed ones included).
+        let patch = CustomerPatch {
+            industry: Some(Some("ecommerce".to_owned())),
+            custom_fields: Some(serde_json::json!({"membership_channel": "jd"})),
+            ..CustomerPatch::default()
+        };
+        let moved = harness
+            .veil
+            .update_customer(&sally, view.id, &patch, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            moved.custom_fields,
+            serde_json::json!({"membership_channel": "jd"})
+        );
+        let row = harness
+            .veil
+            .store()
+            .customer_row(&id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(row.custom_sealed.is_none());
+        // Erasure takes the row and the key.
+        harness.veil.delete_customer(&admin, view.id).await.unwrap();
+        assert!(harness
+            .veil
+            .store()
+            .customer_row(&id)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(harness
+            .veil
+            .store()
+            .customer_key(&id)
+            .await
+            .unwrap()
+            .is_none());
+    }
+);

@@ -96,7 +96,7 @@ pub fn required_scope(action: Action) -> Option<Scope> {
             Some(Scope::CustomersWrite)
         }
         // Sending uses the customer's address or number: a person does it, never an integration's token.
-        ProductManage | TemplateManage | MessageSend => None,
+        ProductManage | TemplateManage | MessageSend | IndustryFieldManage => None,
         PolicyRead => Some(Scope::PoliciesRead),
         AuditRead | AuditVerify | SecurityRead => Some(Scope::AuditRead),
         PolicyChange | UserManage | TeamManage | SubjectReport | IncidentManage | ConsentRead

@@ -32,6 +32,7 @@ pub mod feedback;
 pub mod governance;
 pub mod imports;
 pub mod incidents;
+pub mod industries;
 pub mod orders;
 pub mod partners;
 pub mod policies;
@@ -195,6 +196,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(imports::router())
         .merge(pool::router())
         .merge(reports::router())
+        .merge(industries::router())
         .split_for_parts()
 }
 

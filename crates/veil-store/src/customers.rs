@@ -144,6 +144,9 @@ pub struct CustomerProfile {
     pub industry: Option<String>,
     /// JSON object of free-form attributes.
     pub attributes: String,
+    /// The industry template's custom fields as reads show them (JSON written by `veil-app`: non-sensitive
+    /// values, and only masked displays of sensitive ones).
+    pub custom_fields: String,
     /// Month and day of the birthday (`MM-DD`), derived when the customer is written: care reminders find
     /// birthdays with it without decrypting. Not personal data on its own (the year stays sealed).
     pub birth_md: Option<String>,
@@ -162,6 +165,8 @@ pub struct CustomerRow {
     pub dek_version: i64,
     /// The sensitive values present.
     pub values: BTreeMap<SensitiveField, SealedValue>,
+    /// Ciphertexts of sensitive custom fields (JSON written by `veil-app`), if any. Not in masked selects.
+    pub custom_sealed: Option<String>,
     /// The rest.
     pub profile: CustomerProfile,
 }
@@ -263,7 +268,7 @@ macro_rules! bind_filter {
     }};
 }
 
-const PROFILE_COLUMNS: [&str; 10] = [
+const PROFILE_COLUMNS: [&str; 11] = [
     "gender",
     "tags",
     "owner_id",
@@ -271,6 +276,7 @@ const PROFILE_COLUMNS: [&str; 10] = [
     "source",
     "industry",
     "attributes",
+    "custom_fields",
     "birth_md",
     "created_at",
     "updated_at",
@@ -284,6 +290,7 @@ fn all_columns() -> Vec<&'static str> {
         columns.extend(field.blind_index_column());
     }
     columns.extend(PROFILE_COLUMNS);
+    columns.push("custom_sealed");
     columns
 }
 
@@ -472,9 +479,11 @@ macro_rules! bind_customer {
             .bind(profile.source.as_deref())
             .bind(profile.industry.as_deref())
             .bind(profile.attributes.as_str())
+            .bind(profile.custom_fields.as_str())
             .bind(profile.birth_md.as_deref())
             .bind(profile.created_at)
             .bind(profile.updated_at)
+            .bind($row.custom_sealed.as_deref())
     }};
 }
 
@@ -488,6 +497,7 @@ macro_rules! profile_from_row {
             source: $row.try_get("source")?,
             industry: $row.try_get("industry")?,
             attributes: $row.try_get("attributes")?,
+            custom_fields: $row.try_get("custom_fields")?,
             birth_md: $row.try_get("birth_md")?,
             created_at: $row.try_get("created_at")?,
             updated_at: $row.try_get("updated_at")?,
@@ -540,6 +550,7 @@ macro_rules! full_from_row {
                 id: $row.try_get("id")?,
                 dek_version: $row.try_get("dek_version")?,
                 values,
+                custom_sealed: $row.try_get("custom_sealed")?,
                 profile: profile_from_row!($row),
             })
         })()

@@ -25,6 +25,7 @@ pub mod feedback;
 pub mod governance;
 pub mod imports;
 pub mod incidents;
+pub mod industries;
 pub mod interactions;
 pub mod keyring;
 pub mod loyalty;
@@ -58,6 +59,7 @@ pub use feedback::{FeedbackRow, FeedbackStatRow, SurveyRow};
 pub use governance::{ConsentRow, DecisionRow, GrantRow, RequestRow, RiskRow};
 pub use imports::{ImportBatchWrite, ImportIssueRow, ImportJobRow};
 pub use incidents::IncidentRow;
+pub use industries::IndustryFieldRow;
 pub use interactions::{InteractionRow, TimeCursor};
 pub use keyring::{CustomerKeyRow, KeyringRow, MasterKeyMeta};
 pub use loyalty::{

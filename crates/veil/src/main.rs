@@ -75,9 +75,15 @@ enum Command {
         listen: Option<String>,
         #[command(flatten)]
         tls: TlsArgs,
-        /// How many synthetic customers to create in an empty database.
-        #[arg(long, default_value_t = 2000)]
-        customers: usize,
+        /// How many synthetic customers to create in an empty database [default: 2000; with --industry, 200 per
+        /// industry].
+        #[arg(long)]
+        customers: Option<usize>,
+        /// Seed customers of an industry template (real_estate, automotive, services, finance, education,
+        /// ecommerce, or all) with custom fields, deals in its pipeline and interactions of its kinds; skipped for
+        /// an industry the database already has customers of.
+        #[arg(long, value_name = "KEY")]
+        industry: Option<String>,
         /// Seed the data and print the accounts, but do not start the server.
         #[arg(long)]
         no_serve: bool,
@@ -640,7 +646,7 @@ fn read_password_stdin() -> anyhow::Result<Password> {
 pub(crate) struct Bar(pub(crate) ProgressBar);
 
 impl Bar {
-    pub(crate) fn new(message: &'static str) -> Bar {
+    pub(crate) fn new(message: impl Into<std::borrow::Cow<'static, str>>) -> Bar {
         let bar = if std::io::stderr().is_terminal() {
             ProgressBar::new(0)
         } else {
@@ -694,9 +700,23 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Demo {
             customers,
+            industry,
             no_serve,
             ..
         } => {
+            let industries: Vec<String> = match industry.as_deref() {
+                None => Vec::new(),
+                Some("all") => veil_app::industries::industry_keys()
+                    .map(str::to_owned)
+                    .collect(),
+                Some(key) if veil_app::industries::builtin(key).is_some() => vec![key.to_owned()],
+                Some(_) => bail!(
+                    "--industry must be one of {}, or all",
+                    veil_app::industries::industry_keys()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
             let (veil, fresh) = initialise(&config).await?;
             if fresh {
                 veil.store()
@@ -710,7 +730,25 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 );
             }
             let accounts = veil_app::demo::ensure_demo_accounts(&veil).await?;
-            if veil.count_customers().await? == 0 && customers > 0 {
+            for key in &industries {
+                let bar = Bar::new(format!("creating {key} demo customers"));
+                let seeded =
+                    veil_app::demo::seed_industry(&veil, key, customers.unwrap_or(200), &bar)
+                        .await?;
+                bar.0.finish_and_clear();
+                if seeded.customers == 0 {
+                    eprintln!(
+                        "{key}: the database already has customers of this industry; nothing added"
+                    );
+                } else {
+                    eprintln!(
+                        "{key}: created {} customers with custom fields, {} deals, {} interactions",
+                        seeded.customers, seeded.deals, seeded.interactions
+                    );
+                }
+            }
+            let customers = customers.unwrap_or(2000);
+            if industries.is_empty() && veil.count_customers().await? == 0 && customers > 0 {
                 let bar = Bar::new("creating demo customers");
                 veil_app::demo::seed_customers(&veil, customers, &bar).await?;
                 bar.0.finish_and_clear();

@@ -1232,3 +1232,81 @@ fn an_upload_killed_half_way_is_never_listed_and_the_next_run_resumes_it() {
         file_names(&backups)
     );
 }
+
+/// Reads rows of the SQLite file directly: (industry, custom_fields, custom_sealed) of every customer.
+fn custom_field_rows(database: &Path) -> Vec<(Option<String>, String, Option<String>)> {
+    use veil_store::sqlx::{self, Connection, Row};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let url = format!("sqlite://{}", database.display());
+        let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let rows = sqlx::query("SELECT industry, custom_fields, custom_sealed FROM customer")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| {
+                (
+                    row.get("industry"),
+                    row.get("custom_fields"),
+                    row.get("custom_sealed"),
+                )
+            })
+            .collect();
+        connection.close().await.unwrap();
+        rows
+    })
+}
+
+#[test]
+fn demo_seeds_an_industry_template_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = veil(
+        &data,
+        &[
+            "demo",
+            "--no-serve",
+            "--industry",
+            "education",
+            "--customers",
+            "12",
+        ],
+    );
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(
+        text(&first).contains("education: created 12 customers with custom fields, 12 deals"),
+        "{}",
+        text(&first)
+    );
+    let rows = custom_field_rows(&data.join("veil.db"));
+    assert_eq!(rows.len(), 12);
+    for (industry, custom_fields, sealed) in &rows {
+        assert_eq!(industry.as_deref(), Some("education"));
+        let shown: serde_json::Value = serde_json::from_str(custom_fields).unwrap();
+        // The student's name and the guardian's mobile are sensitive: stored masked, sealed beside.
+        let masked: Vec<&str> = shown["masked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|key| key.as_str().unwrap())
+            .collect();
+        assert_eq!(masked, ["guardian_mobile", "student_name"]);
+        let mobile = shown["values"]["guardian_mobile"].as_str().unwrap();
+        assert!(mobile.contains("****"), "{mobile}");
+        assert!(shown["values"]["grade"].is_string());
+        let sealed: serde_json::Value = serde_json::from_str(sealed.as_deref().unwrap()).unwrap();
+        assert!(sealed["student_name"].is_string() && sealed["guardian_mobile"].is_string());
+    }
+    // Again: the industry has customers already, nothing is added; an unknown industry is refused.
+    let again = veil(&data, &["demo", "--no-serve", "--industry", "education"]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("nothing added"), "{}", text(&again));
+    assert_eq!(custom_field_rows(&data.join("veil.db")).len(), 12);
+    let unknown = veil(&data, &["demo", "--no-serve", "--industry", "farming"]);
+    assert!(!unknown.status.success());
+    assert!(text(&unknown).contains("--industry must be one of"));
+}

@@ -9,6 +9,8 @@
 //! `no-store` like every other. Search values travel in the POST body, so they never land in a URL, a browser
 //! history or an access log.
 
+use std::collections::BTreeMap;
+
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -381,6 +383,86 @@ pub async fn search(
     }
 }
 
+/// One custom field of the customer's industry template on the detail page.
+struct CustomRow {
+    label: String,
+    value: String,
+    masked: bool,
+}
+
+/// The custom-field rows of `view`, labelled from its industry's template in the page's language; values of
+/// fields the template no longer has keep their key as label.
+fn custom_rows(
+    tr: Tr,
+    view: &CustomerView,
+    templates: &[veil_app::industries::IndustryView],
+) -> Vec<CustomRow> {
+    let zh = tr.locale == super::i18n::Locale::Zh;
+    let defs = view
+        .industry
+        .as_deref()
+        .and_then(|industry| templates.iter().find(|template| template.key == industry))
+        .map(|template| template.fields.as_slice())
+        .unwrap_or_default();
+    let Some(values) = view.custom_fields.as_object() else {
+        return Vec::new();
+    };
+    values
+        .iter()
+        .map(|(key, value)| {
+            let masked = view
+                .masked
+                .iter()
+                .any(|name| *name == format!("custom.{key}"));
+            let def = defs.iter().find(|def| def.key == *key);
+            let label = def.map_or_else(
+                || key.clone(),
+                |def| {
+                    if zh {
+                        def.label_zh.clone()
+                    } else {
+                        def.label_en.clone()
+                    }
+                },
+            );
+            let text = match value {
+                serde_json::Value::String(text) => text.clone(),
+                serde_json::Value::Bool(flag) => tr
+                    .get(if *flag { "form.yes" } else { "form.no" })
+                    .to_owned(),
+                other => other.to_string(),
+            };
+            let shown = def
+                .filter(|_| !masked)
+                .and_then(|def| def.options.iter().find(|option| option.value == text))
+                .map_or(text.clone(), |option| {
+                    if zh {
+                        option.label_zh.clone()
+                    } else {
+                        option.label_en.clone()
+                    }
+                });
+            CustomRow {
+                label,
+                value: shown,
+                masked,
+            }
+        })
+        .collect()
+}
+
+/// One custom-field input of the create form (`custom.<key>`).
+struct CustomInput {
+    name: String,
+    label: String,
+    /// `text`, `number`, `date` or `select`.
+    input_type: &'static str,
+    options: Vec<(String, String, bool)>,
+    value: String,
+    sensitive: bool,
+    error: Option<String>,
+}
+
 /// One sensitive field on the detail page.
 struct FieldRow {
     name: &'static str,
@@ -401,6 +483,8 @@ struct DetailTemplate {
     gender: String,
     tags: String,
     industry: String,
+    /// The industry template's custom fields: label, shown value (masked display for sensitive ones), masked.
+    custom: Vec<CustomRow>,
     source: String,
     created: String,
     updated: String,
@@ -675,6 +759,8 @@ async fn build_detail(
     let tickets = super::tickets::customer_tickets(state, tr, user, &id).await?;
     let notes = note_section(state, tr, user, customer_id).await?;
     let pool = super::pool::pool_section(state, tr, user, customer_id).await?;
+    let templates = state.veil.list_industries(&user.actor).await?;
+    let custom = custom_rows(tr, &view, &templates);
     let fields = SENSITIVE_FIELDS
         .iter()
         .filter_map(|&field| {
@@ -714,6 +800,7 @@ async fn build_detail(
             .as_deref()
             .map(|industry| known_or_raw(tr, "industry", industry))
             .unwrap_or_default(),
+        custom,
         source: view.source.clone().unwrap_or_default(),
         created: tr.datetime(&view.created_at),
         updated: tr.datetime(&view.updated_at),
@@ -908,6 +995,9 @@ pub struct CreateForm {
     source: String,
     #[serde(default)]
     allow_duplicate: Option<String>,
+    /// Custom fields of the industry template, posted as `custom.<key>` (other names are ignored).
+    #[serde(flatten)]
+    custom: BTreeMap<String, String>,
 }
 
 fn present(text: &str) -> Option<String> {
@@ -936,8 +1026,24 @@ impl CreateForm {
             tags: (!tags.is_empty()).then_some(tags),
             source: present(&self.source),
             industry: present(&self.industry),
+            custom_fields: self.custom_fields(),
             ..CustomerInput::default()
         }
+    }
+
+    /// The filled `custom.<key>` boxes as the API's `custom_fields` (none when all are empty).
+    fn custom_fields(&self) -> Option<serde_json::Value> {
+        let values: serde_json::Map<String, serde_json::Value> = self
+            .custom
+            .iter()
+            .filter_map(|(name, value)| {
+                let key = name.strip_prefix("custom.")?;
+                let value = value.trim();
+                (!value.is_empty())
+                    .then(|| (key.to_owned(), serde_json::Value::String(value.to_owned())))
+            })
+            .collect();
+        (!values.is_empty()).then_some(serde_json::Value::Object(values))
     }
 }
 
@@ -963,8 +1069,9 @@ struct Choice {
     selected: bool,
 }
 
-const INDUSTRIES: [&str; 6] = [
+const INDUSTRIES: [&str; 7] = [
     "real_estate",
+    "automotive",
     "services",
     "finance",
     "education",
@@ -991,6 +1098,10 @@ struct NewTemplate {
     industries: Vec<Choice>,
     gender_error: Option<String>,
     industry_error: Option<String>,
+    /// The industry templates, as links that reload the create form with one picked: key, name, current.
+    templates: Vec<(String, String, bool)>,
+    /// The picked template's custom fields.
+    custom_inputs: Vec<CustomInput>,
     errors: Vec<(String, String)>,
     duplicate: Option<String>,
 }
@@ -1012,8 +1123,90 @@ fn new_template(
     form: &CreateForm,
     errors: &[FieldError],
     duplicate: Option<String>,
+    templates: &[veil_app::industries::IndustryView],
 ) -> NewTemplate {
-    form_template(page, user, form, errors, duplicate, None)
+    let tr = page.tr;
+    let zh = tr.locale == super::i18n::Locale::Zh;
+    let mut template = form_template(page, user, form, errors, duplicate, None);
+    template.templates = templates
+        .iter()
+        .map(|industry| {
+            let name = if zh {
+                &industry.name_zh
+            } else {
+                &industry.name_en
+            };
+            (
+                industry.key.clone(),
+                name.clone(),
+                industry.key == form.industry,
+            )
+        })
+        .collect();
+    let fields = templates
+        .iter()
+        .find(|industry| industry.key == form.industry)
+        .map(|industry| industry.fields.as_slice())
+        .unwrap_or_default();
+    template.custom_inputs = fields
+        .iter()
+        .map(|def| {
+            use veil_app::industries::FieldType;
+            let name = format!("custom.{}", def.key);
+            let value = form.custom.get(&name).cloned().unwrap_or_default();
+            let label = |en: &str, zh_label: &str| {
+                if zh {
+                    zh_label.to_owned()
+                } else {
+                    en.to_owned()
+                }
+            };
+            let options: Vec<(String, String, bool)> = match def.field_type {
+                FieldType::Enum => def
+                    .options
+                    .iter()
+                    .map(|option| {
+                        (
+                            option.value.clone(),
+                            label(&option.label_en, &option.label_zh),
+                            option.value == value,
+                        )
+                    })
+                    .collect(),
+                FieldType::Bool => ["true", "false"]
+                    .into_iter()
+                    .map(|flag| {
+                        let text = tr.get(if flag == "true" {
+                            "form.yes"
+                        } else {
+                            "form.no"
+                        });
+                        (flag.to_owned(), text.to_owned(), value == flag)
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            CustomInput {
+                error: errors
+                    .iter()
+                    .find(|error| error.field == format!("custom_fields.{}", def.key))
+                    .map(|error| tr.field_error(&error.code).to_owned()),
+                label: label(&def.label_en, &def.label_zh),
+                input_type: match def.field_type {
+                    FieldType::Enum | FieldType::Bool => "select",
+                    FieldType::Number => "number",
+                    FieldType::Date => "date",
+                    FieldType::Text => "text",
+                },
+                options,
+                // A sensitive value typed goes back into its box only on this no-store response, like the others.
+                value,
+                sensitive: def.sensitive,
+                name,
+            }
+        })
+        .collect();
+    template
 }
 
 /// The create form, or with `editing` (the customer as read, masked) the edit form of that customer: the same
@@ -1134,22 +1327,45 @@ fn form_template(
         },
         gender_error: error_for("gender"),
         industry_error: error_for("industry"),
+        templates: Vec::new(),
+        custom_inputs: Vec::new(),
         errors: errors
             .iter()
             .map(|error| {
-                (
-                    error.field.clone(),
-                    tr.get(&format!("field.{}", error.field)).to_owned(),
-                )
+                let anchor = error
+                    .field
+                    .strip_prefix("custom_fields.")
+                    .map_or_else(|| error.field.clone(), |key| format!("custom.{key}"));
+                (anchor, tr.get(&format!("field.{}", error.field)).to_owned())
             })
             .collect(),
         duplicate,
     }
 }
 
-/// The empty create form.
-pub async fn new_form(page: Page, user: WebUser) -> Response {
-    let template = new_template(&page, &user, &CreateForm::default(), &[], None);
+/// `?industry=` on the create form: the template whose custom fields it shows.
+#[derive(Deserialize, Default)]
+pub struct NewFormParams {
+    #[serde(default)]
+    industry: String,
+}
+
+/// The empty create form; `?industry=KEY` picks an industry template and shows its custom fields.
+pub async fn new_form(
+    State(state): State<AppState>,
+    page: Page,
+    user: WebUser,
+    Query(params): Query<NewFormParams>,
+) -> Response {
+    let templates = match state.veil.list_industries(&user.actor).await {
+        Ok(templates) => templates,
+        Err(error) => return error_page(&page, Some(&user), &error),
+    };
+    let form = CreateForm {
+        industry: params.industry,
+        ..CreateForm::default()
+    };
+    let template = new_template(&page, &user, &form, &[], None, &templates);
     render(&template, page.tr, StatusCode::OK)
 }
 
@@ -1164,6 +1380,10 @@ pub async fn create(
     let SignedForm { user, form } = signed;
     let input = form.to_input();
     let allow_duplicate = form.allow_duplicate.is_some();
+    let templates = match state.veil.list_industries(&user.actor).await {
+        Ok(templates) => templates,
+        Err(error) => return error_page(&page, Some(&user), &error),
+    };
     match state
         .veil
         .create_customer(&user.actor, &input, allow_duplicate)
@@ -1171,13 +1391,13 @@ pub async fn create(
     {
         Ok(view) => Redirect::to(&format!("/customers/{}", view.id)).into_response(),
         Err(AppError::Validation(errors)) => {
-            let template = new_template(&page, &user, &form, &errors, None);
+            let template = new_template(&page, &user, &form, &errors, None, &templates);
             render(&template, page.tr, StatusCode::UNPROCESSABLE_ENTITY)
         }
         Err(AppError::Duplicate { field, .. }) => {
             let label = page.tr.get(&format!("field.{field}")).to_owned();
             let message = page.tr.fill("customers.duplicate", &[("field", &label)]);
-            let template = new_template(&page, &user, &form, &[], Some(message));
+            let template = new_template(&page, &user, &form, &[], Some(message), &templates);
             render(&template, page.tr, StatusCode::CONFLICT)
         }
         Err(error) => error_page(&page, Some(&user), &error),

@@ -18,6 +18,7 @@ mod care;
 mod deals;
 mod feedback;
 mod imports;
+mod industries;
 mod matrix;
 mod messages;
 mod orders;

@@ -353,6 +353,13 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         ("POST", "/api/v1/customers/{id}/messages") => {
             on_record(StatusCode::UNPROCESSABLE_ENTITY, true)
         }
+        // Industry templates are definitions, no personal data: every signed-in user reads them. Only admins add or
+        // remove custom fields; the path's `{key}` is no industry's, so admins get 404.
+        ("GET", "/api/v1/industries") => StatusCode::OK,
+        ("POST", "/api/v1/industries/{key}/fields")
+        | ("DELETE", "/api/v1/industries/{key}/fields/{field}") => {
+            by_role(StatusCode::NOT_FOUND, role == Role::Admin)
+        }
         // The id is no user's: 404 for admins, 403 before the lookup for the rest.
         ("PUT", "/api/v1/users/{id}/skills") => by_role(StatusCode::NOT_FOUND, role == Role::Admin),
         // The fixture's body names no real customer: invalid for everyone.
@@ -431,6 +438,9 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
         })),
         ("POST", "/api/v1/customers/{id}/messages") => Some(json!({"template": "none"})),
         ("PUT", "/api/v1/users/{id}/skills") => Some(json!({"skills": ["billing"]})),
+        ("POST", "/api/v1/industries/{key}/fields") => Some(json!({
+            "key": format!("matrix_{counter}"), "label_en": "Matrix", "type": "text"
+        })),
         ("POST", "/api/v1/products") => Some(json!({
             "sku": format!("MATRIX-{counter}"), "name": "矩阵商品", "category": "matrix", "price_fen": 1999
         })),

@@ -2929,3 +2929,73 @@ both_backends!(web_pool_lists_masked_and_claims_with_csrf, |harness| {
         again.body
     );
 });
+
+both_backends!(
+    web_form_shows_the_template_fields_and_masks_sensitive_ones,
+    |harness| {
+        add_user(&harness, "sally", Role::Sales, Some("east")).await;
+        let client = Client::new(&harness).await;
+        let mut browser = Browser::new(&client);
+        browser.accept_language = Some("zh-CN,zh;q=0.9");
+        assert_eq!(
+            browser.sign_in("sally", PASSWORD).await.status,
+            StatusCode::SEE_OTHER
+        );
+        let page = browser.get("/customers/new?industry=finance").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(
+            page.body.contains("name=\"custom.risk_level\""),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("风险等级") && page.body.contains("R3 平衡型"));
+        assert!(page
+            .body
+            .contains("href=\"/customers/new?industry=education\""));
+        let csrf = page.csrf();
+        let income = "912345.67";
+        // A wrong enum value comes back next to its field.
+        let refused = browser
+            .post(
+                "/customers/new",
+                &[
+                    ("csrf", &csrf),
+                    ("name", "司马理财"),
+                    ("industry", "finance"),
+                    ("custom.risk_level", "R9"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.body
+        );
+        assert!(
+            refused.body.contains("href=\"#custom.risk_level\""),
+            "{}",
+            refused.body
+        );
+        let created = browser
+            .post(
+                "/customers/new",
+                &[
+                    ("csrf", &csrf),
+                    ("name", "司马理财"),
+                    ("industry", "finance"),
+                    ("custom.risk_level", "R2"),
+                    ("custom.annual_income", income),
+                    ("custom.qualified_investor", "true"),
+                ],
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+        let detail = browser.get(created.location()).await;
+        assert_eq!(detail.status, StatusCode::OK);
+        assert!(detail.body.contains("R2 稳健型"), "{}", detail.body);
+        assert!(detail.body.contains("年收入（元）"));
+        assert!(detail.body.contains("******"));
+        assert!(!detail.body.contains(income));
+    }
+);
