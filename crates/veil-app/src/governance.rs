@@ -2181,9 +2181,9 @@ impl Veil {
             .collect())
     }
 
-    /// The checks every governed reveal passes, and its record: the customer in the caller's scope (else not
-    /// found), no incident lock-down, a second factor verified
-    /// in the last 10 minutes (`token`'s session), and a live `view` grant of the caller (`grant_id`, or any)
+    /// The checks every governed reveal passes, and its record: no incident lock-down, a second factor verified
+    /// in the last 10 minutes (`token`'s session), the customer still in the caller's scope (else not found), and
+    /// a live `view` grant of the caller (`grant_id`, or any)
     /// covering customer `id` and `field_names`; then the grant's use and the reveal's audit entry
     /// (`customer.reveal`, with `detail`) commit together. Refusals are recorded as denials. Nothing is decrypted
     /// here: callers decrypt only after this returns.
@@ -2206,16 +2206,6 @@ impl Veil {
                 .fields(field_names.iter().cloned())
                 .detail(details)
         };
-        // A grant covers a customer only while the caller still sees it: a customer who went back to the pool
-        // or to another owner is not found for the previous owner, grant or not.
-        let profile = self
-            .store()
-            .masked_customer(id)
-            .await?
-            .ok_or(AppError::NotFound)?
-            .profile;
-        self.authorize(actor, Action::Reveal, Some((id, &profile)))
-            .await?;
         if let Err(refusal) = self.ensure_not_locked_down().await {
             self.record_best_effort(&[deny("incident lock-down")]).await;
             return Err(refusal);
@@ -2234,6 +2224,17 @@ impl Veil {
                 "a reveal needs a second factor verified in the last 10 minutes: POST /api/v1/auth/mfa/verify",
             ));
         }
+        // A grant covers a customer only while the caller still sees it: a customer who went back to the pool
+        // or to another owner is not found for the previous owner, grant or not. Checked after the step-up, so
+        // that without one nobody learns whether a customer exists.
+        let profile = self
+            .store()
+            .masked_customer(id)
+            .await?
+            .ok_or(AppError::NotFound)?
+            .profile;
+        self.authorize(actor, Action::Reveal, Some((id, &profile)))
+            .await?;
         let now = now_ms();
         let user = actor.user_id.to_string();
         let grants = self.store().grants(Some(&user), 1000).await?;
