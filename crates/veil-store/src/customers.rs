@@ -400,7 +400,12 @@ const ROWS_PER_INSERT: usize = 100;
 
 /// `$1, $2, …, $n`: the placeholders of an `IN (…)` list of `n` values.
 pub(crate) fn in_list(n: usize) -> String {
-    (1..=n)
+    in_list_from(1, n)
+}
+
+/// `$first, …`: the placeholders of an `IN (…)` list of `n` values after `first - 1` other parameters.
+pub(crate) fn in_list_from(first: usize, n: usize) -> String {
+    (first..first + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")

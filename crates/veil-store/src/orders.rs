@@ -617,10 +617,7 @@ impl Store {
             "SELECT pair.product_id AS source, pair.other_id AS candidate, pair.customers \
              FROM customer_product mine JOIN product_pair pair ON pair.product_id = mine.product_id \
              WHERE mine.customer_id = $1 AND pair.customers > 0 AND pair.other_id IN ({})",
-            (2..=candidates.len() + 1)
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::customers::in_list_from(2, candidates.len())
         );
         let rows = with_pool!(self, |pool| {
             let mut query = sqlx::query(&sql).bind(customer_id);
