@@ -26,6 +26,7 @@ now() { date +%s.%N; }
 declare -A SECONDS_OF BYTES_OF
 step() { # step NAME BYTES COMMAND...: runs it, records seconds, prints seconds and MB/s of BYTES
   local name=$1 bytes=$2; shift 2
+  sync # every step starts with no dirty pages of an earlier one to write back (not timed)
   local started; started=$(now)
   "$@"
   local elapsed; elapsed=$(echo "$(now) - $started" | bc -l)

@@ -2,9 +2,9 @@
 //!
 //! - **Create** ([`Veil::create_backup`]) takes one consistent snapshot while the server keeps running and streams
 //!   it into an archive (see [`archive`]) written under a `.partial` name, synced, then renamed; only then is it
-//!   catalogued as `complete`. SQLite is copied as a page image (SQLite's backup API into a `.partial` file beside the
-//!   archive; format version 2): one thread reads, compresses and hashes the copy in chunks while another encrypts
-//!   and writes, so that a restore into SQLite is a decryption and a file copy rather than a million inserts.
+//!   catalogued as `complete`. SQLite is read as a page image (format version 2): one thread reads the pages inside one
+//!   read transaction through `sqlite_dbpage`, one compresses and hashes 64 MiB chunks, one encrypts and writes,
+//!   with recycled buffers and nothing written but the archive, so that a restore into SQLite is a decryption and a file copy rather than a million inserts.
 //!   PostgreSQL is read table by table inside one transaction into table parts (version 1). A backup killed
 //!   half-way leaves at most `.partial` files, which are never listed and are removed by the next backup once they
 //!   are a minute old.
@@ -255,6 +255,10 @@ pub struct RestoreOptions {
     /// Run `PRAGMA quick_check` on a page image restored into SQLite (verification does; a restore relies on the
     /// chunks' checksums, since the check reads the whole file: see `docs/benchmarks.md`).
     pub integrity_check: bool,
+    /// The target is a scratch database thrown away afterwards (verification): a page image restored into it
+    /// is not synced to disk. A real restore syncs every chunk as it is written, and the file before it is
+    /// renamed into place.
+    pub scratch: bool,
 }
 
 fn archive_error(error: ArchiveError) -> AppError {
@@ -560,21 +564,14 @@ impl Veil {
         };
         let written = match self.store().sqlite_file() {
             Some(source) if !logical => {
-                // The page image is copied next to the archive, under a `.partial` name: a backup killed
-                // half-way leaves it for `remove_stale_partials`, like the archive itself.
-                let copy_path =
-                    directory.join(format!("{FILE_PREFIX}{stamp}-{id}.db{PARTIAL_SUFFIX}"));
-                let written = write_image(
+                write_image(
                     source.to_owned(),
-                    &copy_path,
                     &partial_path,
                     encryption,
                     header,
                     progress,
                 )
-                .await;
-                let _ = std::fs::remove_file(&copy_path);
-                written
+                .await
             }
             _ => write_logical(self.store(), &partial_path, encryption, header, progress).await,
         };
@@ -889,6 +886,7 @@ impl Veil {
         ));
         let options = RestoreOptions {
             integrity_check: true,
+            scratch: true,
             ..RestoreOptions::default()
         };
         let restored = restore_to(path, decryption, &url, &options, progress).await;
@@ -1173,89 +1171,98 @@ fn create_private_file(path: &Path) -> AppResult<std::fs::File> {
         .map_err(io_failure(format!("cannot create {}", path.display())))
 }
 
-/// Writes a version 2 (page image) archive at `partial_path` from the SQLite database at `source`: a consistent
-/// copy at `copy_path` (SQLite's backup API in one step, while the server keeps writing), its schema version and per-table counts
-/// for the manifest, then the copy in chunks that one thread reads, compresses and hashes while another encrypts
-/// and writes them. The caller removes the copy.
+/// Writes a version 2 (page image) archive at `partial_path` from the live SQLite database at `source`, in a
+/// pipeline of three threads with recycled buffers: one reads the page image inside one read transaction (the
+/// server keeps writing; see [`veil_store::snapshot::stream_sqlite_image`]), one compresses and hashes each chunk,
+/// one encrypts and writes. Nothing but the archive touches the disk.
 async fn write_image(
     source: PathBuf,
-    copy_path: &Path,
     partial_path: &Path,
     encryption: Encryption,
     mut header: archive::Header,
     progress: &(dyn Progress + Sync),
 ) -> AppResult<archive::Written> {
-    drop(create_private_file(copy_path)?);
-    let copy = copy_path.to_owned();
-    tokio::task::spawn_blocking(move || veil_store::snapshot::copy_sqlite_image(&source, &copy))
-        .await
-        .map_err(|error| AppError::Internal(format!("the image copy stopped: {error}")))??;
-    let mut snapshot = veil_store::Snapshot::of_sqlite_file(copy_path).await?;
-    let counted: AppResult<(i64, Vec<(veil_store::TableInfo, u64)>)> = async {
-        let schema_version = snapshot.schema_version().await?;
-        let mut tables = Vec::new();
-        for table in snapshot.tables().await? {
-            let rows = snapshot.count(&table.name).await? as u64;
-            tables.push((table, rows));
+    use std::sync::mpsc;
+    let (layout_sender, layout) =
+        tokio::sync::oneshot::channel::<veil_store::snapshot::ImageLayout>();
+    // Raw chunks go to the compressor and come back empty; compressed frames come back from the writer.
+    let (to_compressor, raw_chunks) = mpsc::sync_channel::<Vec<u8>>(1);
+    let (recycle_raw, reusable_raw) = mpsc::channel::<Vec<u8>>();
+    let (recycle_frame, reusable_frames) = mpsc::channel::<Vec<u8>>();
+    let stopped = || StoreError::Snapshot("the backup stopped".to_owned());
+    let reader = tokio::task::spawn_blocking(move || {
+        veil_store::snapshot::stream_sqlite_image(
+            &source,
+            archive::IMAGE_CHUNK_BYTES,
+            move |layout| layout_sender.send(layout.clone()).map_err(|_| stopped()),
+            |full| {
+                to_compressor.send(full).map_err(|_| stopped())?;
+                Ok(reusable_raw
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(archive::IMAGE_CHUNK_BYTES)))
+            },
+        )
+    });
+    let (to_forward, mut compressed) = tokio::sync::mpsc::channel::<archive::CompressedChunk>(2);
+    let compressor = tokio::task::spawn_blocking(move || -> Result<(), ArchiveError> {
+        let mut compressor = archive::ImageCompressor::new()?;
+        while let Ok(raw) = raw_chunks.recv() {
+            let frame = reusable_frames.try_recv().unwrap_or_default();
+            let chunk = compressor.compress(&raw, frame)?;
+            let _ = recycle_raw.send(raw);
+            if to_forward.blocking_send(chunk).is_err() {
+                return Err(ArchiveError::Cancelled);
+            }
         }
-        Ok((schema_version, tables))
-    }
-    .await;
-    let _ = snapshot.finish().await;
-    let (schema_version, tables) = counted?;
-    let total_bytes = std::fs::metadata(copy_path)
-        .map_err(io_failure(format!("cannot read {}", copy_path.display())))?
-        .len();
+        Ok(())
+    });
+    let reader_failed = |joined: Result<
+        veil_store::StoreResult<veil_store::snapshot::ImageLayout>,
+        _,
+    >| match joined {
+        Ok(Ok(_)) => AppError::Internal("the image reader ended before its first page".to_owned()),
+        Ok(Err(error)) => AppError::from(error),
+        Err(error) => AppError::Internal(format!("the image reader stopped: {error}")),
+    };
+    let Ok(layout) = layout.await else {
+        drop(compressed);
+        let _ = compressor.await;
+        return Err(reader_failed(reader.await));
+    };
+    let total_bytes = layout.bytes();
     header.format_version = archive::FORMAT_VERSION;
-    header.schema_version = schema_version;
-    header.rows = tables.iter().map(|(_, rows)| rows).sum();
+    header.schema_version = layout.schema_version;
+    header.rows = layout.tables.iter().map(|(_, rows)| rows).sum();
     header.image_bytes = Some(total_bytes);
 
     let writer_path = partial_path.to_owned();
     // The `.partial` file exists from here on: a backup killed while streaming always leaves it behind.
-    let mut writer = tokio::task::spawn_blocking(move || {
-        archive::ArchiveWriter::create(&writer_path, &encryption, header)
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut writer = archive::ArchiveWriter::create(&writer_path, &encryption, header)?;
+        for (table, rows) in &layout.tables {
+            writer.add_image_table(&table.name, &table.columns, *rows);
+        }
+        Ok::<_, ArchiveError>(writer)
     })
     .await
-    .map_err(|error| AppError::Internal(format!("the backup writer stopped: {error}")))?
-    .map_err(archive_error)?;
-    for (table, rows) in &tables {
-        writer.add_image_table(&table.name, &table.columns, *rows);
-    }
+    .map_err(|error| AppError::Internal(format!("the backup writer stopped: {error}")))
+    .and_then(|created| created.map_err(archive_error));
+    let mut writer = match writer {
+        Ok(writer) => writer,
+        Err(error) => {
+            drop(compressed);
+            let _ = compressor.await;
+            let _ = reader.await;
+            return Err(error);
+        }
+    };
     let (to_writer, mut writer_receiver) =
         tokio::sync::mpsc::channel::<archive::CompressedChunk>(2);
     let writer = tokio::task::spawn_blocking(move || {
         while let Some(chunk) = writer_receiver.blocking_recv() {
-            writer.push_image_chunk(chunk)?;
+            let _ = recycle_frame.send(writer.push_image_chunk(chunk)?);
         }
         writer.finish()
-    });
-    let (to_forward, mut compressed) = tokio::sync::mpsc::channel::<archive::CompressedChunk>(2);
-    let reader_path = copy_path.to_owned();
-    let compressor = tokio::task::spawn_blocking(move || -> Result<(), ArchiveError> {
-        use std::io::Read;
-        let file = std::fs::File::open(&reader_path).map_err(|source| ArchiveError::Io {
-            context: format!("cannot open {}", reader_path.display()),
-            source,
-        })?;
-        let mut file = std::io::BufReader::with_capacity(1 << 20, file);
-        loop {
-            let mut chunk = Vec::with_capacity(archive::IMAGE_CHUNK_BYTES);
-            (&mut file)
-                .take(archive::IMAGE_CHUNK_BYTES as u64)
-                .read_to_end(&mut chunk)
-                .map_err(|source| ArchiveError::Io {
-                    context: format!("cannot read {}", reader_path.display()),
-                    source,
-                })?;
-            if chunk.is_empty() {
-                return Ok(());
-            }
-            let compressed = archive::compress_image_chunk(&chunk)?;
-            if to_forward.blocking_send(compressed).is_err() {
-                return Err(ArchiveError::Cancelled);
-            }
-        }
     });
     let streamed: AppResult<()> = async {
         let mut done = 0u64;
@@ -1275,13 +1282,21 @@ async fn write_image(
     drop(to_writer);
     let compressed = compressor
         .await
-        .map_err(|error| AppError::Internal(format!("the image reader stopped: {error}")))
+        .map_err(|error| AppError::Internal(format!("the image compressor stopped: {error}")))
         .and_then(|result| result.map_err(archive_error));
+    let read = match reader.await {
+        Ok(Ok(_)) => Ok(()),
+        joined => Err(reader_failed(joined)),
+    };
     let written = writer
         .await
         .map_err(|error| AppError::Internal(format!("the backup writer stopped: {error}")));
-    let streamed = streamed.and(compressed);
-    let written = finish_writer(streamed, written)?;
+    // A reader that fails stops the pipeline quietly (the others see their input end), so its error comes
+    // first when they finished; a reader that was stopped by their failure defers to theirs.
+    let written = match (finish_writer(streamed.and(compressed), written), read) {
+        (Ok(written), Ok(())) => written,
+        (Ok(_), Err(error)) | (Err(error), _) => return Err(error),
+    };
     if written
         .manifest
         .image
@@ -1291,7 +1306,13 @@ async fn write_image(
         != total_bytes
     {
         return Err(AppError::Backup(BackupError::Mismatch(format!(
-            "the image copy changed while it was archived (expected {total_bytes} bytes)"
+            "the image holds {} bytes, its pages {total_bytes}",
+            written
+                .manifest
+                .image
+                .iter()
+                .map(|chunk| chunk.size)
+                .sum::<u64>()
         ))));
     }
     Ok(written)
@@ -1471,7 +1492,8 @@ async fn restore_image_file(
         uuid::Uuid::now_v7()
     ));
     let mut scratch = Scratch(Some(temporary.clone()));
-    let manifest = materialise_image(path, decryption, &temporary, progress).await?;
+    let durable = !options.scratch;
+    let manifest = materialise_image(path, decryption, &temporary, durable, progress).await?;
     let (image_path, finish_manifest, erasures, integrity_check) = (
         temporary.clone(),
         manifest.clone(),
@@ -1479,7 +1501,13 @@ async fn restore_image_file(
         options.integrity_check,
     );
     let replayed = tokio::task::spawn_blocking(move || {
-        finish_image(&image_path, &finish_manifest, &erasures, integrity_check)
+        finish_image(
+            &image_path,
+            &finish_manifest,
+            &erasures,
+            integrity_check,
+            durable,
+        )
     })
     .await
     .map_err(|error| AppError::Internal(format!("the restore stopped: {error}")))??;
@@ -1508,11 +1536,14 @@ async fn restore_image_file(
 }
 
 /// Decrypts the page image of the archive at `path` into a new file at `destination` and returns the manifest,
-/// which every chunk matched. One thread decrypts, hashes and decompresses while another writes.
+/// which every chunk matched. One thread decrypts and hashes while another decompresses and writes; when
+/// `durable`, the writer syncs each chunk as it is written, so the disk writes overlap the decryption of the next
+/// chunks instead of all waiting for one sync at the end.
 async fn materialise_image(
     path: &Path,
     decryption: &Decryption,
     destination: &Path,
+    durable: bool,
     progress: &(dyn Progress + Sync),
 ) -> AppResult<Manifest> {
     let file = create_private_file(destination)?;
@@ -1529,19 +1560,32 @@ async fn materialise_image(
             let _ = sender.blocking_send(Err(error));
         }
     });
-    let (to_writer, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
+    let (to_writer, mut chunks) = tokio::sync::mpsc::channel::<(Vec<u8>, u64)>(2);
     let writer_path = destination.to_owned();
+    // The reader decrypts and hashes; this thread decompresses (into one reused buffer) and writes.
     let writer = tokio::task::spawn_blocking(move || -> AppResult<()> {
         use std::io::Write;
         let mut file = file;
-        while let Some(chunk) = chunks.blocking_recv() {
+        let mut decompressor = zstd::bulk::Decompressor::new()
+            .map_err(io_failure("cannot start zstd decompression".to_owned()))?;
+        let mut chunk = Vec::new();
+        while let Some((frame, size)) = chunks.blocking_recv() {
+            archive::decompress_image_chunk(&mut decompressor, &frame, size, &mut chunk)
+                .map_err(archive_error)?;
             file.write_all(&chunk).map_err(io_failure(format!(
                 "cannot write {}",
                 writer_path.display()
             )))?;
+            if durable {
+                file.sync_data()
+                    .map_err(io_failure(format!("cannot sync {}", writer_path.display())))?;
+            }
         }
-        file.sync_all()
-            .map_err(io_failure(format!("cannot sync {}", writer_path.display())))
+        if durable {
+            file.sync_all()
+                .map_err(io_failure(format!("cannot sync {}", writer_path.display())))?;
+        }
+        Ok(())
     });
     let read: AppResult<Manifest> = async {
         let mut total = 0u64;
@@ -1556,11 +1600,11 @@ async fn materialise_image(
                     }
                     total = header.image_bytes.unwrap_or_default();
                 }
-                archive::ReadEvent::Image(chunk) => {
-                    done += chunk.len() as u64;
+                archive::ReadEvent::Image { frame, size } => {
+                    done += size;
                     progress.update(done, done.max(total));
                     to_writer
-                        .send(chunk)
+                        .send((frame, size))
                         .await
                         .map_err(|_| archive_error(ArchiveError::Cancelled))?;
                 }
@@ -1581,9 +1625,15 @@ async fn materialise_image(
         .await
         .map_err(|error| AppError::Internal(format!("the restore writer stopped: {error}")))
         .and_then(|result| result);
-    let manifest = read?;
-    written?;
-    Ok(manifest)
+    // A writer that fails (a chunk that does not decompress, a full disk) ends the read as cancelled: its own
+    // error says why.
+    match (read, written) {
+        (Ok(manifest), Ok(())) => Ok(manifest),
+        (Err(AppError::Backup(BackupError::Archive(ArchiveError::Cancelled))), Err(error)) => {
+            Err(error)
+        }
+        (Err(error), _) | (Ok(_), Err(error)) => Err(error),
+    }
 }
 
 /// Finishes a restored page image in place (blocking): `PRAGMA quick_check` when asked, the schema version and
@@ -1594,8 +1644,9 @@ fn finish_image(
     manifest: &Manifest,
     erasures: &[ErasureRow],
     integrity_check: bool,
+    durable: bool,
 ) -> AppResult<u64> {
-    let image = veil_store::snapshot::SqliteImage::open(path)?;
+    let image = veil_store::snapshot::SqliteImage::open(path, durable)?;
     let mismatch = |message: String| AppError::Backup(BackupError::Mismatch(message));
     if integrity_check {
         if let Some(findings) = image.quick_check()? {
@@ -1712,7 +1763,7 @@ async fn restore_image_by_load(
     let scratch_dir =
         tempfile::tempdir().map_err(io_failure("cannot create a scratch directory".to_owned()))?;
     let image = scratch_dir.path().join("image.db");
-    let manifest = materialise_image(path, decryption, &image, progress).await?;
+    let manifest = materialise_image(path, decryption, &image, false, progress).await?;
     let chunks = manifest.image.len();
     let (sender, mut receiver) =
         tokio::sync::mpsc::channel::<Result<archive::ReadEvent, ArchiveError>>(4);
@@ -1860,7 +1911,7 @@ async fn load(
                 progress.update(done, header.rows.max(done));
             }
             archive::ReadEvent::Manifest(manifest) => break manifest,
-            archive::ReadEvent::Image(_) => {
+            archive::ReadEvent::Image { .. } => {
                 return Err(archive_error(ArchiveError::Format(
                     "an image chunk in a logical archive".to_owned(),
                 )))

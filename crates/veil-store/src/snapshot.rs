@@ -19,7 +19,7 @@ use crate::{reader_error, with_pool, Pool, Store, StoreError, StoreResult};
 mod sqlite_file;
 mod sqlite_image;
 
-pub use sqlite_image::{copy_image as copy_sqlite_image, SqliteImage};
+pub use sqlite_image::{stream_image as stream_sqlite_image, ImageLayout, SqliteImage};
 
 /// Tables never copied: sqlx's migration bookkeeping (the target runs its own migrations), the backup catalogue
 /// (it describes backups; a restored database starts with an empty one) and derived counts that triggers keep
@@ -166,6 +166,15 @@ pub struct ForeignKey {
 
 fn quote(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+/// The tables a backup copies (all but [`EXCLUDED_TABLES`]), parents before the tables that reference them.
+fn backed_up_in_order(names: Vec<String>, keys: &[ForeignKey]) -> Vec<String> {
+    let names: Vec<String> = names
+        .into_iter()
+        .filter(|name| !EXCLUDED_TABLES.contains(&name.as_str()))
+        .collect();
+    dependency_order(&names, keys)
 }
 
 /// Orders tables so that every table comes after the tables it references (self-references ignored); ties and
@@ -428,30 +437,15 @@ impl Snapshot {
                 let names = postgres_schema::tables(tx).await?;
                 (names, postgres_foreign_keys(tx).await?)
             }
-            Transaction::SqliteFile(slot) => {
-                on_file(slot, |connection| {
-                    let names = sqlite_file::tables(connection)?;
-                    let keys = sqlite_file::foreign_keys(connection, &names)?;
-                    Ok((names, keys))
-                })
-                .await?
-            }
+            Transaction::SqliteFile(slot) => return on_file(slot, sqlite_file::table_infos).await,
         };
-        let names: Vec<String> = names
-            .into_iter()
-            .filter(|name| !EXCLUDED_TABLES.contains(&name.as_str()))
-            .collect();
         let mut tables = Vec::new();
-        for name in dependency_order(&names, &keys) {
+        for name in backed_up_in_order(names, &keys) {
             let columns = match &mut self.tx {
                 Transaction::Sqlite(tx) => sqlite_schema::columns(tx, &name).await?,
                 Transaction::Postgres(tx) => postgres_schema::columns(tx, &name).await?,
-                Transaction::SqliteFile(slot) => {
-                    let table = name.clone();
-                    on_file(slot, move |connection| {
-                        sqlite_file::columns(connection, &table)
-                    })
-                    .await?
+                Transaction::SqliteFile(_) => {
+                    unreachable!("a file snapshot lists its tables in one blocking call above")
                 }
             };
             tables.push(TableInfo {

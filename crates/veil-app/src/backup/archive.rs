@@ -12,17 +12,17 @@
 //! version 2, page image (written for SQLite sources)
 //! age( tar(
 //!   header.json                        as in version 1, format_version 2
-//!   image/<n>.db.zst                   the database file, a consistent copy, in chunks of IMAGE_CHUNK_BYTES,
+//!   image/<n>.db.zst                   the database file at one point in time, in chunks of IMAGE_CHUNK_BYTES,
 //!   …                                  each its own zstd frame
-//!   manifest.json                      the header again; per table its columns and row count (COUNT(*) on the
-//! ))                                   copy); per chunk its size, compressed size and SHA-256 (compressed bytes)
+//!   manifest.json                      the header again; per table its columns and row count (COUNT(*) in the
+//! ))                                   image's read transaction); per chunk its size, compressed size and SHA-256
 //! ```
 //!
 //! A version 1 part is zstd-compressed JSON lines: a first line `{"table": …, "columns": […]}`, then one JSON array
 //! per row whose values are typed: `null`, an integer, a string, `true`/`false`, `{"f": 1.5}` for a real and
 //! `{"b": "<base64>"}` for bytes. Parts hold at most [`PART_ROWS`] rows, so a reader or writer never holds more
-//! than one part in memory. A version 2 image is what SQLite's backup API copied: restoring it into SQLite is a
-//! file copy, and restoring it into PostgreSQL scans the materialised file table by table into the same loader a
+//! than one part in memory. A version 2 image is the database's pages read in one read transaction (page 1
+//! switched to rollback-journal mode): restoring it into SQLite is a file copy, and restoring it into PostgreSQL scans the materialised file table by table into the same loader a
 //! version 1 archive feeds. The manifest comes last because it carries every part's or chunk's checksum; the header
 //! comes first so that a restore knows the schema version, and which version it reads, before the first byte of
 //! data.
@@ -231,15 +231,38 @@ pub struct CompressedChunk {
     pub sha256: String,
 }
 
-/// Compresses and hashes one chunk of a page image (CPU only: the pipeline runs it on its own thread).
-pub fn compress_image_chunk(chunk: &[u8]) -> Result<CompressedChunk, ArchiveError> {
-    let bytes = zstd::bulk::compress(chunk, IMAGE_ZSTD_LEVEL)
-        .map_err(io_error("cannot compress the database image"))?;
-    Ok(CompressedChunk {
-        size: chunk.len() as u64,
-        sha256: hex(&Sha256::digest(&bytes)),
-        bytes,
-    })
+/// Compresses and hashes chunks of a page image (CPU only: the pipeline runs it on its own thread), keeping one
+/// zstd context for every chunk.
+pub struct ImageCompressor {
+    zstd: zstd::bulk::Compressor<'static>,
+}
+
+impl ImageCompressor {
+    /// A compressor at [`IMAGE_ZSTD_LEVEL`].
+    pub fn new() -> Result<ImageCompressor, ArchiveError> {
+        let zstd = zstd::bulk::Compressor::new(IMAGE_ZSTD_LEVEL)
+            .map_err(io_error("cannot start zstd compression"))?;
+        Ok(ImageCompressor { zstd })
+    }
+
+    /// Compresses `chunk` into `output` (a recycled buffer: its contents are replaced, its memory reused) and
+    /// hashes the frame.
+    pub fn compress(
+        &mut self,
+        chunk: &[u8],
+        mut output: Vec<u8>,
+    ) -> Result<CompressedChunk, ArchiveError> {
+        output.clear();
+        output.reserve(zstd::zstd_safe::compress_bound(chunk.len()));
+        self.zstd
+            .compress_to_buffer(chunk, &mut output)
+            .map_err(io_error("cannot compress the database image"))?;
+        Ok(CompressedChunk {
+            size: chunk.len() as u64,
+            sha256: hex(&Sha256::digest(&output)),
+            bytes: output,
+        })
+    }
 }
 
 /// One table in the manifest.
@@ -613,8 +636,8 @@ impl ArchiveWriter {
         });
     }
 
-    /// Appends the next chunk of the page image (version 2).
-    pub fn push_image_chunk(&mut self, chunk: CompressedChunk) -> Result<(), ArchiveError> {
+    /// Appends the next chunk of the page image (version 2) and hands its buffer back for reuse.
+    pub fn push_image_chunk(&mut self, chunk: CompressedChunk) -> Result<Vec<u8>, ArchiveError> {
         if !self.header.is_image() {
             return Err(ArchiveError::Format(
                 "an image chunk in a logical archive".to_owned(),
@@ -628,7 +651,7 @@ impl ArchiveWriter {
             bytes: chunk.bytes.len() as u64,
             sha256: chunk.sha256,
         });
-        Ok(())
+        Ok(chunk.bytes)
     }
 
     fn start_part(&mut self) -> Result<(), ArchiveError> {
@@ -742,9 +765,15 @@ pub enum ReadEvent {
     },
     /// Rows of the current part.
     Rows(Vec<Vec<Value>>),
-    /// The next chunk of a page image, decompressed (its compressed bytes are checked against the manifest
-    /// when the manifest arrives, so hold what it builds back until then).
-    Image(Vec<u8>),
+    /// The next chunk of a page image: its zstd frame, which declares `size` bytes of the database file
+    /// (decompress it with [`decompress_image_chunk`]). Its bytes are checked against the manifest when the
+    /// manifest arrives, so hold what it builds back until then.
+    Image {
+        /// The compressed frame.
+        frame: Vec<u8>,
+        /// Bytes of the database file it holds, from the frame header (at most 64 MiB).
+        size: u64,
+    },
     /// The manifest (last), after every part was checked against it.
     Manifest(Manifest),
 }
@@ -851,6 +880,29 @@ fn parse_header(bytes: &[u8]) -> Result<Header, ArchiveError> {
 /// Largest image chunk a reader accepts (decompressed).
 const MAX_IMAGE_CHUNK_BYTES: usize = 64 << 20;
 
+/// Decompresses an image chunk's `frame` (of [`ReadEvent::Image`]) into `output`, a recycled buffer whose
+/// contents are replaced, and checks that it holds the `size` bytes its header declared.
+pub fn decompress_image_chunk(
+    decompressor: &mut zstd::bulk::Decompressor<'static>,
+    frame: &[u8],
+    size: u64,
+    output: &mut Vec<u8>,
+) -> Result<(), ArchiveError> {
+    output.clear();
+    output.reserve(size as usize);
+    let written = decompressor
+        .decompress_to_buffer(frame, output)
+        .map_err(|error| {
+            ArchiveError::Integrity(format!("an image chunk cannot be decompressed ({error})"))
+        })?;
+    if written as u64 != size {
+        return Err(ArchiveError::Integrity(format!(
+            "an image chunk holds {written} bytes, its header says {size}"
+        )));
+    }
+    Ok(())
+}
+
 /// Reads and checks a whole archive (blocking), handing what it finds to `on_event`. Fails on a wrong key, a
 /// modified or truncated file, a part or chunk whose checksum (or a part whose row count) differs from the
 /// manifest, and a part or chunk missing from the archive, out of order, or absent from the manifest.
@@ -897,16 +949,21 @@ pub fn read_archive(
                 )));
             }
             let sha256 = hex(&Sha256::digest(&bytes));
-            let chunk = zstd::bulk::decompress(&bytes, MAX_IMAGE_CHUNK_BYTES).map_err(|error| {
-                ArchiveError::Integrity(format!("image chunk {name}: cannot decompress ({error})"))
-            })?;
+            // Veil's frames declare their size. One that does not (or declares too much) was not written by
+            // Veil: it is held back, and the manifest check at the end names the chunk that fails.
+            let size = zstd::zstd_safe::get_frame_content_size(&bytes)
+                .ok()
+                .flatten()
+                .filter(|size| *size <= MAX_IMAGE_CHUNK_BYTES as u64);
             image_seen.push(ImageChunkManifest {
                 name,
-                size: chunk.len() as u64,
+                size: size.unwrap_or(0),
                 bytes: bytes.len() as u64,
                 sha256,
             });
-            on_event(ReadEvent::Image(chunk))?;
+            if let Some(size) = size {
+                on_event(ReadEvent::Image { frame: bytes, size })?;
+            }
         } else if name.starts_with("tables/") {
             if header.as_ref().is_none_or(Header::is_image) {
                 return Err(ArchiveError::Format(format!(

@@ -906,3 +906,117 @@ fn clients_choose_only_among_configured_destinations() {
         "{error}"
     );
 }
+
+/// Adds teams through the live server the first time a chunk of the image is sent, while the image's read
+/// transaction is still open (the pipeline's bounded queues hold the reader back until the chunk is taken).
+struct WritesMidway<'a> {
+    veil: &'a Veil,
+    admin: &'a crate::Actor,
+    written: std::sync::atomic::AtomicBool,
+}
+
+impl Progress for WritesMidway<'_> {
+    fn update(&self, _done: u64, _total: u64) {}
+
+    fn reached(&self, point: &'static str) {
+        if point != "backup.chunk_sent"
+            || self.written.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                for index in 0..200 {
+                    self.veil
+                        .add_team(self.admin, &format!("midway-{index:03}"), None)
+                        .await
+                        .unwrap();
+                }
+            })
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_image_is_one_point_in_time_while_the_server_writes() {
+    let harness = Harness::sqlite().await;
+    let keys = Keys::new();
+    let veil = &harness.veil;
+    veil.set_backup_settings(keys.settings(&harness.dir.path().join("backups")));
+    let admin = harness.actor("root", Role::Admin, None).await;
+    for (index, name) in NAMES.iter().cycle().take(40).enumerate() {
+        veil.create_customer(
+            &admin,
+            &customer(name, &format!("1380000{index:04}")),
+            false,
+        )
+        .await
+        .unwrap();
+    }
+    let teams_before = veil.list_teams().await.unwrap().len();
+    let progress = WritesMidway {
+        veil,
+        admin: &admin,
+        written: false.into(),
+    };
+    let created = veil
+        .create_backup(Some(&admin), None, &progress)
+        .await
+        .unwrap();
+    assert!(
+        progress.written.into_inner(),
+        "the image spans several chunks"
+    );
+    assert_eq!(veil.list_teams().await.unwrap().len(), teams_before + 200);
+
+    // The manifest counts what the image holds: the teams as they were when its read transaction began.
+    let parts = entries(Path::new(&created.location), &keys);
+    let manifest: archive::Manifest = serde_json::from_slice(
+        &parts
+            .iter()
+            .find(|(name, _)| name == archive::MANIFEST_NAME)
+            .unwrap()
+            .1,
+    )
+    .unwrap();
+    let team_rows = manifest
+        .tables
+        .iter()
+        .find(|table| table.name == "team")
+        .unwrap()
+        .rows;
+    assert_eq!(team_rows, teams_before as u64);
+    // More chunks than the pipeline holds in flight (two queued for the writer, one compressing, one queued for
+    // the compressor, one filling): the reader was still inside its transaction when the teams were added.
+    assert!(manifest.image.len() > 6, "{} chunks", manifest.image.len());
+
+    // Verification restores the image and runs `PRAGMA quick_check`; a restore counts every table again.
+    let report = veil
+        .verify_backup(Some(&admin), &created.id, &())
+        .await
+        .unwrap();
+    assert!(report.ok, "{report:?}");
+    let target = EmptyDatabase::sqlite();
+    let (restored, target_store) = restore_to(
+        Path::new(&created.location),
+        &keys.decryption(),
+        &target.url,
+        &RestoreOptions::default(),
+        &(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(restored.format_version, archive::FORMAT_VERSION);
+    target_store.close().await;
+    let restored_veil = open_restored(&target.url, &harness).await;
+    assert_eq!(
+        restored_veil.list_teams().await.unwrap().len(),
+        teams_before
+    );
+    assert_eq!(
+        decrypted_customers(&restored_veil).await.len(),
+        40,
+        "every customer of the point in time"
+    );
+    harness.finish().await;
+}

@@ -89,6 +89,22 @@ pub(super) fn foreign_keys(
     Ok(keys)
 }
 
+/// Every table a backup copies with its columns, parents first (what [`super::Snapshot::tables`] lists).
+pub(super) fn table_infos(connection: &Connection) -> StoreResult<Vec<TableInfo>> {
+    let names = tables(connection)?;
+    let keys = foreign_keys(connection, &names)?;
+    super::backed_up_in_order(names, &keys)
+        .into_iter()
+        .map(|name| {
+            let columns = columns(connection, &name)?;
+            Ok(TableInfo {
+                name,
+                columns: columns.into_iter().map(|(column, _)| column).collect(),
+            })
+        })
+        .collect()
+}
+
 /// The highest applied migration (0 before any).
 pub(super) fn schema_version(connection: &Connection) -> i64 {
     connection
