@@ -772,7 +772,7 @@ async fn build_detail(
     let mut custom = custom_rows(tr, &view, &templates);
     // Sensitive custom fields reveal like the personal ones: through a live view grant naming `custom.<key>`.
     for row in custom.iter_mut().filter(|row| row.masked) {
-        row.granted = granted.iter().any(|granted| *granted == row.name);
+        row.granted = granted.contains(&row.name);
         if revealed
             .as_ref()
             .is_some_and(|(revealed_field, _)| *revealed_field == row.name)

@@ -244,7 +244,8 @@ impl RequestForm {
             ("bank_card", &self.field_bank_card),
         ]
         .into_iter()
-        .filter_map(|(name, checked)| checked.is_some().then(|| name.to_owned()))
+        .filter(|(_, checked)| checked.is_some())
+        .map(|(name, _)| name.to_owned())
         .chain(self.custom.keys().filter_map(|name| {
             name.strip_prefix("field_")
                 .filter(|field| field.starts_with(CUSTOM_PREFIX))
