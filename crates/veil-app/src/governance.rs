@@ -108,8 +108,10 @@ pub fn is_sensitive(field: SensitiveField) -> bool {
 }
 
 mod export;
+mod fields;
 pub mod partner;
 pub use export::{verify_export_file, ExportCheck, ExportDelivery, ExportManifest, SignedManifest};
+pub use fields::{UnmaskField, CUSTOM_PREFIX};
 
 // ---------------------------------------------------------------------------------------------------------------
 // Consents
@@ -120,7 +122,7 @@ pub use export::{verify_export_file, ExportCheck, ExportDelivery, ExportManifest
 pub struct ConsentInput {
     /// Purposes consented to.
     pub purposes: Vec<String>,
-    /// Fields covered (`phone`, `id_number`, …).
+    /// Fields covered (`phone`, `id_number`, …, or `custom.<key>` for a sensitive custom field).
     pub fields: Vec<String>,
     /// `internal`, or the named partner receiving the data.
     pub recipient: String,
@@ -205,6 +207,8 @@ fn consent_view(row: &ConsentRow, now: i64) -> ConsentView {
     }
 }
 
+/// The built-in personal fields among `names` (a note's spans map to these alone; requests, consents and reveals
+/// also take custom fields: [`Veil::parse_unmask_fields`]).
 pub(crate) fn parse_fields(names: &[String], errors: &mut Vec<FieldError>) -> Vec<SensitiveField> {
     let mut fields = Vec::new();
     if names.is_empty() {
@@ -284,9 +288,10 @@ pub struct UnmaskRequestInput {
     pub consent_ids: Vec<String>,
     /// Which customers.
     pub scope: RequestScope,
-    /// Which fields.
+    /// Which fields: built-in ones (`phone`, `id_number`, …) and, for a view, sensitive custom fields of the
+    /// industry templates as `custom.<key>` (e.g. `custom.annual_income`).
     pub fields: Vec<String>,
-    /// `view` (export and policy_change are not available yet).
+    /// `view`, `export` or `policy_change` (the last two cover built-in fields only).
     pub mode: String,
     /// How long the grant lasts once approved (1 minute to 30 days).
     pub duration_minutes: i64,
@@ -549,7 +554,7 @@ fn grant_view(row: &GrantRow, now: i64) -> GrantView {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevealInput {
-    /// Fields to reveal.
+    /// Fields to reveal: built-in ones (`phone`, `id_number`, …) and sensitive custom fields as `custom.<key>`.
     pub fields: Vec<String>,
     /// The grant to use (default: any live grant of the caller covering the customer and fields).
     #[serde(default)]
@@ -618,7 +623,7 @@ impl Veil {
             .await?;
         let mut errors = Vec::new();
         let purposes = parse_purposes(&input.purposes, &mut errors);
-        let fields = parse_fields(&input.fields, &mut errors);
+        let fields = self.parse_unmask_fields(&input.fields, &mut errors).await?;
         if !valid_recipient(&input.recipient) {
             errors.push(FieldError::new(
                 "recipient",
@@ -690,10 +695,7 @@ impl Veil {
         if !errors.is_empty() {
             return Err(AppError::Validation(errors));
         }
-        let field_names: Vec<String> = fields
-            .iter()
-            .map(|field| field.as_str().to_owned())
-            .collect();
+        let field_names: Vec<String> = fields.iter().map(UnmaskField::name).collect();
         let consent = ConsentRow {
             id: uuid::Uuid::now_v7().to_string(),
             customer_id: id.clone(),
@@ -911,7 +913,35 @@ impl Veil {
                 "1 to 1000 characters",
             ));
         }
-        let fields = parse_fields(&input.fields, &mut errors);
+        let fields = self.parse_unmask_fields(&input.fields, &mut errors).await?;
+        // Custom fields are revealed through view grants only: the export's columns and the masking policy cover
+        // the built-in fields alone.
+        let custom: Vec<String> = fields
+            .iter()
+            .filter(|field| matches!(field, UnmaskField::Custom(_)))
+            .map(UnmaskField::name)
+            .collect();
+        match input.mode.as_str() {
+            "export" if !custom.is_empty() => errors.push(FieldError::new(
+                "fields",
+                "view_only",
+                format!(
+                    "{}: sensitive custom fields are revealed through a view grant only; an export carries the \
+                     built-in fields",
+                    custom.join(", ")
+                ),
+            )),
+            "policy_change" if !custom.is_empty() => errors.push(FieldError::new(
+                "fields",
+                "view_only",
+                format!(
+                    "{}: the masking policy covers the built-in fields only; a sensitive custom field is revealed \
+                     through a view grant",
+                    custom.join(", ")
+                ),
+            )),
+            _ => {}
+        }
         if let Some(name) = &input.recipient_name {
             if !valid_recipient(name) {
                 errors.push(FieldError::new(
@@ -1039,7 +1069,7 @@ impl Veil {
                         }
                     },
                 }
-                if fields.len() != 1 || fields[0].as_str() != change.field {
+                if fields.len() != 1 || fields[0].name() != change.field {
                     errors.push(FieldError::new(
                         "fields",
                         "mismatch",
@@ -1111,10 +1141,7 @@ impl Veil {
             }
         }
         let now = now_ms();
-        let field_names: Vec<String> = fields
-            .iter()
-            .map(|field| field.as_str().to_owned())
-            .collect();
+        let field_names: Vec<String> = fields.iter().map(UnmaskField::name).collect();
         let customer_ids: Vec<String> = customers.into_iter().collect();
         let row = RequestRow {
             id: uuid::Uuid::now_v7().to_string(),
@@ -1180,9 +1207,13 @@ impl Veil {
         let now = now_ms();
         let customers = list(&row.customer_ids);
         let field_names = list(&row.fields);
-        let fields: Vec<SensitiveField> = field_names
+        // Stored names were checked when the request was made; a custom field counts as a sensitive kind.
+        let fields: Vec<UnmaskField> = field_names
             .iter()
-            .filter_map(|name| SensitiveField::parse(name))
+            .filter_map(|name| match name.strip_prefix(CUSTOM_PREFIX) {
+                Some(key) => Some(UnmaskField::Custom(key.to_owned())),
+                None => SensitiveField::parse(name).map(UnmaskField::Builtin),
+            })
             .collect();
         let mut checks = Vec::new();
 
@@ -1249,7 +1280,7 @@ impl Veil {
             .clone()
             .unwrap_or_else(|| "internal".to_owned());
         let external = recipient != "internal";
-        let needs_sensitive = fields.iter().any(|field| is_sensitive(*field));
+        let needs_sensitive = fields.iter().any(UnmaskField::is_sensitive_kind);
         let whole_base = row.mode == "policy_change";
         let people = if whole_base {
             self.count_customers().await?.max(0) as usize
@@ -1348,8 +1379,8 @@ impl Veil {
         };
         let sensitive_fields: Vec<String> = fields
             .iter()
-            .filter(|field| is_sensitive(**field))
-            .map(|field| field.as_str().to_owned())
+            .filter(|field| field.is_sensitive_kind())
+            .map(UnmaskField::name)
             .collect();
         if !sensitive_fields.is_empty() {
             score += 2;
@@ -2133,7 +2164,9 @@ impl Veil {
 
     /// The governed reveal: a live grant of the caller covering the customer and fields, a recent MFA step-up,
     /// no incident. The reveal's audit entry and the grant's use commit together before anything is decrypted;
-    /// without a grant the answer is [`AppError::GrantRequired`].
+    /// without a grant the answer is [`AppError::GrantRequired`]. Built-in fields and sensitive custom fields
+    /// (`custom.<key>`, opened from `custom_sealed` with the same customer key) go through the same checks and the
+    /// same audit entry; the answer holds the fields that have a value, by the names asked for.
     pub async fn reveal_customer(
         &self,
         actor: &Actor,
@@ -2143,16 +2176,13 @@ impl Veil {
     ) -> AppResult<BTreeMap<String, Zeroizing<String>>> {
         let id = customer_id.to_string();
         let mut errors = Vec::new();
-        let fields = parse_fields(&input.fields, &mut errors);
+        let fields = self.parse_unmask_fields(&input.fields, &mut errors).await?;
         if !errors.is_empty() {
             return Err(AppError::Validation(errors));
         }
         self.permit_recorded(actor, Action::Reveal, Some(&id))
             .await?;
-        let field_names: Vec<String> = fields
-            .iter()
-            .map(|field| field.as_str().to_owned())
-            .collect();
+        let field_names: Vec<String> = fields.iter().map(UnmaskField::name).collect();
         self.use_view_grant(
             actor,
             token,
@@ -2173,12 +2203,36 @@ impl Veil {
             .await?
             .ok_or(AppError::NotFound)?;
         let authority = crate::customers::reveal::RevealAuthority::granted();
-        let opened =
-            crate::customers::reveal::open_fields(self, &authority, &row, &key_row, &fields)?;
-        Ok(opened
-            .into_iter()
-            .map(|(field, value)| (field.as_str().to_owned(), value))
-            .collect())
+        let mut builtin = Vec::new();
+        let mut custom = Vec::new();
+        for field in fields {
+            match field {
+                UnmaskField::Builtin(field) => builtin.push(field),
+                UnmaskField::Custom(key) => custom.push(key),
+            }
+        }
+        let mut revealed: BTreeMap<String, Zeroizing<String>> =
+            crate::customers::reveal::open_fields(self, &authority, &row, &key_row, &builtin)?
+                .into_iter()
+                .map(|(field, value)| (field.as_str().to_owned(), value))
+                .collect();
+        if !custom.is_empty() {
+            let dek = self.unwrap_customer_key(&key_row).await?;
+            let opened = crate::industries::open_custom(
+                &authority,
+                &dek,
+                &id,
+                row.dek_version,
+                row.custom_sealed.as_deref(),
+                &custom,
+            )?;
+            revealed.extend(
+                opened
+                    .into_iter()
+                    .map(|(key, value)| (format!("{CUSTOM_PREFIX}{key}"), value)),
+            );
+        }
+        Ok(revealed)
     }
 
     /// The checks every governed reveal passes, and its record: no incident lock-down, a second factor verified
@@ -2291,7 +2345,7 @@ pub const BREAK_GLASS_REVIEW_MS: i64 = DAY_MS;
 pub struct BreakGlassInput {
     /// The customer.
     pub customer_id: String,
-    /// Fields to see.
+    /// Fields to see (built-in, or `custom.<key>` for a sensitive custom field).
     pub fields: Vec<String>,
     /// The emergency, in words (personal data in it is masked before it is stored).
     pub reason: String,
@@ -2311,7 +2365,7 @@ impl Veil {
         input: &BreakGlassInput,
     ) -> AppResult<UnmaskRequestView> {
         let mut errors = Vec::new();
-        let fields = parse_fields(&input.fields, &mut errors);
+        let fields = self.parse_unmask_fields(&input.fields, &mut errors).await?;
         let reason = input.reason.trim();
         if reason.chars().count() < 10 || reason.chars().count() > 1000 {
             errors.push(FieldError::new(
@@ -2368,10 +2422,7 @@ impl Veil {
             ));
         }
         let now = now_ms();
-        let field_names: Vec<String> = fields
-            .iter()
-            .map(|field| field.as_str().to_owned())
-            .collect();
+        let field_names: Vec<String> = fields.iter().map(UnmaskField::name).collect();
         let masked_reason = crate::notes::mask_text(reason).body;
         let checks = vec![
             check(

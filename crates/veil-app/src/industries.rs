@@ -9,7 +9,9 @@
 //! PII kind, when it has one), sealed with the customer's data key (AES-256-GCM, associated data
 //! `{customer, <id>, custom.<key>, <key version>}`), and given a masked display at write time (the kind's default
 //! display, or keep the first/last N characters, or fully masked). Reads show only the display, so nothing on the
-//! read path decrypts, and erasure (destroying the data key) makes the ciphertexts unreadable.
+//! read path decrypts, and erasure (destroying the data key) makes the ciphertexts unreadable. The plaintext comes
+//! back only through the governed reveal, under a grant naming `custom.<key>` ([`open_custom`]; see
+//! `governance::UnmaskField`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -956,7 +958,7 @@ pub fn open_custom(
 
 // ----------------------------------------------------------------------------------------- admin fields
 
-fn valid_key(key: &str) -> bool {
+pub(crate) fn valid_key(key: &str) -> bool {
     let mut chars = key.chars();
     key.len() <= MAX_KEY_CHARS
         && chars.next().is_some_and(|first| first.is_ascii_lowercase())
@@ -1142,6 +1144,24 @@ impl Veil {
         let mut fields = template.fields.clone();
         fields.extend(added_fields(&rows, &template.key));
         Ok(Some(fields))
+    }
+
+    /// Every custom-field key of every template (built-in and added fields), with whether it is sensitive in at
+    /// least one of them: what unmask requests, consents and reveals check `custom.<key>` against.
+    pub(crate) async fn custom_field_catalogue(&self) -> AppResult<BTreeMap<String, bool>> {
+        let rows = self.store().industry_fields().await?;
+        let mut catalogue = BTreeMap::new();
+        for template in BUILTIN.iter() {
+            for def in template
+                .fields
+                .iter()
+                .cloned()
+                .chain(added_fields(&rows, &template.key))
+            {
+                *catalogue.entry(def.key).or_insert(false) |= def.sensitive;
+            }
+        }
+        Ok(catalogue)
     }
 
     /// Validates a customer's `custom_fields` against its industry's template.

@@ -86,7 +86,8 @@ pub async fn list_requests(
 }
 
 /// Asks to unmask: the response carries the risk, every prerequisite check (met or not, and why), the approvals
-/// needed and the state (`blocked` or `pending`).
+/// needed and the state (`blocked` or `pending`). `fields` names built-in fields and, for a view, sensitive custom
+/// fields as `custom.<key>`; an unknown or non-sensitive custom key is a 422 on `fields` naming it.
 #[utoipa::path(post, path = "/api/v1/unmask-requests", tag = "governance", request_body = UnmaskRequestInput,
     responses((status = 201, body = UnmaskRequestView), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -263,8 +264,12 @@ pub async fn revoke_grant(
     Ok(Json(state.veil.revoke_grant(&user.actor, &id).await?))
 }
 
-/// Reveals fields of one customer under the caller's live grant, after a recent MFA step-up. Every call is
-/// audited before the plaintext leaves; without a grant: 403 `grant_required`.
+/// Reveals fields of one customer under the caller's live grant, after a recent MFA step-up: built-in fields
+/// (`phone`, `id_number`, …) and sensitive custom fields of the customer's industry template (`custom.<key>`,
+/// e.g. `custom.annual_income`). The answer maps each requested field that has a value to its plaintext, by the
+/// name asked for. Every call is audited (naming the fields, never their values) before the plaintext leaves;
+/// without a grant: 403 `grant_required`; an unknown field or a custom field that is not sensitive: 422 on
+/// `fields`.
 #[utoipa::path(post, path = "/api/v1/customers/{id}/reveal", tag = "governance",
     params(("id" = String, Path, description = "Customer id")), request_body = RevealInput,
     responses((status = 200, body = BTreeMap<String, String>), (status = 403, body = Problem),

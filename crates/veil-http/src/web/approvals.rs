@@ -90,7 +90,7 @@ fn request_row(
         fields: request
             .fields
             .iter()
-            .map(|field| tr.get(&format!("field.{field}")).to_owned())
+            .map(|field| tr.field_name(field))
             .collect(),
         customers: request.customer_ids.iter().map(|id| short(id)).collect(),
         lacking_consent,
@@ -312,7 +312,7 @@ fn grant_row(tr: Tr, grant: &GrantView) -> GrantRow {
         fields: grant
             .fields
             .iter()
-            .map(|field| tr.get(&format!("field.{field}")).to_owned())
+            .map(|field| tr.field_name(field))
             .collect(),
         customers: grant.customer_ids.iter().map(|id| short(id)).collect(),
         purpose_key: format!("purpose.{}", grant.purpose),

@@ -97,7 +97,7 @@ fn entry_row(tr: Tr, entry: &AuditRecord) -> EntryRow {
         fields: entry
             .fields
             .iter()
-            .map(|field| tr.get(&format!("field.{field}")).to_owned())
+            .map(|field| tr.field_name(field))
             .collect::<Vec<_>>()
             .join(", "),
         purpose: entry

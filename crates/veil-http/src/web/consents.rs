@@ -86,7 +86,12 @@ impl ConsentRow {
         ConsentRow {
             id: consent.id.clone(),
             purposes: translate("purpose", &consent.purposes),
-            fields: translate("field", &consent.fields),
+            fields: consent
+                .fields
+                .iter()
+                .map(|field| tr.field_name(field))
+                .collect::<Vec<_>>()
+                .join(", "),
             recipient: consent.recipient.clone(),
             evidence,
             granted: tr.datetime(&consent.granted_at),

@@ -385,9 +385,15 @@ pub async fn search(
 
 /// One custom field of the customer's industry template on the detail page.
 struct CustomRow {
+    /// The field's name in requests, grants and reveals (`custom.<key>`).
+    name: String,
     label: String,
     value: String,
     masked: bool,
+    /// A live view grant of the caller covers it (a Reveal button instead of "Request access").
+    granted: bool,
+    /// The plaintext, on the response to its reveal only.
+    revealed: Option<Zeroizing<String>>,
 }
 
 /// The custom-field rows of `view`, labelled from its industry's template in the page's language; values of
@@ -443,9 +449,12 @@ fn custom_rows(
                     }
                 });
             CustomRow {
+                name: format!("custom.{key}"),
                 label,
                 value: shown,
                 masked,
+                granted: false,
+                revealed: None,
             }
         })
         .collect()
@@ -760,7 +769,17 @@ async fn build_detail(
     let notes = note_section(state, tr, user, customer_id).await?;
     let pool = super::pool::pool_section(state, tr, user, customer_id).await?;
     let templates = state.veil.list_industries(&user.actor).await?;
-    let custom = custom_rows(tr, &view, &templates);
+    let mut custom = custom_rows(tr, &view, &templates);
+    // Sensitive custom fields reveal like the personal ones: through a live view grant naming `custom.<key>`.
+    for row in custom.iter_mut().filter(|row| row.masked) {
+        row.granted = granted.contains(&row.name);
+        if revealed
+            .as_ref()
+            .is_some_and(|(revealed_field, _)| *revealed_field == row.name)
+        {
+            row.revealed = revealed.take().map(|(_, value)| value);
+        }
+    }
     let fields = SENSITIVE_FIELDS
         .iter()
         .filter_map(|&field| {

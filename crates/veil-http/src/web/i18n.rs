@@ -177,6 +177,16 @@ impl Tr {
             .unwrap_or(key)
     }
 
+    /// A field's name in this locale (`field.<name>`); a field without a translation — a custom field of an
+    /// industry template, `custom.<key>` — keeps its name.
+    pub fn field_name(&self, field: &str) -> String {
+        let key = format!("field.{field}");
+        match self.get(&key) {
+            text if text == key => field.to_owned(),
+            text => text.to_owned(),
+        }
+    }
+
     /// A prerequisite check's reason in this locale: `check_reason.<code>` filled with the check's values, each
     /// value that names a term (a legal basis, purpose, field, risk level, mode, security problem) in words too.
     /// The domain's English wording when the check has no code (stored before codes) or the code has no string.

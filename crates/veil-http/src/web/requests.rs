@@ -5,13 +5,16 @@
 //! prerequisite checks as JSON (translated labels): `Veil::preview_unmask_request`, the very validation and
 //! evaluation a submission runs, with nothing stored. Without the script the form submits as before.
 
+use std::collections::BTreeMap;
+
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use veil_app::governance::{RequestScope, UnmaskRequestInput, UnmaskRequestView};
+use veil_app::customers::CustomerView;
+use veil_app::governance::{RequestScope, UnmaskRequestInput, UnmaskRequestView, CUSTOM_PREFIX};
 use veil_app::{AppError, CustomerId};
 
 use super::i18n::Tr;
@@ -67,6 +70,46 @@ fn choices(options: &[&'static str], prefix: &str, selected: &[&str]) -> Vec<Cho
         .collect()
 }
 
+/// A checkbox for a sensitive custom field of the customer's industry template (`field_custom.<key>`), labelled
+/// from the template in the page's language.
+struct CustomChoice {
+    /// `custom.<key>`.
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+/// The sensitive custom fields of `view`'s industry template, those in `selected` ticked.
+async fn custom_choices(
+    state: &AppState,
+    page: &Page,
+    user: &WebUser,
+    view: &CustomerView,
+    selected: &[String],
+) -> Result<Vec<CustomChoice>, AppError> {
+    let Some(industry) = view.industry.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let zh = page.tr.locale == super::i18n::Locale::Zh;
+    Ok(state
+        .veil
+        .list_industries(&user.actor)
+        .await?
+        .into_iter()
+        .filter(|template| template.key == industry)
+        .flat_map(|template| template.fields)
+        .filter(|def| def.sensitive)
+        .map(|def| {
+            let value = format!("{CUSTOM_PREFIX}{}", def.key);
+            CustomChoice {
+                selected: selected.contains(&value),
+                label: if zh { def.label_zh } else { def.label_en },
+                value,
+            }
+        })
+        .collect())
+}
+
 #[derive(Template)]
 #[template(path = "request_new.html")]
 struct NewRequestTemplate {
@@ -75,6 +118,8 @@ struct NewRequestTemplate {
     customer_id: String,
     customer_name: String,
     fields: Vec<Choice>,
+    /// The sensitive custom fields of the customer's industry.
+    custom_fields: Vec<CustomChoice>,
     purposes: Vec<Choice>,
     legal_bases: Vec<Choice>,
     jurisdictions: Vec<Choice>,
@@ -109,12 +154,18 @@ pub async fn new_form(
         Err(error) => return error_page(&page, Some(&user), &error),
     };
     let field = params.field.unwrap_or_default();
+    let custom_fields =
+        match custom_choices(&state, &page, &user, &view, std::slice::from_ref(&field)).await {
+            Ok(choices) => choices,
+            Err(error) => return error_page(&page, Some(&user), &error),
+        };
     let template = NewRequestTemplate {
         t: page.tr,
         layout: Layout::new(&page, Some(&user)),
         customer_id: view.id.to_string(),
         customer_name: view.name,
         fields: choices(&FIELDS, "field", &[field.as_str()]),
+        custom_fields,
         purposes: choices(&PURPOSES, "purpose", &["customer_service"]),
         legal_bases: choices(&LEGAL_BASES, "basis", &["consent"]),
         jurisdictions: choices(&JURISDICTIONS, "jurisdiction", &["CN"]),
@@ -147,6 +198,9 @@ pub struct RequestForm {
     field_address: Option<String>,
     field_birth_date: Option<String>,
     field_bank_card: Option<String>,
+    /// The custom fields' checkboxes (`field_custom.<key>=on`); other names are ignored.
+    #[serde(flatten)]
+    custom: BTreeMap<String, String>,
 }
 
 impl RequestForm {
@@ -166,11 +220,7 @@ impl RequestForm {
                 customer_ids: vec![self.customer.clone()],
                 segment: None,
             },
-            fields: self
-                .fields()
-                .iter()
-                .map(|field| (*field).to_owned())
-                .collect(),
+            fields: self.fields(),
             mode: "view".to_owned(),
             duration_minutes: self.duration(),
             recipient: None,
@@ -182,7 +232,8 @@ impl RequestForm {
         }
     }
 
-    fn fields(&self) -> Vec<&'static str> {
+    /// The ticked fields: built-in ones, then custom ones (`custom.<key>`).
+    fn fields(&self) -> Vec<String> {
         [
             ("name", &self.field_name),
             ("phone", &self.field_phone),
@@ -193,7 +244,13 @@ impl RequestForm {
             ("bank_card", &self.field_bank_card),
         ]
         .into_iter()
-        .filter_map(|(name, checked)| checked.is_some().then_some(name))
+        .filter(|(_, checked)| checked.is_some())
+        .map(|(name, _)| name.to_owned())
+        .chain(self.custom.keys().filter_map(|name| {
+            name.strip_prefix("field_")
+                .filter(|field| field.starts_with(CUSTOM_PREFIX))
+                .map(str::to_owned)
+        }))
         .collect()
     }
 }
@@ -245,7 +302,7 @@ async fn form_again(
     page: &Page,
     user: &WebUser,
     form: &RequestForm,
-    fields: &[&str],
+    fields: &[String],
     duration: i64,
     errors: &[veil_app::FieldError],
 ) -> Response {
@@ -262,12 +319,18 @@ async fn form_again(
         Ok(view) => view,
         Err(error) => return error_page(page, Some(user), &error),
     };
+    let custom_fields = match custom_choices(state, page, user, &view, fields).await {
+        Ok(choices) => choices,
+        Err(error) => return error_page(page, Some(user), &error),
+    };
+    let built_in: Vec<&str> = fields.iter().map(String::as_str).collect();
     let template = NewRequestTemplate {
         t: tr,
         layout: Layout::new(page, Some(user)),
         customer_id: view.id.to_string(),
         customer_name: view.name,
-        fields: choices(&FIELDS, "field", fields),
+        fields: choices(&FIELDS, "field", &built_in),
+        custom_fields,
         purposes: choices(&PURPOSES, "purpose", &[form.purpose.as_str()]),
         legal_bases: choices(&LEGAL_BASES, "basis", &[form.legal_basis.as_str()]),
         jurisdictions: choices(

@@ -7,7 +7,7 @@ use veil_app::both_backends;
 use veil_app::testing::Harness;
 use veil_app::users::Role;
 
-use crate::{add_user, assert_problem, captured_logs, Client};
+use crate::{add_user, assert_problem, captured_logs, enrol_and_step_up, Client};
 
 /// The planted sensitive values: an income (a JSON number whose text cannot occur in base64) and an employer.
 const INCOME: f64 = 876_543.21;
@@ -408,4 +408,589 @@ both_backends!(admins_add_custom_fields_and_sales_cannot, |harness| {
         actions.contains(&("industry.field.manage", "denied")),
         "{actions:?}"
     );
+});
+
+// ------------------------------------------------------------------------------------ governed reveal
+
+/// (field, code, message) of every field error of a 422.
+fn field_error_details(body: &Value) -> Vec<(String, String, String)> {
+    body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| {
+            (
+                error["field"].as_str().unwrap().to_owned(),
+                error["code"].as_str().unwrap().to_owned(),
+                error["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A one-customer view request for `fields` on a contract basis (no consent needed).
+fn view_request(customer: &str, fields: &[&str]) -> Value {
+    json!({
+        "purpose": "customer_service", "purpose_detail": "客户来电核对收入证明",
+        "legal_basis": "contract", "jurisdiction": "CN", "scope": {"customer_ids": [customer]},
+        "fields": fields, "mode": "view", "duration_minutes": 30
+    })
+}
+
+/// Files `request` as `requester` and has `approver` approve it: (request id, grant id).
+async fn approved_grant(
+    client: &Client,
+    requester: &str,
+    approver: &str,
+    request: Value,
+) -> (String, String) {
+    let asked = client
+        .send(
+            Method::POST,
+            "/api/v1/unmask-requests",
+            Some(requester),
+            Some(request),
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::CREATED, "{}", asked.raw);
+    assert_eq!(asked.body["state"], "pending", "{}", asked.raw);
+    let request_id = asked.body["id"].as_str().unwrap().to_owned();
+    let approved = client
+        .send(
+            Method::POST,
+            &format!("/api/v1/unmask-requests/{request_id}/approve"),
+            Some(approver),
+            Some(json!({"reason": "income check for the mortgage file"})),
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.raw);
+    assert_eq!(approved.body["state"], "active", "{}", approved.raw);
+    let grant_id = approved.body["grant_id"].as_str().unwrap().to_owned();
+    (request_id, grant_id)
+}
+
+both_backends!(
+    sensitive_custom_fields_reveal_only_under_their_grant,
+    |harness| {
+        add_user(&harness, "sally", Role::Sales, Some("east")).await;
+        add_user(&harness, "dora", Role::Dpo, None).await;
+        add_user(&harness, "ada", Role::Admin, None).await;
+        add_user(&harness, "audrey", Role::Auditor, None).await;
+        let client = Client::new(&harness).await;
+        let sally = client.login("sally").await;
+        let dora = client.login("dora").await;
+        let create = |phone: &str, income: f64| {
+            json!({"name": "欧阳理财", "phone": phone, "industry": "finance",
+               "custom_fields": {"risk_level": "R3", "annual_income": income, "employer": EMPLOYER}})
+        };
+        let created = client
+            .send(
+                Method::POST,
+                "/api/v1/customers",
+                Some(&sally),
+                Some(create("13912340001", INCOME)),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        let other = client
+            .send(
+                Method::POST,
+                "/api/v1/customers",
+                Some(&sally),
+                Some(create("13912340002", 1.0)),
+            )
+            .await;
+        assert_eq!(other.status, StatusCode::CREATED, "{}", other.raw);
+        let other_id = other.body["id"].as_str().unwrap().to_owned();
+        let reveal_uri = format!("/api/v1/customers/{id}/reveal");
+        let reveal = |uri: String, fields: Value| {
+            let client = &client;
+            let sally = sally.clone();
+            async move {
+                client
+                    .send(
+                        Method::POST,
+                        &uri,
+                        Some(&sally),
+                        Some(json!({ "fields": fields })),
+                    )
+                    .await
+            }
+        };
+
+        // Without a grant (after a step-up): refused like a built-in field.
+        enrol_and_step_up(&client, &sally).await;
+        let refused = reveal(reveal_uri.clone(), json!(["custom.annual_income"])).await;
+        assert_problem(&refused, StatusCode::FORBIDDEN, "grant_required");
+
+        // On a consent basis a sensitive custom field needs the separate consent for sensitive data (PIPL Art. 29).
+        let consent_uri = format!("/api/v1/customers/{id}/consents");
+        let consent = |sensitive: bool| {
+            json!({"purposes": ["customer_service"], "fields": ["custom.annual_income"], "recipient": "internal",
+               "sensitive": sensitive, "evidence_ref": "e-consent 2026-0001"})
+        };
+        let plain_consent = client
+            .send(
+                Method::POST,
+                &consent_uri,
+                Some(&sally),
+                Some(consent(false)),
+            )
+            .await;
+        assert_eq!(
+            plain_consent.status,
+            StatusCode::CREATED,
+            "{}",
+            plain_consent.raw
+        );
+        assert_eq!(
+            plain_consent.body["fields"],
+            json!(["custom.annual_income"])
+        );
+        let mut on_consent = view_request(&id, &["custom.annual_income"]);
+        on_consent["legal_basis"] = json!("consent");
+        let asked = client
+            .send(
+                Method::POST,
+                "/api/v1/unmask-requests",
+                Some(&sally),
+                Some(on_consent),
+            )
+            .await;
+        assert_eq!(asked.status, StatusCode::CREATED, "{}", asked.raw);
+        assert_eq!(asked.body["state"], "blocked", "{}", asked.raw);
+        assert_eq!(asked.body["fields"], json!(["custom.annual_income"]));
+        let consent_check = asked.body["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|check| check["name"] == "consent")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            consent_check["code"], "consent.lacking_sensitive",
+            "{consent_check}"
+        );
+        let sensitive_consent = client
+            .send(
+                Method::POST,
+                &consent_uri,
+                Some(&sally),
+                Some(consent(true)),
+            )
+            .await;
+        assert_eq!(
+            sensitive_consent.status,
+            StatusCode::CREATED,
+            "{}",
+            sensitive_consent.raw
+        );
+        let request_id = asked.body["id"].as_str().unwrap().to_owned();
+        let rechecked = client
+            .send(
+                Method::POST,
+                &format!("/api/v1/unmask-requests/{request_id}/recheck"),
+                Some(&sally),
+                None,
+            )
+            .await;
+        assert_eq!(rechecked.body["state"], "pending", "{}", rechecked.raw);
+        // One person and one sensitive field: low risk, one approval.
+        assert_eq!(rechecked.body["risk"], "low", "{}", rechecked.raw);
+        let approved = client
+            .send(
+                Method::POST,
+                &format!("/api/v1/unmask-requests/{request_id}/approve"),
+                Some(&dora),
+                Some(json!({"reason": "customer asked for the income on file"})),
+            )
+            .await;
+        assert_eq!(approved.body["state"], "active", "{}", approved.raw);
+        let grant_id = approved.body["grant_id"].as_str().unwrap().to_owned();
+
+        // The grant reveals the planted income, through the reveal path, by the name asked for.
+        let revealed = reveal(reveal_uri.clone(), json!(["custom.annual_income"])).await;
+        assert_eq!(revealed.status, StatusCode::OK, "{}", revealed.raw);
+        assert_eq!(revealed.body, json!({"custom.annual_income": INCOME_TEXT}));
+        // It covers that field of that customer only.
+        for fields in [
+            json!(["custom.employer"]),
+            json!(["phone"]),
+            json!(["custom.annual_income", "custom.employer"]),
+        ] {
+            let refused = reveal(reveal_uri.clone(), fields.clone()).await;
+            assert_problem(&refused, StatusCode::FORBIDDEN, "grant_required");
+            assert_nothing_planted(&refused.raw, &format!("the refusal of {fields}"));
+        }
+        let elsewhere = reveal(
+            format!("/api/v1/customers/{other_id}/reveal"),
+            json!(["custom.annual_income"]),
+        )
+        .await;
+        assert_problem(&elsewhere, StatusCode::FORBIDDEN, "grant_required");
+
+        // The reveal is audited under the grant and its purpose, naming the field and never the value.
+        let trail = harness
+            .veil
+            .store()
+            .query_audit(
+                &veil_store::AuditFilter {
+                    action: Some("customer.reveal".to_owned()),
+                    customer_id: Some(id.clone()),
+                    ..Default::default()
+                },
+                50,
+            )
+            .await
+            .unwrap();
+        let ok: Vec<_> = trail
+            .iter()
+            .filter(|entry| entry.event.outcome == "ok")
+            .collect();
+        assert_eq!(ok.len(), 1, "{trail:?}");
+        assert_eq!(ok[0].event.fields, ["custom.annual_income"]);
+        assert_eq!(ok[0].event.grant_id.as_deref(), Some(grant_id.as_str()));
+        assert_eq!(ok[0].event.purpose.as_deref(), Some("customer_service"));
+        assert!(trail.iter().any(|entry| entry.event.outcome == "denied"
+            && entry.event.fields.contains(&"custom.employer".to_owned())));
+        assert_nothing_planted(&format!("{trail:?}"), "the reveal's audit entries");
+
+        // Everywhere else the values stay masked: reads, search, requests, grants, the audit page, the database, logs.
+        for uri in [
+            format!("/api/v1/customers/{id}"),
+            "/api/v1/customers".to_owned(),
+            "/api/v1/customers?phone=13912340001".to_owned(),
+            format!("/api/v1/unmask-requests/{request_id}"),
+            "/api/v1/unmask-requests".to_owned(),
+            "/api/v1/grants".to_owned(),
+        ] {
+            let read = client.send(Method::GET, &uri, Some(&sally), None).await;
+            assert_eq!(read.status, StatusCode::OK, "{uri}: {}", read.raw);
+            assert_nothing_planted(&read.raw, &uri);
+        }
+        let found = client
+            .send(
+                Method::GET,
+                "/api/v1/customers?phone=13912340001",
+                Some(&sally),
+                None,
+            )
+            .await;
+        assert_eq!(
+            found.body["items"][0]["custom_fields"]["annual_income"],
+            "******"
+        );
+        let audrey = client.login("audrey").await;
+        let audit = client
+            .send(
+                Method::GET,
+                &format!("/api/v1/audit?customer={id}"),
+                Some(&audrey),
+                None,
+            )
+            .await;
+        assert_eq!(audit.status, StatusCode::OK, "{}", audit.raw);
+        assert!(audit.raw.contains("custom.annual_income"), "{}", audit.raw);
+        assert_nothing_planted(&audit.raw, "the audit page");
+        for (table, column) in [
+            ("audit_log", "detail"),
+            ("audit_log", "fields"),
+            ("unmask_request", "fields"),
+            ("unmask_grant", "fields"),
+            ("customer", "custom_fields"),
+        ] {
+            for needle in [INCOME_TEXT, EMPLOYER_PART] {
+                assert_eq!(
+                    count_containing(&harness, table, column, needle).await,
+                    0,
+                    "{needle} in {table}.{column}"
+                );
+            }
+        }
+
+        // Revoked: the grant reveals nothing more.
+        let revoked = client
+            .send(
+                Method::POST,
+                &format!("/api/v1/grants/{grant_id}/revoke"),
+                Some(&sally),
+                None,
+            )
+            .await;
+        assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.raw);
+        let after = reveal(reveal_uri.clone(), json!(["custom.annual_income"])).await;
+        assert_problem(&after, StatusCode::FORBIDDEN, "grant_required");
+
+        // Expired: neither.
+        let (expiring_request, expiring) = approved_grant(
+            &client,
+            &sally,
+            &dora,
+            view_request(&id, &["custom.employer"]),
+        )
+        .await;
+        let works = reveal(reveal_uri.clone(), json!(["custom.employer"])).await;
+        assert_eq!(
+            works.body,
+            json!({"custom.employer": EMPLOYER}),
+            "{}",
+            works.raw
+        );
+        harness
+            .raw_sql(&format!(
+                "UPDATE unmask_grant SET expires_at = 1 WHERE id = '{expiring}'"
+            ))
+            .await
+            .unwrap();
+        let expired = reveal(reveal_uri.clone(), json!(["custom.employer"])).await;
+        assert_problem(&expired, StatusCode::FORBIDDEN, "grant_required");
+        let read = client
+            .send(
+                Method::GET,
+                &format!("/api/v1/unmask-requests/{expiring_request}"),
+                Some(&sally),
+                None,
+            )
+            .await;
+        assert_eq!(read.body["state"], "expired", "{}", read.raw);
+
+        // Erased: a live grant opens nothing once the customer's key and row are gone.
+        approved_grant(
+            &client,
+            &sally,
+            &dora,
+            view_request(&id, &["custom.annual_income"]),
+        )
+        .await;
+        let works = reveal(reveal_uri.clone(), json!(["custom.annual_income"])).await;
+        assert_eq!(works.status, StatusCode::OK, "{}", works.raw);
+        let ada = client.login("ada").await;
+        let erased = client
+            .send(
+                Method::DELETE,
+                &format!("/api/v1/customers/{id}"),
+                Some(&ada),
+                None,
+            )
+            .await;
+        assert_eq!(erased.status, StatusCode::NO_CONTENT, "{}", erased.raw);
+        let gone = reveal(reveal_uri.clone(), json!(["custom.annual_income"])).await;
+        assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.raw);
+        assert_nothing_planted(&gone.raw, "the reveal after erasure");
+
+        // Break-glass names a custom field like a built-in one (an allergy in an emergency, an employer here).
+        let glass = client
+            .send(
+                Method::POST,
+                "/api/v1/break-glass",
+                Some(&sally),
+                Some(
+                    json!({"customer_id": other_id, "fields": ["custom.employer"],
+                            "reason": "customer collapsed in the branch, calling the employer"}),
+                ),
+            )
+            .await;
+        assert_eq!(glass.status, StatusCode::CREATED, "{}", glass.raw);
+        assert_eq!(glass.body["fields"], json!(["custom.employer"]));
+        let works = reveal(
+            format!("/api/v1/customers/{other_id}/reveal"),
+            json!(["custom.employer"]),
+        )
+        .await;
+        assert_eq!(
+            works.body,
+            json!({"custom.employer": EMPLOYER}),
+            "{}",
+            works.raw
+        );
+
+        let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+        assert_nothing_planted(&logs, "the logs");
+        assert!(harness.veil.verify_audit_chain().await.unwrap().ok);
+    }
+);
+
+both_backends!(unmask_fields_name_only_sensitive_custom_fields, |harness| {
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    add_user(&harness, "ada", Role::Admin, None).await;
+    let client = Client::new(&harness).await;
+    let sally = client.login("sally").await;
+    let ada = client.login("ada").await;
+    // An admin adds a sensitive and a plain field to the finance template.
+    for field in [
+        json!({"key": "wechat_id", "label_en": "WeChat ID", "type": "text", "sensitive": true}),
+        json!({"key": "member_no", "label_en": "Member number", "type": "text"}),
+    ] {
+        let added = client
+            .send(
+                Method::POST,
+                "/api/v1/industries/finance/fields",
+                Some(&ada),
+                Some(field),
+            )
+            .await;
+        assert_eq!(added.status, StatusCode::CREATED, "{}", added.raw);
+    }
+    let created = client
+        .send(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&sally),
+            Some(json!({"name": "欧阳理财", "industry": "finance",
+                        "custom_fields": {"annual_income": INCOME, "wechat_id": "wxid_planted42"}})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+
+    // Requests: an unknown key, a plain field (built-in or added), a malformed name — 422 on `fields` naming it.
+    let cases = [
+        ("custom.shoe_size", "unknown", "custom.shoe_size"),
+        ("custom.risk_level", "not_sensitive", "custom.risk_level"),
+        ("custom.member_no", "not_sensitive", "custom.member_no"),
+        ("custom.Annual Income", "unknown", "custom.<key>"),
+        ("annual_income", "unknown", "annual_income"),
+    ];
+    for (field, code, named) in cases {
+        let reply = client
+            .send(
+                Method::POST,
+                "/api/v1/unmask-requests",
+                Some(&sally),
+                Some(view_request(&id, &["phone", field])),
+            )
+            .await;
+        assert_problem(
+            &reply,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+        let errors = field_error_details(&reply.body);
+        assert_eq!(errors.len(), 1, "{field}: {}", reply.raw);
+        assert_eq!(
+            (errors[0].0.as_str(), errors[0].1.as_str()),
+            ("fields", code),
+            "{field}"
+        );
+        assert!(errors[0].2.contains(named), "{field}: {}", errors[0].2);
+    }
+    // The same check on consents, reveals and break-glass.
+    let consent = client
+        .send(
+            Method::POST,
+            &format!("/api/v1/customers/{id}/consents"),
+            Some(&sally),
+            Some(
+                json!({"purposes": ["customer_service"], "fields": ["custom.risk_level"],
+                        "recipient": "internal", "evidence_ref": "e-consent 1"}),
+            ),
+        )
+        .await;
+    assert_problem(
+        &consent,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_eq!(field_error_details(&consent.body)[0].1, "not_sensitive");
+    let reveal = client
+        .send(
+            Method::POST,
+            &format!("/api/v1/customers/{id}/reveal"),
+            Some(&sally),
+            Some(json!({"fields": ["custom.shoe_size"]})),
+        )
+        .await;
+    assert_problem(
+        &reveal,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert!(reveal.raw.contains("custom.shoe_size"), "{}", reveal.raw);
+    let glass = client
+        .send(
+            Method::POST,
+            "/api/v1/break-glass",
+            Some(&sally),
+            Some(json!({"customer_id": id, "fields": ["custom.risk_level"],
+                        "reason": "customer collapsed in the branch"})),
+        )
+        .await;
+    assert_problem(
+        &glass,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_eq!(field_error_details(&glass.body)[0].1, "not_sensitive");
+
+    // Custom fields are for view grants: an export or a policy change naming one is refused.
+    let mut export = view_request(&id, &["custom.annual_income"]);
+    export["mode"] = json!("export");
+    export["recipient"] = json!(age::x25519::Identity::generate().to_public().to_string());
+    let mut policy = view_request(&id, &["custom.annual_income"]);
+    policy["mode"] = json!("policy_change");
+    policy["scope"] = json!({"customer_ids": []});
+    policy["policy_change"] =
+        json!({"field": "custom.annual_income", "role": "sales", "rule": {"op": "plaintext"}});
+    for body in [export, policy] {
+        let reply = client
+            .send(
+                Method::POST,
+                "/api/v1/unmask-requests",
+                Some(&sally),
+                Some(body.clone()),
+            )
+            .await;
+        assert_problem(
+            &reply,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+        assert!(
+            field_error_details(&reply.body)
+                .iter()
+                .any(|(field, code, _)| field == "fields" && code == "view_only"),
+            "{}: {}",
+            body["mode"],
+            reply.raw
+        );
+    }
+
+    // A sensitive field an admin added is asked for like a built-in one, until it is removed.
+    let asked = client
+        .send(
+            Method::POST,
+            "/api/v1/unmask-requests",
+            Some(&sally),
+            Some(view_request(
+                &id,
+                &["custom.wechat_id", "custom.annual_income"],
+            )),
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::CREATED, "{}", asked.raw);
+    assert_eq!(
+        asked.body["fields"],
+        json!(["custom.wechat_id", "custom.annual_income"])
+    );
+    assert!(!asked.raw.contains("planted42"), "{}", asked.raw);
+    let removed = client
+        .send(
+            Method::DELETE,
+            "/api/v1/industries/finance/fields/wechat_id",
+            Some(&ada),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.raw);
+    let gone = client
+        .send(
+            Method::POST,
+            "/api/v1/unmask-requests",
+            Some(&sally),
+            Some(view_request(&id, &["custom.wechat_id"])),
+        )
+        .await;
+    assert_problem(&gone, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(field_error_details(&gone.body)[0].1, "unknown");
 });

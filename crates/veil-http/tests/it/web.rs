@@ -743,6 +743,138 @@ both_backends!(web_totp_sign_in_then_governed_reveal, |harness| {
     assert!(!forged.body.contains(ID_NUMBER));
 });
 
+both_backends!(
+    web_reveals_a_sensitive_custom_field_under_its_grant,
+    |harness| {
+        add_user(&harness, "sally", Role::Sales, Some("east")).await;
+        add_user(&harness, "dora", Role::Dpo, None).await;
+        let client = Client::new(&harness).await;
+        let sally = client.login("sally").await;
+        let created = client
+        .send(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&sally),
+            Some(json!({"name": "欧阳理财", "industry": "finance",
+                        "custom_fields": {"annual_income": 876_543.21, "employer": "上海浦江量子科技有限公司"}})),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        let (_, recovery_code) = enrol_mfa(&client, &sally).await;
+        let mut browser = Browser::signed_in_with_code(&client, "sally", &recovery_code).await;
+        let planted = ["876543.21", "浦江量子"];
+
+        // Without a grant each sensitive custom field links to the request form, pre-filled with that field.
+        let detail = browser.get(&format!("/customers/{id}")).await;
+        assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+        assert!(
+            detail.body.contains(&format!(
+                "/unmask-requests/new?customer={id}&amp;field=custom.annual_income"
+            )),
+            "{}",
+            detail.body
+        );
+        assert!(!detail.body.contains("name=\"field\" value=\"custom."));
+        let form = browser
+            .get(&format!(
+                "/unmask-requests/new?customer={id}&field=custom.annual_income"
+            ))
+            .await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+        assert!(form.body.contains(
+        "id=\"field_custom.annual_income\" name=\"field_custom.annual_income\" type=\"checkbox\" value=\"on\" checked"
+    ), "{}", form.body);
+        assert!(form.body.contains(
+        "id=\"field_custom.employer\" name=\"field_custom.employer\" type=\"checkbox\" value=\"on\">"
+    ));
+        assert!(form.body.contains("Annual income (CNY)"));
+        assert!(
+            !form.body.contains("field_custom.risk_level"),
+            "plain fields are not offered"
+        );
+        let csrf = form.csrf();
+        let submitted = browser
+            .post(
+                "/unmask-requests/new",
+                &[
+                    ("csrf", &csrf),
+                    ("customer", &id),
+                    ("field_custom.annual_income", "on"),
+                    ("purpose", "customer_service"),
+                    ("purpose_detail", "income check for the mortgage file"),
+                    ("legal_basis", "contract"),
+                    ("jurisdiction", "CN"),
+                    ("duration_minutes", "30"),
+                ],
+            )
+            .await;
+        assert_eq!(submitted.status, StatusCode::CREATED, "{}", submitted.body);
+        let requests = client
+            .send(Method::GET, "/api/v1/unmask-requests", Some(&sally), None)
+            .await;
+        assert_eq!(requests.body[0]["fields"], json!(["custom.annual_income"]));
+        let request_id = requests.body[0]["id"].as_str().unwrap().to_owned();
+        // The approver's inbox names the field as requested.
+        let mut approver = Browser::signed_in(&client, "dora").await;
+        let inbox = approver.get("/approvals").await;
+        assert_eq!(inbox.status, StatusCode::OK, "{}", inbox.body);
+        assert!(
+            inbox.body.contains("custom.annual_income"),
+            "{}",
+            inbox.body
+        );
+        assert!(!inbox.body.contains("field.custom."), "{}", inbox.body);
+        let dora = client.login("dora").await;
+        let approved = client
+            .send(
+                Method::POST,
+                &format!("/api/v1/unmask-requests/{request_id}/approve"),
+                Some(&dora),
+                Some(json!({"reason": "verified"})),
+            )
+            .await;
+        assert_eq!(approved.body["state"], "active", "{}", approved.raw);
+
+        // The page offers Reveal for the granted custom field only; the value shows on that response alone.
+        let detail = browser.get(&format!("/customers/{id}")).await;
+        assert!(detail
+            .body
+            .contains("<input type=\"hidden\" name=\"field\" value=\"custom.annual_income\">"));
+        assert!(!detail
+            .body
+            .contains("name=\"field\" value=\"custom.employer\""));
+        for needle in planted {
+            assert!(!detail.body.contains(needle), "{needle} before the reveal");
+        }
+        let csrf = detail.csrf();
+        let revealed = browser
+            .post(
+                &format!("/customers/{id}/reveal"),
+                &[("csrf", &csrf), ("field", "custom.annual_income")],
+            )
+            .await;
+        assert_eq!(revealed.status, StatusCode::OK, "{}", revealed.body);
+        assert_page_headers(&revealed);
+        assert!(revealed.body.contains("876543.21"), "the value is shown");
+        assert!(
+            !revealed.body.contains("浦江量子"),
+            "only the granted field"
+        );
+        let refused = browser
+            .post(
+                &format!("/customers/{id}/reveal"),
+                &[("csrf", &csrf), ("field", "custom.employer")],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+        let again = browser.get(&format!("/customers/{id}")).await;
+        for needle in planted {
+            assert!(!again.body.contains(needle), "{needle} after the reveal");
+        }
+    }
+);
+
 both_backends!(web_list_filters_and_saved_segments, |harness| {
     add_user(&harness, "sally", Role::Sales, Some("east")).await;
     add_user(&harness, "mona", Role::Manager, Some("east")).await;
