@@ -1109,11 +1109,7 @@ fn a_backup_killed_half_way_is_never_listed_and_the_next_one_succeeds() {
         .unwrap();
     let again = veil_backup(&data, &["backup", "create"], Some(secret));
     assert!(again.status.success(), "{}", text(&again));
-    assert!(
-        !partial.exists(),
-        "{:?}",
-        file_names(&backups)
-    );
+    assert!(!partial.exists(), "{:?}", file_names(&backups));
     assert!(file_names(&backups)
         .iter()
         .all(|name| name.ends_with(".age")));

@@ -525,21 +525,8 @@ async fn version_1_archives_still_verify_and_restore() {
         .iter()
         .any(|(name, _)| name.starts_with("tables/customer/")));
     assert!(!parts.iter().any(|(name, _)| name.starts_with("image/")));
-    let report = veil.verify_backup(None, &logical.id, &()).await.unwrap();
-    assert!(report.ok, "{report:?}");
-    let target = EmptyDatabase::sqlite();
-    let (restored, store) = restore_to(
-        Path::new(&logical.location),
-        &keys.decryption(),
-        &target.url,
-        &RestoreOptions::default(),
-        &(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(restored.format_version, archive::LOGICAL_FORMAT_VERSION);
-    store.close().await;
-    let restored_veil = open_restored(&target.url, &harness).await;
+    let (restored_veil, target) =
+        verified_sqlite_restore(&harness, &keys, &logical, archive::LOGICAL_FORMAT_VERSION).await;
     assert_eq!(
         decrypted_customers(&restored_veil).await,
         decrypted_customers(veil).await
@@ -547,6 +534,35 @@ async fn version_1_archives_still_verify_and_restore() {
     restored_veil.store().close().await;
     target.finish().await;
     harness.finish().await;
+}
+
+/// Verifies `backup` (which must pass), restores it into a fresh SQLite file, checks the archive's format version
+/// and opens the restored server (the file lives as long as the returned database).
+async fn verified_sqlite_restore(
+    harness: &Harness,
+    keys: &Keys,
+    backup: &BackupView,
+    format_version: u32,
+) -> (Veil, EmptyDatabase) {
+    let report = harness
+        .veil
+        .verify_backup(None, &backup.id, &())
+        .await
+        .unwrap();
+    assert!(report.ok, "{report:?}");
+    let target = EmptyDatabase::sqlite();
+    let (restored, store) = restore_to(
+        Path::new(&backup.location),
+        &keys.decryption(),
+        &target.url,
+        &RestoreOptions::default(),
+        &(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(restored.format_version, format_version);
+    store.close().await;
+    (open_restored(&target.url, harness).await, target)
 }
 
 async fn admin_on(veil: &Veil) -> crate::Actor {
@@ -991,24 +1007,8 @@ async fn a_page_image_is_one_point_in_time_while_the_server_writes() {
     assert!(manifest.image.len() > 6, "{} chunks", manifest.image.len());
 
     // Verification restores the image and runs `PRAGMA quick_check`; a restore counts every table again.
-    let report = veil
-        .verify_backup(Some(&admin), &created.id, &())
-        .await
-        .unwrap();
-    assert!(report.ok, "{report:?}");
-    let target = EmptyDatabase::sqlite();
-    let (restored, target_store) = restore_to(
-        Path::new(&created.location),
-        &keys.decryption(),
-        &target.url,
-        &RestoreOptions::default(),
-        &(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(restored.format_version, archive::FORMAT_VERSION);
-    target_store.close().await;
-    let restored_veil = open_restored(&target.url, &harness).await;
+    let (restored_veil, target) =
+        verified_sqlite_restore(&harness, &keys, &created, archive::FORMAT_VERSION).await;
     assert_eq!(
         restored_veil.list_teams().await.unwrap().len(),
         teams_before
@@ -1018,5 +1018,7 @@ async fn a_page_image_is_one_point_in_time_while_the_server_writes() {
         40,
         "every customer of the point in time"
     );
+    restored_veil.store().close().await;
+    target.finish().await;
     harness.finish().await;
 }
