@@ -506,23 +506,22 @@ impl Veil {
         Ok(inputs)
     }
 
-    /// Recomputes the neighbour lists marked stale by purchase changes, a few per transaction, until none is
-    /// left or as many as were waiting at the start are done (lists marked meanwhile wait for the next run, so a
-    /// steady stream of orders cannot keep it going). Returns how many it recomputed.
+    /// Brings the neighbour lists up to date: tests the products whose buyers fell against the cuts of the lists
+    /// they are not on, and recomputes every list marked stale by purchase changes, a few per transaction, until
+    /// nothing is left (under a steady stream of orders it keeps going as long as they mark lists). Returns how
+    /// many rises and lists it handled.
     pub async fn refresh_product_neighbours(&self) -> AppResult<usize> {
-        let waiting = self.store().neighbour_backlog().await?.lists.max(0) as usize;
-        let mut refreshed = 0;
-        while refreshed < waiting {
+        let mut handled = 0;
+        loop {
             let done = self
                 .store()
                 .refresh_product_neighbours(veil_store::NEIGHBOUR_DEPTH, NEIGHBOUR_BATCH)
                 .await?;
-            refreshed += done;
-            if done < NEIGHBOUR_BATCH as usize {
-                break;
+            if done == 0 {
+                return Ok(handled);
             }
+            handled += done;
         }
-        Ok(refreshed)
     }
 
     /// Runs [`Veil::refresh_product_neighbours`] at start and then every `interval` (the `veil serve` job): a list
@@ -806,7 +805,8 @@ mod tests {
             totals.buyers.len(),
             "every bought product's list"
         );
-        assert_eq!(veil.store().neighbour_backlog().await.unwrap().lists, 0);
+        let backlog = veil.store().neighbour_backlog().await.unwrap();
+        assert_eq!((backlog.lists, backlog.rises), (0, 0));
         let buyers: HashMap<String, i64> = totals.buyers.clone().into_iter().collect();
         let pair_rows = || {
             totals
@@ -1029,7 +1029,8 @@ mod tests {
                 .unwrap()
                 > 0
             {}
-            assert_eq!(store.neighbour_backlog().await.unwrap().lists, 0);
+            let backlog = store.neighbour_backlog().await.unwrap();
+            assert_eq!((backlog.lists, backlog.rises), (0, 0));
             store.product_neighbour_lists().await.unwrap()
         };
         let afresh = move || async move {

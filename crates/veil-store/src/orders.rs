@@ -142,7 +142,7 @@ pub struct NeighbourRow {
     pub source: String,
     /// The listed product (active, bought by someone).
     pub candidate: String,
-    /// Distinct customers who bought both, now.
+    /// Distinct customers who bought both, when the list was computed (now, unless it is marked stale).
     pub customers: i64,
     /// The listed product's category.
     pub category: String,
@@ -150,12 +150,14 @@ pub struct NeighbourRow {
     pub buyers: i64,
 }
 
-/// The neighbour lists waiting for a refresh.
+/// The work waiting for a neighbour refresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NeighbourBacklog {
     /// Lists marked stale.
     pub lists: i64,
-    /// When the oldest of them was marked (unix ms).
+    /// Products whose buyers fell, to test against the cuts of the lists they are not on.
+    pub rises: i64,
+    /// When the oldest of either was marked (unix ms).
     pub oldest_marked_at: Option<i64>,
 }
 
@@ -227,9 +229,10 @@ macro_rules! compute_neighbour_lists {
         let statements = [
             // One member beyond the depth tells a truncated list from a complete one.
             format!(
-                "INSERT INTO product_neighbour (product_id, rank, neighbour_id) \
-                 SELECT product_id, rank, other_id FROM ( \
-                   SELECT pair.product_id, pair.other_id, ROW_NUMBER() OVER (PARTITION BY pair.product_id \
+                "INSERT INTO product_neighbour (product_id, rank, neighbour_id, customers) \
+                 SELECT product_id, rank, other_id, customers FROM ( \
+                   SELECT pair.product_id, pair.other_id, pair.customers, \
+                     ROW_NUMBER() OVER (PARTITION BY pair.product_id \
                      ORDER BY CAST(pair.customers AS DOUBLE PRECISION) * pair.customers / b.buyers DESC, \
                      pair.other_id) AS rank \
                    FROM product_pair pair JOIN product_buyers b ON b.product_id = pair.other_id \
@@ -239,8 +242,7 @@ macro_rules! compute_neighbour_lists {
             ),
             format!(
                 "INSERT INTO product_neighbour_cut (product_id, customers, buyers) \
-                 SELECT last.product_id, pair.customers, b.buyers FROM product_neighbour last \
-                 JOIN product_pair pair ON pair.product_id = last.product_id AND pair.other_id = last.neighbour_id \
+                 SELECT last.product_id, last.customers, b.buyers FROM product_neighbour last \
                  JOIN product_buyers b ON b.product_id = last.neighbour_id \
                  WHERE last.rank = $1{} AND EXISTS (SELECT 1 FROM product_neighbour beyond \
                    WHERE beyond.product_id = last.product_id AND beyond.rank > $1)",
@@ -728,19 +730,19 @@ impl Store {
     }
 
     /// The neighbour lists of customer `customer_id`'s products: each listed product that is active, with the
-    /// current pair and buyer counts (index lookups: about `NEIGHBOUR_DEPTH` rows per product they bought). Lists
-    /// are as last computed ([`Store::refresh_product_neighbours`]); the counts are live.
+    /// pair count of the list and the product's buyers now (one index range per product they bought, about
+    /// `NEIGHBOUR_DEPTH` rows, and a lookup per row in the small product tables; no `product_pair` row). Lists are
+    /// as last computed ([`Store::refresh_product_neighbours`]): for a list not marked stale the pair counts are
+    /// the current ones.
     pub async fn neighbour_rows(&self, customer_id: &str) -> StoreResult<Vec<NeighbourRow>> {
         let rows = with_pool!(self, |pool| {
             sqlx::query(
-                "SELECT listed.product_id AS source, listed.neighbour_id AS candidate, pair.customers, p.category, \
-                 b.buyers FROM customer_product mine \
+                "SELECT listed.product_id AS source, listed.neighbour_id AS candidate, listed.customers, \
+                 p.category, b.buyers FROM customer_product mine \
                  JOIN product_neighbour listed ON listed.product_id = mine.product_id \
-                 JOIN product_pair pair ON pair.product_id = listed.product_id \
-                   AND pair.other_id = listed.neighbour_id \
                  JOIN product_buyers b ON b.product_id = listed.neighbour_id \
                  JOIN product p ON p.id = listed.neighbour_id \
-                 WHERE mine.customer_id = $1 AND pair.customers > 0 AND b.buyers > 0 AND p.active = TRUE",
+                 WHERE mine.customer_id = $1 AND b.buyers > 0 AND p.active = TRUE",
             )
             .bind(customer_id)
             .fetch_all(pool)
@@ -933,18 +935,27 @@ impl Store {
                 sqlx::query(sql).execute(&mut *tx).await?;
             }
             compute_neighbour_lists!(&mut *tx, NEIGHBOUR_DEPTH, &[] as &[String]);
-            sqlx::query("DELETE FROM product_neighbour_stale")
-                .execute(&mut *tx)
-                .await?;
+            for sql in [
+                "DELETE FROM product_neighbour_stale",
+                "DELETE FROM product_neighbour_rise",
+            ] {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok::<(), StoreError>(())
         })
     }
 
-    /// Recomputes the neighbour lists marked stale, oldest mark first, at most `batch` of them, keeping `depth`
-    /// products per list, in one transaction; returns how many it recomputed (0: none was stale). On PostgreSQL
-    /// it holds [`NEIGHBOUR_LOCK`] exclusively, so purchase changes wait for it: keep `batch` small.
+    /// One step of the neighbour refresh, in one transaction: tests at most `batch` recorded rises (products
+    /// whose buyers fell) against the cuts of the truncated lists and marks the lists they reach, then recomputes
+    /// at most `batch` lists marked stale, oldest mark first, keeping `depth` products per list. Returns how many
+    /// rises and lists it handled (0: nothing was waiting). On PostgreSQL it holds [`NEIGHBOUR_LOCK`] exclusively,
+    /// so purchase changes wait for it: keep `batch` small.
     pub async fn refresh_product_neighbours(&self, depth: i64, batch: i64) -> StoreResult<usize> {
+        let now = match self.backend() {
+            crate::Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+            crate::Backend::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
+        };
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             if self.backend() == crate::Backend::Postgres {
@@ -954,6 +965,37 @@ impl Store {
                     .await?;
             }
             // A write first: on SQLite it takes the write lock before anything is read.
+            let risen: Vec<String> = sqlx::query_scalar(
+                "DELETE FROM product_neighbour_rise WHERE product_id IN \
+                 (SELECT product_id FROM product_neighbour_rise ORDER BY marked_at, product_id LIMIT $1) \
+                 RETURNING product_id",
+            )
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await?;
+            if !risen.is_empty() {
+                // p gets into list x when customers(x, p)² / buyers(p) reaches the cut's customers² / buyers,
+                // compared multiplied out in floating point with a little slack (a list marked without need only
+                // costs a recomputation). product_pair is symmetric: the partners x of p are read from p's rows.
+                let sql = format!(
+                    "INSERT INTO product_neighbour_stale (product_id, marked_at) \
+                     SELECT reached.product_id, {now} FROM ( \
+                       SELECT DISTINCT cut.product_id FROM product_pair pair \
+                       JOIN product_neighbour_cut cut ON cut.product_id = pair.other_id \
+                       JOIN product_buyers gone ON gone.product_id = pair.product_id \
+                       WHERE pair.product_id IN ({}) AND pair.customers > 0 \
+                         AND CAST(pair.customers AS DOUBLE PRECISION) * pair.customers * cut.buyers \
+                             >= 0.999999 * CAST(cut.customers AS DOUBLE PRECISION) * cut.customers * gone.buyers \
+                     ) reached WHERE TRUE \
+                     ON CONFLICT (product_id) DO NOTHING",
+                    crate::customers::in_list(risen.len())
+                );
+                let mut query = sqlx::query(&sql);
+                for product in &risen {
+                    query = query.bind(product);
+                }
+                query.execute(&mut *tx).await?;
+            }
             let products: Vec<String> = sqlx::query_scalar(
                 "DELETE FROM product_neighbour_stale WHERE product_id IN \
                  (SELECT product_id FROM product_neighbour_stale ORDER BY marked_at, product_id LIMIT $1) \
@@ -962,7 +1004,7 @@ impl Store {
             .bind(batch)
             .fetch_all(&mut *tx)
             .await?;
-            if products.is_empty() {
+            if risen.is_empty() && products.is_empty() {
                 tx.rollback().await?;
                 return Ok(0);
             }
@@ -975,14 +1017,16 @@ impl Store {
                 }
                 query.execute(&mut *tx).await?;
             }
-            compute_neighbour_lists!(&mut *tx, depth, &products);
+            if !products.is_empty() {
+                compute_neighbour_lists!(&mut *tx, depth, &products);
+            }
             tx.commit().await?;
-            Ok::<usize, StoreError>(products.len())
+            Ok::<usize, StoreError>(risen.len() + products.len())
         })
     }
 
-    /// Recomputes every neighbour list with `depth` products and clears the stale marks, in one transaction (a
-    /// repair, a change of depth).
+    /// Recomputes every neighbour list with `depth` products and clears the stale marks and rises, in one
+    /// transaction (a repair, a change of depth).
     pub async fn rebuild_product_neighbours(&self, depth: i64) -> StoreResult<()> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -996,6 +1040,7 @@ impl Store {
                 "DELETE FROM product_neighbour",
                 "DELETE FROM product_neighbour_cut",
                 "DELETE FROM product_neighbour_stale",
+                "DELETE FROM product_neighbour_rise",
             ] {
                 sqlx::query(sql).execute(&mut *tx).await?;
             }
@@ -1023,15 +1068,21 @@ impl Store {
         Ok(lists)
     }
 
-    /// The neighbour lists waiting for a refresh.
+    /// The work waiting for a neighbour refresh.
     pub async fn neighbour_backlog(&self) -> StoreResult<NeighbourBacklog> {
-        let (lists, oldest_marked_at): (i64, Option<i64>) = with_pool!(self, |pool| {
-            sqlx::query_as("SELECT COUNT(*), MIN(marked_at) FROM product_neighbour_stale")
-                .fetch_one(pool)
-                .await?
+        let (lists, rises, oldest_marked_at): (i64, i64, Option<i64>) = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM product_neighbour_stale), \
+                 (SELECT COUNT(*) FROM product_neighbour_rise), \
+                 (SELECT MIN(marked_at) FROM (SELECT marked_at FROM product_neighbour_stale \
+                   UNION ALL SELECT marked_at FROM product_neighbour_rise) marks)",
+            )
+            .fetch_one(pool)
+            .await?
         });
         Ok(NeighbourBacklog {
             lists,
+            rises,
             oldest_marked_at,
         })
     }

@@ -37,6 +37,7 @@ pub const EXCLUDED_TABLES: &[&str] = &[
     "product_buyers",
     "product_neighbour",
     "product_neighbour_cut",
+    "product_neighbour_rise",
     "product_neighbour_stale",
     "product_pair",
 ];

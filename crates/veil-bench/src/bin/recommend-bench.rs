@@ -8,8 +8,9 @@
 //!    order service's per-order audit entries and loyalty postings would take hours and are not what is measured —
 //!    then derives the kept statistics and the neighbour lists once with `Store::rebuild_purchase_stats` (timed),
 //!    and times recomputing every neighbour list alone (`Store::rebuild_product_neighbours`).
-//! 3. Times `Veil::recommendations` (authorisation, the customer's history, their products' neighbour lists with
-//!    the live counts, scoring, the audit entry) for `--requests` random customers: p50/p99.
+//! 3. Times `Veil::recommendations` (authorisation, the customer's history, their products' neighbour lists,
+//!    scoring, the products' details, the audit entry) for `--requests` random customers: p50/p99; then the
+//!    reads and the ranking alone (`Veil::recommendation_inputs` and `recommend`) for as many others.
 //! 4. For `--full-requests` random customers, computes the inputs both ways — from the neighbour lists
 //!    (`Veil::recommendation_inputs`) and with the plain item cosine over every pair row, ranked in SQL
 //!    (`Veil::full_recommendation_inputs`, the method before neighbour lists) — times both, and counts how often
@@ -18,7 +19,7 @@
 //!    per request) for `--old-queries` customers.
 //! 6. Times `--writes` paid orders entered through `Veil::create_order`, which keeps the statistics and marks the
 //!    neighbour lists they change; then `--refunds` of those orders refunded through `Veil::set_order_status`;
-//!    then the refresh job recomputing the marked lists (`Veil::refresh_product_neighbours`).
+//!    then the refresh job testing the rises and recomputing the marked lists (`Veil::refresh_product_neighbours`).
 //!
 //! Run: `cargo run --release -p veil-bench --bin recommend-bench -- --orders 1000000` (SQLite in a temporary
 //! directory; `--database-url postgres://…` for an empty PostgreSQL database). Prints one JSON object.
@@ -275,6 +276,19 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(returned > 0, "no recommendations at all");
 
     eprintln!(
+        "timing {} reads of the inputs and rankings alone",
+        args.requests
+    );
+    let mut inputs_only = Vec::with_capacity(args.requests);
+    for _ in 0..args.requests {
+        let customer = customers[rng.gen_range(0..customers.len())].to_string();
+        let started = Instant::now();
+        let inputs = veil.recommendation_inputs(&customer, &[], 5).await?;
+        std::hint::black_box(recommend(inputs.as_input(), 5));
+        inputs_only.push(started.elapsed());
+    }
+
+    eprintln!(
         "comparing with the plain item cosine for {} customers",
         args.full_requests
     );
@@ -359,9 +373,12 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         refunds.push(started.elapsed());
     }
-    let backlog = veil.store().neighbour_backlog().await?.lists;
+    let backlog = veil.store().neighbour_backlog().await?;
 
-    eprintln!("recomputing the {backlog} marked neighbour lists");
+    eprintln!(
+        "refreshing: {} marked lists, {} rises",
+        backlog.lists, backlog.rises
+    );
     let started = Instant::now();
     let refreshed = veil.refresh_product_neighbours().await?;
     let refresh_seconds = started.elapsed().as_secs_f64();
@@ -380,6 +397,7 @@ async fn main() -> anyhow::Result<()> {
         "neighbour_lists": lists.len(),
         "product_neighbour_rows": neighbour_rows,
         "recommendations": summary(samples),
+        "recommendation_inputs_and_ranking": summary(inputs_only),
         "against_the_plain_cosine": if args.full_requests == 0 { serde_json::Value::Null } else { json!({
             "customers": args.full_requests,
             "inputs_and_ranking_from_neighbour_lists": summary(listed_inputs),
@@ -392,11 +410,12 @@ async fn main() -> anyhow::Result<()> {
         "paid_order_write": if writes.is_empty() { serde_json::Value::Null } else { summary(writes) },
         "lists_marked_after_writes": backlog_after_writes,
         "refund_write": if refunds.is_empty() { serde_json::Value::Null } else { summary(refunds) },
-        "lists_marked_after_refunds": backlog,
+        "lists_marked_after_refunds": backlog.lists,
+        "rises_after_refunds": backlog.rises,
         "refresh_job": json!({
-            "lists": refreshed,
+            "rises_and_lists_handled": refreshed,
             "seconds": refresh_seconds,
-            "ms_per_list": refresh_seconds * 1000.0 / refreshed.max(1) as f64,
+            "ms_each": refresh_seconds * 1000.0 / refreshed.max(1) as f64,
         }),
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
