@@ -70,8 +70,8 @@ pub use messages::{MessageRow, TemplateRow};
 pub use mfa::{LoginFailureRow, MfaRow};
 pub use notes::NoteRow;
 pub use orders::{
-    CoPurchaseRow, HistoryItem, OrderItemRow, OrderRow, ProductRow, PurchaseTotals, RankedProduct,
-    Transition,
+    CoPurchaseRow, HistoryItem, NeighbourBacklog, NeighbourRow, OrderItemRow, OrderRow, ProductRow,
+    PurchaseTotals, RankedProduct, Transition, NEIGHBOUR_DEPTH,
 };
 pub use policies::PolicyRow;
 pub use pool::{ClaimOutcome, PoolEventRow, ReturnCandidate};

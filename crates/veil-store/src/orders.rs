@@ -126,6 +126,41 @@ pub struct CoPurchaseRow {
     pub customers: i64,
 }
 
+/// How many products each product's neighbour list keeps (`product_neighbour`, migration 0030): recommendations
+/// count the similarity of a product to one the customer bought only when it is among that product's
+/// `NEIGHBOUR_DEPTH` most similar.
+pub const NEIGHBOUR_DEPTH: i64 = 50;
+
+/// The advisory lock (PostgreSQL) that purchase changes hold shared, from their triggers to their commit, and a
+/// neighbour refresh holds exclusively (see migration 0030): `'veil-nbr'` as a big-endian integer.
+const NEIGHBOUR_LOCK: i64 = 8_531_340_982_462_866_034;
+
+/// One member of the neighbour list of a product a customer bought, with the counts recommendations score it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeighbourRow {
+    /// The customer's product whose list it is.
+    pub source: String,
+    /// The listed product (active, bought by someone).
+    pub candidate: String,
+    /// Distinct customers who bought both, when the list was computed (now, unless it is marked stale).
+    pub customers: i64,
+    /// The listed product's category.
+    pub category: String,
+    /// The listed product's distinct buyers, now.
+    pub buyers: i64,
+}
+
+/// The work waiting for a neighbour refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighbourBacklog {
+    /// Lists marked stale.
+    pub lists: i64,
+    /// Products whose buyers fell, to test against the cuts of the lists they are not on.
+    pub rises: i64,
+    /// When the oldest of either was marked (unix ms).
+    pub oldest_marked_at: Option<i64>,
+}
+
 /// A product the customer bought, as their recommendations need it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryItem {
@@ -172,6 +207,60 @@ pub struct PurchaseTotals {
     pub buyers: std::collections::BTreeMap<String, i64>,
     /// Distinct customers per ordered pair of products bought by the same customer.
     pub pairs: std::collections::BTreeMap<(String, String), i64>,
+}
+
+/// Writes the neighbour lists of `$products` (all products when empty) with `$depth` members, in the cosine order
+/// `customers² / buyers(neighbour)` then neighbour id (the same floating-point expression on both backends), and
+/// the cut of each list that had more candidates; the lists must have been deleted first. `$1` is the depth, the
+/// products follow.
+macro_rules! compute_neighbour_lists {
+    ($tx:expr, $depth:expr, $products:expr) => {{
+        let products: &[String] = $products;
+        let filter = |column: &str| {
+            if products.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " AND {column} IN ({})",
+                    crate::customers::in_list_from(2, products.len())
+                )
+            }
+        };
+        let statements = [
+            // One member beyond the depth tells a truncated list from a complete one.
+            format!(
+                "INSERT INTO product_neighbour (product_id, rank, neighbour_id, customers) \
+                 SELECT product_id, rank, other_id, customers FROM ( \
+                   SELECT pair.product_id, pair.other_id, pair.customers, \
+                     ROW_NUMBER() OVER (PARTITION BY pair.product_id \
+                     ORDER BY CAST(pair.customers AS DOUBLE PRECISION) * pair.customers / b.buyers DESC, \
+                     pair.other_id) AS rank \
+                   FROM product_pair pair JOIN product_buyers b ON b.product_id = pair.other_id \
+                   WHERE pair.customers > 0 AND b.buyers > 0{}) ranked \
+                 WHERE rank <= $1 + 1",
+                filter("pair.product_id")
+            ),
+            format!(
+                "INSERT INTO product_neighbour_cut (product_id, customers, buyers) \
+                 SELECT last.product_id, last.customers, b.buyers FROM product_neighbour last \
+                 JOIN product_buyers b ON b.product_id = last.neighbour_id \
+                 WHERE last.rank = $1{} AND EXISTS (SELECT 1 FROM product_neighbour beyond \
+                   WHERE beyond.product_id = last.product_id AND beyond.rank > $1)",
+                filter("last.product_id")
+            ),
+            format!(
+                "DELETE FROM product_neighbour WHERE rank > $1{}",
+                filter("product_id")
+            ),
+        ];
+        for sql in &statements {
+            let mut query = sqlx::query(sql).bind($depth);
+            for product in products {
+                query = query.bind(product);
+            }
+            query.execute($tx).await?;
+        }
+    }};
 }
 
 /// The result of [`Store::transition_order`].
@@ -640,6 +729,39 @@ impl Store {
         Ok(rows)
     }
 
+    /// The neighbour lists of customer `customer_id`'s products: each listed product that is active, with the
+    /// pair count of the list and the product's buyers now (one index range per product they bought, about
+    /// `NEIGHBOUR_DEPTH` rows, and a lookup per row in the small product tables; no `product_pair` row). Lists are
+    /// as last computed ([`Store::refresh_product_neighbours`]): for a list not marked stale the pair counts are
+    /// the current ones.
+    pub async fn neighbour_rows(&self, customer_id: &str) -> StoreResult<Vec<NeighbourRow>> {
+        let rows = with_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT listed.product_id AS source, listed.neighbour_id AS candidate, listed.customers, \
+                 p.category, b.buyers FROM customer_product mine \
+                 JOIN product_neighbour listed ON listed.product_id = mine.product_id \
+                 JOIN product_buyers b ON b.product_id = listed.neighbour_id \
+                 JOIN product p ON p.id = listed.neighbour_id \
+                 WHERE mine.customer_id = $1 AND b.buyers > 0 AND p.active = TRUE",
+            )
+            .bind(customer_id)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|row| -> Result<NeighbourRow, sqlx::Error> {
+                Ok(NeighbourRow {
+                    source: row.try_get("source")?,
+                    candidate: row.try_get("candidate")?,
+                    customers: row.try_get("customers")?,
+                    category: row.try_get("category")?,
+                    buyers: row.try_get("buyers")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(rows)
+    }
+
     /// The `limit` most-bought active products (of `category`, when given) that customer `customer_id` has not
     /// bought: by buyers, then product id, products nobody bought last (by id).
     pub async fn popular_products(
@@ -786,12 +908,22 @@ impl Store {
         Ok(totals)
     }
 
-    /// Recomputes the kept purchase statistics from the paid orders: for orders written around the order
-    /// functions (a bulk load), and as a repair. Runs in one transaction.
+    /// Recomputes the kept purchase statistics from the paid orders, and every neighbour list from them
+    /// ([`NEIGHBOUR_DEPTH`]): for orders written around the order functions (a bulk load), and as a repair. Runs in
+    /// one transaction.
     pub async fn rebuild_purchase_stats(&self) -> StoreResult<()> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            if self.backend() == crate::Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(NEIGHBOUR_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             for sql in [
+                // The lists go first, so that the triggers of the deletes below have none to mark.
+                "DELETE FROM product_neighbour",
+                "DELETE FROM product_neighbour_cut",
                 "DELETE FROM customer_product",
                 "DELETE FROM product_pair",
                 "DELETE FROM product_buyers",
@@ -802,8 +934,156 @@ impl Store {
             ] {
                 sqlx::query(sql).execute(&mut *tx).await?;
             }
+            compute_neighbour_lists!(&mut *tx, NEIGHBOUR_DEPTH, &[] as &[String]);
+            for sql in [
+                "DELETE FROM product_neighbour_stale",
+                "DELETE FROM product_neighbour_rise",
+            ] {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok::<(), StoreError>(())
+        })
+    }
+
+    /// One step of the neighbour refresh, in one transaction: tests at most `batch` recorded rises (products
+    /// whose buyers fell) against the cuts of the truncated lists and marks the lists they reach, then recomputes
+    /// at most `batch` lists marked stale, oldest mark first, keeping `depth` products per list. Returns how many
+    /// rises and lists it handled (0: nothing was waiting). On PostgreSQL it holds [`NEIGHBOUR_LOCK`] exclusively,
+    /// so purchase changes wait for it: keep `batch` small.
+    pub async fn refresh_product_neighbours(&self, depth: i64, batch: i64) -> StoreResult<usize> {
+        let now = match self.backend() {
+            crate::Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+            crate::Backend::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
+        };
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            if self.backend() == crate::Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(NEIGHBOUR_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // A write first: on SQLite it takes the write lock before anything is read.
+            let risen: Vec<String> = sqlx::query_scalar(
+                "DELETE FROM product_neighbour_rise WHERE product_id IN \
+                 (SELECT product_id FROM product_neighbour_rise ORDER BY marked_at, product_id LIMIT $1) \
+                 RETURNING product_id",
+            )
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await?;
+            if !risen.is_empty() {
+                // p gets into list x when customers(x, p)² / buyers(p) reaches the cut's customers² / buyers,
+                // compared multiplied out in floating point with a little slack (a list marked without need only
+                // costs a recomputation). product_pair is symmetric: the partners x of p are read from p's rows.
+                let sql = format!(
+                    "INSERT INTO product_neighbour_stale (product_id, marked_at) \
+                     SELECT reached.product_id, {now} FROM ( \
+                       SELECT DISTINCT cut.product_id FROM product_pair pair \
+                       JOIN product_neighbour_cut cut ON cut.product_id = pair.other_id \
+                       JOIN product_buyers gone ON gone.product_id = pair.product_id \
+                       WHERE pair.product_id IN ({}) AND pair.customers > 0 \
+                         AND CAST(pair.customers AS DOUBLE PRECISION) * pair.customers * cut.buyers \
+                             >= 0.999999 * CAST(cut.customers AS DOUBLE PRECISION) * cut.customers * gone.buyers \
+                     ) reached WHERE TRUE \
+                     ON CONFLICT (product_id) DO NOTHING",
+                    crate::customers::in_list(risen.len())
+                );
+                let mut query = sqlx::query(&sql);
+                for product in &risen {
+                    query = query.bind(product);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            let products: Vec<String> = sqlx::query_scalar(
+                "DELETE FROM product_neighbour_stale WHERE product_id IN \
+                 (SELECT product_id FROM product_neighbour_stale ORDER BY marked_at, product_id LIMIT $1) \
+                 RETURNING product_id",
+            )
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await?;
+            if risen.is_empty() && products.is_empty() {
+                tx.rollback().await?;
+                return Ok(0);
+            }
+            let claimed = crate::customers::in_list(products.len());
+            for table in ["product_neighbour", "product_neighbour_cut"] {
+                let sql = format!("DELETE FROM {table} WHERE product_id IN ({claimed})");
+                let mut query = sqlx::query(&sql);
+                for product in &products {
+                    query = query.bind(product);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            if !products.is_empty() {
+                compute_neighbour_lists!(&mut *tx, depth, &products);
+            }
+            tx.commit().await?;
+            Ok::<usize, StoreError>(risen.len() + products.len())
+        })
+    }
+
+    /// Recomputes every neighbour list with `depth` products and clears the stale marks and rises, in one
+    /// transaction (a repair, a change of depth).
+    pub async fn rebuild_product_neighbours(&self, depth: i64) -> StoreResult<()> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            if self.backend() == crate::Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(NEIGHBOUR_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for sql in [
+                "DELETE FROM product_neighbour",
+                "DELETE FROM product_neighbour_cut",
+                "DELETE FROM product_neighbour_stale",
+                "DELETE FROM product_neighbour_rise",
+            ] {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
+            compute_neighbour_lists!(&mut *tx, depth, &[] as &[String]);
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// Every neighbour list as stored, members in rank order (for checking them against a computation afresh).
+    pub async fn product_neighbour_lists(
+        &self,
+    ) -> StoreResult<std::collections::BTreeMap<String, Vec<String>>> {
+        let rows: Vec<(String, String)> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT product_id, neighbour_id FROM product_neighbour ORDER BY product_id, rank",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        let mut lists = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for (product, neighbour) in rows {
+            lists.entry(product).or_default().push(neighbour);
+        }
+        Ok(lists)
+    }
+
+    /// The work waiting for a neighbour refresh.
+    pub async fn neighbour_backlog(&self) -> StoreResult<NeighbourBacklog> {
+        let (lists, rises, oldest_marked_at): (i64, i64, Option<i64>) = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM product_neighbour_stale), \
+                 (SELECT COUNT(*) FROM product_neighbour_rise), \
+                 (SELECT MIN(marked_at) FROM (SELECT marked_at FROM product_neighbour_stale \
+                   UNION ALL SELECT marked_at FROM product_neighbour_rise) marks)",
+            )
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(NeighbourBacklog {
+            lists,
+            rises,
+            oldest_marked_at,
         })
     }
 }

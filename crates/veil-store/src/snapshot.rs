@@ -26,7 +26,8 @@ pub use sqlite_image::{stream_image as stream_sqlite_image, ImageLayout, SqliteI
 /// (`customer_industry_count`: loading the customers fires the triggers, which rebuild it exactly; copying it as
 /// well would count every customer twice; likewise `product_buyers` and `product_pair`, rebuilt by the triggers
 /// on `customer_product`, and `loyalty_day_total` and `loyalty_redemption_total`, rebuilt by those on
-/// `loyalty_entry`).
+/// `loyalty_entry`) or recomputed from them (the neighbour lists: loading `customer_product` marks every bought
+/// product's list stale, and the refresh job recomputes them).
 pub const EXCLUDED_TABLES: &[&str] = &[
     "_sqlx_migrations",
     "backup",
@@ -34,6 +35,10 @@ pub const EXCLUDED_TABLES: &[&str] = &[
     "loyalty_day_total",
     "loyalty_redemption_total",
     "product_buyers",
+    "product_neighbour",
+    "product_neighbour_cut",
+    "product_neighbour_rise",
+    "product_neighbour_stale",
     "product_pair",
 ];
 

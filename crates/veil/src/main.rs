@@ -1413,6 +1413,9 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     let remask = Veil::spawn_remask(veil.clone(), std::time::Duration::from_secs(60));
     // Care reminders: birthdays of customers written before the month and day were stored (once; quick when none).
     let birthday_backfill = Veil::spawn_birthday_backfill(veil.clone());
+    // Recommendations: the neighbour lists that purchases changed are recomputed (at start, then every 10 s).
+    let neighbour_refresh =
+        Veil::spawn_neighbour_refresh(veil.clone(), std::time::Duration::from_secs(10));
     veil.set_sla_targets(config.ticket_sla.clone());
     veil.set_loyalty_rules(config.loyalty.clone());
     veil.set_pool_rules(config.pool.clone());
@@ -1470,6 +1473,7 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     expiry.abort();
     remask.abort();
     birthday_backfill.abort();
+    neighbour_refresh.abort();
     if let Some(task) = ticket_sla {
         task.abort();
     }

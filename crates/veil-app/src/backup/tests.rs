@@ -186,6 +186,45 @@ both_backends!(
                 .unwrap();
             others.push(view.id.to_string());
         }
+        // Purchases, so that the purchase statistics and neighbour lists (derived, not in the archive) have rows.
+        let mut products = Vec::new();
+        for sku in ["A", "B", "C"] {
+            let product = veil
+                .create_product(
+                    &admin,
+                    &crate::orders::ProductInput {
+                        sku: sku.to_owned(),
+                        name: format!("product {sku}"),
+                        category: "digital".to_owned(),
+                        price_fen: 100,
+                        currency: None,
+                        active: Some(true),
+                    },
+                )
+                .await
+                .unwrap();
+            products.push(product.id);
+        }
+        for (buyer, bought) in [
+            (known.id.to_string(), [0, 1]),
+            (others[1].clone(), [1, 2]),
+            (others[2].clone(), [0, 2]),
+        ] {
+            let input = crate::orders::OrderInput {
+                items: bought
+                    .iter()
+                    .map(|index| crate::orders::OrderItemInput {
+                        product_id: products[*index].clone(),
+                        quantity: 1,
+                    })
+                    .collect(),
+                status: Some(crate::orders::OrderStatus::Paid),
+                placed_at: None,
+            };
+            veil.create_order(&admin, buyer.parse().unwrap(), &input)
+                .await
+                .unwrap();
+        }
         // Erased before the backup: absent from it.
         veil.delete_customer(&admin, others[0].parse().unwrap())
             .await
@@ -344,6 +383,23 @@ both_backends!(
         assert_eq!(
             veil.customer_industry_counts(&admin).await.unwrap(),
             vec![(None, 6)]
+        );
+        // Likewise the purchase counts; the neighbour lists come back marked, and the refresh job recomputes them.
+        assert_eq!(
+            restored_veil.store().kept_purchase_stats().await.unwrap(),
+            veil.store().kept_purchase_stats().await.unwrap()
+        );
+        assert!(restored_veil.refresh_product_neighbours().await.unwrap() > 0);
+        veil.refresh_product_neighbours().await.unwrap();
+        let lists = veil.store().product_neighbour_lists().await.unwrap();
+        assert_eq!(lists.len(), 3, "{lists:?}");
+        assert_eq!(
+            restored_veil
+                .store()
+                .product_neighbour_lists()
+                .await
+                .unwrap(),
+            lists
         );
         for erased in &others[..2] {
             assert!(restored_veil

@@ -1,17 +1,25 @@
 //! `recommend-bench`: how long recommending for one customer takes at 1,000,000 orders, and what keeping the
-//! purchase statistics costs an order write.
+//! purchase statistics and the neighbour lists costs an order write.
 //!
 //! 1. Creates `--customers` customers through the service's batch create, and a catalogue of `--products`
 //!    products in 40 categories.
 //! 2. Writes `--orders` paid orders of 1–3 items (each customer prefers two categories; within a category the
 //!    popular products are bought more) straight into `sales_order` and `order_item` in large transactions — the
 //!    order service's per-order audit entries and loyalty postings would take hours and are not what is measured —
-//!    then derives the kept statistics once with `Store::rebuild_purchase_stats` (timed).
-//! 3. Times `Veil::recommendations` (authorisation, the customer's history, the kept pair counts, scoring, the
-//!    audit entry) for `--requests` random customers: p50/p99.
-//! 4. For comparison, times the previous method's co-purchase query (a self-join of every paid order line, computed
+//!    then derives the kept statistics and the neighbour lists once with `Store::rebuild_purchase_stats` (timed),
+//!    and times recomputing every neighbour list alone (`Store::rebuild_product_neighbours`).
+//! 3. Times `Veil::recommendations` (authorisation, the customer's history, their products' neighbour lists,
+//!    scoring, the products' details, the audit entry) for `--requests` random customers: p50/p99; then the
+//!    reads and the ranking alone (`Veil::recommendation_inputs` and `recommend`) for as many others.
+//! 4. For `--full-requests` random customers, computes the inputs both ways — from the neighbour lists
+//!    (`Veil::recommendation_inputs`) and with the plain item cosine over every pair row, ranked in SQL
+//!    (`Veil::full_recommendation_inputs`, the method before neighbour lists) — times both, and counts how often
+//!    the five recommended products are the same.
+//! 5. For comparison, times the first method's co-purchase query (a self-join of every paid order line, computed
 //!    per request) for `--old-queries` customers.
-//! 5. Times `--writes` paid orders entered through `Veil::create_order`, which now also keeps the statistics.
+//! 6. Times `--writes` paid orders entered through `Veil::create_order`, which keeps the statistics and marks the
+//!    neighbour lists they change; then `--refunds` of those orders refunded through `Veil::set_order_status`;
+//!    then the refresh job testing the rises and recomputing the marked lists (`Veil::refresh_product_neighbours`).
 //!
 //! Run: `cargo run --release -p veil-bench --bin recommend-bench -- --orders 1000000` (SQLite in a temporary
 //! directory; `--database-url postgres://…` for an empty PostgreSQL database). Prints one JSON object.
@@ -25,7 +33,8 @@ use serde_json::json;
 use veil_app::demo::demo_input;
 use veil_app::demo_data::DemoGenerator;
 use veil_app::keys::{create_master_key_file, MasterKeySource};
-use veil_app::orders::{OrderInput, OrderItemInput, OrderStatus, ProductInput};
+use veil_app::orders::{OrderInput, OrderItemInput, OrderStatus, OrderStatusInput, ProductInput};
+use veil_app::recommendations::recommend;
 use veil_app::users::{Password, Role};
 use veil_app::Veil;
 use veil_store::{sqlx, DatabaseUrl, Pool, Store};
@@ -47,12 +56,18 @@ struct Args {
     /// Timed recommendation requests.
     #[arg(long, default_value_t = 2_000)]
     requests: usize,
+    /// Customers whose recommendations are computed both from the neighbour lists and over every pair row.
+    #[arg(long, default_value_t = 200)]
+    full_requests: usize,
     /// Timed runs of the previous per-request co-purchase query.
     #[arg(long, default_value_t = 5)]
     old_queries: usize,
     /// Timed order writes through the service.
     #[arg(long, default_value_t = 500)]
     writes: usize,
+    /// Timed refunds of those orders through the service (at most `--writes`).
+    #[arg(long, default_value_t = 50)]
+    refunds: usize,
 }
 
 const PASSWORD: &str = "benchmark password 1";
@@ -239,6 +254,14 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     veil.store().rebuild_purchase_stats().await?;
     let rebuild_seconds = started.elapsed().as_secs_f64();
+    eprintln!("recomputing every neighbour list");
+    let started = Instant::now();
+    veil.store()
+        .rebuild_product_neighbours(veil_store::NEIGHBOUR_DEPTH)
+        .await?;
+    let neighbours_seconds = started.elapsed().as_secs_f64();
+    let lists = veil.store().product_neighbour_lists().await?;
+    let neighbour_rows: usize = lists.values().map(Vec::len).sum();
 
     eprintln!("timing {} recommendations", args.requests);
     let mut samples = Vec::with_capacity(args.requests);
@@ -251,6 +274,47 @@ async fn main() -> anyhow::Result<()> {
         returned += list.items.len();
     }
     anyhow::ensure!(returned > 0, "no recommendations at all");
+
+    eprintln!(
+        "timing {} reads of the inputs and rankings alone",
+        args.requests
+    );
+    let mut inputs_only = Vec::with_capacity(args.requests);
+    for _ in 0..args.requests {
+        let customer = customers[rng.gen_range(0..customers.len())].to_string();
+        let started = Instant::now();
+        let inputs = veil.recommendation_inputs(&customer, &[], 5).await?;
+        std::hint::black_box(recommend(inputs.as_input(), 5));
+        inputs_only.push(started.elapsed());
+    }
+
+    eprintln!(
+        "comparing with the plain item cosine for {} customers",
+        args.full_requests
+    );
+    let mut listed_inputs = Vec::with_capacity(args.full_requests);
+    let mut full_inputs = Vec::with_capacity(args.full_requests);
+    let (mut same_list, mut same_set, mut shared) = (0, 0, 0);
+    for _ in 0..args.full_requests {
+        let customer = customers[rng.gen_range(0..customers.len())].to_string();
+        let started = Instant::now();
+        let inputs = veil.recommendation_inputs(&customer, &[], 5).await?;
+        let listed = recommend(inputs.as_input(), 5);
+        listed_inputs.push(started.elapsed());
+        let started = Instant::now();
+        let inputs = veil.full_recommendation_inputs(&customer, &[], 5).await?;
+        let full = recommend(inputs.as_input(), 5);
+        full_inputs.push(started.elapsed());
+        let ids = |list: &[veil_app::recommendations::Scored]| {
+            list.iter()
+                .map(|scored| scored.product_id.clone())
+                .collect::<Vec<_>>()
+        };
+        let (listed, full) = (ids(&listed), ids(&full));
+        same_list += usize::from(listed == full);
+        same_set += usize::from(listed.iter().all(|id| full.contains(id)));
+        shared += listed.iter().filter(|id| full.contains(id)).count();
+    }
 
     eprintln!("timing {} runs of the previous query", args.old_queries);
     let mut old = Vec::with_capacity(args.old_queries);
@@ -275,6 +339,7 @@ async fn main() -> anyhow::Result<()> {
 
     eprintln!("timing {} paid orders through the service", args.writes);
     let mut writes = Vec::with_capacity(args.writes);
+    let mut written_orders = Vec::with_capacity(args.writes);
     for _ in 0..args.writes {
         let customer = customers[rng.gen_range(0..customers.len())];
         let (first, _) = preferences[0];
@@ -288,9 +353,35 @@ async fn main() -> anyhow::Result<()> {
             placed_at: None,
         };
         let started = Instant::now();
-        veil.create_order(&admin, customer, &input).await?;
+        let order = veil.create_order(&admin, customer, &input).await?;
         writes.push(started.elapsed());
+        written_orders.push(order.id);
     }
+    let backlog_after_writes = veil.store().neighbour_backlog().await?.lists;
+
+    eprintln!("timing {} refunds through the service", args.refunds);
+    let mut refunds = Vec::with_capacity(args.refunds);
+    for order in written_orders.iter().take(args.refunds) {
+        let started = Instant::now();
+        veil.set_order_status(
+            &admin,
+            order,
+            &OrderStatusInput {
+                status: OrderStatus::Refunded,
+            },
+        )
+        .await?;
+        refunds.push(started.elapsed());
+    }
+    let backlog = veil.store().neighbour_backlog().await?;
+
+    eprintln!(
+        "refreshing: {} marked lists, {} rises",
+        backlog.lists, backlog.rises
+    );
+    let started = Instant::now();
+    let refreshed = veil.refresh_product_neighbours().await?;
+    let refresh_seconds = started.elapsed().as_secs_f64();
 
     let kept = veil.store().kept_purchase_stats().await?;
     let report = json!({
@@ -299,11 +390,33 @@ async fn main() -> anyhow::Result<()> {
         "products": products.len(),
         "orders_insert_seconds": orders_seconds,
         "rebuild_purchase_stats_seconds": rebuild_seconds,
+        "rebuild_neighbour_lists_seconds": neighbours_seconds,
         "customer_product_rows": kept.bought.len(),
         "product_pair_rows": kept.pairs.len(),
+        "neighbour_depth": veil_store::NEIGHBOUR_DEPTH,
+        "neighbour_lists": lists.len(),
+        "product_neighbour_rows": neighbour_rows,
         "recommendations": summary(samples),
+        "recommendation_inputs_and_ranking": summary(inputs_only),
+        "against_the_plain_cosine": if args.full_requests == 0 { serde_json::Value::Null } else { json!({
+            "customers": args.full_requests,
+            "inputs_and_ranking_from_neighbour_lists": summary(listed_inputs),
+            "inputs_and_ranking_over_every_pair": summary(full_inputs),
+            "same_top5_in_order": same_list,
+            "same_top5_as_a_set": same_set,
+            "mean_shared_of_5": shared as f64 / args.full_requests as f64,
+        }) },
         "previous_co_purchase_query": if old.is_empty() { serde_json::Value::Null } else { summary(old) },
-        "paid_order_write": summary(writes),
+        "paid_order_write": if writes.is_empty() { serde_json::Value::Null } else { summary(writes) },
+        "lists_marked_after_writes": backlog_after_writes,
+        "refund_write": if refunds.is_empty() { serde_json::Value::Null } else { summary(refunds) },
+        "lists_marked_after_refunds": backlog.lists,
+        "rises_after_refunds": backlog.rises,
+        "refresh_job": json!({
+            "rises_and_lists_handled": refreshed,
+            "seconds": refresh_seconds,
+            "ms_each": refresh_seconds * 1000.0 / refreshed.max(1) as f64,
+        }),
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

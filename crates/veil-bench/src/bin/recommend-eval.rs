@@ -4,7 +4,9 @@
 //! categories, popularity within them, complements bought after a product), holds out each shopper's last
 //! purchase, trains on everything else (the held-out purchases of every shopper are removed), and reports hit
 //! rate@K — the share of shoppers whose held-out product is among the K recommended — for the recommender and
-//! for a popularity baseline (the K most-bought products the shopper has not bought). Prints one JSON object.
+//! for a popularity baseline (the K most-bought products the shopper has not bought). The recommender counts a
+//! co-purchase only when the candidate is on the neighbour list of the shopper's product, computed from the
+//! training purchases (`--neighbours`, the service's depth by default). Prints one JSON object.
 //!
 //! Run: `cargo run -p veil-bench --bin recommend-eval -- --shoppers 5000 --k 5` (the figures do not depend on the
 //! build profile; `--release` only makes it faster).
@@ -15,7 +17,9 @@ use std::time::Instant;
 use clap::Parser;
 use serde_json::json;
 use veil_app::demo::{ShopperGenerator, DEMO_PRODUCTS};
-use veil_app::recommendations::{most_popular, recommend, Reason, RecommendationInput};
+use veil_app::recommendations::{
+    most_popular, neighbour_lists, recommend, Reason, RecommendationInput, NEIGHBOUR_DEPTH,
+};
 use veil_store::CoPurchaseRow;
 
 #[derive(Parser)]
@@ -29,6 +33,9 @@ struct Args {
     /// Generator seed.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Products on each product's neighbour list.
+    #[arg(long, default_value_t = NEIGHBOUR_DEPTH)]
+    neighbours: usize,
 }
 
 fn main() {
@@ -59,6 +66,24 @@ fn main() {
         .filter(|(_, list)| !list.is_empty())
         .map(|(product, list)| (product_id(product), list.len() as i64))
         .collect();
+    // Every shopper's ordered pairs of training purchases, for the neighbour lists.
+    let mut pairs: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for purchases in &training {
+        for product in purchases.iter() {
+            for other in purchases.iter().filter(|other| *other != product) {
+                *pairs
+                    .entry((product_id(*product), product_id(*other)))
+                    .or_default() += 1;
+            }
+        }
+    }
+    let lists = neighbour_lists(
+        pairs
+            .iter()
+            .map(|((product, other), customers)| (product.as_str(), other.as_str(), *customers)),
+        |id| buyers.get(id).copied().unwrap_or(0),
+        args.neighbours,
+    );
     let mut hits_model = 0usize;
     let mut hits_popular = 0usize;
     let mut hits_by_reason: BTreeMap<&str, usize> = BTreeMap::new();
@@ -88,6 +113,11 @@ fn main() {
                 source: product_id(source),
                 candidate: product_id(candidate),
                 customers,
+            })
+            .filter(|row| {
+                lists
+                    .get(&row.source)
+                    .is_some_and(|list| list.contains(&row.candidate))
             })
             .collect();
         let history: Vec<(String, i64)> = history_items
@@ -130,6 +160,7 @@ fn main() {
             "products": DEMO_PRODUCTS.len(),
             "k": args.k,
             "seed": args.seed,
+            "neighbours": args.neighbours,
             "hit_rate_item_cosine": rate(hits_model),
             "hit_rate_popularity": rate(hits_popular),
             "item_cosine_hits_by_reason": hits_by_reason,

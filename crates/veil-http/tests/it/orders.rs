@@ -581,6 +581,8 @@ both_backends!(
 
         let target = create_customer(&client, &sally, "13900008888", &[]).await;
         order(&client, &sally, &target, &[(&phone, 1)], "paid").await;
+        // The neighbour lists these purchases changed are recomputed by `veil serve`'s job; here, directly.
+        harness.veil.refresh_product_neighbours().await.unwrap();
         let recommend = |customer: String, limit: u32| {
             let client = &client;
             let sally = sally.clone();
@@ -648,7 +650,8 @@ both_backends!(
     }
 );
 
-/// The purchase statistics kept on write equal the ones computed afresh from the paid orders.
+/// The purchase statistics kept on write equal the ones computed afresh from the paid orders, and so do the
+/// neighbour lists once the marked ones are recomputed.
 async fn assert_stats_match(harness: &Harness, when: &str) -> veil_store::PurchaseTotals {
     let store = harness.veil.store();
     let kept = store.kept_purchase_stats().await.unwrap();
@@ -656,6 +659,20 @@ async fn assert_stats_match(harness: &Harness, when: &str) -> veil_store::Purcha
         kept,
         store.derived_purchase_stats().await.unwrap(),
         "kept purchase statistics after {when}"
+    );
+    harness.veil.refresh_product_neighbours().await.unwrap();
+    assert_eq!(
+        store.product_neighbour_lists().await.unwrap(),
+        veil_app::recommendations::neighbour_lists(
+            kept.pairs.iter().map(|((product, other), customers)| (
+                product.as_str(),
+                other.as_str(),
+                *customers
+            )),
+            |id| kept.buyers.get(id).copied().unwrap_or(0),
+            veil_app::recommendations::NEIGHBOUR_DEPTH,
+        ),
+        "neighbour lists after {when}"
     );
     kept
 }
