@@ -39,7 +39,7 @@ pub const MAX_RECOMMENDATIONS: usize = 50;
 /// Products on each product's neighbour list ([`veil_store::NEIGHBOUR_DEPTH`]).
 pub const NEIGHBOUR_DEPTH: usize = veil_store::NEIGHBOUR_DEPTH as usize;
 
-/// Neighbour lists recomputed per transaction by [`Veil::refresh_product_neighbours`]: few, because on
+/// Rises tested and lists recomputed per transaction by [`Veil::refresh_product_neighbours`]: few, because on
 /// PostgreSQL purchase changes wait for each transaction, and on SQLite every other write does.
 const NEIGHBOUR_BATCH: i64 = 16;
 
@@ -366,8 +366,9 @@ impl Veil {
     /// What [`recommend`] needs to pick a customer's top `limit`, read with index lookups only, so that no request
     /// reads the whole pair table or catalogue:
     /// - the customer's products with their buyers and category;
-    /// - the neighbour lists of those products, with the current counts ([`veil_store::Store::neighbour_rows`]:
-    ///   about [`NEIGHBOUR_DEPTH`] rows per product), which are every "also bought" candidate of the method;
+    /// - the neighbour lists of those products with their pair counts and the candidates' buyers now
+    ///   ([`veil_store::Store::neighbour_rows`]: about [`NEIGHBOUR_DEPTH`] rows per product), which are every "also
+    ///   bought" candidate of the method;
     /// - when those candidates are fewer than `limit`, for each category the customer bought in or names in a tag,
     ///   and overall, the `2 · limit + margin` most-bought products they have not bought. [`recommend`] consumes at
     ///   most `limit` of the fallback order after skipping at most `limit` already picked, so it never reads past
