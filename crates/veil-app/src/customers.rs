@@ -1001,6 +1001,32 @@ impl Veil {
         import: Option<&veil_store::ImportBatchWrite>,
         lifecycle: &str,
     ) -> AppResult<Vec<(CustomerRow, veil_store::CustomerKeyRow)>> {
+        self.insert_validated_in(
+            self.store(),
+            customers,
+            presealed,
+            actor,
+            action,
+            detail,
+            import,
+            lifecycle,
+        )
+        .await
+    }
+
+    /// [`Veil::insert_validated`] through `store` (an import's bulk session).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn insert_validated_in(
+        &self,
+        store: &veil_store::Store,
+        customers: &[ValidatedCustomer],
+        presealed: Option<Vec<SealedFields>>,
+        actor: &Actor,
+        action: &str,
+        detail: serde_json::Value,
+        import: Option<&veil_store::ImportBatchWrite>,
+        lifecycle: &str,
+    ) -> AppResult<Vec<(CustomerRow, veil_store::CustomerKeyRow)>> {
         let (rules, keys) = self.display_rules().await?;
         let mut presealed = presealed.filter(|sealed| sealed.len() == customers.len());
         for attempt in 0..2 {
@@ -1060,8 +1086,7 @@ impl Veil {
                 .customers(sealed.iter().map(|(row, _)| row.id.clone()))
                 .fields(fields)
                 .detail(detail.clone());
-            match self
-                .store()
+            match store
                 .insert_customers_with(&sealed, &displays, &[entry], import, lifecycle)
                 .await
             {

@@ -254,6 +254,34 @@ impl Backend {
     }
 }
 
+/// A [`Store`] for one bulk job ([`Store::bulk_session`]): its own connection on SQLite, the shared pool on
+/// PostgreSQL.
+#[derive(Debug)]
+pub struct BulkSession {
+    store: Store,
+    own_pool: bool,
+}
+
+impl std::ops::Deref for BulkSession {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl BulkSession {
+    /// Ends the session: closes its own connection (never the shared pool).
+    pub async fn close(self) {
+        if self.own_pool {
+            self.store.close().await;
+        }
+    }
+}
+
+/// SQLite's page size in this database (the default; Veil never changes it).
+const SQLITE_PAGE_SIZE: u64 = 4096;
+
 /// A connection pool of either backend.
 #[derive(Debug, Clone)]
 pub enum Pool {
@@ -361,6 +389,44 @@ impl Store {
         Ok(())
     }
 
+    /// A store for one bulk write job (an import) to use for its reads and writes. On SQLite it has its own single
+    /// connection, opened with the pool's settings and then given a page cache of `cache_mib` MiB and a WAL
+    /// checkpoint only every `checkpoint_mib` MiB: the blind-index B-trees take random inserts, so with the
+    /// default 32 MiB cache a million-row import re-reads and re-writes the same index pages batch after batch,
+    /// and each checkpoint copies them back again. Checkpoints from a long WAL copy each page once however often
+    /// it changed. The WAL is truncated to `checkpoint_mib` after each checkpoint. On PostgreSQL it is the same
+    /// pool. Close it with [`BulkSession::close`] when the job ends (its memory goes with the connection).
+    pub async fn bulk_session(&self, cache_mib: u32, checkpoint_mib: u32) -> StoreResult<BulkSession> {
+        let Pool::Sqlite(pool) = &self.pool else {
+            return Ok(BulkSession {
+                store: self.clone(),
+                own_pool: false,
+            });
+        };
+        let pages = u64::from(checkpoint_mib.max(4)) * 1024 * 1024 / SQLITE_PAGE_SIZE;
+        let options = (*pool.connect_options())
+            .clone()
+            .pragma("cache_size", format!("-{}", u64::from(cache_mib.max(2)) * 1024))
+            .pragma("wal_autocheckpoint", pages.to_string())
+            .pragma(
+                "journal_size_limit",
+                (u64::from(checkpoint_mib.max(4)) * 1024 * 1024).to_string(),
+            );
+        let bulk = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Ok(BulkSession {
+            store: Store {
+                pool: Pool::Sqlite(bulk),
+                sqlite_path: self.sqlite_path.clone(),
+            },
+            own_pool: true,
+        })
+    }
+
     /// Closes every connection in the pool.
     pub async fn close(&self) {
         with_pool!(self, |pool| pool.close().await)
@@ -421,5 +487,42 @@ mod tests {
             Some(Backend::Sqlite)
         );
         assert_eq!(DatabaseUrl::new("mysql://x").backend(), None);
+    }
+
+    #[tokio::test]
+    async fn a_bulk_session_is_a_tuned_connection_to_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::new(format!(
+            "sqlite://{}",
+            dir.path().join("bulk.db").display()
+        ));
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let bulk = store.bulk_session(64, 16).await.unwrap();
+        let pragma = |store: &Store, name: &'static str| {
+            let Pool::Sqlite(pool) = store.pool().clone() else {
+                panic!("an SQLite store");
+            };
+            async move {
+                sqlx::query_scalar::<_, i64>(&format!("PRAGMA {name}"))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(pragma(&*bulk, "cache_size").await, -64 * 1024);
+        assert_eq!(pragma(&*bulk, "wal_autocheckpoint").await, 16 * 1024 * 1024 / 4096);
+        assert_eq!(pragma(&*bulk, "journal_size_limit").await, 16 * 1024 * 1024);
+        assert_eq!(pragma(&*bulk, "page_size").await as u64, SQLITE_PAGE_SIZE);
+        // The pool's own connections keep their settings.
+        assert_eq!(pragma(&store, "cache_size").await, -32768);
+        assert_eq!(pragma(&store, "wal_autocheckpoint").await, 10000);
+        // What the session writes is the store's, and closing it leaves the store working.
+        bulk.put_setting("written_by", "bulk session", 1).await.unwrap();
+        bulk.close().await;
+        assert_eq!(
+            store.setting("written_by").await.unwrap().as_deref(),
+            Some("bulk session")
+        );
     }
 }

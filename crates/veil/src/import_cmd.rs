@@ -83,6 +83,7 @@ pub async fn import_customers(
         dry_run,
         resume,
         batch,
+        ..ImportOptions::default()
     };
     let bar = ImportBar::new(if dry_run {
         "checking customers"

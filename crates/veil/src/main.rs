@@ -13,6 +13,10 @@ use veil_app::users::{Password, Role};
 use veil_app::{AppError, Veil};
 use veil_pii::PiiKind;
 
+/// mimalloc instead of glibc's malloc: see the workspace manifest.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod audit_cmd;
 mod backup_cmd;
 mod config;
@@ -187,7 +191,7 @@ enum ImportCommand {
         /// Continue the interrupted import of this same file (matched by its SHA-256).
         #[arg(long)]
         resume: bool,
-        /// Rows per transaction.
+        /// Rows per transaction (at most 50,000).
         #[arg(long, default_value_t = veil_app::imports::DEFAULT_BATCH)]
         batch: usize,
         /// The user importing (admin, manager or sales).

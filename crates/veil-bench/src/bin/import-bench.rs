@@ -16,6 +16,10 @@ use veil_app::users::{Password, Role};
 use veil_app::Veil;
 use veil_store::{DatabaseUrl, Store};
 
+/// mimalloc instead of glibc's malloc: see the workspace manifest.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Args {
     /// Database URL; default a fresh SQLite file in a temporary directory.
@@ -27,14 +31,26 @@ struct Args {
     /// Rows per transaction.
     #[arg(long, default_value_t = veil_app::imports::DEFAULT_BATCH)]
     batch: usize,
+    /// Page cache of the import's SQLite connection, MiB.
+    #[arg(long, default_value_t = veil_app::imports::DEFAULT_IMPORT_CACHE_MIB)]
+    cache_mib: u32,
+    /// WAL volume between the import connection's checkpoints, MiB.
+    #[arg(long, default_value_t = veil_app::imports::DEFAULT_IMPORT_CHECKPOINT_MIB)]
+    checkpoint_mib: u32,
+    /// Run on a current-thread runtime instead of the multi-threaded one `veil` uses.
+    #[arg(long)]
+    current_thread: bool,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(run(args))
+    let mut runtime = if args.current_thread {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        // As `veil import` runs it.
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    runtime.enable_all().build()?.block_on(run(args))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -106,6 +122,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let options = ImportOptions {
         format: FileFormat::Csv,
         batch: args.batch,
+        cache_mib: args.cache_mib,
+        checkpoint_mib: args.checkpoint_mib,
         ..ImportOptions::default()
     };
     let load_before = load_average();
@@ -123,6 +141,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "invalid": report.invalid,
         "duplicates": report.duplicates,
         "batch": args.batch,
+        "cache_mib": args.cache_mib,
+        "checkpoint_mib": args.checkpoint_mib,
+        "runtime": if args.current_thread { "current_thread" } else { "multi_thread" },
         "load_average_before": load_before,
         "load_average_after": load_average(),
         "seconds": seconds,
