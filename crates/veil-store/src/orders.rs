@@ -135,6 +135,19 @@ pub const NEIGHBOUR_DEPTH: i64 = 50;
 /// neighbour refresh holds exclusively (see migration 0030): `'veil-nbr'` as a big-endian integer.
 const NEIGHBOUR_LOCK: i64 = 8_531_340_982_462_866_034;
 
+/// Takes [`NEIGHBOUR_LOCK`] exclusively until the transaction `$tx` ends (PostgreSQL; on SQLite the write
+/// transaction already excludes purchase changes).
+macro_rules! lock_neighbours_exclusive {
+    ($store:expr, $tx:ident) => {
+        if $store.backend() == crate::Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(NEIGHBOUR_LOCK)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+
 /// One member of the neighbour list of a product a customer bought, with the counts recommendations score it by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NeighbourRow {
@@ -914,12 +927,7 @@ impl Store {
     pub async fn rebuild_purchase_stats(&self) -> StoreResult<()> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            if self.backend() == crate::Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(NEIGHBOUR_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            lock_neighbours_exclusive!(self, tx);
             for sql in [
                 // The lists go first, so that the triggers of the deletes below have none to mark.
                 "DELETE FROM product_neighbour",
@@ -958,12 +966,7 @@ impl Store {
         };
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            if self.backend() == crate::Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(NEIGHBOUR_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            lock_neighbours_exclusive!(self, tx);
             // A write first: on SQLite it takes the write lock before anything is read.
             let risen: Vec<String> = sqlx::query_scalar(
                 "DELETE FROM product_neighbour_rise WHERE product_id IN \
@@ -1030,12 +1033,7 @@ impl Store {
     pub async fn rebuild_product_neighbours(&self, depth: i64) -> StoreResult<()> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            if self.backend() == crate::Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(NEIGHBOUR_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            lock_neighbours_exclusive!(self, tx);
             for sql in [
                 "DELETE FROM product_neighbour",
                 "DELETE FROM product_neighbour_cut",

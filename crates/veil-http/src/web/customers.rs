@@ -20,6 +20,7 @@ use veil_app::authz::{role_permits, Action};
 use veil_app::customers::{CustomerInput, CustomerPatch, CustomerView, ExactSearch};
 use veil_app::governance::RevealInput;
 use veil_app::notes::NoteInput;
+use veil_app::recommendations::Reason;
 use veil_app::segments::{ListFilter, SegmentInput};
 use veil_app::users::LoginError;
 use veil_app::{AppError, CustomerId, FieldError, SensitiveField};
@@ -576,6 +577,16 @@ struct OrderSection {
     lifetime: i64,
     tier: String,
     rows: Vec<OrderRow>,
+    /// Products to offer the customer, best first (`Veil::recommendations`).
+    recommended: Vec<RecommendedRow>,
+}
+
+/// One recommended product in the section.
+struct RecommendedRow {
+    name: String,
+    category: String,
+    price: String,
+    reason_key: String,
 }
 
 /// One order in the section.
@@ -626,11 +637,30 @@ async fn order_section(
             status_key: format!("orders.status_{}", order.status),
         })
         .collect();
+    let recommended = state
+        .veil
+        .recommendations(&user.actor, customer_id, 5)
+        .await?
+        .items
+        .into_iter()
+        .map(|item| RecommendedRow {
+            price: format_money(item.product.price_fen, &item.product.currency),
+            name: item.product.name,
+            category: item.product.category,
+            reason_key: match item.reason {
+                Reason::AlsoBought => "orders.reason_also_bought",
+                Reason::PopularInCategory => "orders.reason_category",
+                Reason::Popular => "orders.reason_popular",
+            }
+            .to_owned(),
+        })
+        .collect();
     Ok(Some(OrderSection {
         balance: loyalty.balance,
         lifetime: loyalty.lifetime_points,
         tier: known_or_raw(tr, "tier", &loyalty.tier.name),
         rows,
+        recommended,
     }))
 }
 

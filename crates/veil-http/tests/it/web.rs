@@ -2221,9 +2221,37 @@ both_backends!(web_customer_page_shows_orders_and_points, |harness| {
               Some(json!({"items": [{"product_id": product.body["id"], "quantity": 1}], "status": "paid"})))
         .await;
     assert_eq!(ordered.status, StatusCode::CREATED, "{}", ordered.raw);
+    // Another customer bought the tea set and a kettle: the kettle is what this customer is offered.
+    let kettle = client
+        .send(Method::POST, "/api/v1/products", Some(&ada),
+              Some(json!({"sku": "KETTLE", "name": "电陶炉烧水壶", "category": "tea", "price_fen": 39_900})))
+        .await;
+    assert_eq!(kettle.status, StatusCode::CREATED, "{}", kettle.raw);
+    let other = create_customer_via_api_with(&client, &sally, json!({"name": "王小明"})).await;
+    let both = client
+        .send(Method::POST, &format!("/api/v1/customers/{other}/orders"), Some(&sally),
+              Some(json!({"items": [{"product_id": product.body["id"], "quantity": 1},
+                                    {"product_id": kettle.body["id"], "quantity": 1}], "status": "paid"})))
+        .await;
+    assert_eq!(both.status, StatusCode::CREATED, "{}", both.raw);
+    harness.veil.refresh_product_neighbours().await.unwrap();
 
     let mut browser = Browser::signed_in(&client, "sally").await;
     let detail = browser.get(&format!("/customers/{id}")).await;
+    let recommended = detail
+        .body
+        .split("<ol class=\"recommended\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("a recommendation list: {}", detail.body));
+    let recommended = recommended.split("</ol>").next().unwrap();
+    assert!(recommended.contains("电陶炉烧水壶"), "{recommended}");
+    assert!(
+        recommended.contains("Bought by customers who bought the same"),
+        "{recommended}"
+    );
+    assert!(recommended.contains("CNY 399.00"), "{recommended}");
+    // What the customer already bought is not offered again.
+    assert!(!recommended.contains("功夫茶具套装"), "{recommended}");
     assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
     assert_no_plaintext(&detail.body, "the customer page with orders");
     assert!(
@@ -2242,6 +2270,12 @@ both_backends!(web_customer_page_shows_orders_and_points, |harness| {
     let chinese = browser.get(&format!("/customers/{id}")).await;
     assert!(chinese.body.contains("订单与积分"), "{}", chinese.body);
     assert!(chinese.body.contains("<td>已支付</td>"), "{}", chinese.body);
+    assert!(chinese.body.contains("为该客户推荐"), "{}", chinese.body);
+    assert!(
+        chinese.body.contains("买过相同商品的客户也买了"),
+        "{}",
+        chinese.body
+    );
     assert!(
         chinese.body.contains("<dd>银卡会员</dd>"),
         "{}",
