@@ -1439,10 +1439,7 @@ impl Veil {
             if wanted.is_empty() {
                 continue;
             }
-            for (key, id) in bulk
-                .customers_by_blind_indexes(field, &wanted)
-                .await?
-            {
+            for (key, id) in bulk.customers_by_blind_indexes(field, &wanted).await? {
                 if let Ok(key) = <[u8; 16]>::try_from(key.as_slice()) {
                     existing.insert(key, id);
                 }

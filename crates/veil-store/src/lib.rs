@@ -396,7 +396,11 @@ impl Store {
     /// and each checkpoint copies them back again. Checkpoints from a long WAL copy each page once however often
     /// it changed. The WAL is truncated to `checkpoint_mib` after each checkpoint. On PostgreSQL it is the same
     /// pool. Close it with [`BulkSession::close`] when the job ends (its memory goes with the connection).
-    pub async fn bulk_session(&self, cache_mib: u32, checkpoint_mib: u32) -> StoreResult<BulkSession> {
+    pub async fn bulk_session(
+        &self,
+        cache_mib: u32,
+        checkpoint_mib: u32,
+    ) -> StoreResult<BulkSession> {
         let Pool::Sqlite(pool) = &self.pool else {
             return Ok(BulkSession {
                 store: self.clone(),
@@ -406,7 +410,10 @@ impl Store {
         let pages = u64::from(checkpoint_mib.max(4)) * 1024 * 1024 / SQLITE_PAGE_SIZE;
         let options = (*pool.connect_options())
             .clone()
-            .pragma("cache_size", format!("-{}", u64::from(cache_mib.max(2)) * 1024))
+            .pragma(
+                "cache_size",
+                format!("-{}", u64::from(cache_mib.max(2)) * 1024),
+            )
             .pragma("wal_autocheckpoint", pages.to_string())
             .pragma(
                 "journal_size_limit",
@@ -492,10 +499,7 @@ mod tests {
     #[tokio::test]
     async fn a_bulk_session_is_a_tuned_connection_to_the_same_file() {
         let dir = tempfile::tempdir().unwrap();
-        let url = DatabaseUrl::new(format!(
-            "sqlite://{}",
-            dir.path().join("bulk.db").display()
-        ));
+        let url = DatabaseUrl::new(format!("sqlite://{}", dir.path().join("bulk.db").display()));
         let store = Store::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
         let bulk = store.bulk_session(64, 16).await.unwrap();
@@ -510,15 +514,20 @@ mod tests {
                     .unwrap()
             }
         };
-        assert_eq!(pragma(&*bulk, "cache_size").await, -64 * 1024);
-        assert_eq!(pragma(&*bulk, "wal_autocheckpoint").await, 16 * 1024 * 1024 / 4096);
-        assert_eq!(pragma(&*bulk, "journal_size_limit").await, 16 * 1024 * 1024);
-        assert_eq!(pragma(&*bulk, "page_size").await as u64, SQLITE_PAGE_SIZE);
+        assert_eq!(pragma(&bulk, "cache_size").await, -64 * 1024);
+        assert_eq!(
+            pragma(&bulk, "wal_autocheckpoint").await,
+            16 * 1024 * 1024 / 4096
+        );
+        assert_eq!(pragma(&bulk, "journal_size_limit").await, 16 * 1024 * 1024);
+        assert_eq!(pragma(&bulk, "page_size").await as u64, SQLITE_PAGE_SIZE);
         // The pool's own connections keep their settings.
         assert_eq!(pragma(&store, "cache_size").await, -32768);
         assert_eq!(pragma(&store, "wal_autocheckpoint").await, 10000);
         // What the session writes is the store's, and closing it leaves the store working.
-        bulk.put_setting("written_by", "bulk session", 1).await.unwrap();
+        bulk.put_setting("written_by", "bulk session", 1)
+            .await
+            .unwrap();
         bulk.close().await;
         assert_eq!(
             store.setting("written_by").await.unwrap().as_deref(),
