@@ -5,8 +5,13 @@
 //!   (`/survey/{token}`). The token is 32 random bytes (base64url); only its SHA-256 hash is stored, and the
 //!   answer claims the survey with one guarded `UPDATE … WHERE answered_at IS NULL`, so a link works once. A
 //!   ticket gets at most one CSAT survey (a unique column), however often it is reopened and closed. The links
-//!   are returned to the staff who caused them ([`SurveyLink`]): sending them by SMS or email is the messaging
-//!   module's job and takes exactly that value.
+//!   are returned to the staff who caused them ([`SurveyLink`]).
+//! - **Sending links and reminders.** [`Veil::send_survey`] and [`Veil::send_campaign`] send a survey's link to its
+//!   customer by e-mail or SMS through the messaging module, from a template with `{{survey.link}}`. Since only
+//!   hashes are stored, each send mints a token for that message (its hash in `survey_link`) and retires the
+//!   creation token, in the transaction that claims the still-open survey: once sent, only the links the
+//!   customer received work (all of them, until the survey is answered or expires). Running a campaign send
+//!   again reminds those who have not answered.
 //! - **Free text.** Comments are masked like customer notes ([`crate::notes::mask_text`]), their originals
 //!   sealed under the customer's key.
 //! - **Analysis.** [`Veil::feedback_summary`]: CSAT average and distribution, NPS (% promoters 9–10 − %
@@ -18,15 +23,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 use base64::Engine;
+use futures_util::StreamExt;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
-use veil_store::{FeedbackRow, FeedbackStatRow, SurveyRow};
+use veil_store::{FeedbackRow, FeedbackStatRow, MaskedCustomerRow, SurveyRow};
 
 use crate::audit::{event, EventExt, Outcome};
 use crate::authz::Action;
 use crate::error::{AppError, AppResult, FieldError};
+use crate::messages::{MessageChannel, MessageView};
 use crate::notes::{mask_text, parse_span_index, MaskedSpan};
 use crate::tickets::TicketChannel;
 use crate::users::Actor;
@@ -111,7 +118,7 @@ pub struct SurveyLink {
 }
 
 /// A new token and its hash.
-fn new_token() -> (String, Vec<u8>) {
+pub(crate) fn new_token() -> (String, Vec<u8>) {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
@@ -152,6 +159,8 @@ fn new_survey(
         created_by: created_by.map(|actor| actor.user_id.to_string()),
         expires_at: now + valid_days * DAY_MS,
         answered_at: None,
+        sent_count: 0,
+        last_sent_at: None,
         created_at: now,
     };
     let link = SurveyLink {
@@ -291,6 +300,134 @@ pub struct NpsSurveyBatch {
     pub campaign_id: String,
     /// One survey per customer.
     pub surveys: Vec<SurveyLink>,
+}
+
+/// Sending a survey's link to its customer (or, for a campaign, to every customer who has not answered).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SurveySendInput {
+    /// The template's id or name; it must contain `{{survey.link}}`.
+    pub template: String,
+    /// The channel; must be the template's (default: the template's).
+    #[serde(default)]
+    pub channel: Option<MessageChannel>,
+}
+
+/// A survey whose link was sent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SurveySent {
+    /// Survey id.
+    pub survey_id: String,
+    /// The customer asked.
+    pub customer_id: String,
+    /// `csat` or `nps`.
+    pub kind: FeedbackKind,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// How many links the server has sent for this survey, this one included (2 or more: a reminder).
+    pub sends: i64,
+    /// The message: recipient masked, `sent` or `failed`.
+    pub message: MessageView,
+}
+
+/// What became of one survey of a campaign send.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CampaignSendOutcome {
+    /// Survey id.
+    pub survey_id: String,
+    /// The customer asked.
+    pub customer_id: String,
+    /// `sent`, `failed` (delivery failed; see `error`), `consent_required`, `no_email`, `no_mobile`, `answered`
+    /// or `expired` (not sent), `not_found` (the customer was erased meanwhile) or `error` (logged).
+    pub outcome: String,
+    /// The message, when one was recorded.
+    pub message_id: Option<String>,
+    /// Why delivery failed, without personal data.
+    pub error: Option<String>,
+    /// How many links the server has sent for this survey so far.
+    pub sends: i64,
+}
+
+/// The result of sending a campaign's links.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CampaignSendReport {
+    /// The campaign.
+    pub campaign_id: String,
+    /// The template's name.
+    pub template: String,
+    /// The channel.
+    pub channel: MessageChannel,
+    /// How many surveys ended in each outcome.
+    pub counts: BTreeMap<String, u64>,
+    /// One per survey of a customer in the caller's scope, in the campaign's order.
+    pub outcomes: Vec<CampaignSendOutcome>,
+    /// Surveys of customers outside the caller's scope: neither sent nor listed.
+    pub out_of_scope: u64,
+}
+
+/// Where one survey of a campaign stands.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CampaignSurveyState {
+    /// Survey id.
+    pub survey_id: String,
+    /// The customer asked.
+    pub customer_id: String,
+    /// `open`, `answered` or `expired`.
+    pub state: String,
+    /// How many links the server has sent for it.
+    pub sends: i64,
+    /// When the last one was sent (RFC 3339).
+    pub last_sent_at: Option<String>,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+/// An NPS campaign's progress: who has answered, who may be reminded.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CampaignView {
+    /// The campaign.
+    pub campaign_id: String,
+    /// How many surveys are `open`, `answered`, `expired`.
+    pub counts: BTreeMap<String, u64>,
+    /// One per survey of a customer in the caller's scope.
+    pub surveys: Vec<CampaignSurveyState>,
+    /// Surveys of customers outside the caller's scope (not listed).
+    pub out_of_scope: u64,
+}
+
+/// Surveys sent at once by a campaign send (SMTP and SMS gateways take a few at a time well).
+const CAMPAIGN_SEND_CONCURRENCY: usize = 4;
+
+/// Why an answered or expired survey is not sent (422 `survey_answered` / `survey_expired`); `None` when open.
+pub(crate) fn survey_closed_error(survey: &SurveyRow, now: i64) -> Option<AppError> {
+    if survey.answered_at.is_some() {
+        Some(invalid(
+            "survey",
+            "survey_answered",
+            "this survey has already been answered: nothing was sent",
+        ))
+    } else if survey.expires_at <= now {
+        Some(invalid(
+            "survey",
+            "survey_expired",
+            &format!(
+                "this survey expired at {}: nothing was sent (create a new one)",
+                format_time(survey.expires_at)
+            ),
+        ))
+    } else {
+        None
+    }
+}
+
+fn survey_state(survey: &SurveyRow, now: i64) -> &'static str {
+    if survey.answered_at.is_some() {
+        "answered"
+    } else if survey.expires_at <= now {
+        "expired"
+    } else {
+        "open"
+    }
 }
 
 /// What the public survey page may show: no personal data, only the question and whether it is still open.
@@ -921,7 +1058,231 @@ impl Veil {
         })
     }
 
-    async fn survey_by_token(&self, token: &str) -> AppResult<SurveyRow> {
+    /// Sends a survey's link to its customer by e-mail or SMS, from a template with `{{survey.link}}`: anyone
+    /// who sees the customer (404 otherwise). The message carries a link of its own (see the module docs); an
+    /// answered or expired survey is not sent (422 `survey_answered` / `survey_expired`). Consent, recipient and
+    /// channel are checked as for any message.
+    pub async fn send_survey(
+        &self,
+        actor: &Actor,
+        survey_id: &str,
+        input: &SurveySendInput,
+    ) -> AppResult<SurveySent> {
+        self.permit_recorded(actor, Action::MessageSend, None)
+            .await?;
+        let survey = self
+            .store()
+            .survey(survey_id.trim())
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let masked = self
+            .store()
+            .masked_customer(&survey.customer_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        self.authorize(
+            actor,
+            Action::MessageSend,
+            Some((&masked.id, &masked.profile)),
+        )
+        .await?;
+        if let Some(error) = survey_closed_error(&survey, now_ms()) {
+            return Err(error);
+        }
+        let (template, view) = self
+            .template_for_send(&input.template, input.channel, true)
+            .await?;
+        let message = self
+            .send_from_template(actor, &masked, &template, &view, None, Some(&survey))
+            .await?;
+        Ok(SurveySent {
+            kind: FeedbackKind::parse(&survey.kind).unwrap_or(FeedbackKind::Csat),
+            expires_at: format_time(survey.expires_at),
+            sends: survey.sent_count + 1,
+            survey_id: survey.id,
+            customer_id: survey.customer_id,
+            message,
+        })
+    }
+
+    /// The surveys of a campaign whose customers the caller (admins, managers) sees, and how many others it
+    /// holds. 404 for an unknown campaign or one with none of the caller's customers.
+    async fn campaign_surveys_in_scope(
+        &self,
+        actor: &Actor,
+        campaign_id: &str,
+    ) -> AppResult<(Vec<(SurveyRow, MaskedCustomerRow)>, u64)> {
+        let scope = self.authorize(actor, Action::SurveyManage, None).await?;
+        let surveys = self.store().campaign_surveys(campaign_id.trim()).await?;
+        let mut visible = Vec::with_capacity(surveys.len());
+        let mut hidden = 0u64;
+        for survey in surveys {
+            let Some(masked) = self.store().masked_customer(&survey.customer_id).await? else {
+                hidden += 1;
+                continue;
+            };
+            let linked = match &scope.linked_user {
+                Some(user) => self.store().is_linked(&masked.id, user).await?,
+                None => true,
+            };
+            if linked && crate::authz::in_scope(&scope, &masked.profile) {
+                visible.push((survey, masked));
+            } else {
+                hidden += 1;
+            }
+        }
+        if visible.is_empty() {
+            return Err(AppError::NotFound);
+        }
+        Ok((visible, hidden))
+    }
+
+    /// Where each survey of an NPS campaign stands (admins and managers, customers in their scope): who has
+    /// answered, who may still be reminded. Audited as `survey.read`.
+    pub async fn campaign_progress(
+        &self,
+        actor: &Actor,
+        campaign_id: &str,
+    ) -> AppResult<CampaignView> {
+        let (surveys, out_of_scope) = self.campaign_surveys_in_scope(actor, campaign_id).await?;
+        let now = now_ms();
+        let mut counts: BTreeMap<String, u64> = ["open", "answered", "expired"]
+            .into_iter()
+            .map(|state| (state.to_owned(), 0))
+            .collect();
+        let mut states = Vec::with_capacity(surveys.len());
+        for (survey, _) in &surveys {
+            let state = survey_state(survey, now);
+            *counts.entry(state.to_owned()).or_default() += 1;
+            states.push(CampaignSurveyState {
+                survey_id: survey.id.clone(),
+                customer_id: survey.customer_id.clone(),
+                state: state.to_owned(),
+                sends: survey.sent_count,
+                last_sent_at: survey.last_sent_at.map(format_time),
+                expires_at: format_time(survey.expires_at),
+            });
+        }
+        self.record(&[event(Some(actor), "survey.read", Outcome::Ok)
+            .customers(states.iter().map(|state| state.customer_id.clone()))
+            .detail(
+                serde_json::json!({"campaign_id": campaign_id.trim(), "surveys": states.len()}),
+            )])
+        .await?;
+        Ok(CampaignView {
+            campaign_id: campaign_id.trim().to_owned(),
+            counts,
+            surveys: states,
+            out_of_scope,
+        })
+    }
+
+    /// Sends the link of every survey of an NPS campaign that is still open — to the customers who have not
+    /// answered — from a template with `{{survey.link}}` (admins and managers, customers in their scope). Run
+    /// again, it reminds those who still have not answered. Template, channel and server configuration are
+    /// checked once (422 for the whole request); consent and recipient per customer, reported as outcomes.
+    /// Audited as one `survey.send` entry besides each message's `message.send`.
+    pub async fn send_campaign(
+        &self,
+        actor: &Actor,
+        campaign_id: &str,
+        input: &SurveySendInput,
+    ) -> AppResult<CampaignSendReport> {
+        let (surveys, out_of_scope) = self.campaign_surveys_in_scope(actor, campaign_id).await?;
+        let (template, view) = self
+            .template_for_send(&input.template, input.channel, true)
+            .await?;
+        self.messenger_for(view.channel, true)?;
+        let now = now_ms();
+        if surveys
+            .iter()
+            .all(|(survey, _)| survey_closed_error(survey, now).is_some())
+        {
+            return Err(invalid(
+                "campaign",
+                "campaign_closed",
+                "every survey of this campaign (of your customers) has been answered or has expired: nothing \
+                 was sent",
+            ));
+        }
+        let (template, view) = (&template, &view);
+        let outcomes: Vec<CampaignSendOutcome> = futures_util::stream::iter(surveys)
+            .map(move |(survey, masked)| async move {
+                let mut outcome = CampaignSendOutcome {
+                    survey_id: survey.id.clone(),
+                    customer_id: survey.customer_id.clone(),
+                    outcome: String::new(),
+                    message_id: None,
+                    error: None,
+                    sends: survey.sent_count,
+                };
+                if survey.answered_at.is_some() {
+                    outcome.outcome = "answered".to_owned();
+                    return outcome;
+                }
+                if survey.expires_at <= now {
+                    outcome.outcome = "expired".to_owned();
+                    return outcome;
+                }
+                match self
+                    .send_from_template(actor, &masked, template, view, None, Some(&survey))
+                    .await
+                {
+                    Ok(message) => {
+                        outcome.sends += 1;
+                        outcome.outcome = message.status;
+                        outcome.message_id = Some(message.id);
+                        outcome.error = message.error;
+                    }
+                    Err(AppError::Validation(errors)) => {
+                        let code = errors.first().map(|error| error.code.as_str());
+                        outcome.outcome = match code {
+                            Some("survey_answered") => "answered",
+                            Some("survey_expired") => "expired",
+                            Some(code) => code,
+                            None => "error",
+                        }
+                        .to_owned();
+                    }
+                    Err(AppError::NotFound) => outcome.outcome = "not_found".to_owned(),
+                    Err(error) => {
+                        tracing::warn!(survey = %survey.id, error = %error, "survey send failed");
+                        outcome.outcome = "error".to_owned();
+                    }
+                }
+                outcome
+            })
+            .buffered(CAMPAIGN_SEND_CONCURRENCY)
+            .collect()
+            .await;
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for outcome in &outcomes {
+            *counts.entry(outcome.outcome.clone()).or_default() += 1;
+        }
+        self.record(&[event(Some(actor), "survey.send", Outcome::Ok)
+            .customers(
+                outcomes
+                    .iter()
+                    .filter(|outcome| outcome.message_id.is_some())
+                    .map(|outcome| outcome.customer_id.clone()),
+            )
+            .detail(serde_json::json!({
+                "campaign_id": campaign_id.trim(), "template": view.name,
+                "channel": view.channel.as_str(), "counts": counts, "out_of_scope": out_of_scope,
+            }))])
+        .await?;
+        Ok(CampaignSendReport {
+            campaign_id: campaign_id.trim().to_owned(),
+            template: view.name.clone(),
+            channel: view.channel,
+            counts,
+            outcomes,
+            out_of_scope,
+        })
+    }
+
+    /// The survey a public link names, and the message that carried the link when the server sent it.
+    async fn survey_by_token(&self, token: &str) -> AppResult<(SurveyRow, Option<String>)> {
         if !plausible_token(token) {
             return Err(AppError::NotFound);
         }
@@ -933,7 +1294,7 @@ impl Veil {
 
     /// The survey behind a public link (404 for an unknown token), without any personal data.
     pub async fn public_survey(&self, token: &str) -> AppResult<PublicSurvey> {
-        let survey = self.survey_by_token(token).await?;
+        let (survey, _) = self.survey_by_token(token).await?;
         let kind = FeedbackKind::parse(&survey.kind).unwrap_or(FeedbackKind::Csat);
         let state = if survey.answered_at.is_some() {
             PublicSurveyState::Answered
@@ -948,7 +1309,7 @@ impl Veil {
     /// A customer answers a survey through its public link: once (a second answer, or one after expiry, is a
     /// conflict; an unknown token is 404). Audited as `survey.answer` with no actor.
     pub async fn answer_survey(&self, token: &str, answer: &SurveyAnswer) -> AppResult<()> {
-        let survey = self.survey_by_token(token).await?;
+        let (survey, via_message) = self.survey_by_token(token).await?;
         let kind = FeedbackKind::parse(&survey.kind).unwrap_or(FeedbackKind::Csat);
         check_score(kind, answer.score)?;
         let comment = answer.comment.clone().unwrap_or_default();
@@ -993,6 +1354,7 @@ impl Veil {
             .detail(serde_json::json!({
                 "survey_id": survey.id, "kind": survey.kind, "score": answer.score,
                 "ticket_id": survey.ticket_id, "feedback_id": row.id, "pii_spans": masked.spans.len(),
+                "via_message": via_message,
             }));
         if self
             .store()

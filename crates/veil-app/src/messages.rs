@@ -5,7 +5,8 @@
 //!   channel (`email` or `sms`), a language (`zh` or `en`), a purpose (`care` or `marketing`), an e-mail subject and
 //!   a body with placeholders: `{{customer.surname}}`, `{{customer.title}}` (先生/女士, Mr./Ms.), `{{points}}`
 //!   (the loyalty balance), `{{holiday}}` (a holiday's name), `{{agent.name}}` (the sender's user name) and
-//!   `{{today}}`. Any other placeholder is refused with 422 naming it; those that would insert personal data
+//!   `{{today}}`; survey sends also fill `{{survey.link}}` and `{{survey.expires}}` (see
+//!   [`crate::feedback`]), which any other send refuses. Any other placeholder is refused with 422 naming it; those that would insert personal data
 //!   (`{{customer.mobile}}`, `{{customer.name}}`, `{{customer.id_number}}`, …) are refused with their own code,
 //!   so a template can never put a full name, number or address into a message.
 //! - **Sending** (`Veil::send_message`): anyone who sees the customer (404 otherwise) picks a template. The
@@ -30,7 +31,10 @@ use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use veil_store::{MessageRow, SensitiveField, StoreError, TemplateRow};
+use veil_store::{
+    MaskedCustomerRow, MessageRow, SensitiveField, StoreError, SurveyLinkRow, SurveyRow,
+    TemplateRow,
+};
 
 use crate::audit::{self, EventExt, Outcome};
 use crate::authz::Action;
@@ -42,14 +46,20 @@ use crate::users::Actor;
 use crate::{format_time, now_ms, Veil};
 
 /// The placeholders a template may use.
-pub const PLACEHOLDERS: [&str; 6] = [
+pub const PLACEHOLDERS: [&str; 8] = [
     "customer.surname",
     "customer.title",
     "points",
     "holiday",
     "agent.name",
     "today",
+    "survey.link",
+    "survey.expires",
 ];
+
+/// The placeholders only a survey send fills (`POST /api/v1/surveys/{id}/send`): the survey's public link
+/// (the server's public address + `/survey/{token}`, a token minted for this message) and its expiry date.
+pub const SURVEY_PLACEHOLDERS: [&str; 2] = ["survey.link", "survey.expires"];
 
 /// Placeholders that would put personal data into a message: refused by name.
 const PERSONAL_PLACEHOLDERS: [&str; 16] = [
@@ -513,6 +523,8 @@ pub struct MessengerConfig {
 pub struct Messenger {
     email: Option<(AsyncSmtpTransport<Tokio1Executor>, Mailbox)>,
     sms: Option<Arc<dyn SmsGateway>>,
+    /// The address customers reach the server at (`VEIL_PUBLIC_URL`), for survey links; no trailing slash.
+    public_url: Option<String>,
 }
 
 impl fmt::Debug for Messenger {
@@ -521,8 +533,32 @@ impl fmt::Debug for Messenger {
             .debug_struct("Messenger")
             .field("email", &self.email.is_some())
             .field("sms", &self.sms.is_some())
+            .field("public_url", &self.public_url)
             .finish()
     }
+}
+
+/// Checks and normalises the server's public address (`VEIL_PUBLIC_URL`): `http://` or `https://`, a host, an
+/// optional port and path, no query, fragment, user or spaces; the trailing slash is dropped. The error says
+/// what is wrong, without repeating the value.
+pub fn normalise_public_url(url: &str) -> Result<String, &'static str> {
+    let url = url.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') {
+        return Err("must name a host, e.g. https://crm.example.com");
+    }
+    if rest.contains(['?', '#', '@'])
+        || rest
+            .chars()
+            .any(|character| character.is_whitespace() || character.is_control())
+    {
+        return Err("must be a plain address (scheme, host, optional port and path; no query, fragment or user)");
+    }
+    Ok(url.to_owned())
 }
 
 fn setting_error(field: &str, message: &str) -> AppError {
@@ -559,7 +595,24 @@ impl Messenger {
             None => None,
             Some(target) => Some(Arc::new(WebhookSmsGateway::new(target)?)),
         };
-        Ok(Messenger { email, sms })
+        Ok(Messenger {
+            email,
+            sms,
+            public_url: None,
+        })
+    }
+
+    /// Sets the address customers reach the server at (`VEIL_PUBLIC_URL`), which survey links start with.
+    pub fn with_public_url(mut self, url: &str) -> AppResult<Messenger> {
+        let url = normalise_public_url(url)
+            .map_err(|problem| setting_error("VEIL_PUBLIC_URL", problem))?;
+        self.public_url = Some(url);
+        Ok(self)
+    }
+
+    /// The address survey links start with, if configured.
+    pub fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
     }
 
     /// Replaces the SMS gateway (a provider's implementation of [`SmsGateway`]).
@@ -614,6 +667,15 @@ impl Messenger {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Templates
+
+/// What a send fills placeholders with besides the customer's decrypted fields; the survey link is a bearer
+/// secret until answered, held in a zeroizing buffer and never stored or logged.
+struct RenderValues {
+    points: i64,
+    holiday: Option<String>,
+    survey_link: Option<zeroize::Zeroizing<String>>,
+    survey_expires: Option<String>,
+}
 
 fn template_view(row: TemplateRow) -> TemplateView {
     let mut used: Vec<String> = Vec::new();
@@ -945,19 +1007,39 @@ impl Veil {
             .ok_or(AppError::NotFound)?;
         self.authorize(actor, Action::MessageSend, Some((&id, &masked.profile)))
             .await?;
-        let template = self
-            .store()
-            .template(input.template.trim())
-            .await?
-            .ok_or_else(|| {
-                AppError::Validation(vec![FieldError::new(
-                    "template",
-                    "unknown",
-                    "no such template",
-                )])
-            })?;
+        let (template, view) = self
+            .template_for_send(&input.template, input.channel, false)
+            .await?;
+        self.send_from_template(
+            actor,
+            &masked,
+            &template,
+            &view,
+            input.holiday.as_deref(),
+            None,
+        )
+        .await
+    }
+
+    /// The template a send names, checked for that send: the channel asked for must be the template's, its
+    /// placeholders are checked again (a template stored before a rule changed cannot slip by), the survey
+    /// placeholders are filled only by a survey send (`survey_required` otherwise), and a survey send's template
+    /// must carry `{{survey.link}}` (`survey_link_missing`).
+    pub(crate) async fn template_for_send(
+        &self,
+        name: &str,
+        channel: Option<MessageChannel>,
+        survey: bool,
+    ) -> AppResult<(TemplateRow, TemplateView)> {
+        let template = self.store().template(name.trim()).await?.ok_or_else(|| {
+            AppError::Validation(vec![FieldError::new(
+                "template",
+                "unknown",
+                "no such template",
+            )])
+        })?;
         let view = template_view(template.clone());
-        if let Some(channel) = input.channel {
+        if let Some(channel) = channel {
             if channel != view.channel {
                 return Err(AppError::Validation(vec![FieldError::new(
                     "channel",
@@ -970,9 +1052,6 @@ impl Veil {
                 )]));
             }
         }
-        let channel = view.channel;
-        let field = channel.field();
-        // Placeholders are checked again at send time: a template stored before a rule changed cannot slip by.
         let mut errors = check_placeholders("body", &template.body);
         if let Some(subject) = &template.subject {
             errors.extend(check_placeholders("subject", subject));
@@ -980,6 +1059,76 @@ impl Veil {
         if !errors.is_empty() {
             return Err(AppError::Validation(errors));
         }
+        let survey_placeholder = view
+            .placeholders
+            .iter()
+            .find(|name| SURVEY_PLACEHOLDERS.contains(&name.as_str()));
+        if let (false, Some(name)) = (survey, survey_placeholder) {
+            return Err(AppError::Validation(vec![FieldError::new(
+                "template",
+                "survey_required",
+                format!(
+                    "the template {} uses {{{{{name}}}}}, which only a survey send fills: send it with \
+                     POST /api/v1/surveys/{{id}}/send (or /api/v1/surveys/campaigns/{{id}}/send)",
+                    view.name
+                ),
+            )]));
+        }
+        if survey && !view.placeholders.iter().any(|name| name == "survey.link") {
+            return Err(AppError::Validation(vec![FieldError::new(
+                "template",
+                "survey_link_missing",
+                format!(
+                    "the template {} has no {{{{survey.link}}}}: a survey send must carry the link",
+                    view.name
+                ),
+            )]));
+        }
+        Ok((template, view))
+    }
+
+    /// The messenger configured for `channel` (422 `channel_not_configured` otherwise); a survey send also
+    /// needs the server's public address (422 `public_url_not_configured`).
+    pub(crate) fn messenger_for(
+        &self,
+        channel: MessageChannel,
+        survey: bool,
+    ) -> AppResult<Arc<Messenger>> {
+        let Some(messenger) = self.messenger().filter(|messenger| messenger.has(channel)) else {
+            return Err(AppError::Validation(vec![FieldError::new(
+                "channel",
+                "channel_not_configured",
+                format!(
+                    "sending by {} is not configured on this server",
+                    channel.as_str()
+                ),
+            )]));
+        };
+        if survey && messenger.public_url().is_none() {
+            return Err(AppError::Validation(vec![FieldError::new(
+                "survey",
+                "public_url_not_configured",
+                "survey links need the address customers reach this server at: set VEIL_PUBLIC_URL",
+            )]));
+        }
+        Ok(messenger)
+    }
+
+    /// Sends `template` (checked by [`Veil::template_for_send`]) to a customer the caller has been authorised
+    /// for; with a `survey` (open, of this customer), the message carries a link of its own to it. Consent,
+    /// recipient and channel are checked here, per customer.
+    pub(crate) async fn send_from_template(
+        &self,
+        actor: &Actor,
+        masked: &MaskedCustomerRow,
+        template: &TemplateRow,
+        view: &TemplateView,
+        holiday: Option<&str>,
+        survey: Option<&SurveyRow>,
+    ) -> AppResult<MessageView> {
+        let id = masked.id.clone();
+        let channel = view.channel;
+        let field = channel.field();
         let Some(default_recipient) = masked.masked.get(&field).cloned() else {
             return Err(AppError::Validation(vec![FieldError::new(
                 field.as_str(),
@@ -996,7 +1145,8 @@ impl Veil {
                 .fields([field.as_str()])
                 .detail(
                     serde_json::json!({"template": view.name, "channel": channel.as_str(),
-                                           "reason": "consent_required"}),
+                                       "survey_id": survey.map(|survey| &survey.id),
+                                       "reason": "consent_required"}),
                 )])
             .await;
             return Err(AppError::Validation(vec![FieldError::new(
@@ -1012,16 +1162,7 @@ impl Veil {
                 ),
             )]));
         }
-        let Some(messenger) = self.messenger().filter(|messenger| messenger.has(channel)) else {
-            return Err(AppError::Validation(vec![FieldError::new(
-                "channel",
-                "channel_not_configured",
-                format!(
-                    "sending by {} is not configured on this server",
-                    channel.as_str()
-                ),
-            )]));
-        };
+        let messenger = self.messenger_for(channel, survey.is_some())?;
         // Values that are not personal data, gathered before anything is decrypted.
         let language = view.language;
         let used: Vec<String> = view.placeholders.clone();
@@ -1035,7 +1176,7 @@ impl Veil {
             0
         };
         let holiday = if used.iter().any(|name| name == "holiday") {
-            Some(holiday_name(input.holiday.as_deref(), language)?)
+            Some(holiday_name(holiday, language)?)
         } else {
             None
         };
@@ -1059,30 +1200,75 @@ impl Veil {
         if needs_name {
             fields.push(SensitiveField::Name);
         }
+        // A survey send mints a token for this message alone: only its hash is stored, the link itself lives in
+        // this process until the message is handed over.
+        let mut values = RenderValues {
+            points,
+            holiday,
+            survey_link: None,
+            survey_expires: None,
+        };
+        let mut sent_link = None;
+        if let Some(survey) = survey {
+            let (token, token_hash) = crate::feedback::new_token();
+            let token = zeroize::Zeroizing::new(token);
+            let public_url = messenger.public_url().unwrap_or_default();
+            values.survey_link = Some(zeroize::Zeroizing::new(format!(
+                "{public_url}/survey/{}",
+                token.as_str()
+            )));
+            values.survey_expires = Some(crate::feedback::china_date(survey.expires_at));
+            sent_link = Some(SurveyLinkRow {
+                token_hash,
+                survey_id: survey.id.clone(),
+                message_id: Some(message.id.clone()),
+                created_at: now,
+            });
+        }
         let mut entry = audit::event(Some(actor), "message.send", Outcome::Ok)
             .customers([id.clone()])
             .fields(fields.iter().map(|field| field.as_str()))
             .detail(serde_json::json!({
                 "message_id": message.id, "template": template.name, "channel": channel.as_str(),
                 "recipient": default_recipient, "system_use": "message_delivery",
+                "survey_id": survey.map(|survey| &survey.id),
+                "reminder": survey.map(|survey| survey.sent_count > 0),
             }));
         entry.purpose = Some(view.purpose.as_str().to_owned());
         // The use is on record before anything is decrypted (fail closed).
-        self.store().insert_message(&message, &[entry]).await?;
+        match (&sent_link, survey) {
+            (Some(link), Some(survey)) => {
+                // The creation link's hash is replaced by one nobody holds: once sent, only sent links work.
+                let (_, retired_hash) = crate::feedback::new_token();
+                let claimed = self
+                    .store()
+                    .insert_survey_message(&message, link, &retired_hash, &[entry])
+                    .await?;
+                if !claimed {
+                    let now_state = self.store().survey(&survey.id).await?;
+                    return Err(crate::feedback::survey_closed_error(
+                        now_state.as_ref().unwrap_or(survey),
+                        now_ms(),
+                    )
+                    .unwrap_or(AppError::NotFound));
+                }
+            }
+            _ => self.store().insert_message(&message, &[entry]).await?,
+        }
 
         let outcome = self
             .deliver(
                 &messenger,
                 &message,
-                &template,
+                template,
                 language,
                 &fields,
-                points,
-                holiday,
+                &values,
                 actor,
                 masked.profile.gender.as_deref(),
             )
             .await;
+        drop(values);
         let (status, error) = match outcome {
             Ok(()) => ("sent", None),
             Err(error) => ("failed", Some(error)),
@@ -1125,8 +1311,7 @@ impl Veil {
         template: &TemplateRow,
         language: TemplateLanguage,
         fields: &[SensitiveField],
-        points: i64,
-        holiday: Option<String>,
+        values: &RenderValues,
         actor: &Actor,
         gender: Option<&str>,
     ) -> Result<(), String> {
@@ -1166,14 +1351,21 @@ impl Veil {
             match name {
                 "customer.surname" => family.clone(),
                 "customer.title" => title(gender, language).to_owned(),
-                "points" => points.to_string(),
-                "holiday" => holiday.clone().unwrap_or_default(),
+                "points" => values.points.to_string(),
+                "holiday" => values.holiday.clone().unwrap_or_default(),
                 "agent.name" => actor.username.clone(),
                 "today" => format!("{:04}-{:02}-{:02}", today.year, today.month, today.day),
+                "survey.link" => values
+                    .survey_link
+                    .as_deref()
+                    .map(String::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                "survey.expires" => values.survey_expires.clone().unwrap_or_default(),
                 _ => String::new(),
             }
         };
-        let body = fill(&template.body, &value);
+        let body = zeroize::Zeroizing::new(fill(&template.body, &value));
         let result = match MessageChannel::parse(&message.channel) {
             Some(MessageChannel::Email) => {
                 let subject = fill(template.subject.as_deref().unwrap_or_default(), &value);
@@ -1182,7 +1374,13 @@ impl Veil {
             Some(MessageChannel::Sms) => messenger.send_sms(&message.id, recipient, &body).await,
             None => Err("unknown channel".to_owned()),
         };
-        result.map_err(|error| sanitize_error(&error, recipient))
+        result.map_err(|error| {
+            let mut clean = sanitize_error(&error, recipient);
+            if let Some(link) = &values.survey_link {
+                clean = clean.replace(link.as_str(), "[survey link]");
+            }
+            clean
+        })
     }
 
     /// A customer's newest messages (for callers who see the customer), recipients masked.
@@ -1304,6 +1502,53 @@ mod tests {
         assert_eq!(title(Some("female"), TemplateLanguage::Zh), "女士");
         assert_eq!(title(Some("male"), TemplateLanguage::En), "Mr.");
         assert_eq!(title(None, TemplateLanguage::En), "");
+    }
+
+    #[test]
+    fn survey_placeholders_are_known() {
+        assert!(check_placeholders(
+            "body",
+            "请打分：{{survey.link}}（{{ survey.expires }}前有效）"
+        )
+        .is_empty());
+        for name in SURVEY_PLACEHOLDERS {
+            assert!(PLACEHOLDERS.contains(&name));
+        }
+    }
+
+    #[test]
+    fn public_urls_are_checked() {
+        for (input, expected) in [
+            ("https://crm.example.com", Ok("https://crm.example.com")),
+            ("https://crm.example.com/", Ok("https://crm.example.com")),
+            (
+                " http://10.0.0.5:8080/veil/ ",
+                Ok("http://10.0.0.5:8080/veil"),
+            ),
+            ("crm.example.com", Err(())),
+            ("ftp://crm.example.com", Err(())),
+            ("https://", Err(())),
+            ("https://:443", Err(())),
+            ("https://crm.example.com/?a=1", Err(())),
+            ("https://crm.example.com/#x", Err(())),
+            ("https://user@crm.example.com", Err(())),
+            ("https://crm example.com", Err(())),
+        ] {
+            assert_eq!(
+                normalise_public_url(input).map_err(|_| ()),
+                expected.map(str::to_owned),
+                "{input}"
+            );
+        }
+        let messenger = Messenger::new(MessengerConfig::default())
+            .unwrap()
+            .with_public_url("https://crm.example.com/")
+            .unwrap();
+        assert_eq!(messenger.public_url(), Some("https://crm.example.com"));
+        assert!(Messenger::new(MessengerConfig::default())
+            .unwrap()
+            .with_public_url("crm.example.com")
+            .is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Customer feedback: scores staff record, NPS surveys with their public links, and the feedback analysis. The
 //! public survey page itself is a web page (`web::survey`), not part of the API.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -9,7 +9,8 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use veil_app::feedback::{
-    FeedbackInput, FeedbackSummary, FeedbackView, NpsSurveyBatch, NpsSurveyInput, SummaryQuery,
+    CampaignSendReport, CampaignView, FeedbackInput, FeedbackSummary, FeedbackView, NpsSurveyBatch,
+    NpsSurveyInput, SummaryQuery, SurveySendInput, SurveySent,
 };
 
 use crate::error::{ApiResult, Problem};
@@ -42,6 +43,58 @@ pub async fn create_nps_surveys(
 ) -> ApiResult<(StatusCode, Json<NpsSurveyBatch>)> {
     let batch = state.veil.create_nps_surveys(&user.actor, &input).await?;
     Ok((StatusCode::CREATED, Json(batch)))
+}
+
+/// Sends a survey's link to its customer by e-mail or SMS, from a template containing `{{survey.link}}`
+/// (anyone who sees the customer). The message carries a link of its own, to the server's public address
+/// (`VEIL_PUBLIC_URL`); the links shown at creation stop working. Sending again is a reminder: every link sent
+/// works until the survey is answered or expires. 422 `survey_answered` / `survey_expired` for a closed survey,
+/// `consent_required` without a live consent for the template's purpose and the channel.
+#[utoipa::path(post, path = "/api/v1/surveys/{id}/send", tag = "crm",
+    params(("id" = String, Path, description = "Survey id")), request_body = SurveySendInput,
+    responses((status = 201, body = SurveySent), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn send_survey(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<SurveySendInput>,
+) -> ApiResult<(StatusCode, Json<SurveySent>)> {
+    let sent = state.veil.send_survey(&user.actor, &id, &input).await?;
+    Ok((StatusCode::CREATED, Json(sent)))
+}
+
+/// An NPS campaign's progress (admins and managers, customers in their scope): each survey `open`, `answered`
+/// or `expired`, with how often its link was sent.
+#[utoipa::path(get, path = "/api/v1/surveys/campaigns/{id}", tag = "crm",
+    params(("id" = String, Path, description = "Campaign id")),
+    responses((status = 200, body = CampaignView), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn campaign_progress(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CampaignView>> {
+    Ok(Json(state.veil.campaign_progress(&user.actor, &id).await?))
+}
+
+/// Sends the survey link to every customer of an NPS campaign who has not answered (admins and managers,
+/// customers in their scope); run again, it is the reminder. Per-customer outcomes (`sent`, `failed`,
+/// `consent_required`, `no_email`, `no_mobile`, `answered`, `expired`) without personal data. 422
+/// `campaign_closed` when every survey has been answered or has expired.
+#[utoipa::path(post, path = "/api/v1/surveys/campaigns/{id}/send", tag = "crm",
+    params(("id" = String, Path, description = "Campaign id")), request_body = SurveySendInput,
+    responses((status = 200, body = CampaignSendReport), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn send_campaign(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<SurveySendInput>,
+) -> ApiResult<Json<CampaignSendReport>> {
+    Ok(Json(
+        state.veil.send_campaign(&user.actor, &id, &input).await?,
+    ))
 }
 
 /// The summary window and grouping.
@@ -86,5 +139,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(record_feedback))
         .routes(routes!(create_nps_surveys))
+        .routes(routes!(send_survey))
+        .routes(routes!(campaign_progress))
+        .routes(routes!(send_campaign))
         .routes(routes!(feedback_summary))
 }

@@ -27,8 +27,62 @@ pub struct SurveyRow {
     pub expires_at: i64,
     /// When it was answered.
     pub answered_at: Option<i64>,
+    /// How often the server has sent its link to the customer (by e-mail or SMS).
+    pub sent_count: i64,
+    /// When it last did.
+    pub last_sent_at: Option<i64>,
     /// Unix ms.
     pub created_at: i64,
+}
+
+/// A link the server sent to a customer: a token of its own (only its hash is stored), valid with the survey.
+#[derive(Clone)]
+pub struct SurveyLinkRow {
+    /// SHA-256 of the sent link's token.
+    pub token_hash: Vec<u8>,
+    /// The survey it answers.
+    pub survey_id: String,
+    /// The message that carried it.
+    pub message_id: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for SurveyLinkRow {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SurveyLinkRow")
+            .field("survey_id", &self.survey_id)
+            .field("message_id", &self.message_id)
+            .finish_non_exhaustive()
+    }
+}
+
+const SURVEY_COLUMNS: &str =
+    "survey.id AS id, survey.kind AS kind, survey.customer_id AS customer_id, \
+     survey.ticket_id AS ticket_id, survey.campaign_id AS campaign_id, \
+     survey.token_hash AS token_hash, survey.created_by AS created_by, \
+     survey.expires_at AS expires_at, survey.answered_at AS answered_at, \
+     survey.sent_count AS sent_count, survey.last_sent_at AS last_sent_at, \
+     survey.created_at AS created_at";
+
+macro_rules! survey_from_row {
+    ($row:expr) => {
+        SurveyRow {
+            id: $row.try_get("id")?,
+            kind: $row.try_get("kind")?,
+            customer_id: $row.try_get("customer_id")?,
+            ticket_id: $row.try_get("ticket_id")?,
+            campaign_id: $row.try_get("campaign_id")?,
+            token_hash: $row.try_get("token_hash")?,
+            created_by: $row.try_get("created_by")?,
+            expires_at: $row.try_get("expires_at")?,
+            answered_at: $row.try_get("answered_at")?,
+            sent_count: $row.try_get("sent_count")?,
+            last_sent_at: $row.try_get("last_sent_at")?,
+            created_at: $row.try_get("created_at")?,
+        }
+    };
 }
 
 impl std::fmt::Debug for SurveyRow {
@@ -206,32 +260,105 @@ impl Store {
         })
     }
 
-    /// The survey whose token hashes to `token_hash`.
-    pub async fn survey_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<SurveyRow>> {
+    /// The survey whose token hashes to `token_hash`: the link shown at creation, or one the server sent (then
+    /// with the id of the message that carried it).
+    pub async fn survey_by_token_hash(
+        &self,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<(SurveyRow, Option<String>)>> {
+        let sql = format!(
+            "SELECT {SURVEY_COLUMNS}, NULL AS message_id FROM survey WHERE survey.token_hash = $1 \
+             UNION ALL \
+             SELECT {SURVEY_COLUMNS}, survey_link.message_id AS message_id FROM survey_link \
+             JOIN survey ON survey.id = survey_link.survey_id WHERE survey_link.token_hash = $1"
+        );
         let row = with_pool!(self, |pool| {
-            sqlx::query(
-                "SELECT id, kind, customer_id, ticket_id, campaign_id, token_hash, created_by, expires_at, \
-                 answered_at, created_at FROM survey WHERE token_hash = $1",
-            )
-            .bind(token_hash)
-            .fetch_optional(pool)
-            .await?
-            .map(|row| -> Result<SurveyRow, sqlx::Error> {
-                Ok(SurveyRow {
-                    id: row.try_get("id")?,
-                    kind: row.try_get("kind")?,
-                    customer_id: row.try_get("customer_id")?,
-                    ticket_id: row.try_get("ticket_id")?,
-                    campaign_id: row.try_get("campaign_id")?,
-                    token_hash: row.try_get("token_hash")?,
-                    created_by: row.try_get("created_by")?,
-                    expires_at: row.try_get("expires_at")?,
-                    answered_at: row.try_get("answered_at")?,
-                    created_at: row.try_get("created_at")?,
+            sqlx::query(&sql)
+                .bind(token_hash)
+                .fetch_optional(pool)
+                .await?
+                .map(|row| -> Result<(SurveyRow, Option<String>), sqlx::Error> {
+                    Ok((survey_from_row!(row), row.try_get("message_id")?))
                 })
-            })
         });
         Ok(row.transpose()?)
+    }
+
+    /// One survey.
+    pub async fn survey(&self, id: &str) -> StoreResult<Option<SurveyRow>> {
+        let sql = format!("SELECT {SURVEY_COLUMNS} FROM survey WHERE survey.id = $1");
+        let row = with_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .map(|row| -> Result<SurveyRow, sqlx::Error> { Ok(survey_from_row!(row)) })
+        });
+        Ok(row.transpose()?)
+    }
+
+    /// The surveys of an NPS batch, oldest first.
+    pub async fn campaign_surveys(&self, campaign_id: &str) -> StoreResult<Vec<SurveyRow>> {
+        let sql = format!(
+            "SELECT {SURVEY_COLUMNS} FROM survey WHERE survey.campaign_id = $1 \
+             ORDER BY survey.created_at, survey.id"
+        );
+        let rows = with_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(campaign_id)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| -> Result<SurveyRow, sqlx::Error> { Ok(survey_from_row!(row)) })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(rows)
+    }
+
+    /// Records the sending of a survey's link: claims the survey for the send — only while it is unanswered and
+    /// unexpired at `link.created_at` — counting the send and replacing the creation token's hash by
+    /// `retired_hash` (a token nobody holds), then records the message, the sent link and the audit entries, in
+    /// one transaction. `false` when the survey was answered or has expired (nothing is written).
+    pub async fn insert_survey_message(
+        &self,
+        message: &crate::MessageRow,
+        link: &SurveyLinkRow,
+        retired_hash: &[u8],
+        audit: &[crate::AuditEvent],
+    ) -> StoreResult<bool> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let claimed = sqlx::query(
+                "UPDATE survey SET token_hash = $2, sent_count = sent_count + 1, last_sent_at = $3, \
+                 updated_at = $3 WHERE id = $1 AND answered_at IS NULL AND expires_at > $3",
+            )
+            .bind(&link.survey_id)
+            .bind(retired_hash)
+            .bind(link.created_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            crate::messages::bind_message!(message)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO survey_link (token_hash, survey_id, message_id, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4)",
+            )
+            .bind(&link.token_hash)
+            .bind(&link.survey_id)
+            .bind(link.message_id.as_deref())
+            .bind(link.created_at)
+            .execute(&mut *tx)
+            .await?;
+            crate::audit::append_in(&mut *tx, audit).await?;
+            tx.commit().await?;
+            Ok::<bool, StoreError>(true)
+        })
     }
 
     /// How many surveys a ticket has (zero or one).

@@ -55,7 +55,7 @@ pub use deals::{
     DealFilter, DealRow, DealStageChangeRow, StageTotalRow, TaskFilter, TaskRow, TaskVisibility,
 };
 pub use displays::{DisplayRow, DisplayWrite, RemaskProgress};
-pub use feedback::{FeedbackRow, FeedbackStatRow, SurveyRow};
+pub use feedback::{FeedbackRow, FeedbackStatRow, SurveyLinkRow, SurveyRow};
 pub use governance::{ConsentRow, DecisionRow, GrantRow, RequestRow, RiskRow};
 pub use imports::{ImportBatchWrite, ImportIssueRow, ImportJobRow};
 pub use incidents::IncidentRow;

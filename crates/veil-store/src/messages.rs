@@ -65,6 +65,30 @@ const TEMPLATE_COLUMNS: &str =
 const MESSAGE_COLUMNS: &str = "id, customer_id, template_id, template_name, channel, purpose, \
      recipient_masked, status, error, sent_by, created_at, updated_at";
 
+/// The statement that records a message.
+pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO customer_message (id, customer_id, template_id, \
+     template_name, channel, purpose, recipient_masked, status, error, sent_by, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+macro_rules! bind_message {
+    ($row:expr) => {
+        sqlx::query(crate::messages::INSERT_MESSAGE)
+            .bind(&$row.id)
+            .bind(&$row.customer_id)
+            .bind($row.template_id.as_deref())
+            .bind(&$row.template_name)
+            .bind(&$row.channel)
+            .bind(&$row.purpose)
+            .bind(&$row.recipient_masked)
+            .bind(&$row.status)
+            .bind($row.error.as_deref())
+            .bind($row.sent_by.as_deref())
+            .bind($row.created_at)
+            .bind($row.updated_at)
+    };
+}
+pub(crate) use bind_message;
+
 macro_rules! template_from_row {
     ($row:expr) => {
         TemplateRow {
@@ -224,24 +248,7 @@ impl Store {
     ) -> StoreResult<()> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(&format!(
-                "INSERT INTO customer_message ({MESSAGE_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-            ))
-            .bind(&row.id)
-            .bind(&row.customer_id)
-            .bind(row.template_id.as_deref())
-            .bind(&row.template_name)
-            .bind(&row.channel)
-            .bind(&row.purpose)
-            .bind(&row.recipient_masked)
-            .bind(&row.status)
-            .bind(row.error.as_deref())
-            .bind(row.sent_by.as_deref())
-            .bind(row.created_at)
-            .bind(row.updated_at)
-            .execute(&mut *tx)
-            .await?;
+            bind_message!(row).execute(&mut *tx).await?;
             crate::audit::append_in(&mut *tx, audit).await?;
             tx.commit().await?;
             Ok(())

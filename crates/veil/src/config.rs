@@ -269,6 +269,12 @@ pub const SETTINGS: &[Setting] = &[
         doc: "HMAC-SHA256 key of the SMS webhook signature (16+ characters); required with the URL. Also VEIL_SMS_WEBHOOK_SECRET_FILE.",
     },
     Setting {
+        toml_key: "public_url",
+        env: "VEIL_PUBLIC_URL",
+        default: "unset (survey links cannot be sent)",
+        doc: "The address customers reach this server at (e.g. https://crm.example.com): survey links sent by e-mail or SMS start with it.",
+    },
+    Setting {
         toml_key: "log",
         env: "VEIL_LOG",
         default: "info",
@@ -320,6 +326,7 @@ struct TomlConfig {
     master_key_file: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    public_url: Option<String>,
     log: Option<String>,
 }
 
@@ -384,6 +391,8 @@ pub struct Config {
     pub pool_return_interval: Option<std::time::Duration>,
     /// How messages to customers are sent.
     pub messages: veil_app::messages::MessengerConfig,
+    /// The address customers reach the server at (survey links), normalised.
+    pub public_url: Option<String>,
 }
 
 fn pool_rules() -> anyhow::Result<veil_app::pool::PoolRules> {
@@ -744,6 +753,13 @@ impl Config {
             },
         };
         let messages = message_channels()?;
+        let public_url = match env_value("VEIL_PUBLIC_URL")?.or(file.public_url) {
+            None => None,
+            Some(url) => Some(
+                veil_app::messages::normalise_public_url(&url)
+                    .map_err(|problem| anyhow::anyhow!("VEIL_PUBLIC_URL {problem}"))?,
+            ),
+        };
         let alerts = alert_channels()?;
         let backup = backup_settings(&data_dir)?;
         let backup_schedule = backup_schedule()?;
@@ -752,6 +768,7 @@ impl Config {
             pool,
             pool_return_interval,
             messages,
+            public_url,
             backup,
             backup_schedule,
             ticket_sla,

@@ -1423,8 +1423,13 @@ async fn serve(veil: Arc<Veil>, config: &Config, banner: Option<String>) -> anyh
     veil.set_sla_targets(config.ticket_sla.clone());
     veil.set_loyalty_rules(config.loyalty.clone());
     veil.set_pool_rules(config.pool.clone());
-    let messenger = veil_app::messages::Messenger::new(config.messages.clone())
+    let mut messenger = veil_app::messages::Messenger::new(config.messages.clone())
         .map_err(|error| anyhow::anyhow!("invalid message delivery settings: {error}"))?;
+    if let Some(url) = &config.public_url {
+        messenger = messenger
+            .with_public_url(url)
+            .map_err(|error| anyhow::anyhow!("invalid VEIL_PUBLIC_URL: {error}"))?;
+    }
     veil.set_messenger(messenger.is_configured().then_some(messenger));
     // The customer pool: customers their owner has not followed up go back (checked on a timer).
     let pool_return = config

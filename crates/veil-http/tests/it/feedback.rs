@@ -39,7 +39,7 @@ fn token_of(link: &Value) -> String {
 }
 
 /// Opens the public survey page and returns it with the form's nonce (empty when there is no form).
-async fn open_survey(client: &Client, token: &str) -> (Reply, String) {
+pub(crate) async fn open_survey(client: &Client, token: &str) -> (Reply, String) {
     let reply = client
         .send(Method::GET, &format!("/survey/{token}"), None, None)
         .await;
@@ -54,7 +54,7 @@ async fn open_survey(client: &Client, token: &str) -> (Reply, String) {
 }
 
 /// Posts the survey form as a browser would: the nonce in the cookie and in the hidden field.
-async fn post_survey(
+pub(crate) async fn post_survey(
     client: &Client,
     token: &str,
     nonce: &str,
@@ -124,7 +124,7 @@ async fn record(client: &Client, token: &str, body: Value) -> Reply {
 }
 
 /// Everything stored, as text (SQLite file and WAL, or the feedback tables and the audit log on PostgreSQL).
-async fn stored_text(harness: &Harness) -> String {
+pub(crate) async fn stored_text(harness: &Harness) -> String {
     match harness.sqlite_path() {
         Some(path) => {
             harness.veil.store().checkpoint().await.unwrap();

@@ -23,6 +23,7 @@ mod matrix;
 mod messages;
 mod orders;
 mod pool;
+mod surveys;
 mod tickets;
 mod web;
 

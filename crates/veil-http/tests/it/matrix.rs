@@ -273,6 +273,17 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         },
         // NPS surveys are sent by admins and managers (the body names sally's customer, in east's team tree).
         ("POST", "/api/v1/surveys/nps") => by_role(StatusCode::CREATED, erase_or_move),
+        // Survey links are sent by whoever sees the customer, campaigns by admins and managers. The id is a
+        // customer's, no survey's or campaign's: unknown to those who may send, refused before the lookup for
+        // the rest.
+        ("POST", "/api/v1/surveys/{id}/send") => by_role(
+            StatusCode::NOT_FOUND,
+            works_with_customers(role) || role == Role::Service,
+        ),
+        ("GET", "/api/v1/surveys/campaigns/{id}")
+        | ("POST", "/api/v1/surveys/campaigns/{id}/send") => {
+            by_role(StatusCode::NOT_FOUND, erase_or_move)
+        }
         // The analysis is for those who own customers: admins, managers (their team tree), salespeople (their own).
         ("GET", "/api/v1/feedback/summary") => by_role(StatusCode::OK, works_with_customers(role)),
         // Reports count what the caller sees (tickets: the ticket list's visibility; loyalty: the customer
@@ -465,6 +476,9 @@ fn body_for(method: &Method, path: &str, fixture: &Fixture, counter: usize) -> O
         ("POST", "/api/v1/feedback") => Some(json!({
             "customer_id": fixture.ticket_customer.to_string(), "kind": "csat", "score": 4,
         })),
+        ("POST", "/api/v1/surveys/{id}/send") | ("POST", "/api/v1/surveys/campaigns/{id}/send") => {
+            Some(json!({"template": "none"}))
+        }
         ("POST", "/api/v1/surveys/nps") => Some(json!({
             "customer_ids": [fixture.ticket_customer.to_string()],
         })),

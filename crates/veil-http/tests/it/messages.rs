@@ -24,9 +24,9 @@ use super::{
 const SMS_SECRET: &str = "sms-webhook-secret-0123456789";
 
 /// A real SMTP server writing each message to a directory; killed on drop.
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     child: std::process::Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Drop for SmtpSink {
@@ -38,7 +38,7 @@ impl Drop for SmtpSink {
 
 /// Starts the alert tests' aiosmtpd sink (`crates/veil-app/tests/support/smtp_sink.py`); `None` (skip) without
 /// aiosmtpd, except under CI.
-fn start_smtp_sink(out_dir: &Path) -> Option<SmtpSink> {
+pub(crate) fn start_smtp_sink(out_dir: &Path) -> Option<SmtpSink> {
     let importable = std::process::Command::new("python3")
         .args(["-c", "import aiosmtpd"])
         .output()
@@ -89,7 +89,7 @@ fn received(dir: &Path) -> String {
 }
 
 /// The decoded text body of a single-part message (base64 or quoted-printable, as lettre chose).
-fn decoded_body(message: &str) -> String {
+pub(crate) fn decoded_body(message: &str) -> String {
     let normalized = message.replace("\r\n", "\n");
     let (head, body) = normalized.split_once("\n\n").unwrap();
     let head = head.to_lowercase();
@@ -135,7 +135,7 @@ async fn create_customer(client: &Client, token: &str) -> String {
     created.body["id"].as_str().unwrap().to_owned()
 }
 
-async fn record_consent(
+pub(crate) async fn record_consent(
     client: &Client,
     token: &str,
     id: &str,
@@ -157,7 +157,7 @@ async fn record_consent(
     reply.body["id"].as_str().unwrap().to_owned()
 }
 
-async fn create_template(client: &Client, token: &str, body: Value) -> String {
+pub(crate) async fn create_template(client: &Client, token: &str, body: Value) -> String {
     let reply = client
         .send(
             Method::POST,
@@ -533,10 +533,10 @@ both_backends!(
     }
 );
 
-type Captured = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+pub(crate) type Captured = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
 
 /// A local HTTP listener standing in for an SMS provider's adapter: records each request.
-async fn sms_listener() -> (u16, Captured) {
+pub(crate) async fn sms_listener() -> (u16, Captured) {
     let captured: Captured = Arc::new(Mutex::new(Vec::new()));
     let sink = captured.clone();
     let app = axum::Router::new().route(
