@@ -530,8 +530,14 @@ fn assert_no_custom_plaintext(text: &str, what: &str) {
 async fn stored_custom_columns(harness: &Harness) -> Vec<(String, Option<String>)> {
     let sql = "SELECT custom_fields, custom_sealed FROM customer ORDER BY id";
     match harness.veil.store().pool() {
-        veil_store::Pool::Sqlite(pool) => veil_store::sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
-        veil_store::Pool::Postgres(pool) => veil_store::sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+        veil_store::Pool::Sqlite(pool) => veil_store::sqlx::query_as(sql)
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+        veil_store::Pool::Postgres(pool) => veil_store::sqlx::query_as(sql)
+            .fetch_all(pool)
+            .await
+            .unwrap(),
     }
 }
 

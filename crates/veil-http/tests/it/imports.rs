@@ -132,7 +132,11 @@ both_backends!(
         assert_eq!(report["imported"], 1, "{}", reply.raw);
         let issue = &report["issues"][0];
         assert_eq!(
-            (issue["row"].as_u64(), issue["column"].as_str(), issue["reason"].as_str()),
+            (
+                issue["row"].as_u64(),
+                issue["column"].as_str(),
+                issue["reason"].as_str()
+            ),
             (Some(3), Some("年收入"), Some("invalid_type")),
             "{}",
             reply.raw

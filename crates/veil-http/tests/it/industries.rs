@@ -16,7 +16,12 @@ pub(crate) const EMPLOYER: &str = "上海浦江量子科技有限公司";
 const EMPLOYER_PART: &str = "浦江量子";
 
 /// Rows of `table` whose `column` contains `needle`.
-pub(crate) async fn count_containing(harness: &Harness, table: &str, column: &str, needle: &str) -> i64 {
+pub(crate) async fn count_containing(
+    harness: &Harness,
+    table: &str,
+    column: &str,
+    needle: &str,
+) -> i64 {
     use veil_store::sqlx;
     let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} LIKE '%' || $1 || '%'");
     match harness.veil.store().pool() {

@@ -22,9 +22,11 @@ both_backends!(
                 Method::POST,
                 "/api/v1/customers",
                 Some(&sally),
-                Some(json!({"name": "欧阳理财", "phone": "13912340001", "industry": "finance",
+                Some(
+                    json!({"name": "欧阳理财", "phone": "13912340001", "industry": "finance",
                             "custom_fields": {"risk_level": "R3", "annual_income": 876_543.21,
-                                              "employer": EMPLOYER}})),
+                                              "employer": EMPLOYER}}),
+                ),
             )
             .await;
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
@@ -38,7 +40,11 @@ both_backends!(
             "name=\"field_custom.employer\"",
             "Annual income (CNY)</label>",
         ] {
-            assert!(detail.body.contains(expected), "{expected}: {}", detail.body);
+            assert!(
+                detail.body.contains(expected),
+                "{expected}: {}",
+                detail.body
+            );
         }
         assert!(!detail.body.contains("field_custom.risk_level"));
         assert_nothing_planted(&detail.body, "the customer page");
@@ -66,12 +72,25 @@ both_backends!(
                 None,
             )
             .await;
-        assert_eq!(consents.body[0]["fields"], json!(["custom.annual_income"]), "{}", consents.raw);
+        assert_eq!(
+            consents.body[0]["fields"],
+            json!(["custom.annual_income"]),
+            "{}",
+            consents.raw
+        );
         assert_eq!(consents.body[0]["sensitive"], true);
         // Listed under its label.
         let listed = browser.get(recorded.location()).await;
-        assert!(listed.body.contains("The consent was recorded."), "{}", listed.body);
-        assert!(listed.body.contains("<td>Annual income (CNY)</td>"), "{}", listed.body);
+        assert!(
+            listed.body.contains("The consent was recorded."),
+            "{}",
+            listed.body
+        );
+        assert!(
+            listed.body.contains("<td>Annual income (CNY)</td>"),
+            "{}",
+            listed.body
+        );
         // A key that is not a sensitive custom field is the domain's 422, shown on the form.
         let refused = browser
             .post_multipart(
@@ -85,7 +104,12 @@ both_backends!(
                 &[],
             )
             .await;
-        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.body
+        );
     }
 );
 
@@ -95,9 +119,15 @@ both_backends!(import_page_takes_the_rows_industry, |harness| {
     let sally = client.login("sally").await;
     let mut browser = Browser::signed_in(&client, "sally").await;
     let page = browser.get("/imports").await;
-    assert!(page.body.contains("<option value=\"finance\">"), "{}", page.body);
+    assert!(
+        page.body.contains("<option value=\"finance\">"),
+        "{}",
+        page.body
+    );
     let csrf = page.csrf();
-    let file = format!("姓名,手机号,年收入（元）,工作单位\n欧阳理财,13912340001,{INCOME_TEXT},{EMPLOYER}\n");
+    let file = format!(
+        "姓名,手机号,年收入（元）,工作单位\n欧阳理财,13912340001,{INCOME_TEXT},{EMPLOYER}\n"
+    );
     let result = browser
         .post_multipart(
             "/imports",
@@ -106,12 +136,23 @@ both_backends!(import_page_takes_the_rows_industry, |harness| {
         )
         .await;
     assert_eq!(result.status, StatusCode::OK, "{}", result.body);
-    assert!(result.body.contains("id=\"count-imported\">1</strong>"), "{}", result.body);
-    assert!(result.body.contains("custom.annual_income"), "{}", result.body);
+    assert!(
+        result.body.contains("id=\"count-imported\">1</strong>"),
+        "{}",
+        result.body
+    );
+    assert!(
+        result.body.contains("custom.annual_income"),
+        "{}",
+        result.body
+    );
     assert_nothing_planted(&result.body, "the import result");
     let list = client
         .send(Method::GET, "/api/v1/customers", Some(&sally), None)
         .await;
-    assert_eq!(list.body["items"][0]["custom_fields"]["annual_income"], "******");
+    assert_eq!(
+        list.body["items"][0]["custom_fields"]["annual_income"],
+        "******"
+    );
     assert_nothing_planted(&list.raw, "the customer list");
 });
