@@ -497,6 +497,46 @@ pub fn validate_input(input: &CustomerInput) -> Result<ValidatedCustomer, Vec<Fi
     }
 }
 
+/// The industry whose template `input`'s custom fields are checked against (trimmed, `None` when blank).
+pub(crate) fn input_industry(input: &CustomerInput) -> Option<&str> {
+    input
+        .industry
+        .as_deref()
+        .map(str::trim)
+        .filter(|industry| !industry.is_empty())
+}
+
+/// [`validate_input`] plus `input.custom_fields` checked against `defs`, the fields of the input's industry
+/// ([`input_industry`]; `None`: it has no template); every problem at once. The create path
+/// ([`Veil::validate_with_custom`], which reads `defs` from the database) and imports (which read every template
+/// once, before the rows) share it, so a custom value is accepted, refused and normalised the same way by both.
+pub(crate) fn validate_input_with_custom(
+    input: &CustomerInput,
+    defs: Option<&[crate::industries::CustomFieldDef]>,
+) -> Result<ValidatedCustomer, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let customer = match validate_input(input) {
+        Ok(customer) => Some(customer),
+        Err(found) => {
+            errors = found;
+            None
+        }
+    };
+    let custom = crate::industries::validate_custom_values(
+        input_industry(input),
+        defs,
+        input.custom_fields.as_ref(),
+        &mut errors,
+    );
+    match customer {
+        Some(mut customer) if errors.is_empty() => {
+            customer.custom = custom;
+            Ok(customer)
+        }
+        _ => Err(errors),
+    }
+}
+
 /// Puts `display` in `view`'s field `name`, where the customer has a value.
 pub(crate) fn set_display(view: &mut CustomerView, name: &str, display: String) {
     let slot = match name {
@@ -902,31 +942,14 @@ impl Veil {
     }
 
     /// [`validate_input`] plus the custom fields, checked against the industry's template (which may hold fields
-    /// an admin added, so it needs the database); all errors at once.
+    /// an admin added, so it needs the database); all errors at once. See [`validate_input_with_custom`].
     async fn validate_with_custom(&self, input: &CustomerInput) -> AppResult<ValidatedCustomer> {
-        let mut errors = Vec::new();
-        let customer = match validate_input(input) {
-            Ok(customer) => Some(customer),
-            Err(found) => {
-                errors = found;
-                None
-            }
+        let defs = if crate::industries::has_custom_values(input.custom_fields.as_ref()) {
+            self.industry_field_defs(input_industry(input)).await?
+        } else {
+            None
         };
-        let industry = input
-            .industry
-            .as_deref()
-            .map(str::trim)
-            .filter(|industry| !industry.is_empty());
-        let custom = self
-            .validate_custom_fields(industry, input.custom_fields.as_ref(), &mut errors)
-            .await?;
-        match customer {
-            Some(mut customer) if errors.is_empty() => {
-                customer.custom = custom;
-                Ok(customer)
-            }
-            _ => Err(AppError::Validation(errors)),
-        }
+        validate_input_with_custom(input, defs.as_deref()).map_err(AppError::Validation)
     }
 
     /// Seals a validated customer under a fresh data key.

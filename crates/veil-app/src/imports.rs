@@ -5,6 +5,12 @@
 //! progress in one transaction, and resume after an interruption (a job keyed by the file's SHA-256 remembers its
 //! last committed row). The report names rows, columns, fields and reasons — never a value.
 //!
+//! Columns may also fill the **custom fields** of the rows' industry template (`--map COLUMN=custom.KEY`, or a
+//! header equal to a field's key or label when the rows' industry is known: an `industry` column or
+//! [`ImportOptions::industry`]). Their values are checked and sealed by the create path's own code
+//! ([`crate::customers::validate_input_with_custom`], then `seal_fields`), so a sensitive custom value is sealed with
+//! the customer's data key and shown masked exactly as after `POST /api/v1/customers`.
+//!
 //! Masked export to CSV or XLSX is [`Veil::export_customers_masked`]; unmasked exports stay the governed
 //! `POST /api/v1/unmask-requests/{id}/export`.
 
@@ -20,10 +26,13 @@ use veil_store::{ImportBatchWrite, ImportIssueRow, ImportJobRow, SensitiveField}
 use crate::audit::{self, EventExt, Outcome};
 use crate::authz::Action;
 use crate::customers::{
-    seal_fields, validate_input, CustomerInput, SealedFields, ValidatedCustomer,
+    input_industry, seal_fields, validate_input, validate_input_with_custom, CustomerInput,
+    SealedFields, ValidatedCustomer,
 };
 use crate::error::{AppError, AppResult, FieldError};
+use crate::governance::CUSTOM_PREFIX;
 use crate::ids::UserId;
+use crate::industries::{CustomFieldDef, FieldType};
 use crate::keys::Progress;
 use crate::users::Actor;
 use crate::{now_ms, today, Veil};
@@ -248,6 +257,10 @@ pub struct ImportOptions {
     pub cache_mib: u32,
     /// WAL volume (MiB) between the import connection's checkpoints.
     pub checkpoint_mib: u32,
+    /// The industry template (its key, or its English or Chinese name) of rows whose industry cell is empty — of
+    /// every row when no column holds the industry. With it (or an `industry` column) headers naming the
+    /// template's custom fields are mapped to them.
+    pub industry: Option<String>,
 }
 
 /// Default page cache of an import's SQLite connection, MiB: a million customers' blind-index B-trees (three
@@ -267,6 +280,7 @@ impl Default for ImportOptions {
             batch: DEFAULT_BATCH,
             cache_mib: DEFAULT_IMPORT_CACHE_MIB,
             checkpoint_mib: DEFAULT_IMPORT_CHECKPOINT_MIB,
+            industry: None,
         }
     }
 }
@@ -597,6 +611,10 @@ fn shown_header(header: &str) -> String {
 struct Plan {
     has_header: bool,
     columns: Vec<ColumnMapping>,
+    /// The industry template of rows without an industry cell ([`ImportOptions::industry`], as a key). Stored
+    /// with the job, so a resumed run assembles its rows as the first run did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    industry: Option<String>,
 }
 
 impl Plan {
@@ -611,6 +629,32 @@ impl Plan {
                     .map(|target| (column.column as usize - 1, target))
             })
             .collect()
+    }
+
+    /// The columns mapped to custom fields: (column index, field key).
+    fn custom_targets(&self) -> Vec<(usize, String)> {
+        self.columns
+            .iter()
+            .filter_map(|column| {
+                let key = column.target.as_deref()?.strip_prefix(CUSTOM_PREFIX)?;
+                Some((column.column as usize - 1, key.to_owned()))
+            })
+            .collect()
+    }
+
+    /// The column a custom-field error of the create path's validation is about: `custom_fields.KEY` is the
+    /// column mapped to `custom.KEY`; `custom_fields` as a whole (the row's industry has no template) is the
+    /// industry column, when there is one.
+    fn custom_column(&self, field: &str) -> Option<usize> {
+        let target = match field.strip_prefix("custom_fields") {
+            Some("") => Target::Industry.as_str().to_owned(),
+            Some(rest) => format!("{CUSTOM_PREFIX}{}", rest.strip_prefix('.')?),
+            None => return None,
+        };
+        self.columns
+            .iter()
+            .find(|column| column.target.as_deref() == Some(target.as_str()))
+            .map(|column| column.column as usize - 1)
     }
 
     fn column_label(&self, index: usize) -> String {
@@ -693,13 +737,106 @@ fn scanner_kind(sample: &[Vec<String>], column: usize) -> Option<SensitiveField>
     }
 }
 
-/// Decides header or not and the mapping: explicit entries first, then strong value evidence (a column of
-/// valid mobiles is `phone` whatever its header says), then header names, then the scanner's names/addresses.
+/// Every template's custom fields (built-in and added), by industry key.
+type Templates = BTreeMap<String, Vec<CustomFieldDef>>;
+
+/// The template an industry cell or `--industry` names: its key, or its English or Chinese name (`Real estate`,
+/// `房产`), compared as headers are; `None` when it names no template.
+fn template_key(text: &str) -> Option<&'static str> {
+    // Compared once per row of an industry column: the names are normalised once.
+    static NAMES: std::sync::LazyLock<Vec<(String, &'static str)>> =
+        std::sync::LazyLock::new(|| {
+            crate::industries::BUILTIN
+                .iter()
+                .flat_map(|template| {
+                    [&template.key, &template.name_en, &template.name_zh]
+                        .map(|name| (header_key(name), template.key.as_str()))
+                })
+                .collect()
+        });
+    if let Some(template) = crate::industries::builtin(text.trim()) {
+        return Some(template.key.as_str());
+    }
+    let wanted = header_key(text);
+    NAMES
+        .iter()
+        .find(|(name, _)| !wanted.is_empty() && *name == wanted)
+        .map(|(_, key)| *key)
+}
+
+/// Whether `header` names custom field `def`: its key (also as `custom.KEY`, the masked export's header) or its
+/// English or Chinese label, with or without a trailing bracketed unit (`年收入（元）` or `年收入`), compared as
+/// headers are.
+fn names_custom_field(header: &str, def: &CustomFieldDef) -> bool {
+    let wanted = header_key(header);
+    if wanted.is_empty() {
+        return false;
+    }
+    let without_unit = |label: &str| -> String {
+        let label = label.trim();
+        match label.find(['(', '（']) {
+            Some(start) if start > 0 && label.ends_with([')', '）']) => label[..start].to_owned(),
+            _ => label.to_owned(),
+        }
+    };
+    [
+        def.key.clone(),
+        format!("{CUSTOM_PREFIX}{}", def.key),
+        def.label_en.clone(),
+        def.label_zh.clone(),
+        without_unit(&def.label_en),
+        without_unit(&def.label_zh),
+    ]
+    .iter()
+    .any(|name| header_key(name) == wanted)
+}
+
+/// The report's note on a column mapped to custom field `key`: the templates that define it and whether it is
+/// sealed.
+fn custom_note(key: &str, industries: &[&str], templates: &Templates) -> String {
+    let sensitive = industries.iter().any(|industry| {
+        templates
+            .get(*industry)
+            .is_some_and(|defs| defs.iter().any(|def| def.key == key && def.sensitive))
+    });
+    format!(
+        "{}custom field of {}{}",
+        if sensitive { "sensitive " } else { "" },
+        industries.join(", "),
+        if sensitive {
+            ": sealed, shown masked"
+        } else {
+            ""
+        }
+    )
+}
+
+/// Decides header or not and the mapping: explicit entries first, then headers naming a custom field of the rows'
+/// industry template, then strong value evidence (a column of valid mobiles is `phone` whatever its header
+/// says), then header names, then the scanner's names/addresses. A custom field's header comes before the value
+/// evidence because values cannot tell a customer's mobile from a guardian's (`guardian_mobile`).
 fn plan_mapping(
     first: &[String],
     sample: &[Vec<String>],
     map: &[(String, String)],
+    industry: Option<&str>,
+    templates: &Templates,
 ) -> AppResult<Plan> {
+    let industry = match industry.map(str::trim).filter(|text| !text.is_empty()) {
+        None => None,
+        Some(text) => Some(template_key(text).ok_or_else(|| {
+            AppError::Validation(vec![FieldError::new(
+                "industry",
+                "unknown",
+                format!(
+                    "not an industry template: use one of {}",
+                    crate::industries::industry_keys()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )])
+        })?),
+    };
     let width = sample
         .iter()
         .map(Vec::len)
@@ -711,7 +848,13 @@ fn plan_mapping(
     let any_header = first.iter().any(|cell| header_target(cell).is_some())
         || map
             .iter()
-            .any(|(column, _)| first.iter().any(|cell| cell.trim() == column));
+            .any(|(column, _)| first.iter().any(|cell| cell.trim() == column))
+        || first.iter().any(|cell| {
+            templates
+                .values()
+                .flatten()
+                .any(|def| names_custom_field(cell, def))
+        });
     let first_is_data = !any_header
         && first.iter().any(|cell| {
             VALUE_KINDS
@@ -740,19 +883,26 @@ fn plan_mapping(
         })
         .collect();
     let mut taken: BTreeMap<Target, usize> = BTreeMap::new();
+    // Custom fields by key → the column that fills it.
+    let mut custom_taken: BTreeMap<String, usize> = BTreeMap::new();
     // 1. Explicit.
     let mut explicit = BTreeSet::new();
     for (column, target_name) in map {
-        let target = Target::parse(target_name).ok_or_else(|| {
-            AppError::Validation(vec![FieldError::new(
-                "map",
-                "unknown_field",
-                format!(
-                    "unknown field {target_name:?}: use name, birth_date, phone (mobile), id_number (cn_id), \
-                     email, address, bank_card, gender, tags, source, industry or team"
-                ),
-            )])
-        })?;
+        let custom_key = target_name.trim().strip_prefix(CUSTOM_PREFIX);
+        let target = match custom_key {
+            Some(_) => None,
+            None => Some(Target::parse(target_name).ok_or_else(|| {
+                AppError::Validation(vec![FieldError::new(
+                    "map",
+                    "unknown_field",
+                    format!(
+                        "unknown field {target_name:?}: use name, birth_date, phone (mobile), id_number (cn_id), \
+                         email, address, bank_card, gender, tags, source, industry, team or custom.KEY (a custom \
+                         field of the rows' industry template)"
+                    ),
+                )])
+            })?),
+        };
         let index = resolve_column(column, first, has_header, width).ok_or_else(|| {
             AppError::Validation(vec![FieldError::new(
                 "map",
@@ -760,6 +910,33 @@ fn plan_mapping(
                 format!("no column {column:?} in the file (use its header, #N or a letter)"),
             )])
         })?;
+        let Some(target) = target else {
+            let key = custom_key.unwrap_or_default();
+            if !templates.values().flatten().any(|def| def.key == key) {
+                // A well-formed key is the caller's own field name (not personal data); anything else is described.
+                let shown = if crate::industries::valid_key(key) {
+                    format!("custom.{key} is not a field of any industry template")
+                } else {
+                    "custom.KEY names a field of an industry template by its key".to_owned()
+                };
+                return Err(AppError::Validation(vec![FieldError::new(
+                    "map",
+                    "unknown_field",
+                    format!("{shown} (GET /api/v1/industries)"),
+                )]));
+            }
+            if custom_taken.insert(key.to_owned(), index).is_some() {
+                return Err(AppError::Validation(vec![FieldError::new(
+                    "map",
+                    "duplicate_field",
+                    format!("two columns are mapped to custom.{key}"),
+                )]));
+            }
+            explicit.insert(index);
+            columns[index].target = Some(format!("{CUSTOM_PREFIX}{key}"));
+            columns[index].source = "explicit".to_owned();
+            continue;
+        };
         if taken.contains_key(&target) {
             return Err(AppError::Validation(vec![FieldError::new(
                 "map",
@@ -792,6 +969,60 @@ fn plan_mapping(
                 .flatten()
         })
         .collect();
+    // The industries the rows are known to have: `--industry`, and the templates the industry column's sampled
+    // cells name. Their custom fields are what headers may name.
+    let industry_column = taken.get(&Target::Industry).copied().or_else(|| {
+        (0..width)
+            .find(|index| headers[*index] == Some(Target::Industry) && !explicit.contains(index))
+    });
+    let mut known: Vec<&str> = industry.into_iter().collect();
+    if let Some(column) = industry_column {
+        for row in &data_sample {
+            if let Some(key) = row.get(column).and_then(|cell| template_key(cell)) {
+                if !known.contains(&key) {
+                    known.push(key);
+                }
+            }
+        }
+    }
+    // 1b. Headers naming a custom field of a known industry (not a built-in field's header).
+    for index in 0..width {
+        let Some(header) = first.get(index).filter(|_| has_header) else {
+            continue;
+        };
+        if explicit.contains(&index) || headers[index].is_some() {
+            continue;
+        }
+        let mut keys: BTreeSet<&str> = BTreeSet::new();
+        for industry in &known {
+            for def in templates.get(*industry).into_iter().flatten() {
+                if names_custom_field(header, def) {
+                    keys.insert(def.key.as_str());
+                }
+            }
+        }
+        let key = match Vec::from_iter(keys).as_slice() {
+            [] => continue,
+            [key] => *key,
+            _ => {
+                columns[index].note = Some(
+                    "names custom fields of several templates: map it with --map COLUMN=custom.KEY"
+                        .to_owned(),
+                );
+                continue;
+            }
+        };
+        if let Some(other) = custom_taken.get(key) {
+            columns[index].note = Some(format!(
+                "also looks like custom.{key}, which column {} already fills",
+                other + 1
+            ));
+            continue;
+        }
+        custom_taken.insert(key.to_owned(), index);
+        columns[index].target = Some(format!("{CUSTOM_PREFIX}{key}"));
+        columns[index].source = "header".to_owned();
+    }
     // 2. Strong value evidence, 3. headers, 4. the scanner's names and addresses.
     for pass in 0..3 {
         for index in 0..width {
@@ -836,9 +1067,56 @@ fn plan_mapping(
             "no column holds the customer's name: name it 姓名/name in the header or map it with --map COLUMN=name",
         )]));
     }
+    if !custom_taken.is_empty() {
+        let industry_column = taken.get(&Target::Industry).copied();
+        if industry_column.is_none() && industry.is_none() {
+            return Err(AppError::Validation(vec![FieldError::new(
+                "mapping",
+                "no_industry",
+                "custom fields need the rows' industry: add an industry (行业) column or give the industry \
+                 (--industry KEY, API industry=KEY)",
+            )]));
+        }
+        for (key, index) in &custom_taken {
+            let defining: Vec<&str> = match industry_column {
+                // Rows name their industries: the note lists the known ones that define the field.
+                Some(_) => known
+                    .iter()
+                    .copied()
+                    .filter(|industry| {
+                        templates
+                            .get(*industry)
+                            .is_some_and(|defs| defs.iter().any(|def| def.key == *key))
+                    })
+                    .collect(),
+                None => industry.into_iter().collect(),
+            };
+            // Every row has `--industry`: a field its template lacks would refuse every row, so say it once.
+            if industry_column.is_none()
+                && defining.iter().all(|industry| {
+                    !templates
+                        .get(*industry)
+                        .is_some_and(|defs| defs.iter().any(|def| def.key == *key))
+                })
+            {
+                return Err(AppError::Validation(vec![FieldError::new(
+                    "map",
+                    "unknown_field",
+                    format!(
+                        "custom.{key} is not a field of the {} template (GET /api/v1/industries)",
+                        industry.unwrap_or_default()
+                    ),
+                )]));
+            }
+            if !defining.is_empty() {
+                columns[*index].note = Some(custom_note(key, &defining, templates));
+            }
+        }
+    }
     Ok(Plan {
         has_header,
         columns,
+        industry: industry.map(str::to_owned),
     })
 }
 
@@ -875,10 +1153,97 @@ fn gender_value(cell: &str) -> String {
     }
 }
 
-/// One row turned into the create path's input.
+/// What a row's custom-field cells are assembled with.
+struct CustomColumns {
+    /// The columns mapped to custom fields: (column index, field key).
+    columns: Vec<(usize, String)>,
+    /// The industry of rows without an industry cell.
+    industry: Option<String>,
+    /// Every template's fields, to read the cells by their field's type and to validate them.
+    templates: Templates,
+}
+
+impl CustomColumns {
+    fn new(plan: &Plan, templates: Templates) -> CustomColumns {
+        CustomColumns {
+            columns: plan.custom_targets(),
+            industry: plan.industry.clone(),
+            templates,
+        }
+    }
+
+    /// The fields of `input`'s industry, when it has a template.
+    fn defs(&self, input: &CustomerInput) -> Option<&[CustomFieldDef]> {
+        input_industry(input)
+            .and_then(|industry| self.templates.get(industry))
+            .map(Vec::as_slice)
+    }
+}
+
+/// `2024/5/1`, `2024.5.1` or `2024-5-1` as `2024-05-01`.
+fn padded_date(cell: &str) -> Option<String> {
+    let parts: Vec<&str> = cell.split(['/', '.', '-']).collect();
+    let [year, month, day] = parts.as_slice() else {
+        return None;
+    };
+    let all_digits =
+        |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
+    if year.len() != 4 || month.len() > 2 || day.len() > 2 || !parts.iter().copied().all(all_digits)
+    {
+        return None;
+    }
+    Some(format!("{year}-{month:0>2}-{day:0>2}"))
+}
+
+/// A custom field's cell as the create path's JSON would carry it: a number as a JSON number (thousands
+/// separators dropped), yes/no words (是/否) as booleans, an option's English or Chinese label as the option's
+/// value, a slashed date as `YYYY-MM-DD`. Anything else stays text, and the create path's validation decides
+/// (`invalid_type`, `invalid_option`, …), as it does for a cell whose row has no template defining the field.
+fn custom_cell_value(def: Option<&CustomFieldDef>, cell: &str) -> serde_json::Value {
+    let text = || serde_json::Value::String(cell.to_owned());
+    let Some(def) = def else { return text() };
+    match def.field_type {
+        FieldType::Text => text(),
+        FieldType::Number => cell
+            .chars()
+            .filter(|character| !matches!(character, ',' | '，' | ' '))
+            .collect::<String>()
+            .parse::<serde_json::Number>()
+            .map(serde_json::Value::Number)
+            .unwrap_or_else(|_| text()),
+        FieldType::Bool => match cell.to_lowercase().as_str() {
+            "true" | "yes" | "y" | "1" | "是" | "√" | "✓" => serde_json::Value::Bool(true),
+            "false" | "no" | "n" | "0" | "否" | "×" | "✗" => serde_json::Value::Bool(false),
+            _ => text(),
+        },
+        FieldType::Enum => {
+            let wanted = header_key(cell);
+            def.options
+                .iter()
+                .find(|option| option.value == cell)
+                .or_else(|| {
+                    def.options.iter().find(|option| {
+                        [&option.value, &option.label_en, &option.label_zh]
+                            .iter()
+                            .any(|name| header_key(name) == wanted)
+                    })
+                })
+                .map(|option| serde_json::Value::String(option.value.clone()))
+                .unwrap_or_else(text)
+        }
+        FieldType::Date => padded_date(cell)
+            .map(serde_json::Value::String)
+            .unwrap_or_else(text),
+    }
+}
+
+/// One row turned into the create path's input: built-in fields from `targets`, the industry (a template named
+/// by key or name becomes its key; rows without one get `custom.industry`), and the custom fields of
+/// `custom.columns` as a `custom_fields` object.
 fn row_input(
     cells: &[String],
     targets: &[(usize, Target)],
+    custom: &CustomColumns,
     owner: Option<&UserId>,
 ) -> CustomerInput {
     let mut input = CustomerInput {
@@ -912,8 +1277,31 @@ fn row_input(
                 )
             }
             Target::Source => input.source = value,
-            Target::Industry => input.industry = value,
+            Target::Industry => {
+                input.industry =
+                    Some(template_key(cell).map_or_else(|| cell.to_owned(), str::to_owned))
+            }
             Target::Team => input.team = value,
+        }
+    }
+    if input.industry.is_none() {
+        input.industry = custom.industry.clone();
+    }
+    if !custom.columns.is_empty() {
+        let defs = custom.defs(&input);
+        let mut values = serde_json::Map::new();
+        for (index, key) in &custom.columns {
+            let Some(cell) = cells.get(*index).map(|cell| cell.trim()) else {
+                continue;
+            };
+            if cell.is_empty() {
+                continue;
+            }
+            let def = defs.and_then(|defs| defs.iter().find(|def| def.key == *key));
+            values.insert(key.clone(), custom_cell_value(def, cell));
+        }
+        if !values.is_empty() {
+            input.custom_fields = Some(serde_json::Value::Object(values));
         }
     }
     input
@@ -985,6 +1373,7 @@ struct RowReader {
     batch_size: usize,
     plan: Plan,
     targets: Vec<(usize, Target)>,
+    custom: CustomColumns,
     column_of: HashMap<&'static str, usize>,
     owner: Option<UserId>,
     /// The keyring in force, refreshed by the writing side before each batch (a rotation reloads it).
@@ -1055,9 +1444,9 @@ impl RowReader {
         let mut invalid = 0;
         let mut valid = Vec::with_capacity(batch.len());
         for (row, cells) in batch {
-            let input = row_input(&cells, &self.targets, self.owner.as_ref());
+            let input = row_input(&cells, &self.targets, &self.custom, self.owner.as_ref());
             drop(cells);
-            let customer = match validate_input(&input) {
+            let customer = match validate_input_with_custom(&input, self.custom.defs(&input)) {
                 Ok(customer) => customer,
                 Err(errors) => {
                     invalid += 1;
@@ -1182,10 +1571,17 @@ impl Veil {
         while sample.len() < SAMPLE_ROWS && rows.next(&mut cells)? {
             sample.push(std::mem::take(&mut cells));
         }
+        let templates = self.all_industry_field_defs().await?;
         let plan = match &resume_job {
             Some(job) => serde_json::from_str::<Plan>(&job.mapping)
                 .map_err(|_| AppError::Internal("stored import mapping unreadable".to_owned()))?,
-            None => plan_mapping(&first, &sample, &options.map)?,
+            None => plan_mapping(
+                &first,
+                &sample,
+                &options.map,
+                options.industry.as_deref(),
+                &templates,
+            )?,
         };
         let targets = plan.targets();
         let owner_id = owner;
@@ -1237,6 +1633,7 @@ impl Veil {
             batch_size: options.batch.clamp(1, MAX_BATCH),
             plan: plan.clone(),
             targets,
+            custom: CustomColumns::new(&plan, templates),
             column_of: column_of.clone(),
             owner: owner_id,
             keyring: keyring.clone(),
@@ -1566,7 +1963,8 @@ impl Veil {
     }
 }
 
-/// Columns of a masked export, in order.
+/// Columns of a masked export, in order; after them, one `custom.KEY` column per custom field of the industry
+/// templates the exported customers have ([`Veil::export_customers_masked`]).
 pub const EXPORT_COLUMNS: [&str; 15] = [
     "id",
     "name",
@@ -1608,7 +2006,9 @@ fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
 impl Veil {
     /// Writes the caller's customers (their list scope) in the `masked` export profile: each field as the
     /// policy's masked export says — the masked display stored at write time by default, a redaction, or a
-    /// stored per-rule display (fully masked where none is stored). Nothing is decrypted. Each page of 1,000
+    /// stored per-rule display (fully masked where none is stored). Custom fields follow as `custom.KEY` columns
+    /// (the fields of every template some customer in scope has, in template order) holding what the customer
+    /// page shows: the masked display of a sensitive one, the value of a plain one. Nothing is decrypted. Each page of 1,000
     /// customers is audited (`customer.export_masked`, naming them) before it is written. Unmasked exports are
     /// the governed `POST /api/v1/unmask-requests/{id}/export`, which needs an approved grant.
     pub async fn export_customers_masked(
@@ -1643,6 +2043,16 @@ impl Veil {
                 }
             }
         }
+        let custom_columns = self.export_custom_columns(&scope).await?;
+        let header: Vec<String> = EXPORT_COLUMNS
+            .iter()
+            .map(|name| (*name).to_owned())
+            .chain(
+                custom_columns
+                    .iter()
+                    .map(|key| format!("{CUSTOM_PREFIX}{key}")),
+            )
+            .collect();
         let mut csv_writer = match format {
             FileFormat::Csv => Some(csv::Writer::from_writer(&mut *out)),
             FileFormat::Xlsx => None,
@@ -1653,11 +2063,11 @@ impl Veil {
             |error: csv::Error| AppError::Internal(format!("cannot write the export: {error}"));
         let sheet = workbook.add_worksheet();
         match csv_writer.as_mut() {
-            Some(writer) => writer.write_record(EXPORT_COLUMNS).map_err(csv_error)?,
+            Some(writer) => writer.write_record(&header).map_err(csv_error)?,
             None => {
-                for (column, name) in EXPORT_COLUMNS.iter().enumerate() {
+                for (column, name) in header.iter().enumerate() {
                     sheet
-                        .write_string(0, column as u16, *name)
+                        .write_string(0, column as u16, name)
                         .map_err(xlsx_error)?;
                 }
             }
@@ -1708,7 +2118,11 @@ impl Veil {
                     };
                     crate::customers::set_display(&mut view, field.as_str(), display);
                 }
-                let record: [String; 15] = [
+                let custom = custom_columns
+                    .iter()
+                    .map(|key| custom_export_cell(view.custom_fields.get(key)))
+                    .collect::<Vec<_>>();
+                let mut record: Vec<String> = vec![
                     view.id.to_string(),
                     view.name,
                     view.gender.unwrap_or_default(),
@@ -1725,6 +2139,7 @@ impl Veil {
                     view.industry.unwrap_or_default(),
                     view.created_at,
                 ];
+                record.extend(custom);
                 rows += 1;
                 match csv_writer.as_mut() {
                     Some(writer) => writer
@@ -1779,6 +2194,45 @@ impl Veil {
     }
 }
 
+/// A custom field's export cell: text as it is (a sensitive field's value is its masked display), numbers and
+/// booleans as JSON writes them, nothing for a field the customer has no value for.
+fn custom_export_cell(value: Option<&serde_json::Value>) -> String {
+    match value {
+        None | Some(serde_json::Value::Null) => String::new(),
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+impl Veil {
+    /// The custom-field keys a masked export of `scope` has columns for: the fields (built-in, then added) of each
+    /// template that customers in scope have, in template order, each key once. One grouped count, no decryption.
+    async fn export_custom_columns(
+        &self,
+        scope: &veil_store::CustomerScope,
+    ) -> AppResult<Vec<String>> {
+        let present: BTreeSet<String> = self
+            .store()
+            .customer_industry_counts(scope, 1_000)
+            .await?
+            .into_iter()
+            .filter_map(|(industry, _)| industry)
+            .collect();
+        let mut keys: Vec<String> = Vec::new();
+        for template in self.list_industries_unchecked().await? {
+            if !present.contains(&template.key) {
+                continue;
+            }
+            for def in template.fields {
+                if !keys.contains(&def.key) {
+                    keys.push(def.key);
+                }
+            }
+        }
+        Ok(keys)
+    }
+}
+
 fn push_field_issues(
     issues: &mut Vec<ImportIssueRow>,
     row: u64,
@@ -1787,7 +2241,10 @@ fn push_field_issues(
     plan: &Plan,
 ) {
     for (seq, error) in errors.iter().enumerate() {
-        let index = column_of.get(error.field.as_str()).copied();
+        let index = column_of
+            .get(error.field.as_str())
+            .copied()
+            .or_else(|| plan.custom_column(&error.field));
         issues.push(ImportIssueRow {
             row_number: row as i64,
             seq: seq as i64,
@@ -1847,6 +2304,78 @@ mod tests {
         assert_eq!(excel_date(25_569.0), "1970-01-01");
         assert_eq!(resolve_column("C", &[], false, 5), Some(2));
         assert_eq!(resolve_column("#2", &[], false, 5), Some(1));
+    }
+
+    #[test]
+    fn custom_cells_are_read_as_their_field_type() {
+        let finance: &'static [CustomFieldDef] =
+            &crate::industries::builtin("finance").unwrap().fields;
+        let services: &'static [CustomFieldDef] =
+            &crate::industries::builtin("services").unwrap().fields;
+        let field =
+            |defs: &'static [CustomFieldDef], key: &str| -> Option<&'static CustomFieldDef> {
+                defs.iter().find(|def| def.key == key)
+            };
+        let check = |def: Option<&CustomFieldDef>, cell: &str, expected: serde_json::Value| {
+            assert_eq!(custom_cell_value(def, cell), expected, "{cell}");
+        };
+        let income = field(finance, "annual_income");
+        check(income, "1,200,000", serde_json::json!(1_200_000));
+        check(income, "876543.21", serde_json::json!(876_543.21));
+        check(income, "很多", serde_json::json!("很多"));
+        let qualified = field(finance, "qualified_investor");
+        check(qualified, "是", serde_json::json!(true));
+        check(qualified, "No", serde_json::json!(false));
+        check(qualified, "maybe", serde_json::json!("maybe"));
+        let risk = field(finance, "risk_level");
+        check(risk, "R3", serde_json::json!("R3"));
+        check(risk, "r3", serde_json::json!("R3"));
+        check(risk, "R3 平衡型", serde_json::json!("R3"));
+        check(risk, "R9", serde_json::json!("R9"));
+        check(
+            field(services, "membership_level"),
+            "金卡",
+            serde_json::json!("gold"),
+        );
+        let assessed = field(finance, "risk_assessed_on");
+        check(assessed, "2024/5/1", serde_json::json!("2024-05-01"));
+        check(assessed, "2024-05-01", serde_json::json!("2024-05-01"));
+        check(assessed, "5/1/2024", serde_json::json!("5/1/2024"));
+        check(
+            field(finance, "employer"),
+            "  上海 ",
+            serde_json::json!("  上海 "),
+        );
+        // No definition (the row's industry lacks the field): text, for the validation to refuse.
+        check(None, "42", serde_json::json!("42"));
+    }
+
+    #[test]
+    fn headers_and_industries_name_templates() {
+        let finance = &crate::industries::builtin("finance").unwrap().fields;
+        let income = finance
+            .iter()
+            .find(|def| def.key == "annual_income")
+            .unwrap();
+        for header in [
+            "annual_income",
+            "Annual Income",
+            "custom.annual_income",
+            "年收入（元）",
+            "年收入",
+            "Annual income (CNY)",
+        ] {
+            assert!(names_custom_field(header, income), "{header}");
+        }
+        for header in ["收入", "income", "", "annual"] {
+            assert!(!names_custom_field(header, income), "{header}");
+        }
+        assert_eq!(template_key("finance"), Some("finance"));
+        assert_eq!(template_key(" 房产 "), Some("real_estate"));
+        assert_eq!(template_key("Real Estate"), Some("real_estate"));
+        assert_eq!(template_key("银行/证券/保险"), Some("finance"));
+        assert_eq!(template_key("shipping"), None);
+        assert_eq!(template_key(""), None);
     }
 
     #[test]

@@ -853,6 +853,27 @@ pub(crate) fn validate_custom(
     out
 }
 
+/// Whether `value` (a customer input's `custom_fields`) names any field, so that the template must be read.
+pub(crate) fn has_custom_values(value: Option<&serde_json::Value>) -> bool {
+    value.is_some_and(|value| !value.as_object().is_some_and(serde_json::Map::is_empty))
+}
+
+/// [`validate_custom`] of an input's optional `custom_fields`: absent or `{}` sets nothing (and needs no
+/// template), as on the create path.
+pub(crate) fn validate_custom_values(
+    industry: Option<&str>,
+    defs: Option<&[CustomFieldDef]>,
+    value: Option<&serde_json::Value>,
+    errors: &mut Vec<FieldError>,
+) -> ValidatedCustom {
+    match value {
+        Some(value) if has_custom_values(Some(value)) => {
+            validate_custom(industry, defs, value, errors)
+        }
+        _ => ValidatedCustom::default(),
+    }
+}
+
 /// The associated data a sensitive custom value is sealed under.
 fn custom_aad(customer_id: &str, key: &str, dek_version: i64) -> Vec<u8> {
     let field = format!("custom.{key}");
@@ -1121,6 +1142,11 @@ impl Veil {
     /// The industry templates with every field (built-in and added). Definitions only, no personal data: any
     /// signed-in user may read them.
     pub async fn list_industries(&self, _actor: &Actor) -> AppResult<Vec<IndustryView>> {
+        self.list_industries_unchecked().await
+    }
+
+    /// The templates with every field, for the domain's own use (definitions, no personal data).
+    pub(crate) async fn list_industries_unchecked(&self) -> AppResult<Vec<IndustryView>> {
         let rows = self.store().industry_fields().await?;
         Ok(BUILTIN
             .iter()
@@ -1164,21 +1190,17 @@ impl Veil {
         Ok(catalogue)
     }
 
-    /// Validates a customer's `custom_fields` against its industry's template.
-    pub(crate) async fn validate_custom_fields(
+    /// Every template's fields (built-in and added), by industry key: what an import checks its rows' custom
+    /// values against, read once before the rows.
+    pub(crate) async fn all_industry_field_defs(
         &self,
-        industry: Option<&str>,
-        value: Option<&serde_json::Value>,
-        errors: &mut Vec<FieldError>,
-    ) -> AppResult<ValidatedCustom> {
-        let Some(value) = value else {
-            return Ok(ValidatedCustom::default());
-        };
-        if value.as_object().is_some_and(serde_json::Map::is_empty) {
-            return Ok(ValidatedCustom::default());
-        }
-        let defs = self.industry_field_defs(industry).await?;
-        Ok(validate_custom(industry, defs.as_deref(), value, errors))
+    ) -> AppResult<BTreeMap<String, Vec<CustomFieldDef>>> {
+        Ok(self
+            .list_industries_unchecked()
+            .await?
+            .into_iter()
+            .map(|template| (template.key, template.fields))
+            .collect())
     }
 
     /// Adds a custom field to an industry template (admins; audited as `industry.field.add`).

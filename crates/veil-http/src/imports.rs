@@ -22,8 +22,12 @@ pub const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ImportParams {
-    /// Explicit mapping, `手机=mobile,身份证号=cn_id` (COLUMN is a header, `#N` or a letter).
+    /// Explicit mapping, `手机=mobile,身份证号=cn_id,年收入=custom.annual_income` (COLUMN is a header, `#N` or a
+    /// letter; `custom.KEY` is a custom field of the rows' industry template).
     pub map: Option<String>,
+    /// Industry template (key or name) of rows without an industry column or cell; headers naming its custom
+    /// fields (key, English or Chinese label) are then mapped to them.
+    pub industry: Option<String>,
     /// Owner of the imported customers (username or user id); the caller by default.
     pub owner: Option<String>,
     /// Check and report only.
@@ -36,7 +40,9 @@ pub struct ImportParams {
 
 /// Imports customers from the body: `text/csv` (UTF-8) or an XLSX workbook
 /// (`application/vnd.openxmlformats-officedocument.spreadsheetml.sheet`). Columns are mapped by `map`, else by
-/// header names and by sampling their values; each row is validated as a create is; rows whose mobile or ID
+/// header names and by sampling their values (custom fields of the rows' industry template: `custom.KEY` in `map`,
+/// or a header naming the field when `industry` or an industry column gives the template); each row is validated
+/// as a create is; rows whose mobile or ID
 /// number a stored customer (or an earlier row) has are reported as duplicates; good rows are imported in
 /// audited batches. 200 with the report (mapping, counts, each refused row's row, column and reason).
 #[utoipa::path(post, path = "/api/v1/imports", tag = "crm", params(ImportParams),
@@ -69,6 +75,7 @@ pub async fn create_import(
             None => Vec::new(),
         },
         owner: params.owner,
+        industry: params.industry,
         dry_run: params.dry_run.unwrap_or(false),
         resume: params.resume.unwrap_or(false),
         ..ImportOptions::default()

@@ -64,6 +64,7 @@ pub async fn import_customers(
     file: &std::path::Path,
     map: Option<&str>,
     owner: Option<String>,
+    industry: Option<String>,
     dry_run: bool,
     resume: bool,
     batch: usize,
@@ -83,6 +84,7 @@ pub async fn import_customers(
         dry_run,
         resume,
         batch,
+        industry,
         ..ImportOptions::default()
     };
     let bar = ImportBar::new(if dry_run {

@@ -179,12 +179,17 @@ enum ImportCommand {
     Customers {
         /// The file (.csv or .xlsx).
         file: std::path::PathBuf,
-        /// Explicit mapping, e.g. "手机=mobile,身份证号=cn_id" (COLUMN is a header, #N or a letter).
+        /// Explicit mapping, e.g. "手机=mobile,身份证号=cn_id,年收入=custom.annual_income" (COLUMN is a header,
+        /// #N or a letter; custom.KEY is a custom field of the rows' industry template).
         #[arg(long)]
         map: Option<String>,
         /// Owner of the imported customers (username or user id) [default: the importing user].
         #[arg(long)]
         owner: Option<String>,
+        /// Industry template (key or name, e.g. finance) of rows without an industry column or cell; headers
+        /// naming its custom fields (key, English or Chinese label) are then mapped to them.
+        #[arg(long)]
+        industry: Option<String>,
         /// Check and report only; write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -991,6 +996,7 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                     file,
                     map,
                     owner,
+                    industry,
                     dry_run,
                     resume,
                     batch,
@@ -1004,6 +1010,7 @@ async fn run_async(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 &file,
                 map.as_deref(),
                 owner,
+                industry,
                 dry_run,
                 resume,
                 batch,

@@ -512,3 +512,322 @@ both_backends!(xlsx_round_trip_exports_masked_values_only, |harness| {
         .await
         .contains("customer.export_masked"));
 });
+
+// ------------------------------------------------------------------------------------------- custom fields
+
+/// A planted income (its text cannot occur in base64) and employer: sensitive custom fields of `finance`.
+const INCOME: &str = "876543.21";
+const EMPLOYER: &str = "上海浦江量子科技有限公司";
+const EMPLOYER_PART: &str = "浦江量子";
+
+fn assert_no_custom_plaintext(text: &str, what: &str) {
+    for needle in [INCOME, EMPLOYER_PART] {
+        assert!(!text.contains(needle), "{needle} in {what}: {text}");
+    }
+}
+
+/// Every customer's `custom_fields` and `custom_sealed` columns, as stored.
+async fn stored_custom_columns(harness: &Harness) -> Vec<(String, Option<String>)> {
+    let sql = "SELECT custom_fields, custom_sealed FROM customer ORDER BY id";
+    match harness.veil.store().pool() {
+        veil_store::Pool::Sqlite(pool) => veil_store::sqlx::query_as(sql)
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+        veil_store::Pool::Postgres(pool) => veil_store::sqlx::query_as(sql)
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+    }
+}
+
+/// The create path's reason codes for `custom_fields` of a finance customer.
+async fn create_reasons(
+    harness: &Harness,
+    actor: &Actor,
+    custom_fields: serde_json::Value,
+) -> Vec<(String, String)> {
+    let input = CustomerInput {
+        name: Some("赵磊".to_owned()),
+        industry: Some("finance".to_owned()),
+        custom_fields: Some(custom_fields),
+        ..CustomerInput::default()
+    };
+    match harness.veil.create_customer(actor, &input, true).await {
+        Err(AppError::Validation(errors)) => errors
+            .into_iter()
+            .map(|error| (error.field, error.code))
+            .collect(),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+both_backends!(
+    custom_fields_are_imported_sealed_and_exported_masked,
+    |harness| {
+        let admin = harness.actor("ada", Role::Admin, None).await;
+        // Headers are the finance template's Chinese labels; the rows name their industry (by key or by name).
+        let csv = format!(
+            "姓名,手机号,行业,风险等级,年收入（元）,工作单位,备注\n\
+             欧阳理财,{PHONE_A},finance,R3,\"{INCOME}\",{EMPLOYER},老客户\n\
+             李娜,{PHONE_B},银行/证券/保险,R9,120000,{EMPLOYER},\n\
+             张伟,{PHONE_C},finance,R2,很多,{EMPLOYER},\n\
+             王芳,{PHONE_D},,R2,,,\n"
+        );
+        let report = import_csv(&harness, &admin, &csv, ImportOptions::default())
+            .await
+            .unwrap();
+        let mapped: Vec<(Option<&str>, &str)> = report
+            .mapping
+            .iter()
+            .map(|column| (column.target.as_deref(), column.source.as_str()))
+            .collect();
+        assert_eq!(
+            mapped,
+            [
+                (Some("name"), "header"),
+                (Some("phone"), "values"),
+                (Some("industry"), "header"),
+                (Some("custom.risk_level"), "header"),
+                (Some("custom.annual_income"), "header"),
+                (Some("custom.employer"), "header"),
+                (None, "ignored"),
+            ]
+        );
+        let income_note = report.mapping[4].note.as_deref().unwrap_or_default();
+        assert!(
+            income_note.starts_with("sensitive custom field of finance"),
+            "{income_note}"
+        );
+        assert!(report.mapping[3]
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("custom field of finance"));
+        // Bad values: reported by row and column with the create path's reasons, never the value; good rows kept.
+        // Row 5 has custom values but no industry: the create path's `no_template`, on the industry column.
+        assert_eq!(
+            (report.imported, report.invalid, report.duplicates),
+            (1, 3, 0),
+            "{report:?}"
+        );
+        let issue = |row: u64| {
+            let issue = report.issues.iter().find(|issue| issue.row == row).unwrap();
+            (
+                issue.column.as_deref().unwrap_or_default(),
+                issue.field.as_deref().unwrap_or_default(),
+                issue.reason.as_str(),
+            )
+        };
+        let create_option =
+            create_reasons(&harness, &admin, serde_json::json!({"risk_level": "R9"})).await;
+        let create_type = create_reasons(
+            &harness,
+            &admin,
+            serde_json::json!({"annual_income": "很多"}),
+        )
+        .await;
+        assert_eq!(
+            issue(3),
+            (
+                "风险等级",
+                create_option[0].0.as_str(),
+                create_option[0].1.as_str()
+            )
+        );
+        assert_eq!(
+            issue(3),
+            ("风险等级", "custom_fields.risk_level", "invalid_option")
+        );
+        assert_eq!(
+            issue(4),
+            (
+                "年收入（元）",
+                create_type[0].0.as_str(),
+                create_type[0].1.as_str()
+            )
+        );
+        assert_eq!(issue(5), ("行业", "custom_fields", "no_template"));
+        let report_text = serde_json::to_string(&report).unwrap();
+        assert_no_custom_plaintext(&report_text, "the report");
+        assert!(
+            !report_text.contains("R9") && !report_text.contains("很多"),
+            "{report_text}"
+        );
+        assert!(!report_text.contains("老客户"), "{report_text}");
+
+        // Stored as a create stores it: the sensitive values sealed, the plain one as is; no plaintext in a column.
+        let stored = stored_custom_columns(&harness).await;
+        assert_eq!(stored.len(), 1);
+        let (shown, sealed) = &stored[0];
+        let sealed = sealed
+            .as_deref()
+            .expect("sensitive custom fields are sealed");
+        let ciphertexts: BTreeMap<String, String> = serde_json::from_str(sealed).unwrap();
+        assert_eq!(
+            ciphertexts.keys().collect::<Vec<_>>(),
+            ["annual_income", "employer"]
+        );
+        assert_no_custom_plaintext(&format!("{shown} {sealed}"), "the customer row");
+        // Read masked, as the customer page shows it.
+        let page = harness.veil.list_customers(&admin, None, 10).await.unwrap();
+        let view = &page.items[0];
+        assert_eq!(view.industry.as_deref(), Some("finance"));
+        assert_eq!(view.custom_fields["risk_level"], "R3");
+        assert_eq!(view.custom_fields["annual_income"], "******");
+        let employer = view.custom_fields["employer"].as_str().unwrap();
+        assert!(employer.starts_with("上海*"), "{employer}");
+        assert!(view.masked.contains(&"custom.annual_income".to_owned()));
+        assert!(view.masked.contains(&"custom.employer".to_owned()));
+        // The import's audit entry names the custom fields, never their values.
+        let audit = audit_text(&harness).await;
+        assert!(audit.contains("custom.annual_income"), "{audit}");
+        assert_no_custom_plaintext(&audit, "the audit trail");
+
+        // The masked export: a `custom.KEY` column per field of the templates present, masked where sensitive.
+        for format in [FileFormat::Csv, FileFormat::Xlsx] {
+            let mut out = Vec::new();
+            harness
+                .veil
+                .export_customers_masked(&admin, format, &mut out, &())
+                .await
+                .unwrap();
+            let rows = match format {
+                FileFormat::Csv => csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .from_reader(out.as_slice())
+                    .records()
+                    .map(|record| record.unwrap().iter().map(str::to_owned).collect())
+                    .collect::<Vec<Vec<String>>>(),
+                FileFormat::Xlsx => read_xlsx(out).unwrap(),
+            };
+            let header = &rows[0];
+            let column = |name: &str| header.iter().position(|cell| cell == name).unwrap();
+            assert_eq!(header[..EXPORT_COLUMNS.len()], EXPORT_COLUMNS);
+            assert_eq!(
+                header[EXPORT_COLUMNS.len()..],
+                [
+                    "custom.risk_level",
+                    "custom.risk_assessed_on",
+                    "custom.product_interest",
+                    "custom.qualified_investor",
+                    "custom.annual_income",
+                    "custom.employer",
+                ]
+            );
+            assert_eq!(rows[1][column("custom.risk_level")], "R3");
+            assert_eq!(rows[1][column("custom.annual_income")], "******");
+            assert_eq!(rows[1][column("custom.employer")], employer);
+            assert_eq!(rows[1][column("custom.risk_assessed_on")], "");
+            assert_no_custom_plaintext(&format!("{rows:?}"), "the masked export");
+        }
+    }
+);
+
+both_backends!(
+    custom_fields_by_industry_option_explicit_map_and_header_precedence,
+    |harness| {
+        let admin = harness.actor("ada", Role::Admin, None).await;
+        // The guardian's mobile comes first: by its values alone it would be taken for the customer's phone.
+        let csv = format!(
+            "姓名,监护人手机,手机号,学员姓名,意向\n\
+             张伟,{PHONE_A},{PHONE_B},李小明,钢琴\n"
+        );
+        let options = |industry: Option<&str>, map: &str| ImportOptions {
+            industry: industry.map(str::to_owned),
+            map: parse_map(map).unwrap(),
+            ..ImportOptions::default()
+        };
+        // The industry by its Chinese name; 意向 mapped explicitly to a plain text field.
+        let report = import_csv(
+            &harness,
+            &admin,
+            &csv,
+            options(Some("教育培训"), "意向=custom.course_interest"),
+        )
+        .await
+        .unwrap();
+        let targets: Vec<Option<&str>> = report
+            .mapping
+            .iter()
+            .map(|column| column.target.as_deref())
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                Some("name"),
+                Some("custom.guardian_mobile"),
+                Some("phone"),
+                Some("custom.student_name"),
+                Some("custom.course_interest"),
+            ],
+            "{report:?}"
+        );
+        assert_eq!(report.mapping[4].source, "explicit");
+        assert_eq!(report.imported, 1, "{report:?}");
+        let page = harness.veil.list_customers(&admin, None, 10).await.unwrap();
+        let view = &page.items[0];
+        assert_eq!(view.industry.as_deref(), Some("education"));
+        assert_eq!(view.phone.as_deref(), Some("138****5679"));
+        assert_eq!(view.custom_fields["guardian_mobile"], "139****5678");
+        assert_eq!(view.custom_fields["course_interest"], "钢琴");
+        assert!(view.masked.contains(&"custom.student_name".to_owned()));
+        assert_ne!(view.custom_fields["student_name"], "李小明");
+        let stored = stored_custom_columns(&harness).await;
+        let row = format!("{stored:?}");
+        assert!(!row.contains(PHONE_A) && !row.contains("李小明"), "{row}");
+
+        // Refusals before any row is read: each names the option, never a value.
+        let refused = |result: AppResult<ImportReport>| match result {
+            Err(AppError::Validation(errors)) => (errors[0].field.clone(), errors[0].code.clone()),
+            other => panic!("expected a validation error, got {other:?}"),
+        };
+        let dry = |industry: Option<&'static str>, map: &'static str| {
+            let mut options = options(industry, map);
+            options.dry_run = true;
+            options
+        };
+        assert_eq!(
+            refused(import_csv(&harness, &admin, &csv, dry(Some("shipping"), "")).await),
+            ("industry".to_owned(), "unknown".to_owned())
+        );
+        assert_eq!(
+            refused(import_csv(&harness, &admin, &csv, dry(None, "意向=custom.shoe_size")).await),
+            ("map".to_owned(), "unknown_field".to_owned())
+        );
+        assert_eq!(
+            refused(
+                import_csv(
+                    &harness,
+                    &admin,
+                    &csv,
+                    dry(Some("finance"), "意向=custom.course_interest")
+                )
+                .await
+            ),
+            ("map".to_owned(), "unknown_field".to_owned())
+        );
+        assert_eq!(
+            refused(
+                import_csv(
+                    &harness,
+                    &admin,
+                    &csv,
+                    dry(None, "意向=custom.course_interest")
+                )
+                .await
+            ),
+            ("mapping".to_owned(), "no_industry".to_owned())
+        );
+        // Without the industry, headers are not custom fields: the guardian's column is unmapped or a phone, never
+        // a custom field, and nothing is sealed under a field the rows do not have.
+        let unknown = import_csv(&harness, &admin, &csv, dry(None, ""))
+            .await
+            .unwrap();
+        assert!(unknown.mapping.iter().all(|column| !column
+            .target
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("custom.")));
+    }
+);

@@ -1,15 +1,18 @@
-//! Consents on the customer page: the list, the record form (purposes, fields, recipient, the separate
+//! Consents on the customer page: the list, the record form (purposes, fields — the built-in personal fields and
+//! the sensitive custom fields of the customer's industry template, `custom.<key>` — recipient, the separate
 //! sensitive-data and third-party consents PIPL asks for, expiry, and the evidence) and withdrawal.
 //!
 //! Evidence is either the signed document, uploaded and reduced to its SHA-256 on the way in (the document is
 //! never stored: it is full of personal data, and the hash is what proves which document was signed), or the id
 //! of an e-consent event. Recording and withdrawing go through `Veil::record_consent` / `withdraw_consent`.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use veil_app::governance::{ConsentInput, ConsentView};
+use veil_app::governance::{ConsentInput, ConsentView, CUSTOM_PREFIX};
 use veil_app::{AppError, CustomerId};
 
 use super::i18n::Tr;
@@ -31,7 +34,8 @@ pub const PURPOSES: [&str; 7] = [
     "marketing",
 ];
 
-/// Fields a consent can cover.
+/// Built-in fields a consent can cover (the customer's sensitive custom fields come from its industry template,
+/// as `field_custom.<key>` checkboxes).
 pub const FIELDS: [&str; 7] = [
     "name",
     "phone",
@@ -69,8 +73,13 @@ pub struct ConsentRow {
 }
 
 impl ConsentRow {
-    /// The row for `consent`.
-    pub fn new(tr: Tr, consent: &ConsentView) -> ConsentRow {
+    /// The row for `consent`; `custom_labels` names its custom fields (`custom.<key>` → the template's label in
+    /// the page's language; a field no longer in the template shows its name).
+    pub fn new(
+        tr: Tr,
+        consent: &ConsentView,
+        custom_labels: &BTreeMap<String, String>,
+    ) -> ConsentRow {
         let translate = |prefix: &str, values: &[String]| {
             values
                 .iter()
@@ -89,7 +98,12 @@ impl ConsentRow {
             fields: consent
                 .fields
                 .iter()
-                .map(|field| tr.field_name(field))
+                .map(|field| {
+                    custom_labels
+                        .get(field)
+                        .cloned()
+                        .unwrap_or_else(|| tr.field_name(field))
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             recipient: consent.recipient.clone(),
@@ -136,9 +150,21 @@ pub async fn record(
         (!value.is_empty()).then(|| value.to_owned())
     };
     let recipient = present("recipient").unwrap_or_else(|| "internal".to_owned());
+    // The custom fields' checkboxes (`field_custom.<key>`): the domain checks each key against the templates.
+    let custom_fields = form.fields.iter().filter_map(|(name, _)| {
+        name.strip_prefix("field_")
+            .filter(|field| field.starts_with(CUSTOM_PREFIX))
+            .map(str::to_owned)
+    });
+    let mut fields = chosen("field", &FIELDS);
+    for field in custom_fields {
+        if !fields.contains(&field) {
+            fields.push(field);
+        }
+    }
     let input = ConsentInput {
         purposes: chosen("purpose", &PURPOSES),
-        fields: chosen("field", &FIELDS),
+        fields,
         recipient,
         evidence_sha256: form
             .file_hashes

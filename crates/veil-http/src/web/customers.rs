@@ -664,6 +664,14 @@ async fn order_section(
     }))
 }
 
+/// A sensitive custom field of the customer's industry template in the consent form (`field_custom.<key>`).
+struct CustomConsentChoice {
+    /// `custom.<key>`.
+    value: String,
+    /// The template's label in the page's language.
+    label: String,
+}
+
 /// The consents section of the detail page.
 struct ConsentSection {
     /// `None` when the role may not read consents (the section is left out).
@@ -672,6 +680,8 @@ struct ConsentSection {
     may_record: bool,
     purposes: Vec<Choice>,
     fields: Vec<Choice>,
+    /// The sensitive custom fields of the customer's industry template, after the built-in fields.
+    custom_fields: Vec<CustomConsentChoice>,
     errors: Vec<String>,
     notice: Option<String>,
 }
@@ -776,11 +786,34 @@ async fn build_detail(
         .recent_mfa(&user.token, veil_app::mfa::STEP_UP_WINDOW_MS)
         .await?;
     let tr = page.tr;
+    let templates = state.veil.list_industries(&user.actor).await?;
+    // The sensitive custom fields of the customer's template: what a consent may name besides the built-in ones.
+    let custom_consent_fields: Vec<CustomConsentChoice> = view
+        .industry
+        .as_deref()
+        .and_then(|industry| templates.iter().find(|template| template.key == industry))
+        .map(|template| template.fields.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|def| def.sensitive)
+        .map(|def| CustomConsentChoice {
+            value: format!("custom.{}", def.key),
+            label: if tr.locale == super::i18n::Locale::Zh {
+                def.label_zh.clone()
+            } else {
+                def.label_en.clone()
+            },
+        })
+        .collect();
+    let custom_labels: std::collections::BTreeMap<String, String> = custom_consent_fields
+        .iter()
+        .map(|choice| (choice.value.clone(), choice.label.clone()))
+        .collect();
     let consent_rows = match state.veil.list_consents(&user.actor, customer_id).await {
         Ok(consents) => Some(
             consents
                 .iter()
-                .map(|consent| ConsentRow::new(tr, consent))
+                .map(|consent| ConsentRow::new(tr, consent, &custom_labels))
                 .collect(),
         ),
         Err(AppError::Forbidden(_)) => None,
@@ -791,6 +824,7 @@ async fn build_detail(
         may_record: role_permits(user.actor.role, Action::ConsentWrite).is_ok(),
         purposes: choices(&consents::PURPOSES, "purpose", ""),
         fields: choices(&consents::FIELDS, "field", ""),
+        custom_fields: custom_consent_fields,
         errors: Vec::new(),
         notice: None,
     };
@@ -798,7 +832,6 @@ async fn build_detail(
     let tickets = super::tickets::customer_tickets(state, tr, user, &id).await?;
     let notes = note_section(state, tr, user, customer_id).await?;
     let pool = super::pool::pool_section(state, tr, user, customer_id).await?;
-    let templates = state.veil.list_industries(&user.actor).await?;
     let mut custom = custom_rows(tr, &view, &templates);
     // Sensitive custom fields reveal like the personal ones: through a live view grant naming `custom.<key>`.
     for row in custom.iter_mut().filter(|row| row.masked) {

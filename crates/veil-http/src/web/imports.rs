@@ -1,5 +1,5 @@
 //! `/imports`: customer import in the browser. An upload form (a CSV or XLSX file, an optional column mapping,
-//! "check only"), the result of a run (the mapping used, counts imported / invalid / duplicates, each refused row's
+//! an optional industry template for the rows — whose custom fields headers may then name — and "check only"), the result of a run (the mapping used, counts imported / invalid / duplicates, each refused row's
 //! row, column, field and reason — never a value from the file), the caller's recent import jobs, and one job's
 //! stored result at `/imports/{id}`.
 //!
@@ -45,6 +45,13 @@ pub struct IssueLine {
     reason: String,
 }
 
+/// An industry template in the form's select.
+pub struct IndustryChoice {
+    key: &'static str,
+    label_key: String,
+    selected: bool,
+}
+
 /// A column of the mapping as shown.
 pub struct MappingLine {
     column: String,
@@ -74,6 +81,8 @@ struct ImportsTemplate {
     outcome: Option<Outcome>,
     jobs: Vec<JobLine>,
     map: String,
+    /// The industry templates to choose from.
+    industries: Vec<IndustryChoice>,
     errors: Vec<String>,
 }
 
@@ -139,12 +148,14 @@ fn mapping_lines(tr: Tr, mapping: &[ColumnMapping]) -> Vec<MappingLine> {
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn show(
     state: &AppState,
     page: &Page,
     user: &WebUser,
     outcome: Option<Outcome>,
     map: String,
+    industry: &str,
     errors: Vec<String>,
     status: StatusCode,
 ) -> Response {
@@ -159,6 +170,13 @@ async fn show(
         outcome,
         jobs: jobs.into_iter().map(|job| job_line(tr, job)).collect(),
         map,
+        industries: veil_app::industries::industry_keys()
+            .map(|key| IndustryChoice {
+                key,
+                label_key: format!("industry.{key}"),
+                selected: key == industry,
+            })
+            .collect(),
         errors,
     };
     render(&template, tr, status)
@@ -172,6 +190,7 @@ pub async fn page(State(state): State<AppState>, page: Page, user: WebUser) -> R
         &user,
         None,
         String::new(),
+        "",
         Vec::new(),
         StatusCode::OK,
     )
@@ -207,6 +226,7 @@ pub async fn job(
         &user,
         Some(outcome),
         String::new(),
+        "",
         Vec::new(),
         StatusCode::OK,
     )
@@ -217,6 +237,7 @@ pub async fn job(
 struct Upload {
     csrf: String,
     map: String,
+    industry: String,
     dry_run: bool,
     file_name: String,
     bytes: Vec<u8>,
@@ -229,6 +250,7 @@ async fn read_upload(request: Request, state: &AppState) -> Result<Upload, Statu
     let mut upload = Upload {
         csrf: String::new(),
         map: String::new(),
+        industry: String::new(),
         dry_run: false,
         file_name: String::new(),
         bytes: Vec::new(),
@@ -249,11 +271,12 @@ async fn read_upload(request: Request, state: &AppState) -> Result<Upload, Statu
                     .map_err(|error| error.status())?
                     .to_vec();
             }
-            "csrf" | "map" | "dry_run" => {
+            "csrf" | "map" | "industry" | "dry_run" => {
                 let text = field.text().await.map_err(|error| error.status())?;
                 match name.as_str() {
                     "csrf" => upload.csrf = text,
                     "map" => upload.map = text,
+                    "industry" => upload.industry = text,
                     _ => upload.dry_run = true,
                 }
             }
@@ -298,6 +321,7 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Response
             &user,
             None,
             upload.map,
+            &upload.industry,
             errors,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
@@ -317,6 +341,7 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Response
                 format,
                 map,
                 dry_run: upload.dry_run,
+                industry: Some(upload.industry.trim().to_owned()).filter(|text| !text.is_empty()),
                 ..ImportOptions::default()
             };
             state
@@ -350,6 +375,7 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Response
                 &user,
                 Some(outcome),
                 upload.map,
+                &upload.industry,
                 Vec::new(),
                 StatusCode::OK,
             )
@@ -374,6 +400,7 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Response
                 &user,
                 None,
                 upload.map,
+                &upload.industry,
                 messages,
                 StatusCode::UNPROCESSABLE_ENTITY,
             )

@@ -11,12 +11,17 @@ use crate::{add_user, assert_problem, captured_logs, enrol_and_step_up, Client};
 
 /// The planted sensitive values: an income (a JSON number whose text cannot occur in base64) and an employer.
 const INCOME: f64 = 876_543.21;
-const INCOME_TEXT: &str = "876543.21";
-const EMPLOYER: &str = "上海浦江量子科技有限公司";
+pub(crate) const INCOME_TEXT: &str = "876543.21";
+pub(crate) const EMPLOYER: &str = "上海浦江量子科技有限公司";
 const EMPLOYER_PART: &str = "浦江量子";
 
 /// Rows of `table` whose `column` contains `needle`.
-async fn count_containing(harness: &Harness, table: &str, column: &str, needle: &str) -> i64 {
+pub(crate) async fn count_containing(
+    harness: &Harness,
+    table: &str,
+    column: &str,
+    needle: &str,
+) -> i64 {
     use veil_store::sqlx;
     let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} LIKE '%' || $1 || '%'");
     match harness.veil.store().pool() {
@@ -33,7 +38,7 @@ async fn count_containing(harness: &Harness, table: &str, column: &str, needle: 
     }
 }
 
-fn assert_nothing_planted(text: &str, what: &str) {
+pub(crate) fn assert_nothing_planted(text: &str, what: &str) {
     for needle in [INCOME_TEXT, EMPLOYER_PART] {
         assert!(!text.contains(needle), "{needle} found in {what}: {text}");
     }
@@ -429,7 +434,7 @@ fn field_error_details(body: &Value) -> Vec<(String, String, String)> {
 }
 
 /// A one-customer view request for `fields` on a contract basis (no consent needed).
-fn view_request(customer: &str, fields: &[&str]) -> Value {
+pub(crate) fn view_request(customer: &str, fields: &[&str]) -> Value {
     json!({
         "purpose": "customer_service", "purpose_detail": "客户来电核对收入证明",
         "legal_basis": "contract", "jurisdiction": "CN", "scope": {"customer_ids": [customer]},
@@ -438,7 +443,7 @@ fn view_request(customer: &str, fields: &[&str]) -> Value {
 }
 
 /// Files `request` as `requester` and has `approver` approve it: (request id, grant id).
-async fn approved_grant(
+pub(crate) async fn approved_grant(
     client: &Client,
     requester: &str,
     approver: &str,
