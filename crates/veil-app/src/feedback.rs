@@ -1059,7 +1059,8 @@ impl Veil {
     }
 
     /// Sends a survey's link to its customer by e-mail or SMS, from a template with `{{survey.link}}`: anyone
-    /// who sees the customer (404 otherwise). The message carries a link of its own (see the module docs); an
+    /// who sees the customer (404 otherwise) for a ticket's CSAT survey, admins and managers for a campaign's NPS
+    /// survey (403 for the others). The message carries a link of its own (see the module docs); an
     /// answered or expired survey is not sent (422 `survey_answered` / `survey_expired`). Consent, recipient and
     /// channel are checked as for any message.
     pub async fn send_survey(
@@ -1086,6 +1087,15 @@ impl Veil {
             Some((&masked.id, &masked.profile)),
         )
         .await?;
+        // An NPS campaign's surveys are sent (and re-sent) by those who run campaigns, as the campaign send is.
+        if survey.campaign_id.is_some() {
+            self.authorize(
+                actor,
+                Action::SurveyManage,
+                Some((&masked.id, &masked.profile)),
+            )
+            .await?;
+        }
         if let Some(error) = survey_closed_error(&survey, now_ms()) {
             return Err(error);
         }

@@ -266,6 +266,9 @@ pub struct ImportOptions {
 /// Default page cache of an import's SQLite connection, MiB: a million customers' blind-index B-trees (three
 /// random-order indexes of ~25 MiB each) and the pages the batches append to stay in memory.
 pub const DEFAULT_IMPORT_CACHE_MIB: u32 = 512;
+/// Page cache of an import uploaded to the server (at most 64 MiB of file), MiB: several can run at once in
+/// `veil serve`, so each gets less than a command-line import.
+pub const UPLOAD_IMPORT_CACHE_MIB: u32 = 128;
 /// Default WAL volume between an import's checkpoints, MiB.
 pub const DEFAULT_IMPORT_CHECKPOINT_MIB: u32 = 256;
 
@@ -994,12 +997,27 @@ fn plan_mapping(
             continue;
         }
         let mut keys: BTreeSet<&str> = BTreeSet::new();
+        let mut plain = false;
         for industry in &known {
             for def in templates.get(*industry).into_iter().flatten() {
                 if names_custom_field(header, def) {
                     keys.insert(def.key.as_str());
+                    plain |= !def.sensitive;
                 }
             }
+        }
+        // A plain (not sensitive) custom field is stored as it is: a column whose values are personal data is
+        // not given to one by its header alone.
+        if plain
+            && !keys.is_empty()
+            && (by_values[index].is_some() || scanner_kind(&data_sample, index).is_some())
+        {
+            columns[index].note = Some(
+                "its values look like personal data, which a plain custom field would store unencrypted: \
+                 not mapped (map it with --map COLUMN=FIELD)"
+                    .to_owned(),
+            );
+            continue;
         }
         let key = match Vec::from_iter(keys).as_slice() {
             [] => continue,

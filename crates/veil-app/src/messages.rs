@@ -1375,11 +1375,16 @@ impl Veil {
             None => Err("unknown channel".to_owned()),
         };
         result.map_err(|error| {
-            let mut clean = sanitize_error(&error, recipient);
+            // The link (and its token alone, however a gateway escaped or cut the rest) goes before the error is
+            // shortened and scanned.
+            let mut raw = error;
             if let Some(link) = &values.survey_link {
-                clean = clean.replace(link.as_str(), "[survey link]");
+                raw = raw.replace(link.as_str(), "[survey link]");
+                if let Some(token) = link.rsplit('/').next().filter(|token| !token.is_empty()) {
+                    raw = raw.replace(token, "[survey token]");
+                }
             }
-            clean
+            sanitize_error(&raw, recipient)
         })
     }
 

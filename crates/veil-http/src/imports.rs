@@ -78,6 +78,7 @@ pub async fn create_import(
         industry: params.industry,
         dry_run: params.dry_run.unwrap_or(false),
         resume: params.resume.unwrap_or(false),
+        cache_mib: veil_app::imports::UPLOAD_IMPORT_CACHE_MIB,
         ..ImportOptions::default()
     };
     let report = state

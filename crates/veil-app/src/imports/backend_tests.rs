@@ -765,6 +765,43 @@ both_backends!(
         );
         assert_eq!(report.mapping[4].source, "explicit");
         assert_eq!(report.imported, 1, "{report:?}");
+
+        // A header naming a plain custom field does not take a column of ID numbers: stored as a plain field,
+        // they would not be encrypted. The values decide instead (the ID number, sealed).
+        let mislabelled = format!("姓名,意向课程\n王芳,{ID_A}\n");
+        let checked = import_csv(
+            &harness,
+            &admin,
+            &mislabelled,
+            ImportOptions {
+                dry_run: true,
+                ..options(Some("education"), "")
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            checked.mapping[1].target.as_deref(),
+            Some("id_number"),
+            "{checked:?}"
+        );
+        // With an ordinary value the header maps it.
+        let ordinary = import_csv(
+            &harness,
+            &admin,
+            "姓名,意向课程\n王芳,钢琴\n",
+            ImportOptions {
+                dry_run: true,
+                ..options(Some("education"), "")
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            ordinary.mapping[1].target.as_deref(),
+            Some("custom.course_interest"),
+            "{ordinary:?}"
+        );
         let page = harness.veil.list_customers(&admin, None, 10).await.unwrap();
         let view = &page.items[0];
         assert_eq!(view.industry.as_deref(), Some("education"));

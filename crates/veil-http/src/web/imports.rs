@@ -342,6 +342,7 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Response
                 map,
                 dry_run: upload.dry_run,
                 industry: Some(upload.industry.trim().to_owned()).filter(|text| !text.is_empty()),
+                cache_mib: veil_app::imports::UPLOAD_IMPORT_CACHE_MIB,
                 ..ImportOptions::default()
             };
             state

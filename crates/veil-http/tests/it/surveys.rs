@@ -528,6 +528,25 @@ both_backends!(
             .send(Method::POST, &uri, Some(&sally), Some(body.clone()))
             .await;
         assert_problem(&by_sales, StatusCode::FORBIDDEN, "forbidden");
+        // So are its surveys one by one: sally sees the customer but does not run campaigns.
+        let one = batch.body["surveys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|link| link["customer_id"] == customers[0].as_str())
+            .unwrap_or_else(|| panic!("a survey for the customer: {}", batch.raw))["survey_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let single_by_sales = client
+            .send(
+                Method::POST,
+                &format!("/api/v1/surveys/{one}/send"),
+                Some(&sally),
+                Some(body.clone()),
+            )
+            .await;
+        assert_problem(&single_by_sales, StatusCode::FORBIDDEN, "forbidden");
         let unknown = client
             .send(
                 Method::POST,
