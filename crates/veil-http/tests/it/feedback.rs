@@ -125,6 +125,11 @@ async fn record(client: &Client, token: &str, body: Value) -> Reply {
 
 /// Everything stored, as text (SQLite file and WAL, or the feedback tables and the audit log on PostgreSQL).
 pub(crate) async fn stored_text(harness: &Harness) -> String {
+    stored_text_in(harness, &["feedback", "survey", "ticket", "audit_log"]).await
+}
+
+/// Everything stored, as text: the SQLite file and its WAL, or on PostgreSQL the rows of `tables`.
+pub(crate) async fn stored_text_in(harness: &Harness, tables: &[&str]) -> String {
     match harness.sqlite_path() {
         Some(path) => {
             harness.veil.store().checkpoint().await.unwrap();
@@ -137,7 +142,7 @@ pub(crate) async fn stored_text(harness: &Harness) -> String {
                 unreachable!()
             };
             let mut dump = String::new();
-            for table in ["feedback", "survey", "ticket", "audit_log"] {
+            for table in tables {
                 let text: Option<String> = veil_store::sqlx::query_scalar(&format!(
                     "SELECT string_agg(t::text, '|') FROM {table} t"
                 ))

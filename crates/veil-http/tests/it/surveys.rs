@@ -92,38 +92,19 @@ async fn audit_of(harness: &Harness, action: &str) -> Vec<veil_store::AuditEntry
         .unwrap()
 }
 
-/// Everything stored, as text: the SQLite file and its WAL, or on PostgreSQL the tables these tests write.
+/// Everything these tests write, as text (see `feedback::stored_text_in`).
 async fn stored_text(harness: &Harness) -> String {
-    match harness.sqlite_path() {
-        Some(path) => {
-            harness.veil.store().checkpoint().await.unwrap();
-            let mut bytes = std::fs::read(&path).unwrap();
-            bytes.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
-            String::from_utf8_lossy(&bytes).into_owned()
-        }
-        None => {
-            let veil_store::Pool::Postgres(pool) = harness.veil.store().pool() else {
-                unreachable!()
-            };
-            let mut dump = String::new();
-            for table in [
-                "survey",
-                "survey_link",
-                "customer_message",
-                "feedback",
-                "audit_log",
-            ] {
-                let text: Option<String> = veil_store::sqlx::query_scalar(&format!(
-                    "SELECT string_agg(t::text, '|') FROM {table} t"
-                ))
-                .fetch_one(pool)
-                .await
-                .unwrap_or(None);
-                dump.push_str(&text.unwrap_or_default());
-            }
-            dump
-        }
-    }
+    crate::feedback::stored_text_in(
+        harness,
+        &[
+            "survey",
+            "survey_link",
+            "customer_message",
+            "feedback",
+            "audit_log",
+        ],
+    )
+    .await
 }
 
 fn error_code(reply: &Reply) -> &str {
