@@ -15,10 +15,9 @@ use veil_app::deals::{
     PipelineView, StageMove,
 };
 use veil_app::tasks::{TaskInput, TaskPatch, TaskQuery, TaskView};
-use veil_app::CustomerId;
 
 use crate::customers::WriteParams;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, CurrentUser};
 use crate::tickets::PageParams;
 use crate::AppState;
@@ -81,7 +80,7 @@ pub async fn convert_lead(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> ApiResult<Json<LeadView>> {
-    let id: CustomerId = id.parse().map_err(|_| ApiError::not_found())?;
+    let id = crate::extract::parse_customer(&id)?;
     Ok(Json(state.veil.convert_lead(&user.actor, id).await?))
 }
 

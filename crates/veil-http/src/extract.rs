@@ -62,6 +62,11 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::OptionalFromRequest<S> 
     }
 }
 
+/// A customer id from a path: one that does not parse is a customer that does not exist (404), as for any id.
+pub fn parse_customer(text: &str) -> crate::error::ApiResult<veil_app::CustomerId> {
+    text.parse().map_err(|_| ApiError::not_found())
+}
+
 /// serde's messages quote offending values (`invalid type: string "138…"`); keep the field path and what was
 /// expected, drop every quoted value, so a rejected phone number is never echoed back or logged.
 pub fn describe_without_values(message: &str) -> String {

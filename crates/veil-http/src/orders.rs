@@ -14,16 +14,11 @@ use veil_app::orders::{
     OrderInput, OrderPage, OrderStatusInput, OrderView, ProductInput, ProductPatch, ProductView,
 };
 use veil_app::recommendations::RecommendationList;
-use veil_app::CustomerId;
 
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiQuery, CurrentUser};
+use crate::error::{ApiResult, Problem};
+use crate::extract::{parse_customer, ApiJson, ApiQuery, CurrentUser};
 use crate::tickets::PageParams;
 use crate::AppState;
-
-fn parse_customer(text: &str) -> ApiResult<CustomerId> {
-    text.parse().map_err(|_| ApiError::not_found())
-}
 
 /// Catalogue filters.
 #[derive(Deserialize, IntoParams)]

@@ -11,15 +11,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use veil_app::messages::{MessageView, SendInput, TemplateInput, TemplatePatch, TemplateView};
 use veil_app::pool::{ClaimResult, PoolEventView, PoolFilter, PoolPage, PoolState, ReleaseInput};
-use veil_app::CustomerId;
 
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiQuery, CurrentUser};
+use crate::error::{ApiResult, Problem};
+use crate::extract::{parse_customer, ApiJson, ApiQuery, CurrentUser};
 use crate::AppState;
-
-fn parse_customer(text: &str) -> ApiResult<CustomerId> {
-    text.parse().map_err(|_| ApiError::not_found())
-}
 
 /// The pool's filters and paging.
 #[derive(Deserialize, IntoParams)]

@@ -13,15 +13,11 @@ use veil_app::tickets::{
     AssignInput, CommentInput, CommentView, TicketInput, TicketPage, TicketPatch, TicketQuery,
     TicketView,
 };
-use veil_app::{CustomerId, UserId};
+use veil_app::UserId;
 
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiQuery, CurrentUser};
+use crate::extract::{parse_customer, ApiJson, ApiQuery, CurrentUser};
 use crate::AppState;
-
-fn parse_customer(text: &str) -> ApiResult<CustomerId> {
-    text.parse().map_err(|_| ApiError::not_found())
-}
 
 /// Paging parameters.
 #[derive(Deserialize, IntoParams)]

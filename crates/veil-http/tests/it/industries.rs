@@ -7,7 +7,7 @@ use veil_app::both_backends;
 use veil_app::testing::Harness;
 use veil_app::users::Role;
 
-use crate::{add_user, assert_problem, captured_logs, enrol_and_step_up, Client};
+use crate::{add_user, assert_problem, audit_where, captured_logs, enrol_and_step_up, Client};
 
 /// The planted sensitive values: an income (a JSON number whose text cannot occur in base64) and an employer.
 const INCOME: f64 = 876_543.21;
@@ -636,19 +636,15 @@ both_backends!(
         assert_problem(&elsewhere, StatusCode::FORBIDDEN, "grant_required");
 
         // The reveal is audited under the grant and its purpose, naming the field and never the value.
-        let trail = harness
-            .veil
-            .store()
-            .query_audit(
-                &veil_store::AuditFilter {
-                    action: Some("customer.reveal".to_owned()),
-                    customer_id: Some(id.clone()),
-                    ..Default::default()
-                },
-                50,
-            )
-            .await
-            .unwrap();
+        let trail = audit_where(
+            &harness,
+            veil_store::AuditFilter {
+                action: Some("customer.reveal".to_owned()),
+                customer_id: Some(id.clone()),
+                ..veil_store::AuditFilter::default()
+            },
+        )
+        .await;
         let ok: Vec<_> = trail
             .iter()
             .filter(|entry| entry.event.outcome == "ok")

@@ -193,6 +193,31 @@ fn assert_no_plaintext(text: &str, what: &str) {
     }
 }
 
+/// The audit entries of `action` (oldest first, at most 500).
+async fn audit_of(harness: &Harness, action: &str) -> Vec<veil_store::AuditEntry> {
+    audit_where(
+        harness,
+        veil_store::AuditFilter {
+            action: Some(action.to_owned()),
+            ..veil_store::AuditFilter::default()
+        },
+    )
+    .await
+}
+
+/// The audit entries `filter` selects (oldest first, at most 500).
+async fn audit_where(
+    harness: &Harness,
+    filter: veil_store::AuditFilter,
+) -> Vec<veil_store::AuditEntry> {
+    harness
+        .veil
+        .store()
+        .query_audit(&filter, 500)
+        .await
+        .unwrap()
+}
+
 both_backends!(create_list_get_are_masked, |harness| {
     add_user(&harness, "sally", Role::Sales, Some("east")).await;
     let client = Client::new(&harness).await;
@@ -2141,18 +2166,7 @@ both_backends!(governed_unmasking_story, |harness| {
         unknown_note.raw
     );
 
-    let trail = harness
-        .veil
-        .store()
-        .query_audit(
-            &veil_store::AuditFilter {
-                action: Some("customer.reveal".to_owned()),
-                ..Default::default()
-            },
-            10,
-        )
-        .await
-        .unwrap();
+    let trail = audit_of(&harness, "customer.reveal").await;
     let ok = trail
         .iter()
         .rev()
@@ -2561,18 +2575,7 @@ both_backends!(
             )
             .await;
         assert_problem(&again, StatusCode::FORBIDDEN, "grant_required");
-        let trail = harness
-            .veil
-            .store()
-            .query_audit(
-                &veil_store::AuditFilter {
-                    action: Some("customer.export".to_owned()),
-                    ..Default::default()
-                },
-                10,
-            )
-            .await
-            .unwrap();
+        let trail = audit_of(&harness, "customer.export").await;
         assert_eq!(trail.len(), 1);
         assert_eq!(trail[0].event.customer_ids.len(), 3);
         assert!(!format!("{trail:?}").contains("13911110001"));
@@ -2787,18 +2790,7 @@ both_backends!(
             )
             .await;
         assert_eq!(sales_view.body["phone"], "139****4321");
-        let reveals = harness
-            .veil
-            .store()
-            .query_audit(
-                &veil_store::AuditFilter {
-                    action: Some("customer.reveal".to_owned()),
-                    ..Default::default()
-                },
-                10,
-            )
-            .await
-            .unwrap();
+        let reveals = audit_of(&harness, "customer.reveal").await;
         assert_eq!(reveals[0].event.purpose.as_deref(), Some("policy_change"));
         assert_eq!(
             reveals[0].event.grant_id.as_deref(),

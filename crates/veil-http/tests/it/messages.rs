@@ -13,12 +13,11 @@ use serde_json::{json, Value};
 use veil_app::both_backends;
 use veil_app::messages::{Messenger, MessengerConfig, SmsWebhookTarget};
 use veil_app::monitor::notify::{signature, Secret};
-use veil_app::testing::Harness;
 use veil_app::users::Role;
 
 use super::{
-    add_user, assert_no_plaintext, assert_problem, captured_logs, full_customer, Client, EMAIL,
-    PHONE,
+    add_user, assert_no_plaintext, assert_problem, audit_of, captured_logs, full_customer, Client,
+    EMAIL, PHONE,
 };
 
 const SMS_SECRET: &str = "sms-webhook-secret-0123456789";
@@ -168,21 +167,6 @@ pub(crate) async fn create_template(client: &Client, token: &str, body: Value) -
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.raw);
     reply.body["id"].as_str().unwrap().to_owned()
-}
-
-async fn message_audit(harness: &Harness) -> Vec<veil_store::AuditEntry> {
-    harness
-        .veil
-        .store()
-        .query_audit(
-            &veil_store::AuditFilter {
-                action: Some("message.send".to_owned()),
-                ..veil_store::AuditFilter::default()
-            },
-            100,
-        )
-        .await
-        .unwrap()
 }
 
 both_backends!(templates_check_their_placeholders, |harness| {
@@ -450,7 +434,7 @@ both_backends!(
         );
 
         // The audit entry: a system use with the purpose and the masked recipient, never the address.
-        let entries = message_audit(&harness).await;
+        let entries = audit_of(&harness, "message.send").await;
         let ok: Vec<_> = entries
             .iter()
             .filter(|entry| entry.event.outcome == "ok")
@@ -471,18 +455,7 @@ both_backends!(
         );
         let audit_text = format!("{entries:?}");
         assert_no_plaintext(&audit_text, "the audit trail");
-        let reveals = harness
-            .veil
-            .store()
-            .query_audit(
-                &veil_store::AuditFilter {
-                    action: Some("customer.reveal".to_owned()),
-                    ..veil_store::AuditFilter::default()
-                },
-                10,
-            )
-            .await
-            .unwrap();
+        let reveals = audit_of(&harness, "customer.reveal").await;
         assert!(reveals.is_empty(), "sending is not a reveal");
 
         // The stored record: masked recipient, status sent.
@@ -613,7 +586,7 @@ both_backends!(sms_reaches_the_webhook_with_the_real_number, |harness| {
     let (stamp, mac) = header.split_once(",v1=").unwrap();
     let stamp: i64 = stamp.trim_start_matches("t=").parse().unwrap();
     assert_eq!(mac, signature(SMS_SECRET.as_bytes(), stamp, raw));
-    let entries = message_audit(&harness).await;
+    let entries = audit_of(&harness, "message.send").await;
     assert!(entries
         .iter()
         .any(|entry| entry.event.outcome == "ok"

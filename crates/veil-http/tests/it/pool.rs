@@ -7,8 +7,8 @@ use veil_app::both_backends;
 use veil_app::users::Role;
 
 use super::{
-    add_user, assert_no_plaintext, assert_problem, enrol_and_step_up, full_customer, raw_sql,
-    Client, Reply, PHONE,
+    add_user, assert_no_plaintext, assert_problem, audit_where, enrol_and_step_up, full_customer,
+    raw_sql, Client, Reply, PHONE,
 };
 
 both_backends!(pool_release_list_and_claim, |harness| {
@@ -298,19 +298,15 @@ both_backends!(leaving_an_owner_ends_their_grants, |harness| {
 
     // Each revocation is in the customer's audit trail, naming the grant.
     for id in &ids[..2] {
-        let trail = harness
-            .veil
-            .store()
-            .query_audit(
-                &veil_store::AuditFilter {
-                    customer_id: Some(id.clone()),
-                    action: Some("grant.revoke".to_owned()),
-                    ..veil_store::AuditFilter::default()
-                },
-                10,
-            )
-            .await
-            .unwrap();
+        let trail = audit_where(
+            &harness,
+            veil_store::AuditFilter {
+                customer_id: Some(id.clone()),
+                action: Some("grant.revoke".to_owned()),
+                ..veil_store::AuditFilter::default()
+            },
+        )
+        .await;
         assert_eq!(trail.len(), 1, "{trail:?}");
         assert!(trail[0].event.grant_id.is_some());
     }
