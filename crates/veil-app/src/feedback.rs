@@ -313,6 +313,27 @@ pub struct SurveySendInput {
     pub channel: Option<MessageChannel>,
 }
 
+/// Sending an NPS campaign's links to every customer who has not answered: the first send, and each reminder.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignSendInput {
+    /// The template's id or name; it must contain `{{survey.link}}`.
+    pub template: String,
+    /// The channel; must be the template's (default: the template's).
+    #[serde(default)]
+    pub channel: Option<MessageChannel>,
+    /// Skip the surveys whose link was sent less than this many hours ago (0 to 720; default 24), so that a
+    /// campaign run twice does not message the same customers twice in a row. Their outcome is `recently_sent`.
+    #[serde(default)]
+    pub remind_after_hours: Option<u32>,
+}
+
+/// The hours a campaign send waits before reminding a customer again, by default.
+pub const DEFAULT_REMIND_AFTER_HOURS: u32 = 24;
+
+/// The longest wait a campaign send may be given: 30 days.
+const MAX_REMIND_AFTER_HOURS: u32 = 720;
+
 /// A survey whose link was sent.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SurveySent {
@@ -380,6 +401,32 @@ pub struct CampaignSurveyState {
     pub last_sent_at: Option<String>,
     /// RFC 3339.
     pub expires_at: String,
+}
+
+/// A survey of one customer as staff see it. No link: only the server's own sends carry one.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CustomerSurveyView {
+    /// Survey id.
+    pub survey_id: String,
+    /// `csat` or `nps`.
+    pub kind: FeedbackKind,
+    /// The ticket a CSAT survey is about.
+    pub ticket_id: Option<String>,
+    /// The NPS campaign it belongs to.
+    pub campaign_id: Option<String>,
+    /// `open`, `answered` or `expired`.
+    pub state: String,
+    /// How many links the server has sent for it.
+    pub sends: i64,
+    /// When the last one was sent (RFC 3339).
+    pub last_sent_at: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// Whether the caller may send its link now: it is open, and a campaign's NPS survey is sent by admins and
+    /// managers only.
+    pub may_send: bool,
 }
 
 /// An NPS campaign's progress: who has answered, who may be reminded.
@@ -1115,6 +1162,46 @@ impl Veil {
         })
     }
 
+    /// The newest surveys (at most 50) of a customer the caller sees (404 otherwise), with where each stands and
+    /// whether the caller may send its link. Audited as `survey.read`.
+    pub async fn customer_surveys(
+        &self,
+        actor: &Actor,
+        customer_id: crate::CustomerId,
+    ) -> AppResult<Vec<CustomerSurveyView>> {
+        let id = customer_id.to_string();
+        self.customer_for(actor, &id, Action::InteractionRead)
+            .await?;
+        let rows = self.store().customer_surveys(&id, 50).await?;
+        let now = now_ms();
+        let may_message = crate::authz::role_permits(actor.role, Action::MessageSend).is_ok();
+        let may_campaign = crate::authz::role_permits(actor.role, Action::SurveyManage).is_ok();
+        self.record(&[event(Some(actor), "survey.read", Outcome::Ok)
+            .customers([id.clone()])
+            .detail(serde_json::json!({"returned": rows.len()}))])
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|survey| {
+                let state = survey_state(&survey, now);
+                CustomerSurveyView {
+                    may_send: state == "open"
+                        && may_message
+                        && (survey.campaign_id.is_none() || may_campaign),
+                    kind: FeedbackKind::parse(&survey.kind).unwrap_or(FeedbackKind::Csat),
+                    state: state.to_owned(),
+                    sends: survey.sent_count,
+                    last_sent_at: survey.last_sent_at.map(format_time),
+                    created_at: format_time(survey.created_at),
+                    expires_at: format_time(survey.expires_at),
+                    ticket_id: survey.ticket_id,
+                    campaign_id: survey.campaign_id,
+                    survey_id: survey.id,
+                }
+            })
+            .collect())
+    }
+
     /// The surveys of a campaign whose customers the caller (admins, managers) sees, and how many others it
     /// holds. 404 for an unknown campaign or one with none of the caller's customers.
     async fn campaign_surveys_in_scope(
@@ -1196,14 +1283,25 @@ impl Veil {
         &self,
         actor: &Actor,
         campaign_id: &str,
-        input: &SurveySendInput,
+        input: &CampaignSendInput,
     ) -> AppResult<CampaignSendReport> {
+        let remind_after_hours = input
+            .remind_after_hours
+            .unwrap_or(DEFAULT_REMIND_AFTER_HOURS);
+        if remind_after_hours > MAX_REMIND_AFTER_HOURS {
+            return Err(invalid(
+                "remind_after_hours",
+                "out_of_range",
+                &format!("must be 0 to {MAX_REMIND_AFTER_HOURS}"),
+            ));
+        }
         let (surveys, out_of_scope) = self.campaign_surveys_in_scope(actor, campaign_id).await?;
         let (template, view) = self
             .template_for_send(&input.template, input.channel, true)
             .await?;
         self.messenger_for(view.channel, true)?;
         let now = now_ms();
+        let reminded_before = now - i64::from(remind_after_hours) * 3_600_000;
         if surveys
             .iter()
             .all(|(survey, _)| survey_closed_error(survey, now).is_some())
@@ -1232,6 +1330,10 @@ impl Veil {
                 }
                 if survey.expires_at <= now {
                     outcome.outcome = "expired".to_owned();
+                    return outcome;
+                }
+                if survey.last_sent_at.is_some_and(|at| at > reminded_before) {
+                    outcome.outcome = "recently_sent".to_owned();
                     return outcome;
                 }
                 match self

@@ -1242,15 +1242,25 @@ impl Veil {
                 let (_, retired_hash) = crate::feedback::new_token();
                 let claimed = self
                     .store()
-                    .insert_survey_message(&message, link, &retired_hash, &[entry])
+                    .insert_survey_message(
+                        &message,
+                        link,
+                        &retired_hash,
+                        survey.last_sent_at,
+                        &[entry],
+                    )
                     .await?;
                 if !claimed {
                     let now_state = self.store().survey(&survey.id).await?;
-                    return Err(crate::feedback::survey_closed_error(
-                        now_state.as_ref().unwrap_or(survey),
-                        now_ms(),
-                    )
-                    .unwrap_or(AppError::NotFound));
+                    let now_state = now_state.as_ref().unwrap_or(survey);
+                    return Err(crate::feedback::survey_closed_error(now_state, now_ms())
+                        .unwrap_or_else(|| {
+                            AppError::Validation(vec![FieldError::new(
+                                "survey",
+                                "sent_concurrently",
+                                "another request sent this survey's link just now: nothing more was sent",
+                            )])
+                        }));
                 }
             }
             _ => self.store().insert_message(&message, &[entry]).await?,

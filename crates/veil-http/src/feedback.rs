@@ -9,8 +9,9 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use veil_app::feedback::{
-    CampaignSendReport, CampaignView, FeedbackInput, FeedbackSummary, FeedbackView, NpsSurveyBatch,
-    NpsSurveyInput, SummaryQuery, SurveySendInput, SurveySent,
+    CampaignSendInput, CampaignSendReport, CampaignView, CustomerSurveyView, FeedbackInput,
+    FeedbackSummary, FeedbackView, NpsSurveyBatch, NpsSurveyInput, SummaryQuery, SurveySendInput,
+    SurveySent,
 };
 
 use crate::error::{ApiResult, Problem};
@@ -79,22 +80,39 @@ pub async fn campaign_progress(
 }
 
 /// Sends the survey link to every customer of an NPS campaign who has not answered (admins and managers,
-/// customers in their scope); run again, it is the reminder. Per-customer outcomes (`sent`, `failed`,
-/// `consent_required`, `no_email`, `no_mobile`, `answered`, `expired`) without personal data. 422
-/// `campaign_closed` when every survey has been answered or has expired.
+/// customers in their scope); run again, it is the reminder, for those whose link was sent at least
+/// `remind_after_hours` (default 24) ago. Per-customer outcomes (`sent`, `failed`, `consent_required`,
+/// `no_email`, `no_mobile`, `answered`, `expired`, `recently_sent`, `sent_concurrently`) without personal data.
+/// 422 `campaign_closed` when every survey has been answered or has expired.
 #[utoipa::path(post, path = "/api/v1/surveys/campaigns/{id}/send", tag = "crm",
-    params(("id" = String, Path, description = "Campaign id")), request_body = SurveySendInput,
+    params(("id" = String, Path, description = "Campaign id")), request_body = CampaignSendInput,
     responses((status = 200, body = CampaignSendReport), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn send_campaign(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<String>,
-    ApiJson(input): ApiJson<SurveySendInput>,
+    ApiJson(input): ApiJson<CampaignSendInput>,
 ) -> ApiResult<Json<CampaignSendReport>> {
     Ok(Json(
         state.veil.send_campaign(&user.actor, &id, &input).await?,
     ))
+}
+
+/// A customer's surveys (CSAT after a ticket, NPS from a campaign), newest first: whether each is open, answered
+/// or expired, how often its link was sent, and whether the caller may send it (`POST /api/v1/surveys/{id}/send`).
+/// No link: a survey's links exist only in the messages the server sent.
+#[utoipa::path(get, path = "/api/v1/customers/{id}/surveys", tag = "crm",
+    params(("id" = String, Path, description = "Customer id")),
+    responses((status = 200, body = [CustomerSurveyView]), (status = 403, body = Problem),
+        (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn customer_surveys(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<CustomerSurveyView>>> {
+    let id = crate::extract::parse_customer(&id)?;
+    Ok(Json(state.veil.customer_surveys(&user.actor, id).await?))
 }
 
 /// The summary window and grouping.
@@ -140,6 +158,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(record_feedback))
         .routes(routes!(create_nps_surveys))
         .routes(routes!(send_survey))
+        .routes(routes!(customer_surveys))
         .routes(routes!(campaign_progress))
         .routes(routes!(send_campaign))
         .routes(routes!(feedback_summary))

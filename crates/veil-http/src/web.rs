@@ -29,6 +29,8 @@ pub mod admin;
 pub mod approvals;
 pub mod audit;
 pub mod consents;
+pub mod customer_messages;
+pub mod customer_orders;
 pub mod customers;
 pub mod dashboard;
 pub mod deals;
@@ -74,6 +76,20 @@ pub fn router() -> Router<AppState> {
         )
         .route("/customers/{id}/reveal", post(customers::reveal))
         .route("/customers/{id}/notes", post(customers::add_note))
+        .route("/customers/{id}/orders", post(customer_orders::create))
+        .route(
+            "/customers/{id}/orders/{order}/status",
+            post(customer_orders::set_status),
+        )
+        .route(
+            "/customers/{id}/points/redeem",
+            post(customer_orders::redeem),
+        )
+        .route("/customers/{id}/messages", post(customer_messages::send))
+        .route(
+            "/customers/{id}/surveys/{survey}/send",
+            post(customer_messages::send_survey),
+        )
         .route("/deals", get(deals::board))
         .route("/deals/new", get(deals::new_form).post(deals::create))
         .route("/deals/{id}", get(deals::detail))

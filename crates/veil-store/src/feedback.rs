@@ -297,6 +297,29 @@ impl Store {
         Ok(row.transpose()?)
     }
 
+    /// The surveys of one customer, newest first (at most `limit`).
+    pub async fn customer_surveys(
+        &self,
+        customer_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<SurveyRow>> {
+        let sql = format!(
+            "SELECT {SURVEY_COLUMNS} FROM survey WHERE survey.customer_id = $1 \
+             ORDER BY survey.created_at DESC, survey.id DESC LIMIT $2"
+        );
+        let rows = with_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(customer_id)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row| -> Result<SurveyRow, sqlx::Error> { Ok(survey_from_row!(row)) })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(rows)
+    }
+
     /// The surveys of an NPS batch, oldest first.
     pub async fn campaign_surveys(&self, campaign_id: &str) -> StoreResult<Vec<SurveyRow>> {
         let sql = format!(
@@ -316,25 +339,30 @@ impl Store {
     }
 
     /// Records the sending of a survey's link: claims the survey for the send — only while it is unanswered and
-    /// unexpired at `link.created_at` — counting the send and replacing the creation token's hash by
-    /// `retired_hash` (a token nobody holds), then records the message, the sent link and the audit entries, in
-    /// one transaction. `false` when the survey was answered or has expired (nothing is written).
+    /// unexpired at `link.created_at`, and not sent since the sender read it (its last send is still
+    /// `seen_last_sent`, so two sends racing for one survey send once) — counting the send and replacing the
+    /// creation token's hash by `retired_hash` (a token nobody holds), then records the message, the sent link and
+    /// the audit entries, in one transaction. `false` when the survey was answered, has expired or was sent
+    /// meanwhile (nothing is written).
     pub async fn insert_survey_message(
         &self,
         message: &crate::MessageRow,
         link: &SurveyLinkRow,
         retired_hash: &[u8],
+        seen_last_sent: Option<i64>,
         audit: &[crate::AuditEvent],
     ) -> StoreResult<bool> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let claimed = sqlx::query(
                 "UPDATE survey SET token_hash = $2, sent_count = sent_count + 1, last_sent_at = $3, \
-                 updated_at = $3 WHERE id = $1 AND answered_at IS NULL AND expires_at > $3",
+                 updated_at = $3 WHERE id = $1 AND answered_at IS NULL AND expires_at > $3 \
+                 AND (last_sent_at = $4 OR (last_sent_at IS NULL AND $4 IS NULL))",
             )
             .bind(&link.survey_id)
             .bind(retired_hash)
             .bind(link.created_at)
+            .bind(seen_last_sent)
             .execute(&mut *tx)
             .await?
             .rows_affected();

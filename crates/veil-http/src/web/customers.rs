@@ -20,7 +20,6 @@ use veil_app::authz::{role_permits, Action};
 use veil_app::customers::{CustomerInput, CustomerPatch, CustomerView, ExactSearch};
 use veil_app::governance::RevealInput;
 use veil_app::notes::NoteInput;
-use veil_app::recommendations::Reason;
 use veil_app::segments::{ListFilter, SegmentInput};
 use veil_app::users::LoginError;
 use veil_app::{AppError, CustomerId, FieldError, SensitiveField};
@@ -59,7 +58,7 @@ fn masked_value(view: &CustomerView, field: SensitiveField) -> Option<&str> {
 }
 
 /// A translated label for a free-text code the UI knows (industry, gender), or the text itself.
-fn known_or_raw(tr: Tr, prefix: &str, value: &str) -> String {
+pub(super) fn known_or_raw(tr: Tr, prefix: &str, value: &str) -> String {
     let key = format!("{prefix}.{value}");
     match tr.get(&key) {
         text if text == key => value.to_owned(),
@@ -485,7 +484,7 @@ struct FieldRow {
 
 #[derive(Template)]
 #[template(path = "customer.html")]
-struct DetailTemplate {
+pub(super) struct DetailTemplate {
     t: Tr,
     layout: Layout,
     id: String,
@@ -504,7 +503,7 @@ struct DetailTemplate {
     notice: Option<String>,
     consents: ConsentSection,
     /// `None` when the role may not read orders (the section is left out).
-    orders: Option<OrderSection>,
+    pub(super) orders: Option<super::customer_orders::OrderSection>,
     /// The customer's newest tickets; `None` when the role does not work with tickets.
     tickets: Option<Vec<super::tickets::CustomerTicket>>,
     /// Whether the "New ticket" link is shown.
@@ -513,6 +512,8 @@ struct DetailTemplate {
     notes: Option<NoteSection>,
     /// Where the customer stands with respect to the pool (公海).
     pool: super::pool::PoolSection,
+    /// Messages and surveys; `None` when the role does not read a customer's interactions.
+    pub(super) messages: Option<super::customer_messages::MessageSection>,
 }
 
 /// The notes section of the detail page: the notes as stored (personal data already masked in place on write).
@@ -571,99 +572,6 @@ async fn note_section(
     }))
 }
 
-/// The orders and loyalty section of the detail page.
-struct OrderSection {
-    balance: i64,
-    lifetime: i64,
-    tier: String,
-    rows: Vec<OrderRow>,
-    /// Products to offer the customer, best first (`Veil::recommendations`).
-    recommended: Vec<RecommendedRow>,
-}
-
-/// One recommended product in the section.
-struct RecommendedRow {
-    name: String,
-    category: String,
-    price: String,
-    reason_key: String,
-}
-
-/// One order in the section.
-struct OrderRow {
-    placed: String,
-    items: String,
-    total: String,
-    status_key: String,
-}
-
-/// `12345` fen of `CNY` → `CNY 123.45`. Money stays an integer up to here.
-fn format_money(minor_units: i64, currency: &str) -> String {
-    let sign = if minor_units < 0 { "-" } else { "" };
-    let units = minor_units.unsigned_abs();
-    format!("{currency} {sign}{}.{:02}", units / 100, units % 100)
-}
-
-/// The customer's loyalty account and newest orders, or `None` for roles that do not read orders.
-async fn order_section(
-    state: &AppState,
-    tr: Tr,
-    user: &WebUser,
-    customer_id: CustomerId,
-) -> Result<Option<OrderSection>, AppError> {
-    if role_permits(user.actor.role, Action::OrderRead).is_err() {
-        return Ok(None);
-    }
-    let loyalty = state.veil.loyalty(&user.actor, customer_id).await?;
-    let page = state
-        .veil
-        .list_customer_orders(&user.actor, customer_id, None, 10)
-        .await?;
-    let rows = page
-        .items
-        .iter()
-        .map(|order| OrderRow {
-            placed: tr.datetime(&order.placed_at),
-            items: order
-                .items
-                .iter()
-                .map(|item| {
-                    let name = item.name.as_deref().unwrap_or(item.product_id.as_str());
-                    format!("{name} × {}", item.quantity)
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
-            total: format_money(order.total_fen, &order.currency),
-            status_key: format!("orders.status_{}", order.status),
-        })
-        .collect();
-    let recommended = state
-        .veil
-        .recommendations(&user.actor, customer_id, 5)
-        .await?
-        .items
-        .into_iter()
-        .map(|item| RecommendedRow {
-            price: format_money(item.product.price_fen, &item.product.currency),
-            name: item.product.name,
-            category: item.product.category,
-            reason_key: match item.reason {
-                Reason::AlsoBought => "orders.reason_also_bought",
-                Reason::PopularInCategory => "orders.reason_category",
-                Reason::Popular => "orders.reason_popular",
-            }
-            .to_owned(),
-        })
-        .collect();
-    Ok(Some(OrderSection {
-        balance: loyalty.balance,
-        lifetime: loyalty.lifetime_points,
-        tier: known_or_raw(tr, "tier", &loyalty.tier.name),
-        rows,
-        recommended,
-    }))
-}
-
 /// A sensitive custom field of the customer's industry template in the consent form (`field_custom.<key>`).
 struct CustomConsentChoice {
     /// `custom.<key>`.
@@ -695,6 +603,10 @@ fn parse_customer_id(text: &str) -> Result<CustomerId, AppError> {
 pub struct DetailParams {
     consent: Option<String>,
     pool: Option<String>,
+    /// After an order form (`customer_orders::notice_key`).
+    order: Option<String>,
+    /// After a send form (`customer_messages::notice`).
+    message: Option<String>,
 }
 
 /// A customer, each sensitive field masked with a lock; Reveal where a live grant covers the field, otherwise a
@@ -713,6 +625,13 @@ pub async fn detail(
                 .map(|key| page.tr.get(key).to_owned());
             if params.pool.as_deref() == Some("claimed") {
                 template.pool.notice = Some(page.tr.get("pool.claimed").to_owned());
+            }
+            if let Some(orders) = template.orders.as_mut() {
+                orders.notice = super::customer_orders::notice_key(params.order.as_deref())
+                    .map(|key| page.tr.get(key).to_owned());
+            }
+            if let Some(messages) = template.messages.as_mut() {
+                messages.notice = super::customer_messages::notice(params.message.as_deref());
             }
             render(&template, page.tr, StatusCode::OK)
         }
@@ -753,7 +672,7 @@ async fn detail_page(
     }
 }
 
-async fn build_detail(
+pub(super) async fn build_detail(
     state: &AppState,
     page: &Page,
     user: &WebUser,
@@ -828,10 +747,11 @@ async fn build_detail(
         errors: Vec::new(),
         notice: None,
     };
-    let orders = order_section(state, tr, user, customer_id).await?;
+    let orders = super::customer_orders::order_section(state, tr, user, customer_id).await?;
     let tickets = super::tickets::customer_tickets(state, tr, user, &id).await?;
     let notes = note_section(state, tr, user, customer_id).await?;
     let pool = super::pool::pool_section(state, tr, user, customer_id).await?;
+    let messages = super::customer_messages::message_section(state, tr, user, customer_id).await?;
     let mut custom = custom_rows(tr, &view, &templates);
     // Sensitive custom fields reveal like the personal ones: through a live view grant naming `custom.<key>`.
     for row in custom.iter_mut().filter(|row| row.masked) {
@@ -896,6 +816,7 @@ async fn build_detail(
         may_open_ticket: role_permits(user.actor.role, Action::TicketWrite).is_ok(),
         notes,
         pool,
+        messages,
     })
 }
 
@@ -1578,17 +1499,5 @@ pub async fn update(
             render(&template, page.tr, status)
         }
         Err(error) => error_page(&page, Some(&user), &error),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn money_is_formatted_from_integers() {
-        assert_eq!(format_money(409_700, "CNY"), "CNY 4097.00");
-        assert_eq!(format_money(5, "CNY"), "CNY 0.05");
-        assert_eq!(format_money(-1_250, "USD"), "USD -12.50");
     }
 }

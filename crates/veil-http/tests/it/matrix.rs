@@ -342,9 +342,9 @@ fn expected(method: &Method, path: &str, role: Role, relation: Relation) -> Opti
         ("POST", "/api/v1/customers/{id}/release") => {
             on_record(StatusCode::OK, works_with_customers(role))
         }
-        ("GET", "/api/v1/customers/{id}/pool") | ("GET", "/api/v1/customers/{id}/messages") => {
-            on_record(StatusCode::OK, true)
-        }
+        ("GET", "/api/v1/customers/{id}/pool")
+        | ("GET", "/api/v1/customers/{id}/messages")
+        | ("GET", "/api/v1/customers/{id}/surveys") => on_record(StatusCode::OK, true),
         // Message templates: read by everyone who sends messages, managed by admins and managers. The id is a
         // customer's, no template's.
         ("GET", "/api/v1/message-templates") => by_role(

@@ -21,8 +21,8 @@ use super::messages::{
     create_template, decoded_body, record_consent, sms_listener, start_smtp_sink,
 };
 use super::{
-    add_user, assert_no_plaintext, assert_problem, captured_logs, full_customer, Client, Reply,
-    EMAIL,
+    add_user, assert_no_plaintext, assert_problem, audit_of, captured_logs, full_customer, Client,
+    Reply, EMAIL,
 };
 
 /// The server's public address in these tests (with a path: links must keep it).
@@ -75,21 +75,6 @@ async fn answer(client: &Client, token: &str, score: i64) -> Reply {
     let (page, nonce) = open_survey(client, token).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.raw);
     post_survey(client, token, &nonce, &score.to_string(), "").await
-}
-
-async fn audit_of(harness: &Harness, action: &str) -> Vec<veil_store::AuditEntry> {
-    harness
-        .veil
-        .store()
-        .query_audit(
-            &veil_store::AuditFilter {
-                action: Some(action.to_owned()),
-                ..veil_store::AuditFilter::default()
-            },
-            500,
-        )
-        .await
-        .unwrap()
 }
 
 /// Everything these tests write, as text (see `feedback::stored_text_in`).
@@ -626,9 +611,42 @@ both_backends!(
             .await;
         assert_eq!(everyone.body["surveys"].as_array().unwrap().len(), 5);
 
-        // The reminder: only those who have not answered get a new SMS.
-        let reminder = client
+        // Run again at once, the campaign reminds nobody: the links went out less than 24 hours ago.
+        let too_soon = client
             .send(Method::POST, &uri, Some(&mona), Some(body.clone()))
+            .await;
+        assert_eq!(too_soon.status, StatusCode::OK, "{}", too_soon.raw);
+        assert_eq!(
+            outcome_of(&too_soon, &customers[1]),
+            ("recently_sent".to_owned(), 1)
+        );
+        assert_eq!(captured.lock().unwrap().len(), 2, "no SMS");
+        let out_of_range = client
+            .send(
+                Method::POST,
+                &uri,
+                Some(&mona),
+                Some(json!({"template": "nps_sms", "remind_after_hours": 721})),
+            )
+            .await;
+        assert_problem(
+            &out_of_range,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+        assert_eq!(
+            out_of_range.body["errors"][0]["field"],
+            "remind_after_hours"
+        );
+
+        // The reminder, asked for now: only those who have not answered get a new SMS.
+        let reminder = client
+            .send(
+                Method::POST,
+                &uri,
+                Some(&mona),
+                Some(json!({"template": "nps_sms", "channel": "sms", "remind_after_hours": 0})),
+            )
             .await;
         assert_eq!(reminder.status, StatusCode::OK, "{}", reminder.raw);
         assert_eq!(
@@ -692,9 +710,14 @@ both_backends!(
         assert_eq!(error_code(&closed), "campaign_closed", "{}", closed.raw);
         assert_eq!(captured.lock().unwrap().len(), 3);
 
-        // Audit: one survey.send per campaign send, naming the customers messaged; no number anywhere.
+        // Audit: one survey.send per campaign send (the one that found every link too recent included), naming
+        // the customers messaged; no number anywhere.
         let campaign_sends = audit_of(&harness, "survey.send").await;
-        assert_eq!(campaign_sends.len(), 2, "{campaign_sends:?}");
+        assert_eq!(campaign_sends.len(), 3, "{campaign_sends:?}");
+        assert!(
+            campaign_sends[1].event.customer_ids.is_empty(),
+            "the run that sent nothing names nobody: {campaign_sends:?}"
+        );
         let entries = format!(
             "{campaign_sends:?}{:?}",
             audit_of(&harness, "message.send").await

@@ -13,6 +13,7 @@ use veil_app::users::Role;
 
 mod crm_pages;
 mod custom_fields;
+mod customer_actions;
 
 use super::{
     add_user, assert_no_plaintext, enrol_mfa, full_customer, post_from, take_verified_backup,
