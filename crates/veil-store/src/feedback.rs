@@ -303,32 +303,36 @@ impl Store {
         customer_id: &str,
         limit: i64,
     ) -> StoreResult<Vec<SurveyRow>> {
-        let sql = format!(
-            "SELECT {SURVEY_COLUMNS} FROM survey WHERE survey.customer_id = $1 \
-             ORDER BY survey.created_at DESC, survey.id DESC LIMIT $2"
-        );
-        let rows = with_pool!(self, |pool| {
-            sqlx::query(&sql)
-                .bind(customer_id)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(|row| -> Result<SurveyRow, sqlx::Error> { Ok(survey_from_row!(row)) })
-                .collect::<Result<Vec<_>, _>>()
-        })?;
-        Ok(rows)
+        self.surveys_where(
+            "survey.customer_id = $1 ORDER BY survey.created_at DESC, survey.id DESC",
+            customer_id,
+            limit,
+        )
+        .await
     }
 
     /// The surveys of an NPS batch, oldest first.
     pub async fn campaign_surveys(&self, campaign_id: &str) -> StoreResult<Vec<SurveyRow>> {
-        let sql = format!(
-            "SELECT {SURVEY_COLUMNS} FROM survey WHERE survey.campaign_id = $1 \
-             ORDER BY survey.created_at, survey.id"
-        );
+        self.surveys_where(
+            "survey.campaign_id = $1 ORDER BY survey.created_at, survey.id",
+            campaign_id,
+            i64::MAX,
+        )
+        .await
+    }
+
+    /// At most `limit` surveys chosen and ordered by `filter` (a condition on `$1`, then `ORDER BY`).
+    async fn surveys_where(
+        &self,
+        filter: &'static str,
+        key: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<SurveyRow>> {
+        let sql = format!("SELECT {SURVEY_COLUMNS} FROM survey WHERE {filter} LIMIT $2");
         let rows = with_pool!(self, |pool| {
             sqlx::query(&sql)
-                .bind(campaign_id)
+                .bind(key)
+                .bind(limit)
                 .fetch_all(pool)
                 .await?
                 .into_iter()

@@ -15,7 +15,7 @@ use veil_app::{AppError, CustomerId};
 
 use super::i18n::Tr;
 use super::session::{SignedForm, WebUser};
-use super::{error_page, render, Page};
+use super::{error_page, Page};
 use crate::AppState;
 
 /// Messages listed (the newest).
@@ -173,15 +173,13 @@ async fn answer(
             )
         })
         .collect();
-    match super::customers::build_detail(state, page, user, id, None, None).await {
-        Ok(mut template) => {
-            if let Some(messages) = template.messages.as_mut() {
-                messages.errors = lines;
-            }
-            render(&template, tr, StatusCode::UNPROCESSABLE_ENTITY)
+    let status = StatusCode::UNPROCESSABLE_ENTITY;
+    super::customers::detail_after_refusal(state, page, user, id, status, |template| {
+        if let Some(messages) = template.messages.as_mut() {
+            messages.errors = lines;
         }
-        Err(error) => error_page(page, Some(user), &error),
-    }
+    })
+    .await
 }
 
 /// The send forms: a template's name.

@@ -15,9 +15,10 @@ use veil_app::orders::{OrderInput, OrderItemInput, OrderStatus, OrderStatusInput
 use veil_app::recommendations::Reason;
 use veil_app::{AppError, CustomerId};
 
+use super::customers::form_value;
 use super::i18n::Tr;
 use super::session::{SignedForm, WebUser};
-use super::{error_page, render, Page};
+use super::{error_page, Page};
 use crate::AppState;
 
 /// Order lines the entry form offers (an order may have more through the API).
@@ -251,15 +252,12 @@ async fn answer(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    match super::customers::build_detail(state, page, user, id, None, None).await {
-        Ok(mut template) => {
-            if let Some(orders) = template.orders.as_mut() {
-                orders.errors = lines;
-            }
-            render(&template, page.tr, status)
+    super::customers::detail_after_refusal(state, page, user, id, status, |template| {
+        if let Some(orders) = template.orders.as_mut() {
+            orders.errors = lines;
         }
-        Err(error) => error_page(page, Some(user), &error),
-    }
+    })
+    .await
 }
 
 /// Enters an order from the form: `product_N` / `quantity_N` for N = 1…[`FORM_LINES`] (lines without a product
@@ -274,12 +272,7 @@ pub async fn create(
     let Ok(customer) = id.parse::<CustomerId>() else {
         return error_page(&page, Some(&user), &AppError::NotFound);
     };
-    let value = |name: &str| {
-        form.iter()
-            .find(|(field, _)| field == name)
-            .map(|(_, value)| value.trim())
-            .unwrap_or_default()
-    };
+    let value = |name: &str| form_value(&form, name);
     let mut items = Vec::new();
     // The form line of each item, to name the right line in the domain's errors (empty lines are skipped).
     let mut form_lines = Vec::new();
@@ -341,12 +334,7 @@ pub async fn set_status(
     signed: SignedForm<Vec<(String, String)>>,
 ) -> Response {
     let SignedForm { user, form } = signed;
-    let asked = form
-        .iter()
-        .find(|(field, _)| field == "status")
-        .map(|(_, value)| value.as_str())
-        .unwrap_or_default();
-    let (status, done) = match asked {
+    let (status, done) = match form_value(&form, "status") {
         "paid" => (OrderStatus::Paid, "paid"),
         "cancelled" => (OrderStatus::Cancelled, "cancelled"),
         "refunded" => (OrderStatus::Refunded, "refunded"),
@@ -381,16 +369,10 @@ pub async fn redeem(
     let Ok(customer) = id.parse::<CustomerId>() else {
         return error_page(&page, Some(&user), &AppError::NotFound);
     };
-    let value = |name: &str| {
-        form.iter()
-            .find(|(field, _)| field == name)
-            .map(|(_, value)| value.trim().to_owned())
-            .unwrap_or_default()
-    };
     let input = RedeemInput {
         // Unreadable is 0, which the domain refuses as out of range.
-        points: value("points").parse().unwrap_or(0),
-        reason: Some(value("reason")).filter(|reason| !reason.is_empty()),
+        points: form_value(&form, "points").parse().unwrap_or(0),
+        reason: Some(form_value(&form, "reason").to_owned()).filter(|reason| !reason.is_empty()),
     };
     let outcome = state
         .veil

@@ -647,13 +647,10 @@ pub async fn detail_with_consent_errors(
     id: &str,
     errors: Vec<String>,
 ) -> Response {
-    match build_detail(state, page, user, id, None, None).await {
-        Ok(mut template) => {
-            template.consents.errors = errors;
-            render(&template, page.tr, consents::INVALID)
-        }
-        Err(error) => error_page(page, Some(user), &error),
-    }
+    detail_after_refusal(state, page, user, id, consents::INVALID, |template| {
+        template.consents.errors = errors;
+    })
+    .await
 }
 
 async fn detail_page(
@@ -672,7 +669,7 @@ async fn detail_page(
     }
 }
 
-pub(super) async fn build_detail(
+async fn build_detail(
     state: &AppState,
     page: &Page,
     user: &WebUser,
@@ -820,6 +817,34 @@ pub(super) async fn build_detail(
     })
 }
 
+/// The detail page again after a form of one of its sections was refused: `edit` puts the refusal into its
+/// section, and the page is answered with `status`.
+pub(super) async fn detail_after_refusal(
+    state: &AppState,
+    page: &Page,
+    user: &WebUser,
+    id: &str,
+    status: StatusCode,
+    edit: impl FnOnce(&mut DetailTemplate),
+) -> Response {
+    match build_detail(state, page, user, id, None, None).await {
+        Ok(mut template) => {
+            edit(&mut template);
+            render(&template, page.tr, status)
+        }
+        Err(error) => error_page(page, Some(user), &error),
+    }
+}
+
+/// The value of field `name` of a form read as pairs (`SignedForm<Vec<(String, String)>>`), trimmed; `""` when
+/// absent.
+pub(super) fn form_value<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
+    form.iter()
+        .find(|(field, _)| field == name)
+        .map(|(_, value)| value.trim())
+        .unwrap_or_default()
+}
+
 /// The add-note form.
 #[derive(Deserialize)]
 pub struct NoteForm {
@@ -844,16 +869,14 @@ pub async fn add_note(
     match state.veil.add_note(&user.actor, customer_id, &input).await {
         Ok(_) => Redirect::to(&format!("/customers/{id}#notes")).into_response(),
         Err(AppError::Validation(_)) => {
-            match build_detail(&state, &page, &user, &id, None, None).await {
-                Ok(mut template) => {
-                    if let Some(notes) = template.notes.as_mut() {
-                        notes.error = Some(page.tr.get("notes.invalid").to_owned());
-                        notes.draft = input.body;
-                    }
-                    render(&template, page.tr, StatusCode::UNPROCESSABLE_ENTITY)
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            detail_after_refusal(&state, &page, &user, &id, status, |template| {
+                if let Some(notes) = template.notes.as_mut() {
+                    notes.error = Some(page.tr.get("notes.invalid").to_owned());
+                    notes.draft = input.body;
                 }
-                Err(error) => error_page(&page, Some(&user), &error),
-            }
+            })
+            .await
         }
         Err(error) => error_page(&page, Some(&user), &error),
     }

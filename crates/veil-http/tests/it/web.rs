@@ -49,6 +49,13 @@ impl Page {
         self.body[start..start + end].to_owned()
     }
 
+    /// Asserts the status, and that the page says `text` (a refusal's reason, a notice).
+    #[track_caller]
+    fn assert_says(&self, status: StatusCode, text: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert!(self.body.contains(text), "{text:?} not in {}", self.body);
+    }
+
     fn sets_cookie(&self, name: &str) -> bool {
         self.headers
             .get_all(header::SET_COOKIE)

@@ -94,8 +94,7 @@ both_backends!(
 
         let mut sally = Browser::signed_in(&client, "sally").await;
         let page = sally.get(&page_uri).await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        assert!(page.body.contains("Enter an order"), "{}", page.body);
+        page.assert_says(StatusCode::OK, "Enter an order");
         assert!(
             page.body.contains(&format!(
                 "<option value=\"{tea}\">功夫茶具套装 · TEA-SET · CNY 1299.50</option>"
@@ -173,17 +172,7 @@ both_backends!(
                 ],
             )
             .await;
-        assert_eq!(
-            refused.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{}",
-            refused.body
-        );
-        assert!(
-            refused.body.contains("id=\"order-errors\""),
-            "{}",
-            refused.body
-        );
+        refused.assert_says(StatusCode::UNPROCESSABLE_ENTITY, "id=\"order-errors\"");
         assert!(
             refused
                 .body
@@ -272,13 +261,9 @@ both_backends!(
                 &[("csrf", &csrf), ("points", "2001"), ("reason", "")],
             )
             .await;
-        assert_eq!(too_many.status, StatusCode::CONFLICT, "{}", too_many.body);
-        assert!(
-            too_many
-                .body
-                .contains("Not enough points: the balance is 2000."),
-            "{}",
-            too_many.body
+        too_many.assert_says(
+            StatusCode::CONFLICT,
+            "Not enough points: the balance is 2000.",
         );
         let unreadable = sally
             .post(
@@ -286,13 +271,7 @@ both_backends!(
                 &[("csrf", &csrf), ("points", "lots")],
             )
             .await;
-        assert_eq!(
-            unreadable.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{}",
-            unreadable.body
-        );
-        assert!(unreadable.body.contains("Points: "), "{}", unreadable.body);
+        unreadable.assert_says(StatusCode::UNPROCESSABLE_ENTITY, "Points: ");
         assert_eq!(balance_of(&client, &sally_token, &id).await, 2000);
 
         // The refund takes back what is left of the order's points.
@@ -550,17 +529,7 @@ both_backends!(
                 &[("csrf", &csrf), ("template", "care_sms")],
             )
             .await;
-        assert_eq!(
-            refused.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{}",
-            refused.body
-        );
-        assert!(
-            refused.body.contains("id=\"message-errors\""),
-            "{}",
-            refused.body
-        );
+        refused.assert_says(StatusCode::UNPROCESSABLE_ENTITY, "id=\"message-errors\"");
         assert!(
             refused.body.contains("record a consent first"),
             "{}",
@@ -603,34 +572,14 @@ both_backends!(
                 &[("csrf", &csrf), ("template", "csat_sms")],
             )
             .await;
-        assert_eq!(
-            survey_template.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{}",
-            survey_template.body
-        );
-        assert!(
-            survey_template.body.contains("send it from a survey"),
-            "{}",
-            survey_template.body
-        );
+        survey_template.assert_says(StatusCode::UNPROCESSABLE_ENTITY, "send it from a survey");
         let no_link = sally
             .post(
                 &format!("/customers/{id}/surveys/{csat}/send"),
                 &[("csrf", &csrf), ("template", "care_sms")],
             )
             .await;
-        assert_eq!(
-            no_link.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{}",
-            no_link.body
-        );
-        assert!(
-            no_link.body.contains("choose a survey template"),
-            "{}",
-            no_link.body
-        );
+        no_link.assert_says(StatusCode::UNPROCESSABLE_ENTITY, "choose a survey template");
         // Sally cannot send the campaign's survey, even by posting the form herself.
         let nps_by_sales = sally
             .post(
