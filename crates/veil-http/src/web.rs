@@ -41,6 +41,7 @@ pub mod leads;
 pub mod pages;
 pub mod policies;
 pub mod pool;
+pub mod products;
 pub mod reports;
 pub mod requests;
 pub mod session;
@@ -102,6 +103,8 @@ pub fn router() -> Router<AppState> {
         .route("/leads/new", post(leads::create))
         .route("/leads/{id}/convert", post(leads::convert))
         .route("/reports", get(reports::page))
+        .route("/products", get(products::page).post(products::create))
+        .route("/products/{id}", post(products::update))
         .route(
             "/imports",
             get(imports::page)
@@ -267,7 +270,7 @@ pub struct NavLink {
 fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
     use veil_app::authz::Action;
     let may = |action: Action| role_permits(role, action).is_ok();
-    let links: [(&'static str, &'static str, bool); 19] = [
+    let links: [(&'static str, &'static str, bool); 20] = [
         ("/dashboard", "nav.dashboard", true),
         ("/customers", "nav.customers", may(Action::CustomerList)),
         (
@@ -280,6 +283,7 @@ fn navigation(role: veil_app::users::Role, path: &str) -> Vec<NavLink> {
         ("/deals", "nav.deals", may(Action::DealRead)),
         ("/tasks", "nav.tasks", may(Action::TaskRead)),
         ("/pool", "nav.pool", may(Action::PoolRead)),
+        ("/products", "nav.products", may(Action::ProductManage)),
         ("/tickets", "nav.tickets", may(Action::TicketRead)),
         ("/feedback", "nav.feedback", may(Action::FeedbackRead)),
         (

@@ -103,6 +103,10 @@ struct Args {
     /// Customers per `create_customers_batch` call.
     #[arg(long, default_value_t = 25_000)]
     batch: usize,
+    /// Load nothing: time the reports again on the database an earlier run kept in `--keep-dir` (or at
+    /// `--database-url`, with the master key in `--keep-dir`).
+    #[arg(long, requires = "keep_dir")]
+    reports_only: bool,
 }
 
 const PASSWORD: &str = "benchmark password 1";
@@ -746,6 +750,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             && (0.0..=100.0).contains(&args.loyalty_percent),
         "--unattended-percent and --loyalty-percent are percentages"
     );
+    if args.reports_only {
+        return reports_again(&args).await;
+    }
     let temporary = tempfile::tempdir()?;
     let dir = match &args.keep_dir {
         Some(dir) => {
@@ -1609,6 +1616,30 @@ async fn time_pool_return(
 }
 
 /// Times the three reports as the admin and as the first salesperson: one untimed call, then `requests`.
+/// `--reports-only`: the reports timed again on a kept database, as the admin and the first salesperson.
+async fn reports_again(args: &Args) -> anyhow::Result<()> {
+    let dir = args.keep_dir.as_ref().expect("clap requires --keep-dir");
+    let url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.join("veil.db").display()));
+    let store = Store::connect(&DatabaseUrl::new(url)).await?;
+    let veil = Veil::open(store, &MasterKeySource::File(dir.join("master.key"))).await?;
+    let staff = Staff {
+        admin: veil.actor_by_username("bench-admin").await?,
+        salespeople: vec![veil.actor_by_username("bench-sales-001").await?],
+        owner_ids: Vec::new(),
+        owner_teams: Vec::new(),
+        agent_ids: Vec::new(),
+    };
+    let reports = time_reports(&veil, &staff, args.requests).await?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({ "reports": reports }))?
+    );
+    Ok(())
+}
+
 async fn time_reports(
     veil: &Veil,
     staff: &Staff,

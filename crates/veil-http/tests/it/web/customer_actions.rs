@@ -56,6 +56,21 @@ async fn orders_of(client: &Client, token: &str, customer: &str) -> Vec<Value> {
         .clone()
 }
 
+/// The whole catalogue through the API, products off sale included.
+async fn catalogue(client: &Client, token: &str) -> Vec<Value> {
+    api(
+        client,
+        token,
+        Method::GET,
+        "/api/v1/products?include_inactive=true",
+        None,
+    )
+    .await
+    .as_array()
+    .unwrap()
+    .clone()
+}
+
 async fn balance_of(client: &Client, token: &str, customer: &str) -> i64 {
     api(
         client,
@@ -654,3 +669,124 @@ both_backends!(
         assert!(!logs.contains(&token), "no sent link in the logs");
     }
 );
+
+both_backends!(web_products_are_kept_on_the_catalogue_page, |harness| {
+    add_user(&harness, "mona", Role::Manager, Some("east")).await;
+    add_user(&harness, "sally", Role::Sales, Some("east")).await;
+    let client = Client::new(&harness).await;
+    let mona_token = client.login("mona").await;
+
+    let mut mona = Browser::signed_in(&client, "mona").await;
+    let page = mona.get("/products").await;
+    page.assert_says(StatusCode::OK, "No products.");
+    assert!(
+        page.body.contains("href=\"/products\""),
+        "in the navigation"
+    );
+    let csrf = page.csrf();
+
+    // Yuan typed with a thousands separator become integer fen; the category is stored in lower case.
+    let added = mona
+        .post(
+            "/products",
+            &[
+                ("csrf", &csrf),
+                ("sku", "TEA-SET"),
+                ("name", "功夫茶具套装"),
+                ("category", "Tea"),
+                ("price", "1,299.50"),
+                ("currency", "CNY"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    assert_eq!(added.location(), "/products?done=created");
+    let products = catalogue(&client, &mona_token).await;
+    assert_eq!(products.len(), 1, "{products:?}");
+    assert_eq!(products[0]["price_fen"], 129_950);
+    assert_eq!(products[0]["category"], "tea");
+    assert_eq!(products[0]["active"], true);
+    let id = products[0]["id"].as_str().unwrap().to_owned();
+
+    // Refusals keep what was typed and add nothing: a taken SKU, a price with three decimals.
+    let taken = mona
+        .post(
+            "/products",
+            &[
+                ("csrf", &csrf),
+                ("sku", "TEA-SET"),
+                ("name", "另一套"),
+                ("category", "tea"),
+                ("price", "99"),
+            ],
+        )
+        .await;
+    taken.assert_says(StatusCode::CONFLICT, "That SKU is taken");
+    assert!(taken.body.contains("value=\"另一套\""), "{}", taken.body);
+    let bad_price = mona
+        .post(
+            "/products",
+            &[
+                ("csrf", &csrf),
+                ("sku", "KETTLE"),
+                ("name", "烧水壶"),
+                ("category", "tea"),
+                ("price", "12.345"),
+            ],
+        )
+        .await;
+    bad_price.assert_says(StatusCode::UNPROCESSABLE_ENTITY, "Price: ");
+    assert_eq!(catalogue(&client, &mona_token).await.len(), 1);
+
+    // A change of price and availability; the box left unticked takes it off sale.
+    let changed = mona
+        .post(
+            &format!("/products/{id}"),
+            &[
+                ("csrf", &csrf),
+                ("name", "功夫茶具套装（新）"),
+                ("category", "tea"),
+                ("price", "1199"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.body);
+    let products = catalogue(&client, &mona_token).await;
+    assert_eq!(products[0]["price_fen"], 119_900);
+    assert_eq!(products[0]["active"], false);
+    assert_eq!(products[0]["name"], "功夫茶具套装（新）");
+    let page = mona.get("/products?done=updated&category=tea").await;
+    page.assert_says(StatusCode::OK, "The product was changed.");
+    assert!(page.body.contains("CNY 1199.00"), "{}", page.body);
+    assert!(page.body.contains("value=\"1199.00\""), "{}", page.body);
+    let other = mona.get("/products?category=shoes").await;
+    other.assert_says(StatusCode::OK, "No products.");
+    mona.accept_language = Some("zh-CN");
+    mona.get("/products")
+        .await
+        .assert_says(StatusCode::OK, "添加产品");
+
+    // Salespeople order from the catalogue but do not keep it.
+    let mut sally = Browser::signed_in(&client, "sally").await;
+    let dashboard = sally.get("/dashboard").await;
+    assert!(
+        !dashboard.body.contains("href=\"/products\""),
+        "not in sally's navigation"
+    );
+    assert_eq!(sally.get("/products").await.status, StatusCode::FORBIDDEN);
+    let sally_csrf = dashboard.csrf();
+    let by_sales = sally
+        .post(
+            "/products",
+            &[
+                ("csrf", &sally_csrf),
+                ("sku", "X-1"),
+                ("name", "x"),
+                ("category", "x"),
+                ("price", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(by_sales.status, StatusCode::FORBIDDEN, "{}", by_sales.body);
+    assert_eq!(catalogue(&client, &mona_token).await.len(), 1);
+});
