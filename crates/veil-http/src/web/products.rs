@@ -96,14 +96,20 @@ fn yuan_input(fen: i64) -> String {
     format!("{}.{:02}", fen / 100, fen % 100)
 }
 
+/// What the page says after a form: a notice, or the refusal with the add form's typed values.
+#[derive(Default)]
+struct FormOutcome {
+    notice: Option<String>,
+    errors: Vec<String>,
+    draft: Vec<(String, String)>,
+}
+
 async fn products_page(
     state: &AppState,
     page: &Page,
     user: &WebUser,
     category: Option<&str>,
-    notice: Option<String>,
-    errors: Vec<String>,
-    draft: Vec<(String, String)>,
+    outcome: FormOutcome,
     status: StatusCode,
 ) -> Response {
     let tr = page.tr;
@@ -139,9 +145,9 @@ async fn products_page(
         products,
         categories,
         category,
-        notice,
-        errors,
-        draft,
+        notice: outcome.notice,
+        errors: outcome.errors,
+        draft: outcome.draft,
     };
     render(&template, tr, status)
 }
@@ -163,9 +169,10 @@ pub async fn page(
         &page,
         &user,
         params.category.as_deref(),
-        notice,
-        Vec::new(),
-        Vec::new(),
+        FormOutcome {
+            notice,
+            ..FormOutcome::default()
+        },
         StatusCode::OK,
     )
     .await
@@ -216,7 +223,12 @@ async fn answer(
         ),
         Err(error) => return error_page(page, Some(user), &error),
     };
-    products_page(state, page, user, None, None, errors, draft, status).await
+    let outcome = FormOutcome {
+        notice: None,
+        errors,
+        draft,
+    };
+    products_page(state, page, user, None, outcome, status).await
 }
 
 /// Adds a product: `sku`, `name`, `category`, `price` (yuan), `currency`.
