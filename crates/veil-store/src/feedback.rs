@@ -476,7 +476,8 @@ impl Store {
             clauses.join(" AND ")
         );
         let rows = with_pool!(self, |pool| {
-            let mut query = sqlx::query(&sql);
+            // Planned for these values at every run, as the reports' queries (`reports::bound!`).
+            let mut query = sqlx::query(&sql).persistent(false);
             for bind in &binds {
                 query = match bind {
                     Bind::Text(text) => query.bind(text.as_str()),
@@ -532,7 +533,8 @@ impl Store {
         );
         binds.push(Bind::Int(limit));
         let rows = with_pool!(self, |pool| {
-            let mut query = sqlx::query(&sql);
+            // Planned for these values at every run, as the reports' queries (`reports::bound!`).
+            let mut query = sqlx::query(&sql).persistent(false);
             for bind in &binds {
                 query = match bind {
                     Bind::Text(text) => query.bind(text.as_str()),
