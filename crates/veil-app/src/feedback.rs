@@ -1116,12 +1116,37 @@ impl Veil {
         survey_id: &str,
         input: &SurveySendInput,
     ) -> AppResult<SurveySent> {
+        self.send_survey_of(actor, None, survey_id, input).await
+    }
+
+    /// [`Veil::send_survey`] for a survey of `customer_id` only: another customer's survey is 404, as one that does
+    /// not exist (the customer page's send forms).
+    pub async fn send_customer_survey(
+        &self,
+        actor: &Actor,
+        customer_id: crate::CustomerId,
+        survey_id: &str,
+        input: &SurveySendInput,
+    ) -> AppResult<SurveySent> {
+        let customer = customer_id.to_string();
+        self.send_survey_of(actor, Some(&customer), survey_id, input)
+            .await
+    }
+
+    async fn send_survey_of(
+        &self,
+        actor: &Actor,
+        customer: Option<&str>,
+        survey_id: &str,
+        input: &SurveySendInput,
+    ) -> AppResult<SurveySent> {
         self.permit_recorded(actor, Action::MessageSend, None)
             .await?;
         let survey = self
             .store()
             .survey(survey_id.trim())
             .await?
+            .filter(|survey| customer.is_none_or(|customer| survey.customer_id == customer))
             .ok_or(AppError::NotFound)?;
         let masked = self
             .store()
@@ -1174,8 +1199,9 @@ impl Veil {
             .await?;
         let rows = self.store().customer_surveys(&id, 50).await?;
         let now = now_ms();
-        let may_message = crate::authz::role_permits(actor.role, Action::MessageSend).is_ok();
-        let may_campaign = crate::authz::role_permits(actor.role, Action::SurveyManage).is_ok();
+        // `permit`: the role and, for an API token, its scopes.
+        let may_message = crate::authz::permit(actor, Action::MessageSend).is_ok();
+        let may_campaign = crate::authz::permit(actor, Action::SurveyManage).is_ok();
         self.record(&[event(Some(actor), "survey.read", Outcome::Ok)
             .customers([id.clone()])
             .detail(serde_json::json!({"returned": rows.len()}))])

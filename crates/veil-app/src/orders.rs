@@ -525,6 +525,30 @@ impl Veil {
         order_id: &str,
         input: &OrderStatusInput,
     ) -> AppResult<OrderView> {
+        self.move_order_of(actor, None, order_id, input).await
+    }
+
+    /// [`Veil::set_order_status`] for an order of `customer_id` only: another customer's order is 404, as one
+    /// that does not exist (the customer page's status buttons).
+    pub async fn set_customer_order_status(
+        &self,
+        actor: &Actor,
+        customer_id: CustomerId,
+        order_id: &str,
+        input: &OrderStatusInput,
+    ) -> AppResult<OrderView> {
+        let customer = customer_id.to_string();
+        self.move_order_of(actor, Some(&customer), order_id, input)
+            .await
+    }
+
+    async fn move_order_of(
+        &self,
+        actor: &Actor,
+        customer: Option<&str>,
+        order_id: &str,
+        input: &OrderStatusInput,
+    ) -> AppResult<OrderView> {
         // The role is checked before the lookup, so a role without orders cannot probe for order ids.
         self.permit_recorded(actor, Action::OrderWrite, None)
             .await?;
@@ -532,6 +556,7 @@ impl Veil {
             .store()
             .order(order_id)
             .await?
+            .filter(|row| customer.is_none_or(|customer| row.customer_id == customer))
             .ok_or(AppError::NotFound)?;
         self.customer_for(actor, &row.customer_id, Action::OrderWrite)
             .await?;

@@ -231,16 +231,20 @@ pub async fn send_survey(
         template: form.template,
         channel: None,
     };
-    // The domain checks the caller may send this survey; the answer goes to its customer's page.
-    match state.veil.send_survey(&user.actor, &survey, &input).await {
-        Ok(sent) => {
-            let done = if sent.message.status == "failed" {
+    let Ok(customer) = id.parse::<CustomerId>() else {
+        return error_page(&page, Some(&user), &AppError::NotFound);
+    };
+    // Only a survey of this page's customer is sent from here (another's is 404); the domain checks the caller may.
+    let outcome = state
+        .veil
+        .send_customer_survey(&user.actor, customer, &survey, &input)
+        .await
+        .map(|sent| {
+            if sent.message.status == "failed" {
                 "survey_failed"
             } else {
                 "survey_sent"
-            };
-            answer(&state, &page, &user, &sent.customer_id, Ok(done)).await
-        }
-        Err(error) => answer(&state, &page, &user, &id, Err(error)).await,
-    }
+            }
+        });
+    answer(&state, &page, &user, &id, outcome).await
 }

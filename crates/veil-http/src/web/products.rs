@@ -67,18 +67,22 @@ pub struct ProductParams {
 }
 
 /// Yuan as typed (`1299.50`, `1,299.5`, `¥12`) → fen; `None` for anything else (negative, more than two decimals,
-/// not a number).
+/// not a number, a comma that does not separate thousands: `1,5` is refused rather than read as 15 or 1.5).
 pub fn parse_yuan(text: &str) -> Option<i64> {
-    let cleaned: String = text
-        .trim()
-        .trim_start_matches(['¥', '￥'])
-        .chars()
-        .filter(|character| *character != ',' && *character != '，')
-        .collect();
-    let (units, decimals) = match cleaned.split_once('.') {
+    let cleaned = text.trim().trim_start_matches(['¥', '￥']);
+    let (grouped, decimals) = match cleaned.split_once('.') {
         Some((units, decimals)) => (units, decimals),
-        None => (cleaned.as_str(), ""),
+        None => (cleaned, ""),
     };
+    let groups: Vec<&str> = grouped.split(',').collect();
+    let grouped_well = groups.len() == 1
+        || (!groups[0].is_empty()
+            && groups[0].len() <= 3
+            && groups[1..].iter().all(|group| group.len() == 3));
+    if !grouped_well {
+        return None;
+    }
+    let units = groups.concat();
     if units.is_empty()
         || !units.chars().all(|c| c.is_ascii_digit())
         || decimals.len() > 2
@@ -302,6 +306,7 @@ mod tests {
         assert_eq!(parse_yuan(" ¥12 "), Some(1_200));
         assert_eq!(parse_yuan("0.07"), Some(7));
         assert_eq!(parse_yuan("12."), Some(1_200));
+        assert_eq!(parse_yuan("12,345,678.9"), Some(1_234_567_890));
         for bad in [
             "",
             "-1",
@@ -311,6 +316,11 @@ mod tests {
             ".5",
             "1e3",
             "99999999999999999999",
+            "1,5",
+            "1,2,3",
+            ",500",
+            "1234,567",
+            "1,000.5,0",
         ] {
             assert_eq!(parse_yuan(bad), None, "{bad}");
         }

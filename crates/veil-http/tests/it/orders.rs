@@ -759,5 +759,21 @@ both_backends!(
         // A rebuild from the orders gives the same.
         harness.veil.store().rebuild_purchase_stats().await.unwrap();
         assert_eq!(assert_stats_match(&harness, "a rebuild").await, stats);
+
+        // A refund that leaves the customer other purchases: the pairs between what went and what stays are taken
+        // out both ways, those among what stays are kept (the three joins of PostgreSQL's delete trigger, 0032).
+        let walter = create_customer(&client, &sally, "13900004444", &[]).await;
+        let w_order = order(&client, &sally, &walter, &[(&a, 1), (&b, 1)], "paid").await;
+        order(&client, &sally, &walter, &[(&c, 1)], "paid").await;
+        let before = assert_stats_match(&harness, "walter's orders").await;
+        assert_eq!(before.pairs[&pair(&a, &c)], 1);
+        status(w_order, "refunded").await;
+        let after = assert_stats_match(&harness, "a refund leaving other purchases").await;
+        for (x, y) in [(&a, &b), (&b, &a), (&a, &c), (&c, &a)] {
+            assert!(!after.pairs.contains_key(&pair(x, y)), "{x} {y}: {after:?}");
+        }
+        assert_eq!(after.pairs[&pair(&b, &c)], before.pairs[&pair(&b, &c)] - 1);
+        assert_eq!(after.pairs[&pair(&c, &b)], before.pairs[&pair(&c, &b)] - 1);
+        assert!(after.bought.contains_key(&pair(&walter, &c)));
     }
 );

@@ -639,14 +639,17 @@ both_backends!(
             "remind_after_hours"
         );
 
-        // The reminder, asked for now: only those who have not answered get a new SMS.
+        // A day later — the links' sends moved 25 hours back — the default run reminds: only those who have not
+        // answered get a new SMS.
+        harness
+            .raw_sql(&format!(
+                "UPDATE survey SET last_sent_at = last_sent_at - {} WHERE last_sent_at IS NOT NULL",
+                25 * 3_600_000_i64
+            ))
+            .await
+            .unwrap();
         let reminder = client
-            .send(
-                Method::POST,
-                &uri,
-                Some(&mona),
-                Some(json!({"template": "nps_sms", "channel": "sms", "remind_after_hours": 0})),
-            )
+            .send(Method::POST, &uri, Some(&mona), Some(body.clone()))
             .await;
         assert_eq!(reminder.status, StatusCode::OK, "{}", reminder.raw);
         assert_eq!(

@@ -8,7 +8,8 @@
 -- That UPDATE runs with EXECUTE, so that it is planned at each call for the actual size of `removed`: a statement
 -- written out in PL/pgSQL keeps the plan made at its first call in the session, and a session whose first delete
 -- was large (Store::rebuild_purchase_stats deletes every row) would keep hash joins over product_pair and
--- customer_product (1.3-2.8 s per refund measured). Planning it costs ~0.5 ms. The function returns at once when
+-- customer_product (1.3-2.8 s per refund measured). Planning it costs ~0.5 ms; the marking INSERT, which reads
+-- customer_product and product_neighbour by what `removed` holds, is run the same way. The function returns at once when
 -- nothing was deleted, and is otherwise that of 0030.
 CREATE OR REPLACE FUNCTION veil_customer_product_delete() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -38,6 +39,8 @@ BEGIN
     ) AS lost
     WHERE product_pair.product_id = lost.product_id AND product_pair.other_id = lost.other_id
     $sql$;
+    -- Also planned per call: it reads customer_product and product_neighbour by what `removed` holds.
+    EXECUTE $sql$
     INSERT INTO product_neighbour_stale (product_id, marked_at)
     SELECT touched.product_id, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT FROM (
         SELECT r.product_id FROM removed r
@@ -49,7 +52,8 @@ BEGIN
         WHERE listed.neighbour_id IN (SELECT product_id FROM removed)
     ) AS touched
     ORDER BY touched.product_id
-    ON CONFLICT (product_id) DO NOTHING;
+    ON CONFLICT (product_id) DO NOTHING
+    $sql$;
     INSERT INTO product_neighbour_rise (product_id, marked_at)
     SELECT DISTINCT r.product_id, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT FROM removed r
     ORDER BY r.product_id

@@ -312,6 +312,44 @@ both_backends!(
         );
         assert!(page.body.contains("<td>Refunded</td>"), "{}", page.body);
 
+        // Another customer's order is not moved from this customer's page, though sally sees both.
+        let other = client
+            .send(
+                Method::POST,
+                "/api/v1/customers",
+                Some(&sally_token),
+                Some(json!({"name": "王小明"})),
+            )
+            .await;
+        let other = other.body["id"].as_str().unwrap().to_owned();
+        let other_order = api(
+            &client,
+            &sally_token,
+            Method::POST,
+            &format!("/api/v1/customers/{other}/orders"),
+            Some(json!({"items": [{"product_id": tea, "quantity": 1}]})),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let elsewhere = sally
+            .post(
+                &format!("/customers/{id}/orders/{other_order}/status"),
+                &[("csrf", &csrf), ("status", "cancelled")],
+            )
+            .await;
+        assert_eq!(
+            elsewhere.status,
+            StatusCode::NOT_FOUND,
+            "{}",
+            elsewhere.body
+        );
+        assert_eq!(
+            orders_of(&client, &sally_token, &other).await[0]["status"],
+            "placed"
+        );
+
         // Chinese.
         sally.accept_language = Some("zh-CN");
         let chinese = sally.get(&page_uri).await;
@@ -595,6 +633,28 @@ both_backends!(
             )
             .await;
         no_link.assert_says(StatusCode::UNPROCESSABLE_ENTITY, "choose a survey template");
+        // A survey is sent from its own customer's page only.
+        let other = client
+            .send(
+                Method::POST,
+                "/api/v1/customers",
+                Some(&sally_token),
+                Some(json!({"name": "王小明"})),
+            )
+            .await;
+        let other = other.body["id"].as_str().unwrap().to_owned();
+        let elsewhere = sally
+            .post(
+                &format!("/customers/{other}/surveys/{csat}/send"),
+                &[("csrf", &csrf), ("template", "csat_sms")],
+            )
+            .await;
+        assert_eq!(
+            elsewhere.status,
+            StatusCode::NOT_FOUND,
+            "{}",
+            elsewhere.body
+        );
         // Sally cannot send the campaign's survey, even by posting the form herself.
         let nps_by_sales = sally
             .post(
