@@ -506,6 +506,20 @@ both_backends!(
     }
 );
 
+/// A messenger that sends SMS only, to the local listener on `port` (see [`sms_listener`]), signed with
+/// [`SMS_SECRET`].
+pub(crate) fn sms_messenger(port: u16) -> Messenger {
+    Messenger::new(MessengerConfig {
+        smtp_url: None,
+        email_from: None,
+        sms_webhook: Some(SmsWebhookTarget {
+            url: format!("http://127.0.0.1:{port}/sms"),
+            secret: Secret::new(SMS_SECRET),
+        }),
+    })
+    .unwrap()
+}
+
 pub(crate) type Captured = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
 
 /// A local HTTP listener standing in for an SMS provider's adapter: records each request.
@@ -532,17 +546,7 @@ pub(crate) async fn sms_listener() -> (u16, Captured) {
 
 both_backends!(sms_reaches_the_webhook_with_the_real_number, |harness| {
     let (port, captured) = sms_listener().await;
-    harness.veil.set_messenger(Some(
-        Messenger::new(MessengerConfig {
-            smtp_url: None,
-            email_from: None,
-            sms_webhook: Some(SmsWebhookTarget {
-                url: format!("http://127.0.0.1:{port}/sms"),
-                secret: Secret::new(SMS_SECRET),
-            }),
-        })
-        .unwrap(),
-    ));
+    harness.veil.set_messenger(Some(sms_messenger(port)));
     add_user(&harness, "ada", Role::Admin, None).await;
     add_user(&harness, "sally", Role::Sales, Some("east")).await;
     let client = Client::new(&harness).await;
@@ -616,17 +620,7 @@ both_backends!(sms_reaches_the_webhook_with_the_real_number, |harness| {
     // A gateway that does not answer: the message is recorded as failed, its error without the number.
     record_consent(&client, &sally, &id, "marketing", "phone").await;
     let closed = veil_app::testing::free_port();
-    let messenger = Arc::new(
-        Messenger::new(MessengerConfig {
-            smtp_url: None,
-            email_from: None,
-            sms_webhook: Some(SmsWebhookTarget {
-                url: format!("http://127.0.0.1:{closed}/sms"),
-                secret: Secret::new(SMS_SECRET),
-            }),
-        })
-        .unwrap(),
-    );
+    let messenger = Arc::new(sms_messenger(closed));
     harness.veil.share_messenger(Some(messenger));
     let failing = Client::new(&harness).await;
     let sally = failing.login("sally").await;

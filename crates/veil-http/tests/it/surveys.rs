@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use veil_app::both_backends;
-use veil_app::messages::{Messenger, MessengerConfig, SmsWebhookTarget};
+use veil_app::messages::{Messenger, MessengerConfig};
 use veil_app::monitor::notify::Secret;
 use veil_app::testing::Harness;
 use veil_app::users::Role;
 
 use super::feedback::{open_survey, post_survey};
 use super::messages::{
-    create_template, decoded_body, record_consent, sms_listener, start_smtp_sink,
+    create_template, decoded_body, record_consent, sms_listener, sms_messenger, start_smtp_sink,
 };
 use super::{
     add_user, assert_no_plaintext, assert_problem, audit_of, captured_logs, full_customer, Client,
@@ -405,17 +405,7 @@ both_backends!(
     |harness| {
         let (port, captured) = sms_listener().await;
         harness.veil.set_messenger(Some(
-            Messenger::new(MessengerConfig {
-                smtp_url: None,
-                email_from: None,
-                sms_webhook: Some(SmsWebhookTarget {
-                    url: format!("http://127.0.0.1:{port}/sms"),
-                    secret: Secret::new("sms-webhook-secret-0123456789"),
-                }),
-            })
-            .unwrap()
-            .with_public_url(PUBLIC_URL)
-            .unwrap(),
+            sms_messenger(port).with_public_url(PUBLIC_URL).unwrap(),
         ));
         add_user(&harness, "ada", Role::Admin, None).await;
         add_user(&harness, "mona", Role::Manager, Some("east")).await;

@@ -7,13 +7,11 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use veil_app::both_backends;
-use veil_app::messages::{Messenger, MessengerConfig, SmsWebhookTarget};
-use veil_app::monitor::notify::Secret;
 use veil_app::users::Role;
 
-use super::Browser;
-use crate::messages::{create_template, record_consent, sms_listener};
-use crate::{add_user, assert_no_plaintext, captured_logs, full_customer, Client, PHONE};
+use super::{create_customer_via_api, create_customer_via_api_with, Browser};
+use crate::messages::{create_template, record_consent, sms_listener, sms_messenger};
+use crate::{add_user, assert_no_plaintext, captured_logs, Client, PHONE};
 
 async fn api(
     client: &Client,
@@ -95,16 +93,7 @@ both_backends!(
         let sally_token = client.login("sally").await;
         let tea = product(&client, &ada, "TEA-SET", "功夫茶具套装", 129_950).await;
         let kettle = product(&client, &ada, "KETTLE", "电陶炉烧水壶", 39_900).await;
-        let created = client
-            .send(
-                Method::POST,
-                "/api/v1/customers",
-                Some(&sally_token),
-                Some(full_customer()),
-            )
-            .await;
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
-        let id = created.body["id"].as_str().unwrap().to_owned();
+        let id = create_customer_via_api(&client, &sally_token).await;
         let page_uri = format!("/customers/{id}");
 
         let mut sally = Browser::signed_in(&client, "sally").await;
@@ -313,15 +302,8 @@ both_backends!(
         assert!(page.body.contains("<td>Refunded</td>"), "{}", page.body);
 
         // Another customer's order is not moved from this customer's page, though sally sees both.
-        let other = client
-            .send(
-                Method::POST,
-                "/api/v1/customers",
-                Some(&sally_token),
-                Some(json!({"name": "王小明"})),
-            )
-            .await;
-        let other = other.body["id"].as_str().unwrap().to_owned();
+        let other =
+            create_customer_via_api_with(&client, &sally_token, json!({"name": "王小明"})).await;
         let other_order = api(
             &client,
             &sally_token,
@@ -419,17 +401,9 @@ both_backends!(
     |harness| {
         let (port, captured) = sms_listener().await;
         harness.veil.set_messenger(Some(
-            Messenger::new(MessengerConfig {
-                smtp_url: None,
-                email_from: None,
-                sms_webhook: Some(SmsWebhookTarget {
-                    url: format!("http://127.0.0.1:{port}/sms"),
-                    secret: Secret::new("sms-webhook-secret-0123456789"),
-                }),
-            })
-            .unwrap()
-            .with_public_url("https://crm.example.com")
-            .unwrap(),
+            sms_messenger(port)
+                .with_public_url("https://crm.example.com")
+                .unwrap(),
         ));
         add_user(&harness, "ada", Role::Admin, None).await;
         add_user(&harness, "mona", Role::Manager, Some("east")).await;
@@ -438,16 +412,7 @@ both_backends!(
         let ada = client.login("ada").await;
         let mona = client.login("mona").await;
         let sally_token = client.login("sally").await;
-        let created = client
-            .send(
-                Method::POST,
-                "/api/v1/customers",
-                Some(&sally_token),
-                Some(full_customer()),
-            )
-            .await;
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.raw);
-        let id = created.body["id"].as_str().unwrap().to_owned();
+        let id = create_customer_via_api(&client, &sally_token).await;
         let page_uri = format!("/customers/{id}");
 
         let mut sally = Browser::signed_in(&client, "sally").await;
@@ -634,15 +599,8 @@ both_backends!(
             .await;
         no_link.assert_says(StatusCode::UNPROCESSABLE_ENTITY, "choose a survey template");
         // A survey is sent from its own customer's page only.
-        let other = client
-            .send(
-                Method::POST,
-                "/api/v1/customers",
-                Some(&sally_token),
-                Some(json!({"name": "王小明"})),
-            )
-            .await;
-        let other = other.body["id"].as_str().unwrap().to_owned();
+        let other =
+            create_customer_via_api_with(&client, &sally_token, json!({"name": "王小明"})).await;
         let elsewhere = sally
             .post(
                 &format!("/customers/{other}/surveys/{csat}/send"),
