@@ -1,0 +1,3 @@
+\set case A
+\ir vars.sql
+\ir pay_body.sql

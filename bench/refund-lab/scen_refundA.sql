@@ -1,0 +1,3 @@
+\set case A
+\ir vars.sql
+\ir refund_body.sql

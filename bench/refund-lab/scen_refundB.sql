@@ -1,0 +1,3 @@
+\set case B
+\ir vars.sql
+\ir refund_body.sql
